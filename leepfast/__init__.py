@@ -1,0 +1,30 @@
+"""leepfast: exact LEEP and NCE transferability scores at memory bandwidth.
+
+Architecture (each layer calls only the one below it):
+
+    leep, nce, score, Accumulator          _api.py: validate kinds and shapes once,
+          |                                 stream row blocks through two passes,
+          |                                 turn kernel statuses into clear errors
+    dispatcher                              _backends.py: picks a backend, nothing else
+          |
+    kernels (same two primitives each)      cython: _kernels.pyx over the C99 core
+                                            numba:  _backend_numba.py (lazy import)
+                                            numpy:  _reference.py (the oracle)
+"""
+
+__version__ = "0.1.0"
+
+from ._api import ROW_SUM_TOLERANCE, Accumulator, Result, leep, nce, score
+from ._backends import available_backends
+from ._config import show_config
+
+__all__ = [
+    "ROW_SUM_TOLERANCE",
+    "Accumulator",
+    "Result",
+    "available_backends",
+    "leep",
+    "nce",
+    "score",
+    "show_config",
+]

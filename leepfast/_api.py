@@ -1,0 +1,509 @@
+"""The public API and the streaming driver.
+
+``leep``, ``nce`` and ``score`` validate kinds and shapes once, then run the two passes
+of an :class:`Accumulator` over row blocks of the array (views when the array is
+C-contiguous and native-endian; one block-sized copy otherwise). Value checks (labels,
+NaN, negative, row sums) are fused into pass 1 in the kernels, which report a status and
+the first offending row; this module turns that into one clear exception.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _backends, _reference, _status
+from ._config import resolve_threads
+
+#: Probability rows must sum to 1 within this tolerance, by input dtype.
+ROW_SUM_TOLERANCE = {
+    np.dtype(np.float16): 1e-2,
+    np.dtype(np.float32): 1e-4,
+    np.dtype(np.float64): 1e-6,
+}
+
+#: Rows per block are chosen so that one block holds about this many bytes.
+DEFAULT_BLOCK_BYTES = 32 << 20
+
+
+@dataclass(frozen=True, repr=False, eq=False)
+class Result:
+    """Everything one read of the data gives.
+
+    Attributes
+    ----------
+    leep : float
+        Log Expected Empirical Prediction, <= 0 (larger: better transfer).
+    nce : float
+        Negative Conditional Entropy of the hard predictions, <= 0.
+    n_samples, n_source, n_target : int
+        n, Z and Y.
+    joint : ndarray of shape (n_target, n_source), float64
+        J[y, z] = (1/n) sum over samples with label y of theta[i, z].
+    marginal : ndarray of shape (n_source,), float64
+        M[z] = sum_y J[y, z].
+    conditional : ndarray of shape (n_target, n_source), float64
+        C[y, z] = J[y, z] / M[z], 0 where M[z] == 0.
+    class_counts : ndarray of shape (n_target,), int64
+        Samples per target class.
+    hard_counts : ndarray of shape (n_target, n_source), int64
+        Samples per (target class, argmax source class) pair, from which NCE comes.
+    backend : str
+        The backend that computed it.
+    """
+
+    leep: float
+    nce: float
+    n_samples: int
+    n_source: int
+    n_target: int
+    joint: np.ndarray
+    marginal: np.ndarray
+    conditional: np.ndarray
+    class_counts: np.ndarray
+    hard_counts: np.ndarray
+    backend: str
+
+    def __repr__(self):
+        return (
+            f"Result(leep={self.leep:.6g}, nce={self.nce:.6g}, "
+            f"n_samples={self.n_samples}, n_source={self.n_source}, "
+            f"n_target={self.n_target}, backend={self.backend!r})"
+        )
+
+
+# ---------------------------------------------------------------------------------------
+# Validation at the edge (kinds and shapes; values are checked in the kernels)
+
+
+def check_predictions(predictions, name="predictions"):
+    """The predictions as a 2-D float16/32/64 ndarray (never copied here)."""
+    arr = predictions if isinstance(predictions, np.ndarray) else np.asarray(predictions)
+    if arr.dtype not in ROW_SUM_TOLERANCE:
+        raise TypeError(
+            f"{name}: expected a float16, float32 or float64 array, got dtype={arr.dtype}"
+        )
+    if arr.ndim != 2:
+        raise ValueError(
+            f"{name}: expected a 2-D array of shape (n_samples, n_source), "
+            f"got ndim={arr.ndim} with shape {arr.shape}"
+        )
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ValueError(
+            f"{name}: expected at least one sample and one source class, "
+            f"got shape {arr.shape}"
+        )
+    return arr
+
+
+def check_labels(labels, n_samples, name="labels"):
+    """The labels as a 1-D integer ndarray of length n_samples (never copied here)."""
+    arr = labels if isinstance(labels, np.ndarray) else np.asarray(labels)
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"{name}: expected an integer array, got dtype={arr.dtype}")
+    if arr.ndim != 1:
+        raise ValueError(f"{name}: expected a 1-D array, got shape {arr.shape}")
+    if arr.shape[0] != n_samples:
+        raise ValueError(
+            f"{name}: expected {n_samples} labels (one per row of predictions), "
+            f"got {arr.shape[0]}"
+        )
+    return arr
+
+
+def check_n_target(n_target):
+    if n_target is None:
+        return None
+    if isinstance(n_target, bool) or not isinstance(n_target, (int, np.integer)):
+        raise TypeError(
+            f"n_target: expected None or a positive integer, "
+            f"got {type(n_target).__name__}"
+        )
+    if n_target < 1:
+        raise ValueError(f"n_target: expected a positive integer, got {n_target}")
+    return int(n_target)
+
+
+def infer_n_target(labels, name="labels"):
+    """max(label) + 1, after checking that no label is negative."""
+    if labels.dtype.kind == "i":
+        low = labels.min()
+        if low < 0:
+            row = int(np.argmax(labels < 0))
+            raise ValueError(
+                f"{name}: row {row} is {labels[row]}; expected labels >= 0"
+            )
+    return int(labels.max()) + 1
+
+
+def _native_block(block):
+    """A C-contiguous, native-endian version of a block (a view whenever possible)."""
+    if not block.dtype.isnative:
+        block = block.astype(block.dtype.newbyteorder("="))
+    return np.ascontiguousarray(block)
+
+
+def _as_int64(labels):
+    return np.ascontiguousarray(labels, dtype=np.int64)
+
+
+# ---------------------------------------------------------------------------------------
+# The two-pass state
+
+
+class Accumulator:
+    """Exact LEEP and NCE over batches you stream yourself, in two passes.
+
+    Pass 1: call :meth:`accumulate` on every batch. Then :meth:`finalize`. Pass 2: call
+    :meth:`score` on the same batches, in any order. Then :meth:`result`. States of the
+    same pass merge with :meth:`merge` (shards, processes, machines).
+
+    Parameters
+    ----------
+    n_target : int, optional
+        Y. By default it grows to max(label) + 1 over the batches of pass 1.
+    logits : bool, default False
+        The batches hold logits; a max-subtracted softmax is taken per row in float64.
+    backend : {"auto", "cython", "numba", "numpy"}, default "auto"
+    n_threads : int, optional
+        None or -1: all cores (OMP_NUM_THREADS respected).
+
+    Notes
+    -----
+    The state is O(n_threads * Y * Z) float64 and int64 numbers, whatever n is. The joint
+    is accumulated in float64 whatever the input dtype. After an input error is raised
+    the state is unspecified: discard it.
+
+    Examples
+    --------
+    >>> acc = Accumulator(n_target=3)
+    >>> for theta, y in batches:            # doctest: +SKIP
+    ...     acc.accumulate(theta, y)
+    >>> acc.finalize()                       # doctest: +SKIP
+    >>> for theta, y in batches:            # doctest: +SKIP
+    ...     acc.score(theta, y)
+    >>> acc.result().leep                    # doctest: +SKIP
+    """
+
+    def __init__(self, n_target=None, *, logits=False, backend="auto", n_threads=None):
+        self.n_target = check_n_target(n_target)
+        self.logits = bool(logits)
+        self.backend = _backends.resolve(backend)
+        self.n_threads = resolve_threads(n_threads)
+        self.n_source = None
+        self.phase = "accumulate"
+        self.n_samples = 0  # rows seen in pass 1
+        self.n_scored = 0  # rows seen in pass 2
+        self._sum = 0.0
+        self._slots = _backends.module(self.backend).n_slots(self.n_threads)
+        self._joint = self._hard = self._counts = None
+        self._counts_scored = None
+        self.joint_sum = self.hard_counts = self.class_counts = None
+        self.conditional = self.nce = None
+
+    # -- helpers ------------------------------------------------------------------------
+
+    def _kernels(self):
+        return _backends.module(self.backend)
+
+    def _allocate(self, n_source, n_target):
+        """Create the state, or grow it to n_target classes (n_target=None)."""
+        shape = (self._slots, n_target, n_source)
+        if self._joint is None:
+            self._joint = np.zeros(shape)
+            self._hard = np.zeros(shape, dtype=np.int64)
+            self._counts = np.zeros(shape[:2], dtype=np.int64)
+        elif n_target > self._joint.shape[1]:
+            grow = n_target - self._joint.shape[1]
+            self._joint = np.pad(self._joint, ((0, 0), (0, grow), (0, 0)))
+            self._hard = np.pad(self._hard, ((0, 0), (0, grow), (0, 0)))
+            self._counts = np.pad(self._counts, ((0, 0), (0, grow)))
+
+    def _check_batch(self, predictions, labels):
+        predictions = check_predictions(predictions)
+        labels = check_labels(labels, predictions.shape[0])
+        if self.n_source is None:
+            self.n_source = predictions.shape[1]
+        elif predictions.shape[1] != self.n_source:
+            raise ValueError(
+                f"predictions: expected {self.n_source} source classes (columns), "
+                f"as in earlier batches, got {predictions.shape[1]}"
+            )
+        return predictions, labels
+
+    def _raise(self, status, row, block, labels, first_row, n_target, where=""):
+        """Turn a kernel status into the one clear exception."""
+        r = first_row + row
+        pred = f"predictions{where}"
+        kind = "logits" if self.logits else "probabilities"
+        hint = "" if self.logits else " (pass logits=True if these are logits)"
+        if status == _status.ERR_LABEL:
+            raise ValueError(
+                f"labels{where}: row {r} is {labels[row]}; expected an integer in "
+                f"[0, {n_target}) (n_target={n_target})"
+            )
+        if status == _status.ERR_NONFINITE:
+            raise ValueError(f"{pred}: row {r} contains NaN or infinity; expected finite {kind}")
+        if status == _status.ERR_NEGATIVE:
+            low = float(np.min(block[row]))
+            raise ValueError(
+                f"{pred}: row {r} contains a negative value ({low:.6g}); expected "
+                f"probabilities >= 0{hint}"
+            )
+        if status == _status.ERR_NOT_NORMALISED:
+            total = float(np.sum(block[row], dtype=np.float64))
+            tol = ROW_SUM_TOLERANCE[block.dtype]
+            raise ValueError(
+                f"{pred}: row {r} sums to {total:.8g}; expected probabilities that sum "
+                f"to 1 within {tol:g} (the {block.dtype} tolerance){hint}"
+            )
+        if status == _status.ERR_ZERO_PROB:
+            raise ValueError(
+                f"{pred}: row {r} has no mass under the conditional of pass 1; pass 2 "
+                f"must see the same rows as pass 1"
+            )
+        if status == _status.ERR_NOMEM:
+            raise MemoryError("leepfast: a kernel could not allocate its row buffer")
+        raise RuntimeError(f"leepfast: internal error, kernel status {status}")
+
+    # -- pass 1 -------------------------------------------------------------------------
+
+    def accumulate(self, predictions, labels, *, where=""):
+        """Pass 1: add a batch.
+
+        Parameters
+        ----------
+        predictions : array of shape (n_batch, n_source), float16, float32 or float64
+            Probabilities (rows summing to 1 within ``ROW_SUM_TOLERANCE[dtype]``), or
+            logits when the accumulator was made with ``logits=True``.
+        labels : array of shape (n_batch,), any integer dtype
+            Target labels in [0, n_target).
+        """
+        if self.phase != "accumulate":
+            raise RuntimeError("accumulate: pass 1 is over (finalize() was called)")
+        predictions, labels = self._check_batch(predictions, labels)
+        if len(labels) == 0:
+            return self
+        n_target = self.n_target
+        if n_target is None:
+            seen = self._joint.shape[1] if self._joint is not None else 1
+            n_target = max(seen, infer_n_target(labels))
+        self._allocate(self.n_source, n_target)
+        block = _native_block(predictions)
+        status, row = self._kernels().accumulate(
+            block,
+            _as_int64(labels),
+            self._joint,
+            self._hard,
+            self._counts,
+            self.logits,
+            ROW_SUM_TOLERANCE[block.dtype],
+            self.n_threads,
+        )
+        if status:
+            self._raise(status, row, block, labels, self.n_samples, n_target, where)
+        self.n_samples += len(labels)
+        return self
+
+    def merge(self, other):
+        """Add another accumulator's state (same pass, same n_source) to this one."""
+        if not isinstance(other, Accumulator):
+            raise TypeError(f"merge: expected an Accumulator, got {type(other).__name__}")
+        if other.phase != self.phase or other.logits != self.logits:
+            raise ValueError(
+                f"merge: states must be in the same pass with the same logits setting, "
+                f"got {self.phase!r}/{other.phase!r}"
+            )
+        if other.n_source is None:
+            return self
+        if self.n_source is not None and other.n_source != self.n_source:
+            raise ValueError(
+                f"merge: expected {self.n_source} source classes, got {other.n_source}"
+            )
+        if self.phase == "accumulate":
+            self.n_source = other.n_source
+            self._allocate(other.n_source, max(other._joint.shape[1],
+                                               0 if self._joint is None else
+                                               self._joint.shape[1]))
+            y = other._joint.shape[1]
+            self._joint[0, :y] += other._joint.sum(axis=0)
+            self._hard[0, :y] += other._hard.sum(axis=0)
+            self._counts[0, :y] += other._counts.sum(axis=0)
+            self.n_samples += other.n_samples
+        elif self.phase == "score":
+            if not np.array_equal(self.conditional, other.conditional):
+                raise ValueError("merge: pass-2 states were finalized from different data")
+            self._sum += other._sum
+            self._counts_scored += other._counts_scored
+            self.n_scored += other.n_scored
+        return self
+
+    def finalize(self):
+        """End pass 1: reduce the thread-local state, form C and NCE."""
+        if self.phase != "accumulate":
+            raise RuntimeError("finalize: already called")
+        if self.n_samples == 0:
+            raise ValueError("finalize: no rows were accumulated (n_samples = 0)")
+        self.joint_sum = self._joint.sum(axis=0)
+        self.hard_counts = self._hard.sum(axis=0)
+        self.class_counts = self._counts.sum(axis=0)
+        self._joint = self._hard = self._counts = None  # release the slots
+        self.n_target = self.joint_sum.shape[0]
+        self.conditional = _reference.conditional(self.joint_sum / self.n_samples)
+        self.nce = _reference.nce_from_counts(self.hard_counts)
+        self._counts_scored = np.zeros_like(self.class_counts)
+        self.phase = "score"
+        return self
+
+    # -- pass 2 -------------------------------------------------------------------------
+
+    def score(self, predictions, labels, *, where=""):
+        """Pass 2: add a batch's log terms (the same batches as pass 1)."""
+        if self.phase != "score":
+            raise RuntimeError("score: call finalize() after pass 1 first")
+        predictions, labels = self._check_batch(predictions, labels)
+        if len(labels) == 0:
+            return self
+        block = _native_block(predictions)
+        labels64 = _as_int64(labels)
+        status, row, total = self._kernels().score(
+            block, labels64, self.conditional, self.logits, self.n_threads
+        )
+        if status:
+            self._raise(status, row, block, labels, self.n_scored, self.n_target, where)
+        self._sum += total
+        self._counts_scored += np.bincount(labels64, minlength=self.n_target)
+        self.n_scored += len(labels)
+        return self
+
+    def result(self):
+        """The :class:`Result`, once both passes have seen the same rows."""
+        if self.phase != "score":
+            raise RuntimeError("result: run pass 1, finalize() and pass 2 first")
+        if not np.array_equal(self._counts_scored, self.class_counts):
+            raise ValueError(
+                f"result: pass 2 saw {self.n_scored} rows with class counts "
+                f"{self._counts_scored.tolist()}, pass 1 saw {self.n_samples} with "
+                f"{self.class_counts.tolist()}; both passes must see the same rows"
+            )
+        J = self.joint_sum / self.n_samples
+        return Result(
+            leep=self._sum / self.n_samples,
+            nce=self.nce,
+            n_samples=self.n_samples,
+            n_source=self.n_source,
+            n_target=self.n_target,
+            joint=J,
+            marginal=_reference.marginal(J),
+            conditional=self.conditional,
+            class_counts=self.class_counts,
+            hard_counts=self.hard_counts,
+            backend=self.backend,
+        )
+
+
+# ---------------------------------------------------------------------------------------
+# The in-memory API
+
+
+def _block_rows(block_size, n_source, itemsize):
+    if block_size is None:
+        return max(1, DEFAULT_BLOCK_BYTES // (n_source * itemsize))
+    if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)):
+        raise TypeError(
+            f"block_size: expected None or a positive integer, "
+            f"got {type(block_size).__name__}"
+        )
+    if block_size < 1:
+        raise ValueError(f"block_size: expected a positive integer, got {block_size}")
+    return int(block_size)
+
+
+def _run(predictions, labels, n_target, logits, backend, n_threads, block_size, leep):
+    predictions = check_predictions(predictions)
+    labels = check_labels(labels, predictions.shape[0])
+    n_target = check_n_target(n_target)
+    if n_target is None:
+        n_target = infer_n_target(labels)
+    acc = Accumulator(n_target, logits=logits, backend=backend, n_threads=n_threads)
+    rows = _block_rows(block_size, predictions.shape[1], predictions.itemsize)
+    n = predictions.shape[0]
+    for start in range(0, n, rows):
+        acc.accumulate(predictions[start : start + rows], labels[start : start + rows])
+    acc.finalize()
+    if not leep:
+        return acc
+    for start in range(0, n, rows):
+        acc.score(predictions[start : start + rows], labels[start : start + rows])
+    return acc.result()
+
+
+_PARAMETERS = """
+    Parameters
+    ----------
+    predictions : array of shape (n_samples, n_source), float16, float32 or float64
+        Row i is the source model's softmax over its n_source classes for target sample
+        i (rows sum to 1 within ``ROW_SUM_TOLERANCE``: 1e-2 for float16, 1e-4 for
+        float32, 1e-6 for float64), or its logits with ``logits=True``. Any memory
+        order, strides and byte order; memory maps are streamed block by block.
+    labels : array of shape (n_samples,), any integer dtype
+        Target labels in [0, n_target).
+    n_target : int, optional
+        Number of target classes Y; default max(labels) + 1. Classes without samples
+        are allowed.
+    logits : bool, default False
+        Take a max-subtracted softmax of each row (in float64) first.
+    backend : {"auto", "cython", "numba", "numpy"}, default "auto"
+        "auto" takes the first available of cython, numba, numpy.
+    n_threads : int, optional
+        None or -1: all cores (OMP_NUM_THREADS respected).
+    block_size : int, optional
+        Rows per block (default: about 32 MiB of input per block).
+"""
+
+
+def leep(predictions, labels, *, n_target=None, logits=False, backend="auto",
+         n_threads=None, block_size=None):
+    """Exact LEEP of a source model on a labelled target set (Nguyen et al. 2020).
+    {params}
+    Returns
+    -------
+    float
+        LEEP <= 0; larger means the source transfers better. Accumulated in float64.
+        No epsilon is added: source classes without mass and absent target classes
+        give the exact finite value.
+    """
+    return _run(predictions, labels, n_target, logits, backend, n_threads, block_size,
+                True).leep
+
+
+def nce(predictions, labels, *, n_target=None, logits=False, backend="auto",
+        n_threads=None, block_size=None):
+    """Negative Conditional Entropy (Tran et al. 2019) of argmax predictions vs labels.
+    {params}
+    Returns
+    -------
+    float
+        NCE = -H(Y | Z) <= 0, with Z the argmax source class (ties: lowest index).
+        Needs only pass 1.
+    """
+    return _run(predictions, labels, n_target, logits, backend, n_threads, block_size,
+                False).nce
+
+
+def score(predictions, labels, *, n_target=None, logits=False, backend="auto",
+          n_threads=None, block_size=None):
+    """LEEP, NCE and the empirical joint and conditional, from two passes over the data.
+    {params}
+    Returns
+    -------
+    Result
+        With ``leep``, ``nce``, ``n_samples``, ``n_source``, ``n_target``, ``joint``,
+        ``marginal``, ``conditional``, ``class_counts``, ``hard_counts``, ``backend``.
+    """
+    return _run(predictions, labels, n_target, logits, backend, n_threads, block_size,
+                True)
+
+
+for _f in (leep, nce, score):
+    _f.__doc__ = _f.__doc__.replace("{params}", _PARAMETERS)
+del _f

@@ -1,0 +1,25 @@
+"""The compiled backend: Cython over the portable C core (``src_cython/``)."""
+
+import numpy as np
+
+from . import _kernels
+
+
+def n_slots(n_threads):
+    """Thread-local state slots: one per thread."""
+    return n_threads
+
+
+def _bits(block):
+    # the C core takes float16 as IEEE binary16 bit patterns
+    return block.view(np.uint16) if block.dtype == np.float16 else block
+
+
+def accumulate(block, labels, joint_sum, hard, counts, logits, tol, n_threads):
+    return _kernels.accumulate(
+        _bits(block), labels, joint_sum, hard, counts, logits, tol, n_threads
+    )
+
+
+def score(block, labels, conditional, logits, n_threads):
+    return _kernels.score(_bits(block), labels, conditional, logits, n_threads)

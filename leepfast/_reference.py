@@ -1,0 +1,170 @@
+"""The NumPy reference: LEEP and NCE in plain float64, written to read like the formulas.
+
+This module is the oracle every compiled kernel is tested against, and the ``"numpy"``
+backend when nothing compiled is available. It is deliberately never optimised.
+
+Notation (DESIGN.md section 1): ``theta`` is (n, Z), row i the source model's softmax
+for target sample i; ``y`` holds n labels in [0, Y).
+
+    J[y, z] = (1/n) sum_{i: y_i = y} theta[i, z]
+    M[z]    = sum_y J[y, z]
+    C[y, z] = J[y, z] / M[z]   (0 where M[z] == 0)
+    LEEP    = (1/n) sum_i log(sum_z C[y_i, z] theta[i, z])
+    NCE     = sum_{y, z} P(y, z) log P(y | z),  P from the counts of (y_i, argmax theta_i)
+"""
+
+import numpy as np
+
+from . import _status
+
+# ---------------------------------------------------------------------------------------
+# Whole-array formulas
+
+
+def softmax(logits):
+    """Row-wise softmax in float64, max-subtracted."""
+    logits = np.asarray(logits, dtype=np.float64)
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def class_sums(theta, y, n_target):
+    """S[y, z] = sum over samples i with label y of theta[i, z]; shape (Y, Z)."""
+    theta = np.asarray(theta, dtype=np.float64)
+    S = np.zeros((n_target, theta.shape[1]))
+    for label in range(n_target):
+        S[label] = theta[y == label].sum(axis=0)
+    return S
+
+
+def joint(theta, y, n_target):
+    """J[y, z] = (1/n) sum over samples i with label y of theta[i, z]; shape (Y, Z)."""
+    return class_sums(theta, y, n_target) / len(theta)
+
+
+def marginal(J):
+    """M[z] = sum_y J[y, z]; shape (Z,)."""
+    return J.sum(axis=0)
+
+
+def conditional(J):
+    """C[y, z] = J[y, z] / M[z], and 0 where M[z] == 0; shape (Y, Z)."""
+    M = marginal(J)
+    C = np.zeros_like(J)
+    has_mass = M > 0
+    C[:, has_mass] = J[:, has_mass] / M[has_mass]
+    return C
+
+
+def leep(theta, y, n_target=None):
+    """LEEP = (1/n) sum_i log(sum_z C[y_i, z] theta[i, z]), from probabilities."""
+    theta = np.asarray(theta, dtype=np.float64)
+    y = np.asarray(y)
+    if n_target is None:
+        n_target = int(y.max()) + 1
+    C = conditional(joint(theta, y, n_target))
+    expected_empirical_prediction = (theta * C[y]).sum(axis=1)
+    return float(np.mean(np.log(expected_empirical_prediction)))
+
+
+def nce_from_counts(counts):
+    """NCE = sum_{y,z} P(y, z) log(P(y, z) / P(z)) from a (Y, Z) table of pair counts."""
+    P = np.asarray(counts, dtype=np.float64) / np.sum(counts)
+    Pz = P.sum(axis=0)
+    y_idx, z_idx = np.nonzero(P)
+    return float(np.sum(P[y_idx, z_idx] * np.log(P[y_idx, z_idx] / Pz[z_idx])))
+
+
+def hard_counts(theta, y, n_target):
+    """counts[y, z] = number of samples with label y whose argmax source class is z."""
+    theta = np.asarray(theta, dtype=np.float64)
+    counts = np.zeros((n_target, theta.shape[1]), dtype=np.int64)
+    np.add.at(counts, (y, theta.argmax(axis=1)), 1)
+    return counts
+
+
+def nce(theta, y, n_target=None):
+    """NCE of the hard labels argmax_z theta[i, z] (ties: lowest index) against y."""
+    y = np.asarray(y)
+    if n_target is None:
+        n_target = int(y.max()) + 1
+    return nce_from_counts(hard_counts(theta, y, n_target))
+
+
+# ---------------------------------------------------------------------------------------
+# The two streaming primitives, with the same contract as every other backend.
+
+
+def first_invalid_row(raw, theta, y, n_target, tol, logits):
+    """(status, row) of the first invalid row of a block, or (OK, -1).
+
+    Checks per row, in order: label range, non-finite value, negative value, row sum.
+    ``raw`` is the block as given (float64), ``theta`` its probabilities.
+    """
+    bad_label = (y < 0) | (y >= n_target)
+    nonfinite = ~np.isfinite(raw).all(axis=1)
+    if logits:
+        negative = np.zeros_like(nonfinite)
+        unnormalised = np.zeros_like(nonfinite)
+    else:
+        negative = (raw < 0).any(axis=1)
+        with np.errstate(invalid="ignore", over="ignore"):
+            unnormalised = ~(np.abs(raw.sum(axis=1) - 1.0) <= tol)
+    code = np.select(
+        [bad_label, nonfinite, negative, unnormalised],
+        [_status.ERR_LABEL, _status.ERR_NONFINITE, _status.ERR_NEGATIVE,
+         _status.ERR_NOT_NORMALISED],
+        default=_status.OK,
+    )
+    bad = np.flatnonzero(code)
+    if bad.size:
+        return int(code[bad[0]]), int(bad[0])
+    return _status.OK, -1
+
+
+def _probabilities(raw, logits):
+    if not logits:
+        return raw
+    with np.errstate(invalid="ignore", over="ignore"):
+        return softmax(raw)
+
+
+def n_slots(n_threads):
+    """Thread-local state slots this backend uses: one, it is single-threaded."""
+    return 1
+
+
+def accumulate(block, labels, joint_sum, hard, counts, logits, tol, n_threads=1):
+    """Pass 1: add one block to slot 0 of the state; returns (status, first bad row)."""
+    raw = np.asarray(block, dtype=np.float64)
+    n_target = joint_sum.shape[1]
+    theta = _probabilities(raw, logits)
+    status, row = first_invalid_row(raw, theta, labels, n_target, tol, logits)
+    if status:
+        return status, row
+    joint_sum[0] += class_sums(theta, labels, n_target)
+    hard[0] += hard_counts(theta, labels, n_target)
+    counts[0] += np.bincount(labels, minlength=n_target)
+    return _status.OK, -1
+
+
+def score(block, labels, conditional_, logits, n_threads=1):
+    """Pass 2: (status, first bad row, sum_i log(sum_z C[y_i, z] theta[i, z]))."""
+    raw = np.asarray(block, dtype=np.float64)
+    n_target = conditional_.shape[0]
+    bad_label = (labels < 0) | (labels >= n_target)
+    nonfinite = ~np.isfinite(raw).all(axis=1) if logits else np.zeros_like(bad_label)
+    theta = _probabilities(raw, logits)
+    safe = np.where(bad_label, 0, labels)
+    with np.errstate(invalid="ignore", over="ignore"):
+        p = (theta * conditional_[safe]).sum(axis=1)
+    zero = ~((p > 0) & np.isfinite(p))
+    code = np.select(
+        [bad_label, nonfinite, zero],
+        [_status.ERR_LABEL, _status.ERR_NONFINITE, _status.ERR_ZERO_PROB],
+        default=_status.OK,
+    )
+    bad = np.flatnonzero(code)
+    if bad.size:
+        return int(code[bad[0]]), int(bad[0]), 0.0
+    return _status.OK, -1, float(np.log(p).sum())

@@ -1,0 +1,106 @@
+"""Build the compiled kernels, ``leepfast._kernels``, from ``src_cython/``.
+
+OpenMP is found by trying to compile and link a small program with it. Without it the
+build warns and produces a serial extension. Environment switches:
+
+- ``LEEPFAST_SERIAL=1``: build without OpenMP even when the compiler has it;
+- ``LEEPFAST_DEBUG=1``: turn Cython's bounds, wraparound and initialisation checks back on
+  and compile with ``-O0 -g``.
+
+No ``-march=native``: the wheel must run on any CPU of its architecture.
+"""
+import os
+import sys
+import tempfile
+import textwrap
+import warnings
+
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DEBUG = os.environ.get("LEEPFAST_DEBUG", "") not in ("", "0")
+SERIAL = os.environ.get("LEEPFAST_SERIAL", "") not in ("", "0")
+
+OPENMP_TEST = textwrap.dedent(
+    """
+    #include <omp.h>
+    int main(void) {
+        int n = 0;
+        #pragma omp parallel reduction(+:n)
+        n += 1;
+        return omp_get_max_threads() > 0 && n > 0 ? 0 : 1;
+    }
+    """
+)
+
+
+def openmp_flags(compiler):
+    """(compile_args, link_args) that enable OpenMP, or None when it does not work."""
+    if compiler.compiler_type == "msvc":
+        candidates = [(["/openmp"], [])]
+    else:
+        candidates = [(["-fopenmp"], ["-fopenmp"])]
+    for cflags, lflags in candidates:
+        with tempfile.TemporaryDirectory() as tmp:
+            src = os.path.join(tmp, "omp_test.c")
+            with open(src, "w") as f:
+                f.write(OPENMP_TEST)
+            try:
+                objs = compiler.compile([src], output_dir=tmp, extra_postargs=cflags)
+                compiler.link_executable(
+                    objs, "omp_test", output_dir=tmp, extra_postargs=lflags
+                )
+            except Exception:  # any compile or link failure means: no OpenMP
+                continue
+        return cflags, lflags
+    return None
+
+
+class BuildExt(build_ext):
+    def build_extensions(self):
+        flags = None
+        if SERIAL:
+            print("leepfast: LEEPFAST_SERIAL set, building without OpenMP")
+        else:
+            flags = openmp_flags(self.compiler)
+            if flags is None:
+                warnings.warn(
+                    "leepfast: the C compiler does not support OpenMP; building a serial "
+                    "extension (every n_threads value will run on one thread)",
+                    stacklevel=1,
+                )
+        for ext in self.extensions:
+            if self.compiler.compiler_type == "msvc":
+                ext.extra_compile_args += ["/O2"]
+            else:
+                ext.extra_compile_args += ["-O0", "-g"] if DEBUG else ["-O3"]
+            if flags is not None:
+                ext.extra_compile_args += flags[0]
+                ext.extra_link_args += flags[1]
+        super().build_extensions()
+
+
+directives = {
+    "language_level": "3",
+    "boundscheck": DEBUG,
+    "wraparound": DEBUG,
+    "initializedcheck": DEBUG,
+    "cdivision": True,
+    "embedsignature": True,
+}
+
+extensions = [
+    Extension(
+        "leepfast._kernels",
+        sources=["src_cython/_kernels.pyx", "src_cython/leepfast.c"],
+        include_dirs=["src_cython"],
+        depends=["src_cython/leepfast.h", "src_cython/leepfast_kernel.inc"],
+    )
+]
+
+setup(
+    ext_modules=cythonize(extensions, compiler_directives=directives, quiet=True),
+    cmdclass={"build_ext": BuildExt},
+)

@@ -1,0 +1,194 @@
+# cython: language_level=3
+"""Compiled kernels: the two streaming primitives over the portable C core.
+
+The Python layer validates kinds and shapes and hands over C-contiguous, native-endian
+blocks; the C core validates values (fused into pass 1) and reports a status code and
+the first offending row, which the Python layer turns into an exception. Nothing here
+raises inside ``nogil``.
+
+Parallelism (OpenMP, when the build found it):
+- ``accumulate`` splits a block into ``T = joint.shape[0]`` contiguous slices, slice t
+  accumulating into the thread-local state ``joint[t]``, ``hard[t]``, ``counts[t]``; the
+  caller reduces the slots in order. For a fixed T the result is bit-identical whatever
+  the number of OpenMP threads.
+- ``score`` splits a block into fixed chunks of ``chunk`` rows and sums their partial
+  sums in order, so its result never depends on the number of threads.
+"""
+from cython.parallel cimport parallel, prange
+from libc.stdint cimport int64_t, uint16_t
+from libc.stdlib cimport free, malloc
+
+import numpy as np
+
+cdef extern from "leepfast.h" nogil:
+    int LEEPFAST_ERR_NOMEM
+    int leepfast_accumulate_f32(const float *, const int64_t *, int64_t, int64_t,
+                                int64_t, int, double, double *, int64_t *, int64_t *,
+                                double *, int64_t *)
+    int leepfast_accumulate_f64(const double *, const int64_t *, int64_t, int64_t,
+                                int64_t, int, double, double *, int64_t *, int64_t *,
+                                double *, int64_t *)
+    int leepfast_accumulate_f16(const uint16_t *, const int64_t *, int64_t, int64_t,
+                                int64_t, int, double, double *, int64_t *, int64_t *,
+                                double *, int64_t *)
+    int leepfast_score_f32(const float *, const int64_t *, int64_t, int64_t, int64_t,
+                           int, const double *, double *, double *, int64_t *)
+    int leepfast_score_f64(const double *, const int64_t *, int64_t, int64_t, int64_t,
+                           int, const double *, double *, double *, int64_t *)
+    int leepfast_score_f16(const uint16_t *, const int64_t *, int64_t, int64_t, int64_t,
+                           int, const double *, double *, double *, int64_t *)
+    int leepfast_conditional(const double *, int64_t, int64_t, double *)
+
+cdef extern from *:
+    """
+    #ifdef _OPENMP
+    #include <omp.h>
+    #define LF_OPENMP 1
+    static int lf_max_threads(void) { return omp_get_max_threads(); }
+    #else
+    #define LF_OPENMP 0
+    static int lf_max_threads(void) { return 1; }
+    #endif
+    """
+    int LF_OPENMP
+    int lf_max_threads() nogil
+
+# float16 arrives as its uint16 bit patterns (a ``.view(np.uint16)`` of the block).
+ctypedef fused pred_t:
+    float
+    double
+    uint16_t
+
+
+def openmp_enabled():
+    """True when this extension was compiled with OpenMP."""
+    return bool(LF_OPENMP)
+
+
+def omp_max_threads():
+    """OpenMP's default team size (1 without OpenMP); respects OMP_NUM_THREADS."""
+    return lf_max_threads()
+
+
+cdef inline int _accumulate_rows(const pred_t *rows, const int64_t *labels, int64_t n,
+                                 int64_t n_source, int64_t n_target, int logits,
+                                 double tol, double *joint, int64_t *hard,
+                                 int64_t *counts, double *scratch,
+                                 int64_t *bad) noexcept nogil:
+    if pred_t is float:
+        return leepfast_accumulate_f32(rows, labels, n, n_source, n_target, logits, tol,
+                                       joint, hard, counts, scratch, bad)
+    elif pred_t is double:
+        return leepfast_accumulate_f64(rows, labels, n, n_source, n_target, logits, tol,
+                                       joint, hard, counts, scratch, bad)
+    else:
+        return leepfast_accumulate_f16(rows, labels, n, n_source, n_target, logits, tol,
+                                       joint, hard, counts, scratch, bad)
+
+
+cdef inline int _score_rows(const pred_t *rows, const int64_t *labels, int64_t n,
+                            int64_t n_source, int64_t n_target, int logits,
+                            const double *conditional, double *scratch, double *total,
+                            int64_t *bad) noexcept nogil:
+    if pred_t is float:
+        return leepfast_score_f32(rows, labels, n, n_source, n_target, logits,
+                                  conditional, scratch, total, bad)
+    elif pred_t is double:
+        return leepfast_score_f64(rows, labels, n, n_source, n_target, logits,
+                                  conditional, scratch, total, bad)
+    else:
+        return leepfast_score_f16(rows, labels, n, n_source, n_target, logits,
+                                  conditional, scratch, total, bad)
+
+
+def accumulate(const pred_t[:, ::1] block, const int64_t[::1] labels,
+               double[:, :, ::1] joint, int64_t[:, :, ::1] hard,
+               int64_t[:, ::1] counts, bint logits, double tol, int n_threads):
+    """Pass 1 over one block into thread-local slots; returns (status, first_bad_row)."""
+    cdef Py_ssize_t n = block.shape[0], n_source = block.shape[1]
+    cdef Py_ssize_t n_slots = joint.shape[0], n_target = joint.shape[1]
+    if labels.shape[0] != n or joint.shape[2] != n_source:
+        raise ValueError("accumulate: block, labels and joint disagree in shape")
+    if (hard.shape[0] != n_slots or hard.shape[1] != n_target
+            or hard.shape[2] != n_source or counts.shape[0] != n_slots
+            or counts.shape[1] != n_target):
+        raise ValueError("accumulate: hard and counts must match joint")
+    if n == 0:
+        return 0, -1
+    cdef Py_ssize_t per = (n + n_slots - 1) // n_slots
+    cdef int[::1] status = np.zeros(n_slots, dtype=np.intc)
+    cdef int64_t[::1] bad = np.zeros(n_slots, dtype=np.int64)
+    cdef Py_ssize_t t, start, stop
+    cdef double *scratch
+    with nogil, parallel(num_threads=n_threads):
+        scratch = <double *> malloc(2 * n_source * sizeof(double))
+        for t in prange(n_slots, schedule="static"):
+            status[t] = 0
+            start = t * per
+            stop = start + per
+            if stop > n:
+                stop = n
+            if start < stop:
+                if scratch == NULL:
+                    status[t] = LEEPFAST_ERR_NOMEM
+                    bad[t] = 0
+                else:
+                    status[t] = _accumulate_rows(&block[start, 0], &labels[start],
+                                                 stop - start, n_source, n_target,
+                                                 logits, tol, &joint[t, 0, 0],
+                                                 &hard[t, 0, 0], &counts[t, 0], scratch,
+                                                 &bad[t])
+        free(scratch)
+    for t in range(n_slots):
+        if status[t] != 0:
+            return status[t], t * per + bad[t]
+    return 0, -1
+
+
+def score(const pred_t[:, ::1] block, const int64_t[::1] labels,
+          const double[:, ::1] conditional, bint logits, int n_threads,
+          Py_ssize_t chunk=1024):
+    """Pass 2 over one block; returns (status, first_bad_row, sum of log terms)."""
+    cdef Py_ssize_t n = block.shape[0], n_source = block.shape[1]
+    cdef Py_ssize_t n_target = conditional.shape[0]
+    if labels.shape[0] != n or conditional.shape[1] != n_source:
+        raise ValueError("score: block, labels and conditional disagree in shape")
+    if chunk <= 0:
+        raise ValueError("score: chunk must be positive")
+    if n == 0:
+        return 0, -1, 0.0
+    cdef Py_ssize_t n_chunks = (n + chunk - 1) // chunk
+    cdef int[::1] status = np.zeros(n_chunks, dtype=np.intc)
+    cdef int64_t[::1] bad = np.zeros(n_chunks, dtype=np.int64)
+    cdef double[::1] partial = np.zeros(n_chunks)
+    cdef Py_ssize_t c, start, stop
+    cdef double *scratch
+    cdef double total = 0.0
+    with nogil, parallel(num_threads=n_threads):
+        scratch = <double *> malloc(2 * n_source * sizeof(double))
+        for c in prange(n_chunks, schedule="static"):
+            partial[c] = 0.0
+            start = c * chunk
+            stop = start + chunk
+            if stop > n:
+                stop = n
+            if scratch == NULL:
+                status[c] = LEEPFAST_ERR_NOMEM
+                bad[c] = 0
+            else:
+                status[c] = _score_rows(&block[start, 0], &labels[start], stop - start,
+                                        n_source, n_target, logits, &conditional[0, 0],
+                                        scratch, &partial[c], &bad[c])
+        free(scratch)
+    for c in range(n_chunks):
+        if status[c] != 0:
+            return status[c], c * chunk + bad[c], 0.0
+        total += partial[c]
+    return 0, -1, total
+
+
+def conditional(const double[:, ::1] joint, double[:, ::1] out):
+    """out[y, z] = joint[y, z] / sum_y joint[y, z] (0 where the column sums to 0)."""
+    if joint.shape[0] != out.shape[0] or joint.shape[1] != out.shape[1]:
+        raise ValueError("conditional: joint and out disagree in shape")
+    return leepfast_conditional(&joint[0, 0], joint.shape[0], joint.shape[1], &out[0, 0])
