@@ -17,14 +17,19 @@ __version__ = "0.1.0"
 from ._api import ROW_SUM_TOLERANCE, Accumulator, Result, leep, nce, score
 from ._backends import available_backends
 from ._config import show_config
+from ._files import FileFormatError, open_labels, open_predictions, score_files
 
 __all__ = [
     "ROW_SUM_TOLERANCE",
     "Accumulator",
+    "FileFormatError",
     "Result",
     "available_backends",
     "leep",
     "nce",
+    "open_labels",
+    "open_predictions",
     "score",
+    "score_files",
     "show_config",
 ]

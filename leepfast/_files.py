@@ -1,0 +1,933 @@
+"""Prediction dumps and labels on disk, and the out-of-core driver.
+
+Sources
+-------
+- ``.npy`` (format versions 1.0, 2.0, 3.0): the header is parsed here, never by
+  ``np.load``, and nothing in a file is ever unpickled. An object (pickled) ``.npy`` is
+  rejected from the text of its header before the header is evaluated; the header must be
+  a dict literal of plain constants before ``ast.literal_eval`` sees it; the size the
+  header claims is compared with the size of the file before anything is mapped. The data
+  is then mapped read-only (``np.memmap`` mode ``"r"``).
+- raw binary: rows of ``n_source`` values of ``dtype`` (little-endian unless the dtype
+  says ``">"``), the number of rows taken from the file size.
+- shards: several files are one dataset, in the order given; a directory stands for its
+  files and a glob for the files it matches, sorted by name.
+- labels: a 1-D integer ``.npy``, or text with one integer per line.
+
+Fortran-ordered ``.npy`` files are streamed correctly: a block of rows of an (n, Z)
+Fortran array is a (Z, rows) slice of the C-ordered (Z, n) array on disk, i.e. one
+contiguous run per source column; it is copied into one block-sized C-ordered buffer.
+Big-endian files are converted block by block. Both cost one block of extra memory.
+
+The driver
+----------
+:func:`score_files` runs pass 1 of an :class:`~leepfast.Accumulator` over every block
+of every shard, finalizes, then runs pass 2 over the same blocks. Each block is a view of
+the memory map (or one block-sized copy), used and dropped, so the extra anonymous memory
+is one or two blocks plus the Y x Z state, whatever the size of the files. The maps are
+advised ``MADV_SEQUENTIAL`` where the platform has it.
+"""
+
+import ast
+import glob
+import mmap
+import os
+import re
+import sys
+
+import numpy as np
+
+from . import _api
+
+__all__ = [
+    "FileFormatError",
+    "Labels",
+    "PredictionFile",
+    "Predictions",
+    "open_labels",
+    "open_predictions",
+    "score_files",
+]
+
+
+class FileFormatError(ValueError):
+    """A file that cannot be read as what it was given as; the message names the file."""
+
+
+NPY_MAGIC = b"\x93NUMPY"
+#: Longest .npy header accepted (a float array's header is about 128 bytes).
+MAX_NPY_HEADER = 1 << 16
+#: Longest line accepted in a text label file (an int64 has at most 20 characters).
+MAX_LABEL_LINE = 64
+#: Bytes of label text parsed at a time.
+TEXT_CHUNK = 1 << 20
+#: Labels scanned at a time when checking a label file.
+LABEL_CHUNK = 1 << 20
+
+_FLOAT_DESCR = re.compile(r"[<>|=]?f[248]\Z")
+_INT_DESCR = re.compile(r"[<>|=]?[iu][1248]\Z")
+_OBJECT_DESCR = re.compile(r"""['"]descr['"]\s*:\s*['"][<>|=]?O""")
+
+
+def _where(role, name):
+    return f"{role} (file {name})"
+
+
+def _fail(role, name, message):
+    raise FileFormatError(f"{_where(role, name)}: {message}")
+
+
+def _file_size(path, role):
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"{role}: no such file or directory: {os.fspath(path)!r}"
+        ) from None
+    if not os.path.isfile(path):
+        raise FileFormatError(f"{role}: expected a regular file, got {os.fspath(path)!r}")
+    return st.st_size
+
+
+def _is_npy(path):
+    """True if the name ends in .npy or the file starts with the .npy magic string."""
+    if os.fspath(path).lower().endswith(".npy"):
+        return True
+    with open(path, "rb") as f:
+        return f.read(len(NPY_MAGIC)) == NPY_MAGIC
+
+
+# ---------------------------------------------------------------------------------------
+# .npy headers
+
+
+def _read_npy_header(f, size, role, name):
+    """The header text and the offset of the data, from a .npy file open at byte 0."""
+    prefix = f.read(10)
+    if not prefix.startswith(NPY_MAGIC[: len(prefix)]) or len(prefix) < len(NPY_MAGIC):
+        hint = ""
+        if prefix[:1] == b"\x80":
+            hint = " (it looks like a Python pickle, which leepfast never loads)"
+        _fail(
+            role,
+            name,
+            f"not a .npy file: it does not start with the .npy magic "
+            f"string b'\\x93NUMPY'{hint}",
+        )
+    if len(prefix) < 10:
+        _fail(role, name, f"truncated .npy file: {size} bytes, shorter than its preamble")
+    major, minor = prefix[6], prefix[7]
+    if major not in (1, 2, 3) or minor != 0:
+        _fail(
+            role,
+            name,
+            f"unsupported .npy format version {major}.{minor}; expected 1.0, 2.0 or 3.0",
+        )
+    if major == 1:
+        header_len, start = int.from_bytes(prefix[8:10], "little"), 10
+    else:
+        more = f.read(2)
+        if len(more) < 2:
+            _fail(
+                role, name, f"truncated .npy file: {size} bytes, shorter than its preamble"
+            )
+        header_len, start = int.from_bytes(prefix[8:10] + more, "little"), 12
+    if header_len > MAX_NPY_HEADER:
+        _fail(
+            role,
+            name,
+            f".npy header length is {header_len} bytes; expected at most "
+            f"{MAX_NPY_HEADER} (a float array's header is about 128 bytes)",
+        )
+    if start + header_len > size:
+        _fail(
+            role,
+            name,
+            f"truncated .npy file: the header claims {header_len} bytes "
+            f"but the file has {size - start} after the preamble",
+        )
+    raw = f.read(header_len)
+    try:
+        text = raw.decode("utf8" if major == 3 else "latin1")
+    except UnicodeDecodeError as err:
+        _fail(
+            role,
+            name,
+            f".npy header is not valid UTF-8 ({err.reason} at byte {start + err.start})",
+        )
+    return text, start + header_len
+
+
+def _is_constant(node):
+    if isinstance(node, ast.Constant):
+        return isinstance(node.value, (str, int, bool))
+    if isinstance(node, ast.Tuple):
+        return all(isinstance(e, ast.Constant) and type(e.value) is int for e in node.elts)
+    return False
+
+
+def _parse_npy_header(text, role, name):
+    """(descr, fortran_order, shape) from a header, never evaluating anything else."""
+    if _OBJECT_DESCR.search(text):
+        _fail(
+            role,
+            name,
+            "holds Python objects (dtype object, stored as a pickle); "
+            "leepfast never unpickles files: save a float array instead",
+        )
+    try:
+        tree = ast.parse(text.strip(" \n\x00"), mode="eval")
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        tree = None
+    body = getattr(tree, "body", None)
+    if (
+        not isinstance(body, ast.Dict)
+        or not all(
+            isinstance(k, ast.Constant) and isinstance(k.value, str) for k in body.keys
+        )
+        or not all(_is_constant(v) for v in body.values)
+    ):
+        shown = text.strip()[:80]
+        _fail(role, name, f".npy header is not a dict of plain constants: {shown!r}")
+    header = ast.literal_eval(body)
+    if set(header) != {"descr", "fortran_order", "shape"}:
+        _fail(
+            role,
+            name,
+            f".npy header keys are {sorted(header)}; expected "
+            f"['descr', 'fortran_order', 'shape']",
+        )
+    descr, fortran, shape = header["descr"], header["fortran_order"], header["shape"]
+    if not isinstance(descr, str):
+        _fail(role, name, f".npy header 'descr' is {descr!r}; expected a dtype string")
+    if not isinstance(fortran, bool):
+        _fail(
+            role,
+            name,
+            f".npy header 'fortran_order' is {fortran!r}; expected True or False",
+        )
+    if not isinstance(shape, tuple) or any(d < 0 for d in shape):
+        _fail(
+            role,
+            name,
+            f".npy header 'shape' is {shape!r}; expected a tuple of non-negative integers",
+        )
+    return descr, fortran, shape
+
+
+def _open_npy(path, role, allowed, kinds, ndim):
+    """Check a .npy file; return (dtype, shape, fortran_order, data offset)."""
+    name = os.fspath(path)
+    size = _file_size(path, role)
+    with open(path, "rb") as f:
+        text, offset = _read_npy_header(f, size, role, name)
+    descr, fortran, shape = _parse_npy_header(text, role, name)
+    if not allowed.match(descr):
+        _fail(role, name, f"holds dtype {descr!r}; expected {kinds}")
+    dtype = np.dtype(descr)
+    if len(shape) != ndim:
+        expected = "(n_samples, n_source)" if ndim == 2 else "(n_samples,)"
+        _fail(role, name, f"holds an array of shape {shape}; expected shape {expected}")
+    data = dtype.itemsize
+    for d in shape:
+        data *= d
+    if size - offset != data:
+        how = "truncated" if size - offset < data else "longer than its header says"
+        _fail(
+            role,
+            name,
+            f"{how}: the header says shape {shape} of {dtype}, "
+            f"{data} bytes of data, but the file has {size - offset} bytes after "
+            f"its {offset}-byte header",
+        )
+    if data == 0:
+        _fail(
+            role,
+            name,
+            f"holds no data (shape {shape}); expected at least one "
+            f"sample" + (" and one source class" if ndim == 2 else ""),
+        )
+    return dtype, shape, fortran, offset
+
+
+def _map(path, dtype, shape, offset, fortran):
+    """A read-only memory map of the data, advised for sequential access (best effort)."""
+    mm = np.memmap(
+        path,
+        dtype=dtype,
+        mode="r",
+        offset=offset,
+        shape=shape,
+        order="F" if fortran else "C",
+    )
+    raw = getattr(mm, "_mmap", None)
+    advice = getattr(mmap, "MADV_SEQUENTIAL", None)
+    if raw is not None and advice is not None and hasattr(raw, "madvise"):
+        try:
+            raw.madvise(advice)
+        except (OSError, ValueError):  # unsupported here: only a hint
+            pass
+    return mm
+
+
+# ---------------------------------------------------------------------------------------
+# Predictions
+
+
+class PredictionFile:
+    """One file of prediction rows, memory-mapped read-only.
+
+    Attributes
+    ----------
+    path : str
+    format : {"npy", "raw"}
+    dtype : numpy.dtype
+        float16, float32 or float64, either byte order.
+    n_samples, n_source : int
+    fortran_order : bool
+    nbytes : int
+        Bytes of prediction data (the file without its header).
+    array : ndarray of shape (n_samples, n_source)
+        A read-only view of the memory map.
+    """
+
+    def __init__(self, path, format, dtype, shape, offset, fortran_order=False):
+        self.path = os.fspath(path)
+        self.format = format
+        self.dtype = dtype
+        self.n_samples, self.n_source = shape
+        self.fortran_order = fortran_order
+        self.nbytes = self.n_samples * self.n_source * dtype.itemsize
+        self._map = _map(path, dtype, shape, offset, fortran_order)
+        self.array = self._map.view(np.ndarray)
+
+    def __repr__(self):
+        order = ", Fortran order" if self.fortran_order else ""
+        return (
+            f"PredictionFile({self.path!r}, {self.format}, {self.dtype}, "
+            f"shape=({self.n_samples}, {self.n_source}){order})"
+        )
+
+
+def open_npy_predictions(path):
+    """A :class:`PredictionFile` from a .npy file of float16/32/64 predictions."""
+    dtype, shape, fortran, offset = _open_npy(
+        path, "predictions", _FLOAT_DESCR, "float16, float32 or float64 predictions", 2
+    )
+    return PredictionFile(path, "npy", dtype, shape, offset, fortran)
+
+
+def _check_raw_dtype(dtype):
+    if dtype is None:
+        raise TypeError(
+            "dtype: raw (non-.npy) prediction files need a dtype "
+            "(float16, float32 or float64) and n_source"
+        )
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(
+            f"dtype: expected float16, float32 or float64, got {dtype!r}"
+        ) from None
+    if dt.kind != "f" or dt.itemsize not in (2, 4, 8):
+        raise TypeError(f"dtype: expected float16, float32 or float64, got {dt}")
+    return dt if dt.byteorder == ">" else dt.newbyteorder("<")
+
+
+def _check_n_source(n_source):
+    if n_source is None:
+        raise TypeError(
+            "n_source: raw (non-.npy) prediction files need n_source, the "
+            "number of values per row"
+        )
+    if isinstance(n_source, bool) or not isinstance(n_source, (int, np.integer)):
+        raise TypeError(
+            f"n_source: expected a positive integer, got {type(n_source).__name__}"
+        )
+    if n_source < 1:
+        raise ValueError(f"n_source: expected a positive integer, got {n_source}")
+    return int(n_source)
+
+
+def open_raw_predictions(path, dtype, n_source):
+    """A :class:`PredictionFile` from raw rows of ``n_source`` values of ``dtype``."""
+    dtype = _check_raw_dtype(dtype)
+    n_source = _check_n_source(n_source)
+    name = os.fspath(path)
+    size = _file_size(path, "predictions")
+    row = n_source * dtype.itemsize
+    if size == 0:
+        _fail("predictions", name, "is empty; expected at least one row")
+    if size % row:
+        _fail(
+            "predictions",
+            name,
+            f"has {size} bytes, not a multiple of the row size "
+            f"{row} ({n_source} values of {dtype.name}): {size // row} rows and "
+            f"{size % row} bytes left over; check dtype and n_source",
+        )
+    return PredictionFile(path, "raw", dtype, (size // row, n_source), 0)
+
+
+def _expand(paths, role):
+    """The files that ``paths`` stands for, in order (directories and globs sorted)."""
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    try:
+        paths = list(paths)
+    except TypeError:
+        raise TypeError(
+            f"{role}: expected a path or a list of paths, got {type(paths).__name__}"
+        ) from None
+    if not paths:
+        raise ValueError(f"{role}: expected at least one file, got none")
+    files = []
+    for p in paths:
+        if not isinstance(p, (str, os.PathLike)):
+            raise TypeError(f"{role}: expected paths, got {type(p).__name__}")
+        p = os.fspath(p)
+        if os.path.isdir(p):
+            found = sorted(
+                os.path.join(p, e)
+                for e in os.listdir(p)
+                if not e.startswith(".") and os.path.isfile(os.path.join(p, e))
+            )
+            if not found:
+                raise FileNotFoundError(f"{role}: directory {p!r} holds no files")
+            files += found
+        elif os.path.exists(p) or not glob.has_magic(p):
+            files.append(p)
+        else:
+            found = sorted(f for f in glob.glob(p) if os.path.isfile(f))
+            if not found:
+                raise FileNotFoundError(f"{role}: no file matches {p!r}")
+            files += found
+    return files
+
+
+class Predictions:
+    """Prediction rows in one or more files (shards), read as one dataset in order.
+
+    Made by :func:`open_predictions`. Every header and size has been checked and every
+    file mapped read-only; nothing has been read yet.
+
+    Attributes
+    ----------
+    files : list of PredictionFile
+    n_samples : int
+        Rows over all shards.
+    n_source : int
+        Z, the same in every shard.
+    nbytes : int
+        Bytes of prediction data over all shards.
+    """
+
+    def __init__(self, files):
+        self.files = files
+        self.n_source = files[0].n_source
+        for f in files[1:]:
+            if f.n_source != self.n_source:
+                _fail(
+                    "predictions",
+                    f.path,
+                    f"has {f.n_source} source classes "
+                    f"(columns); expected {self.n_source}, as in {files[0].path}",
+                )
+        self.n_samples = sum(f.n_samples for f in files)
+        self.nbytes = sum(f.nbytes for f in files)
+
+    def __repr__(self):
+        dtypes = sorted({f.dtype.name for f in self.files})
+        return (
+            f"Predictions({len(self.files)} file(s), n_samples={self.n_samples}, "
+            f"n_source={self.n_source}, dtype={'/'.join(dtypes)}, "
+            f"nbytes={self.nbytes})"
+        )
+
+    def __len__(self):
+        return self.n_samples
+
+    def blocks(self, block_size=None):
+        """Yield ``(file, first dataset row of the file, first row in the file, block)``.
+
+        ``block`` is a read-only (rows, n_source) view of the map (aligned copy if the
+        file's data is not aligned for its dtype); rows per block as in the in-memory
+        API (``block_size`` rows, default about 32 MiB).
+        """
+        offset = 0
+        for f in self.files:
+            rows = _api._block_rows(block_size, f.n_source, f.dtype.itemsize)
+            aligned = f.array.flags.aligned
+            for start in range(0, f.n_samples, rows):
+                block = f.array[start : start + rows]
+                yield f, offset, start, block if aligned else block.copy()
+            offset += f.n_samples
+
+    def close(self):
+        """Drop the maps (they are unmapped once no block refers to them)."""
+        for f in self.files:
+            f.array = f._map = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def open_predictions(paths, *, dtype=None, n_source=None):
+    """Open prediction dumps (one file or shards) without reading them.
+
+    Parameters
+    ----------
+    paths : path, glob or directory, or a list of them
+        The shards of one dataset, in order. A directory stands for its (non-hidden)
+        files and a glob for its matches, each sorted by name. Files whose name ends in
+        ``.npy``, or that start with the .npy magic string, are read as ``.npy`` (format
+        1.0 to 3.0, any byte order, C or Fortran order, never unpickled); any other file
+        as raw rows of ``n_source`` values of ``dtype``.
+    dtype : {"float16", "float32", "float64"} or numpy.dtype, optional
+        Raw files: the value type, little-endian unless it says ``">"``. For ``.npy``
+        files it must agree with the header if given.
+    n_source : int, optional
+        Raw files: values per row (Z); the number of rows is the file size divided by
+        the row size. For ``.npy`` files it must agree with the header if given.
+
+    Returns
+    -------
+    Predictions
+        With ``files``, ``n_samples``, ``n_source`` and ``nbytes``.
+
+    Raises
+    ------
+    FileNotFoundError
+        A path that does not exist, an empty directory, a glob without matches.
+    FileFormatError (a ValueError)
+        A file that is not what it claims: bad or pickled .npy header, a size that
+        disagrees with the header, a raw size that is not a multiple of the row size,
+        shards with different numbers of columns. The message names the file.
+    """
+    files = []
+    for path in _expand(paths, "predictions"):
+        _file_size(path, "predictions")
+        if _is_npy(path):
+            f = open_npy_predictions(path)
+            given = None if dtype is None else _check_raw_dtype(dtype)
+            if given is not None and given.name != f.dtype.name:
+                _fail(
+                    "predictions",
+                    f.path,
+                    f"holds {f.dtype.name}, but dtype={given.name} was given",
+                )
+            if n_source is not None and _check_n_source(n_source) != f.n_source:
+                _fail(
+                    "predictions",
+                    f.path,
+                    f"has {f.n_source} source classes, but n_source={n_source} was given",
+                )
+        else:
+            f = open_raw_predictions(path, dtype, n_source)
+        files.append(f)
+    return Predictions(files)
+
+
+# ---------------------------------------------------------------------------------------
+# Labels
+
+
+def _parse_label_lines(lines, first_line, name):
+    """int64 labels from a list of byte lines; ``first_line`` is the 1-based number."""
+    longest = max(map(len, lines))
+    if longest > MAX_LABEL_LINE:
+        i = next(i for i, line in enumerate(lines) if len(line) > MAX_LABEL_LINE)
+        _fail(
+            "labels",
+            name,
+            f"line {first_line + i} has {len(lines[i])} characters; "
+            f"expected one integer per line",
+        )
+    try:
+        return np.array(lines, dtype=f"S{max(longest, 1)}").astype(np.int64)
+    except (ValueError, OverflowError):
+        pass
+    for i, line in enumerate(lines):
+        try:
+            value = int(line)
+        except ValueError:
+            value = None
+        if value is None or not -(2**63) <= value < 2**63:
+            shown = line.decode("latin1").strip()
+            _fail(
+                "labels",
+                name,
+                f"line {first_line + i} is {shown!r}; expected one integer per line",
+            )
+    _fail(
+        "labels",
+        name,
+        f"lines {first_line} to {first_line + len(lines) - 1} could "
+        f"not be read as integers",
+    )
+
+
+def _text_label_chunks(path, name):
+    """Yield int64 arrays of the labels of a text file, about 1 MiB of text at a time."""
+    line = 1  # number of the first line not parsed yet
+    tail = b""
+    with open(path, "rb") as f:
+        while True:
+            data = f.read(TEXT_CHUNK)
+            if not data:
+                break
+            if b"\x00" in data:
+                _fail(
+                    "labels",
+                    name,
+                    "contains NUL bytes: binary data, not one integer "
+                    "per line (a .npy file without its header?)",
+                )
+            data = tail + data
+            cut = data.rfind(b"\n")
+            tail = data[cut + 1 :]
+            if cut >= 0:
+                lines = data[:cut].split(b"\n")
+                yield _parse_label_lines(lines, line, name)
+                line += len(lines)
+            if len(tail) > MAX_LABEL_LINE:
+                _fail(
+                    "labels",
+                    name,
+                    f"line {line} has more than {MAX_LABEL_LINE} "
+                    f"characters; expected one integer per line",
+                )
+    if tail:
+        yield _parse_label_lines([tail], line, name)
+
+
+class Labels:
+    """Target labels from a file (or an array), read in chunks, never loaded whole.
+
+    Made by :func:`open_labels`, which scans the file once to check every line and
+    find the number of labels and their range.
+
+    Attributes
+    ----------
+    path : str or None
+        None for labels given as an array.
+    format : {"npy", "text", "array"}
+    n_samples : int
+    low, high : int
+        The smallest and the largest label.
+    """
+
+    def __init__(self, format, path=None, array=None):
+        self.format = format
+        self.path = None if path is None else os.fspath(path)
+        self.where = "labels" if path is None else _where("labels", self.path)
+        self._array = array
+        n, low, high = 0, None, None
+        for chunk in self.chunks():
+            n += len(chunk)
+            lo, hi = int(chunk.min()), int(chunk.max())
+            low = lo if low is None else min(low, lo)
+            high = hi if high is None else max(high, hi)
+        if n == 0:
+            raise FileFormatError(
+                f"{self.where}: no labels; expected one per row of predictions"
+            )
+        if high >= 2**63:
+            self._raise_row(lambda c: c >= 2**63, "expected labels below 2**63")
+        self.n_samples, self.low, self.high = n, low, high
+
+    def __repr__(self):
+        return (
+            f"Labels({self.path or 'array'!r}, {self.format}, n_samples="
+            f"{self.n_samples}, range [{self.low}, {self.high}])"
+        )
+
+    def __len__(self):
+        return self.n_samples
+
+    def chunks(self):
+        """Yield the labels in order as 1-D integer arrays of at most about 1M labels."""
+        if self.format == "text":
+            yield from _text_label_chunks(self.path, self.path)
+            return
+        for start in range(0, len(self._array), LABEL_CHUNK):
+            yield self._array[start : start + LABEL_CHUNK]
+
+    def reader(self):
+        """A function ``take(k)`` that returns the next k labels (a new pass each call)."""
+        chunks = self.chunks()
+        pending, have = [], 0
+
+        def take(k):
+            nonlocal have
+            while have < k:
+                chunk = next(chunks, None)
+                if chunk is None:
+                    raise FileFormatError(
+                        f"{self.where}: ended before the last row of "
+                        f"predictions (did the file change?)"
+                    )
+                pending.append(chunk)
+                have += len(chunk)
+            out = pending[0] if len(pending) == 1 else np.concatenate(pending)
+            pending[:] = [out[k:]] if len(out) > k else []
+            have = len(out) - k
+            return out[:k]
+
+        return take
+
+    def _raise_row(self, bad, expected):
+        """Raise for the first label where ``bad(chunk)`` is True."""
+        row = 0
+        for chunk in self.chunks():
+            hits = np.flatnonzero(bad(chunk))
+            if len(hits):
+                r = row + int(hits[0])
+                line = f" (line {r + 1})" if self.format == "text" else ""
+                raise ValueError(
+                    f"{self.where}: row {r}{line} is {chunk[hits[0]]}; {expected}"
+                )
+            row += len(chunk)
+
+    def check_range(self, n_target=None):
+        """The number of target classes: ``n_target`` after checking every label is in
+        [0, n_target), or high + 1 by default."""
+        n_target = _api.check_n_target(n_target)
+        if self.low < 0:
+            self._raise_row(lambda c: c < 0, "expected labels >= 0")
+        if n_target is None:
+            return self.high + 1
+        if self.high >= n_target:
+            self._raise_row(
+                lambda c: c >= n_target,
+                f"expected an integer in [0, {n_target}) (n_target={n_target})",
+            )
+        return n_target
+
+
+def open_labels(labels):
+    """Target labels from a file or an array, checked but not loaded.
+
+    Parameters
+    ----------
+    labels : path, or array of shape (n_samples,) of any integer dtype
+        A 1-D integer ``.npy`` file (any byte order; never unpickled), a text file with
+        one integer per line (a name not ending in ``.npy``, not starting with the .npy
+        magic string), or an in-memory array.
+
+    Returns
+    -------
+    Labels
+        With ``n_samples``, ``low`` and ``high``; ``chunks()`` streams them.
+    """
+    if isinstance(labels, Labels):
+        return labels
+    if not isinstance(labels, (str, os.PathLike)):
+        arr = labels if isinstance(labels, np.ndarray) else np.asarray(labels)
+        arr = _api.check_labels(arr, arr.shape[0] if arr.ndim else -1)
+        return Labels("array", array=arr)
+    _file_size(labels, "labels")
+    if _is_npy(labels):
+        dtype, shape, _, offset = _open_npy(
+            labels, "labels", _INT_DESCR, "integer labels", 1
+        )
+        return Labels("npy", labels, _map(labels, dtype, shape, offset, False))
+    return Labels("text", labels)
+
+
+# ---------------------------------------------------------------------------------------
+# The driver
+
+
+def _state_bytes(n_slots, n_target, n_source):
+    # joint (float64) and hard (int64) per slot, plus the reduced copies and C
+    return 16 * (n_slots + 2) * n_target * n_source
+
+
+def _check_state_fits(acc, n_target, n_source, labels):
+    try:
+        memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # not POSIX: no check
+        return
+    need = _state_bytes(acc._slots, n_target, n_source)
+    if need > memory:
+        raise ValueError(
+            f"{labels.where}: n_target={n_target} (largest label {labels.high}) with "
+            f"n_source={n_source} needs a Y x Z state of {need / 1e9:.3g} GB, more than "
+            f"this machine's {memory / 1e9:.3g} GB; check the labels or n_target"
+        )
+
+
+class _Progress:
+    """A tqdm bar on stderr (rows and GB/s), shown only after a second of work."""
+
+    def __init__(self, enabled, predictions):
+        self.bar = None
+        self.n = predictions.n_samples
+        if enabled is None:
+            enabled = sys.stderr is not None and sys.stderr.isatty()
+        if enabled:
+            from tqdm import tqdm
+
+            self.bar = tqdm(
+                total=2 * predictions.nbytes,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1000,
+                delay=1.0,
+                leave=False,
+                file=sys.stderr,
+                desc="leepfast",
+                mininterval=0.2,
+                dynamic_ncols=True,
+            )
+
+    def update(self, pass_, rows_done, nbytes):
+        if self.bar is not None:
+            self.bar.set_postfix_str(
+                f"pass {pass_}/2, rows {rows_done:,}/{self.n:,}", refresh=False
+            )
+            self.bar.update(nbytes)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _accumulate(acc, f, offset, start, block, labels, single):
+    where = f" (file {f.path})"
+    try:
+        acc.accumulate(block, labels, where=where)
+    except ValueError:
+        if single:
+            raise
+        # The row in the message counts from the first shard; say it again counting
+        # from the start of this file, with a scratch accumulator over the same block.
+        scratch = _api.Accumulator(
+            acc.n_target, logits=acc.logits, backend=acc.backend, n_threads=acc.n_threads
+        )
+        scratch.n_samples = start
+        try:
+            scratch.accumulate(block, labels, where=where)
+        except ValueError as err:
+            raise err from None
+        raise
+
+
+def score_files(
+    predictions,
+    labels,
+    *,
+    n_target=None,
+    logits=False,
+    dtype=None,
+    n_source=None,
+    backend="auto",
+    n_threads=None,
+    block_size=None,
+    progress=None,
+):
+    """LEEP, NCE and the joint of prediction dumps on disk, never loading one whole.
+
+    Runs pass 1 over every block of every file, finalizes, then pass 2 over the same
+    blocks; the same :class:`~leepfast.Result` as :func:`leepfast.score` on the
+    concatenated arrays (to 1e-12 relative).
+
+    Parameters
+    ----------
+    predictions : path, glob, directory, list of them, or Predictions
+        The shards of one dataset in order (see :func:`open_predictions`): rows of
+        float16, float32 or float64 probabilities, or logits with ``logits=True``.
+    labels : path or array of shape (n_samples,), any integer dtype
+        A 1-D integer ``.npy``, a text file with one integer per line, or an array
+        (see :func:`open_labels`); one label in [0, n_target) per row.
+    n_target : int, optional
+        Y; default largest label + 1.
+    logits : bool, default False
+    dtype, n_source : optional
+        For raw (non-.npy) files; see :func:`open_predictions`.
+    backend : {"auto", "cython", "numba", "numpy"}, default "auto"
+    n_threads : int, optional
+        None or -1: all cores.
+    block_size : int, optional
+        Rows per block (default: about 32 MiB of input per block). The extra memory is
+        one or two blocks plus the O(n_threads * Y * Z) state, whatever the file size.
+    progress : bool, optional
+        Show a progress bar on stderr (rows, GB/s) once a run lasts a second; default:
+        only when stderr is a terminal.
+
+    Returns
+    -------
+    Result
+
+    Raises
+    ------
+    FileNotFoundError, FileFormatError
+        As :func:`open_predictions` and :func:`open_labels`.
+    ValueError
+        Label count different from the row count, labels out of range, NaN, negative or
+        unnormalised rows: the message names the file and the row (counted from 0 in
+        that file).
+    KeyboardInterrupt
+        Ctrl-C stops the run within one block.
+    """
+    own = not isinstance(predictions, Predictions)
+    preds = (
+        open_predictions(predictions, dtype=dtype, n_source=n_source)
+        if own
+        else predictions
+    )
+    try:
+        return _drive(
+            preds,
+            open_labels(labels),
+            n_target,
+            logits,
+            backend,
+            n_threads,
+            block_size,
+            progress,
+        )
+    finally:
+        if own:
+            preds.close()
+
+
+def _drive(preds, labels, n_target, logits, backend, n_threads, block_size, progress):
+    _api._block_rows(block_size, 1, 1)  # check block_size before any work
+    if labels.n_samples != preds.n_samples:
+        files = len(preds.files)
+        raise ValueError(
+            f"{labels.where}: expected {preds.n_samples} labels (one per row of the "
+            f"{files} prediction file{'s' if files > 1 else ''}), got {labels.n_samples}"
+        )
+    n_target = labels.check_range(n_target)
+    acc = _api.Accumulator(n_target, logits=logits, backend=backend, n_threads=n_threads)
+    _check_state_fits(acc, n_target, preds.n_source, labels)
+    single = len(preds.files) == 1
+    bar = _Progress(progress, preds)
+    try:
+        for pass_ in (1, 2):
+            take, done = labels.reader(), 0
+            for f, offset, start, block in preds.blocks(block_size):
+                y = take(len(block))
+                if pass_ == 1:
+                    _accumulate(acc, f, offset, start, block, y, single)
+                else:
+                    where = (
+                        f" (file {f.path})"
+                        if single
+                        else f" (file {f.path}, whose row 0 is dataset row {offset})"
+                    )
+                    acc.score(block, y, where=where)
+                done += len(block)
+                bar.update(pass_, done, block.nbytes)
+                del block, y
+            if pass_ == 1:
+                acc.finalize()
+    finally:
+        bar.close()
+    return acc.result()

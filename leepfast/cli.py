@@ -1,0 +1,452 @@
+"""The ``leepfast`` command line (also ``python -m leepfast``).
+
+Subcommands: ``score``, ``rank``, ``config``.
+
+Adding one: write ``_add_<name>(subparsers)``, which registers the parser (use
+``_common_options`` for the shared ones) and sets ``func=_cmd_<name>``, and
+``_cmd_<name>(args) -> int``, which returns the exit code; then list ``_add_<name>`` in
+``_SUBCOMMANDS``. Errors are raised, not printed: :func:`main` turns every
+``ValueError``, ``TypeError``, ``OSError``, ``ImportError`` and :class:`CLIError` into
+one line ``leepfast: error: ...`` on stderr and exit code 2, and Ctrl-C into exit 130.
+"""
+
+import argparse
+import csv
+import json
+import math
+import os
+import sys
+import time
+
+EXIT_OK, EXIT_ERROR, EXIT_INTERRUPTED = 0, 2, 130
+
+
+class CLIError(Exception):
+    """A usage or input error, reported as one line with exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with usage errors on one line: ``leepfast: error: ...``, exit 2."""
+
+    def error(self, message):
+        sub = self.prog.split(" ", 1)[1] + ": " if " " in self.prog else ""
+        self.exit(EXIT_ERROR, f"leepfast: error: {sub}{message} (see {self.prog} --help)\n")
+
+
+_FORMATTER = argparse.RawDescriptionHelpFormatter
+
+
+def _common_options(p, *, many_models=False):
+    """Options shared by the subcommands that read prediction dumps."""
+    p.add_argument(
+        "--labels",
+        required=True,
+        metavar="LABELS",
+        help="target labels: a 1-D integer .npy, or text with one integer "
+        "per line (e.g. --labels y.npy)",
+    )
+    p.add_argument(
+        "--logits",
+        action="store_true",
+        help="the dumps hold logits: a softmax is taken per row",
+    )
+    p.add_argument(
+        "--n-target",
+        type=int,
+        metavar="Y",
+        help="number of target classes (default: largest label + 1)",
+    )
+    p.add_argument(
+        "--dtype",
+        metavar="D",
+        help="raw (non-.npy) files: float16, float32 or float64, "
+        "little-endian (e.g. --dtype float32)",
+    )
+    p.add_argument(
+        "--n-source",
+        type=int,
+        metavar="Z",
+        help="raw files: values per row, the number of source classes; "
+        "rows come from the file size",
+    )
+    p.add_argument(
+        "--backend",
+        default="auto",
+        choices=["auto", "cython", "numba", "numpy"],
+        help="kernel backend (default: auto, the fastest available)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        metavar="N",
+        help="threads (default: all cores, or OMP_NUM_THREADS)",
+    )
+    p.add_argument(
+        "--block-size",
+        type=int,
+        metavar="ROWS",
+        help="rows per block (default: about 32 MiB of input per block)",
+    )
+    p.add_argument(
+        "--json", action="store_true", help="print one JSON object instead of a table"
+    )
+    p.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bar (by default it is shown on stderr when stderr "
+        "is a terminal and the run lasts over a second)",
+    )
+
+
+def _score_kwargs(args):
+    return dict(
+        n_target=args.n_target,
+        logits=args.logits,
+        dtype=args.dtype,
+        n_source=args.n_source,
+        backend=args.backend,
+        n_threads=args.threads,
+        block_size=args.block_size,
+        progress=False if args.no_progress else None,
+    )
+
+
+def _gb(nbytes):
+    return f"{nbytes / 1e9:.3g} GB" if nbytes >= 1e8 else f"{nbytes / 1e6:.3g} MB"
+
+
+# ---------------------------------------------------------------------------------------
+# leepfast score
+
+
+def _add_score(subparsers):
+    p = subparsers.add_parser(
+        "score",
+        formatter_class=_FORMATTER,
+        help="LEEP and NCE of one model's prediction dump (one file or shards)",
+        description="LEEP and NCE of one source model's predictions on a labelled "
+        "target set. The PRED files are the shards of one dataset, in the "
+        "order given; a directory or a quoted glob stands for its files "
+        "sorted by name. Each file is memory-mapped and streamed twice, "
+        "never loaded whole.",
+        epilog="""examples:
+  leepfast score preds.npy --labels y.npy
+  leepfast score 'shards/part-*.npy' --labels y.txt --json
+  leepfast score logits.f16 --dtype float16 --n-source 1000 --logits --labels y.npy
+
+output: LEEP, NCE, n (rows), Z (source classes), Y (target classes), time and
+throughput (bytes of predictions read over both passes per second).""",
+    )
+    p.add_argument(
+        "pred",
+        nargs="+",
+        metavar="PRED",
+        help=".npy or raw files, directories or globs: the shards of one dataset",
+    )
+    _common_options(p)
+    p.set_defaults(func=_cmd_score)
+
+
+def _cmd_score(args):
+    from . import _files
+
+    with _files.open_predictions(
+        args.pred, dtype=args.dtype, n_source=args.n_source
+    ) as preds:
+        t0 = time.perf_counter()
+        r = _files.score_files(preds, args.labels, **_score_kwargs(args))
+        seconds = time.perf_counter() - t0
+        files, nbytes = [f.path for f in preds.files], preds.nbytes
+        dtypes = "/".join(sorted({f.dtype.name for f in preds.files}))
+    gbps = 2 * nbytes / seconds / 1e9 if seconds > 0 else None
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "leep": r.leep,
+                    "nce": r.nce,
+                    "n_samples": r.n_samples,
+                    "n_source": r.n_source,
+                    "n_target": r.n_target,
+                    "backend": r.backend,
+                    "files": files,
+                    "bytes": nbytes,
+                    "seconds": seconds,
+                    "gb_per_s": gbps,
+                }
+            )
+        )
+        return EXIT_OK
+    shown = files[0] if len(files) == 1 else f"{files[0]} ... {files[-1]}"
+    rows = [
+        (
+            "predictions",
+            f"{shown} ({len(files)} file{'s' * (len(files) > 1)}, {_gb(nbytes)}, {dtypes})",
+        ),
+        ("LEEP", f"{r.leep:.6f}"),
+        ("NCE", f"{r.nce:.6f}"),
+        ("n", f"{r.n_samples}"),
+        ("Z (source)", f"{r.n_source}"),
+        ("Y (target)", f"{r.n_target}"),
+        ("backend", r.backend),
+        ("time", f"{seconds:.3f} s"),
+        ("throughput", f"{gbps:.2f} GB/s (2 passes over {_gb(nbytes)})"),
+    ]
+    for key, value in rows:
+        print(f"{key:<12} {value}")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------
+# leepfast rank
+
+
+def _add_rank(subparsers):
+    p = subparsers.add_parser(
+        "rank",
+        formatter_class=_FORMATTER,
+        help="rank several models' dumps by LEEP (with NCE and Kendall tau)",
+        description="Score several source models on one labelled target set and print "
+        "them sorted by LEEP, best first, with NCE beside it. Each MODEL is "
+        "one model's dump: a file, a directory of shards, or a quoted glob "
+        "of shards. A model's name is its file name without .npy, its "
+        "directory name, or the glob as given.",
+        epilog="""examples:
+  leepfast rank --labels y.npy resnet50.npy vit_b16.npy convnext/
+  leepfast rank --labels y.txt --accuracy acc.csv dumps/*.npy
+  leepfast rank --labels y.npy --json 'dumps/*.npy'
+
+--accuracy FILE: a CSV of model,accuracy lines (a header line is allowed), e.g.
+  model,accuracy
+  resnet50,0.812
+  vit_b16,0.874
+adds each model's measured accuracy and the Kendall tau-b rank correlation between
+the scores (LEEP, NCE) and the accuracies.""",
+    )
+    p.add_argument(
+        "models",
+        nargs="+",
+        metavar="MODEL",
+        help="one model's dump: a file, a directory or a glob of shards",
+    )
+    p.add_argument(
+        "--accuracy",
+        metavar="FILE",
+        help="CSV of model,accuracy: adds accuracies and Kendall tau-b",
+    )
+    _common_options(p)
+    p.set_defaults(func=_cmd_rank)
+
+
+def _model_name(arg):
+    base = os.path.basename(os.path.normpath(arg))
+    if any(c in arg for c in "*?["):
+        return arg
+    return base[:-4] if base.lower().endswith(".npy") else base
+
+
+def _read_accuracy(path):
+    """{model: accuracy} from a CSV of model,accuracy lines (optional header)."""
+    out = {}
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            for i, row in enumerate(csv.reader(f), start=1):
+                if not row or all(not c.strip() for c in row):
+                    continue
+                if len(row) != 2:
+                    raise CLIError(
+                        f"accuracy (file {path}): line {i} has {len(row)} "
+                        f"fields; expected model,accuracy"
+                    )
+                name, value = row[0].strip(), row[1].strip()
+                try:
+                    acc = float(value)
+                except ValueError:
+                    if i == 1:  # a header
+                        continue
+                    raise CLIError(
+                        f"accuracy (file {path}): line {i}: {value!r} is not a number"
+                    ) from None
+                if not math.isfinite(acc):
+                    raise CLIError(
+                        f"accuracy (file {path}): line {i}: {value!r} is "
+                        f"not a finite number"
+                    )
+                out[name] = acc
+    except UnicodeDecodeError as err:
+        raise CLIError(f"accuracy (file {path}): not UTF-8 text ({err.reason})") from None
+    if not out:
+        raise CLIError(f"accuracy (file {path}): no model,accuracy lines")
+    return out
+
+
+def kendall_tau_b(x, y):
+    """Kendall's tau-b rank correlation of two equal-length sequences (ties handled).
+
+    tau_b = (concordant - discordant) / sqrt((n0 - n1) (n0 - n2)), n0 = n(n-1)/2, n1 and
+    n2 the pairs tied in x and in y. NaN when either sequence is constant or n < 2.
+    """
+    n = len(x)
+    concordant = discordant = ties_x = ties_y = 0
+    for i in range(n):
+        for j in range(i + 1, n):
+            dx = (x[i] > x[j]) - (x[i] < x[j])
+            dy = (y[i] > y[j]) - (y[i] < y[j])
+            ties_x += dx == 0
+            ties_y += dy == 0
+            s = dx * dy
+            concordant += s > 0
+            discordant += s < 0
+    n0 = n * (n - 1) // 2
+    denom = math.sqrt((n0 - ties_x) * (n0 - ties_y))
+    return (concordant - discordant) / denom if denom > 0 else math.nan
+
+
+def _cmd_rank(args):
+    from . import _files
+
+    accuracy = _read_accuracy(args.accuracy) if args.accuracy else None
+    names = [_model_name(m) for m in args.models]
+    if len(set(names)) < len(names):
+        names = list(args.models)  # same base names: show the paths
+    labels = _files.open_labels(args.labels)
+    results = []
+    for name, model in zip(names, args.models, strict=True):
+        t0 = time.perf_counter()
+        with _files.open_predictions(
+            model, dtype=args.dtype, n_source=args.n_source
+        ) as preds:
+            r = _files.score_files(preds, labels, **_score_kwargs(args))
+            files = [f.path for f in preds.files]
+        entry = {
+            "model": name,
+            "files": files,
+            "leep": r.leep,
+            "nce": r.nce,
+            "n_samples": r.n_samples,
+            "n_source": r.n_source,
+            "n_target": r.n_target,
+            "seconds": time.perf_counter() - t0,
+        }
+        if accuracy is not None:
+            acc = accuracy.get(name, accuracy.get(model))
+            if acc is None:
+                raise CLIError(
+                    f"accuracy (file {args.accuracy}): no line for model "
+                    f"{name!r}; it lists {', '.join(sorted(accuracy))}"
+                )
+            entry["accuracy"] = acc
+        results.append(entry)
+    results.sort(key=lambda e: -e["leep"])
+    tau = None
+    if accuracy is not None:
+        acc = [e["accuracy"] for e in results]
+        tau = {k: kendall_tau_b([e[k] for e in results], acc) for k in ("leep", "nce")}
+    if args.json:
+        out = {"models": results}
+        if tau is not None:
+            out["kendall_tau_b"] = {
+                k: (None if math.isnan(v) else v) for k, v in tau.items()
+            }
+        print(json.dumps(out))
+        return EXIT_OK
+    width = max(len("model"), *(len(e["model"]) for e in results))
+    head = f"{'rank':>4}  {'model':<{width}}  {'LEEP':>10}  {'NCE':>10}"
+    print(head + ("  accuracy" if accuracy is not None else ""))
+    for i, e in enumerate(results, start=1):
+        line = f"{i:>4}  {e['model']:<{width}}  {e['leep']:>10.6f}  {e['nce']:>10.6f}"
+        if accuracy is not None:
+            line += f"  {e['accuracy']:>8.4f}"
+        print(line)
+    if tau is not None:
+        show = {k: "undefined" if math.isnan(v) else f"{v:.3f}" for k, v in tau.items()}
+        print(
+            f"Kendall tau-b with accuracy over {len(results)} models: "
+            f"LEEP {show['leep']}, NCE {show['nce']}"
+        )
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------
+# leepfast config
+
+
+def _add_config(subparsers):
+    p = subparsers.add_parser(
+        "config",
+        formatter_class=_FORMATTER,
+        help="print versions, backends, OpenMP and the default thread count",
+        description="Print the leepfast and NumPy versions, the available backends, "
+        "whether the compiled backend has OpenMP, and the default threads.",
+        epilog="examples:\n  leepfast config\n"
+        "  cc -I$(leepfast config --include) prog.c \\\n"
+        "     $(leepfast config --include)/leepfast.c "
+        "$(leepfast config --include)/leepfast_api.c -lm",
+    )
+    p.add_argument(
+        "--include",
+        action="store_true",
+        help="print only the folder holding leepfast.h and the C sources of the C API "
+        "(leepfast.get_include()), for -I in a C or C++ build",
+    )
+    p.set_defaults(func=_cmd_config)
+
+
+def _cmd_config(args):
+    from . import get_include, show_config
+
+    if args.include:
+        print(get_include())
+        return EXIT_OK
+    show_config()
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------
+# Registration and the entry point
+
+_SUBCOMMANDS = [_add_score, _add_rank, _add_config]
+
+
+def build_parser():
+    """The argument parser with every subcommand registered."""
+    from . import __version__
+
+    parser = _Parser(
+        prog="leepfast",
+        formatter_class=_FORMATTER,
+        description="Exact LEEP and NCE transferability scores of prediction dumps "
+        "(.npy or raw binary, one file or shards), streamed from disk.",
+        epilog="""examples:
+  leepfast score preds.npy --labels y.npy
+  leepfast rank --labels y.npy --accuracy acc.csv a.npy b.npy c/
+  leepfast config
+
+Run 'leepfast COMMAND --help' for each command's options. Exit codes: 0 success, 2 bad
+input or usage (one line on stderr), 130 interrupted (Ctrl-C).""",
+    )
+    parser.add_argument("--version", action="version", version=f"leepfast {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for add in _SUBCOMMANDS:
+        add(subparsers)
+    return parser
+
+
+def _message(err):
+    if isinstance(err, OSError) and err.filename is not None and err.strerror:
+        return f"{err.filename}: {err.strerror}"
+    text = str(err) or type(err).__name__
+    return " ".join(text.split())  # one line
+
+
+def main(argv=None):
+    """Run the command line; return the exit code (0, 2 on errors, 130 on Ctrl-C)."""
+    try:
+        args = build_parser().parse_args(argv)
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("leepfast: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (CLIError, ValueError, TypeError, OSError, ImportError, MemoryError) as err:
+        print(f"leepfast: error: {_message(err)}", file=sys.stderr)
+        return EXIT_ERROR
