@@ -17,16 +17,21 @@ __version__ = "0.1.0"
 from ._api import ROW_SUM_TOLERANCE, Accumulator, Result, leep, nce, score
 from ._backends import available_backends
 from ._config import show_config
+from ._features import FeatureAccumulator, h_score, logme, regularized_h_score
 from ._files import FileFormatError, open_labels, open_predictions, score_files
 
 __all__ = [
     "ROW_SUM_TOLERANCE",
     "Accumulator",
+    "FeatureAccumulator",
     "FileFormatError",
     "Result",
     "available_backends",
+    "h_score",
     "leep",
+    "logme",
     "nce",
+    "regularized_h_score",
     "open_labels",
     "open_predictions",
     "score",

@@ -1,0 +1,399 @@
+"""H-score, regularized H-score and LogME: hand-derived cases, independent
+straightforward implementations written here, scikit-learn's Ledoit-Wolf, streaming."""
+
+import math
+
+import numpy as np
+import pytest
+from scipy.stats import multivariate_normal
+from sklearn.covariance import ledoit_wolf
+
+import leepfast
+from leepfast import _features
+from leepfast._features import FeatureAccumulator, feature_statistics
+
+# ---------------------------------------------------------------------------------------
+# Independent implementations (the public definitions, written out directly)
+
+
+def h_score_direct(f, y):
+    """np.cov of f and of f with each row replaced by its class mean; pinv rcond 1e-15."""
+    f = np.asarray(f, dtype=np.float64)
+    g = np.empty_like(f)
+    for c in np.unique(y):
+        g[y == c] = f[y == c].mean(axis=0)
+    covf = np.cov(f, rowvar=False).reshape(f.shape[1], f.shape[1])
+    covg = np.cov(g, rowvar=False).reshape(f.shape[1], f.shape[1])
+    return float(np.trace(np.linalg.pinv(covf, rcond=1e-15) @ covg))
+
+
+def regularized_h_score_direct(f, y):
+    """Ibrahim et al.: Ledoit-Wolf (scikit-learn) covariance, (1 - a) cov(E[f|y])."""
+    f = np.asarray(f, dtype=np.float64)
+    cov, a = ledoit_wolf(f)
+    g = np.empty_like(f)
+    for c in np.unique(y):
+        g[y == c] = f[y == c].mean(axis=0)
+    covg = np.cov(g, rowvar=False).reshape(f.shape[1], f.shape[1])
+    return float(np.trace(np.linalg.pinv(cov, rcond=1e-15) @ ((1 - a) * covg)))
+
+
+def logme_direct(f, y, n_target=None):
+    """LogME evidence maximisation written straightforwardly: per class, solve for the
+    posterior mean m = (F^T F + t I)^{-1} F^T y and the residual y - F m directly; the
+    log-determinant over the thin SVD of F (min(n, D) terms, the public code's
+    convention; singular values <= 1e-10 dropped when n > D, as there)."""
+    F = np.asarray(f, dtype=np.float64)
+    n, D = F.shape
+    s = np.linalg.svd(F, compute_uv=False)
+    if n > D:
+        s = s[s > 1e-10]
+    sigma = s**2
+    G = F.T @ F
+    evidences = []
+    for c in range(int(y.max()) + 1 if n_target is None else n_target):
+        yc = (y == c).astype(np.float64)
+        alpha, beta = 1.0, 1.0
+        for _ in range(11):
+            t = alpha / beta
+            A = G + t * np.eye(D)
+            m = np.linalg.solve(A, F.T @ yc)
+            gamma = float(np.trace(np.linalg.solve(A, G)))
+            m2 = float(m @ m)
+            res2 = float(np.sum((yc - F @ m) ** 2))
+            alpha = gamma / (m2 + 1e-5)
+            beta = (n - gamma) / (res2 + 1e-5)
+            if abs(alpha / beta - t) / t <= 1e-3:
+                break
+        ev = (
+            D / 2 * np.log(alpha)
+            + n / 2 * np.log(beta)
+            - 0.5 * np.sum(np.log(alpha + beta * sigma))
+            - beta / 2 * res2
+            - alpha / 2 * m2
+            - n / 2 * np.log(2 * np.pi)
+        )
+        evidences.append(ev / n)
+    return float(np.mean(evidences))
+
+
+def make_data(n, D, Y, seed, offset=0.0, signal=1.0):
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % Y
+    rng.shuffle(y)
+    centres = rng.normal(size=(Y, D)) * signal
+    f = centres[y] + rng.normal(size=(n, D)) + offset
+    return f, y
+
+
+# ---------------------------------------------------------------------------------------
+# H-score
+
+
+def test_h_score_hand_derived_one_feature():
+    # f = 0, 2 | 4, 6: mean 3, class means 1 and 5: between = 16, total = 20 -> 4/5
+    f = np.array([[0.0], [2.0], [4.0], [6.0]])
+    y = np.array([0, 0, 1, 1])
+    assert leepfast.h_score(f, y) == pytest.approx(0.8, rel=1e-14)
+    # shrinkage is 0 for one feature; cov_a(f) is the ddof=0 covariance (Ledoit-Wolf's
+    # empirical one) while cov(E[f|y]) keeps ddof=1: (16/3) / (20/4) = 16/15
+    assert leepfast.regularized_h_score(f, y) == pytest.approx(16 / 15, rel=1e-14)
+
+
+def test_h_score_of_one_hot_features_is_rank_of_centred_one_hot():
+    # f = onehot(y): cov(E[f|y]) = cov(f), so H = rank(cov f) = Y - 1
+    y = np.array([0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 0])
+    f = np.eye(4)[y]
+    assert leepfast.h_score(f, y) == pytest.approx(3.0, rel=1e-12)
+
+
+def test_h_score_invariant_under_invertible_affine_maps():
+    f, y = make_data(200, 6, 4, seed=1)
+    rng = np.random.default_rng(2)
+    A = rng.normal(size=(6, 6)) + 3 * np.eye(6)
+    b = rng.normal(size=6) * 100
+    assert leepfast.h_score(f @ A + b, y) == pytest.approx(leepfast.h_score(f, y), rel=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("n", "D", "Y"), [(300, 10, 4), (97, 3, 7), (50, 1, 2), (40, 20, 5)]
+)
+def test_h_score_matches_direct(n, D, Y):
+    f, y = make_data(n, D, Y, seed=n + D)
+    assert leepfast.h_score(f, y) == pytest.approx(h_score_direct(f, y), rel=1e-9)
+
+
+def test_h_score_with_absent_class_equals_score_without_it():
+    f, y = make_data(120, 5, 3, seed=3)
+    y2 = np.where(y == 2, 3, y)  # class 2 absent, labels 0, 1, 3
+    assert leepfast.h_score(f, y2) == pytest.approx(h_score_direct(f, y2), rel=1e-9)
+    assert leepfast.h_score(f, y2, n_target=6) == pytest.approx(
+        leepfast.h_score(f, y), rel=1e-12
+    )
+
+
+def test_h_score_large_mean_offset_is_stable():
+    # centring through a shift: no cancellation from E[f f^T] - E[f] E[f]^T
+    f, y = make_data(400, 8, 5, seed=4)
+    a = leepfast.h_score(f, y)
+    b = leepfast.h_score(f + 1e7, y, block_size=37)
+    assert b == pytest.approx(a, rel=1e-7)
+
+
+# ---------------------------------------------------------------------------------------
+# Ledoit-Wolf and the regularized H-score
+
+
+@pytest.mark.parametrize(
+    ("n", "D", "offset"), [(200, 10, 0.0), (30, 50, 0.0), (500, 4, 1e4), (64, 2, 3.0)]
+)
+def test_ledoit_wolf_matches_sklearn(n, D, offset):
+    f, y = make_data(n, D, 3, seed=D, offset=offset)
+    cov_ref, a_ref = ledoit_wolf(f)
+    for block in (None, 13):
+        cov, a = feature_statistics(f, y, block_size=block).ledoit_wolf()
+        assert a == pytest.approx(a_ref, rel=1e-8, abs=1e-12)
+        np.testing.assert_allclose(
+            cov, cov_ref, rtol=1e-8, atol=1e-10 * np.abs(cov_ref).max()
+        )
+
+
+def test_ledoit_wolf_one_feature_has_no_shrinkage():
+    f, y = make_data(50, 1, 2, seed=5)
+    cov, a = feature_statistics(f, y).ledoit_wolf()
+    assert a == 0.0
+    np.testing.assert_allclose(cov, ledoit_wolf(f)[0], rtol=1e-12)
+
+
+def test_ledoit_wolf_shrinks_more_with_fewer_samples():
+    # anisotropic covariance: the fewer the samples, the noisier S, the larger the shrinkage
+    rng = np.random.default_rng(6)
+    f = rng.normal(size=(2000, 50)) * np.linspace(0.5, 3.0, 50)
+    y = np.zeros(2000, dtype=int)
+    _, a_few = feature_statistics(f[:10], y[:10]).ledoit_wolf()
+    _, a_many = feature_statistics(f, y).ledoit_wolf()
+    assert 0.0 < a_many < a_few <= 1.0
+    assert a_few == pytest.approx(ledoit_wolf(f[:10])[1], rel=1e-9)
+    assert a_many == pytest.approx(ledoit_wolf(f)[1], rel=1e-9)
+    # the shrunk covariance is positive definite even though S has rank 9
+    cov, _ = feature_statistics(f[:10], y[:10]).ledoit_wolf()
+    assert np.linalg.eigvalsh(cov).min() > 0
+
+
+@pytest.mark.parametrize(("n", "D", "Y"), [(300, 10, 4), (25, 60, 5), (80, 3, 2)])
+def test_regularized_h_score_matches_direct(n, D, Y):
+    f, y = make_data(n, D, Y, seed=n * D)
+    got = leepfast.regularized_h_score(f, y)
+    assert got == pytest.approx(regularized_h_score_direct(f, y), rel=1e-8)
+    # shrinkage only ever lowers it below the plain H-score when D < n
+    if D < n:
+        assert got <= leepfast.h_score(f, y) + 1e-12
+
+
+# ---------------------------------------------------------------------------------------
+# LogME
+
+
+@pytest.mark.parametrize(
+    ("n", "D", "Y", "signal"),
+    [
+        (300, 10, 4, 1.0),
+        (200, 32, 10, 0.5),
+        (60, 60, 3, 1.0),
+        (40, 100, 4, 2.0),
+        (150, 5, 2, 0.0),
+        (90, 8, 9, 3.0),
+    ],
+)
+def test_logme_matches_direct_evidence_maximisation(n, D, Y, signal):
+    f, y = make_data(n, D, Y, seed=7 + n + D, signal=signal)
+    assert abs(leepfast.logme(f, y) - logme_direct(f, y)) < 1e-6
+
+
+def test_logme_of_nonnegative_relu_like_features():
+    # features like the experiment's: ReLU outputs with some dead (all-zero) units
+    f, y = make_data(200, 16, 5, seed=8)
+    f = np.maximum(f, 0.0)
+    f[:, [3, 7]] = 0.0
+    # rank-deficient with n > D: the direct version drops the zero singular values too
+    assert abs(leepfast.logme(f, y) - logme_direct(f, y)) < 1e-6
+
+
+def test_logme_absent_class_counts_in_the_mean():
+    f, y = make_data(120, 6, 3, seed=9)
+    got = leepfast.logme(f, y, n_target=5)
+    assert abs(got - logme_direct(f, y, n_target=5)) < 1e-6
+    assert got != pytest.approx(leepfast.logme(f, y))
+
+
+def test_logme_evidence_formula_is_the_gaussian_marginal_likelihood():
+    # y ~ N(0, I / beta + F F^T / alpha): the closed form through the SVD must agree
+    f, y = make_data(30, 4, 2, seed=10)
+    yc = (y == 1).astype(float)
+    n, D = f.shape
+    u, s, _ = np.linalg.svd(f, full_matrices=False)
+    x2 = (u.T @ yc) ** 2
+    res_x2 = yc @ yc - x2.sum()
+    for alpha, beta in [(1.0, 1.0), (0.3, 5.0), (12.0, 0.7)]:
+        ev = _features._logme_evidence(alpha, beta, s**2, x2, res_x2, n, D, D)
+        cov = np.eye(n) / beta + f @ f.T / alpha
+        ref = multivariate_normal(np.zeros(n), cov).logpdf(yc) / n
+        assert ev == pytest.approx(ref, rel=1e-10)
+
+
+def test_logme_d_greater_than_n_convention_is_documented_offset():
+    # D > n: min(n, D) directions in the log-determinant, as the public code; the exact
+    # marginal likelihood is lower by (D - n) log(alpha) / (2 n)
+    f, y = make_data(12, 20, 2, seed=11)
+    yc = (y == 0).astype(float)
+    n, D = f.shape
+    u, s, _ = np.linalg.svd(f, full_matrices=False)
+    x2 = (u.T @ yc) ** 2
+    res_x2 = yc @ yc - x2.sum()
+    alpha, beta = 2.5, 0.8
+    ev = _features._logme_evidence(alpha, beta, s**2, x2, res_x2, n, D, n)
+    exact = multivariate_normal(np.zeros(n), np.eye(n) / beta + f @ f.T / alpha).logpdf(yc)
+    assert ev - exact / n == pytest.approx((D - n) * math.log(alpha) / (2 * n), rel=1e-9)
+
+
+def test_logme_all_zero_features_is_minus_infinity():
+    assert leepfast.logme(np.zeros((10, 3)), np.arange(10) % 2) == -math.inf
+
+
+# ---------------------------------------------------------------------------------------
+# Streaming, sources, dtypes, inputs untouched
+
+SCORES = ("h_score", "regularized_h_score", "logme")
+
+
+def all_scores(acc):
+    return np.array([acc.h_score(), acc.regularized_h_score(), acc.logme()])
+
+
+@pytest.mark.parametrize("block_size", [1, 7, 41, 97, 1000])
+def test_streaming_equals_in_memory(block_size):
+    f, y = make_data(203, 9, 6, seed=12, offset=2.0)
+    ref = all_scores(feature_statistics(f, y))
+    got = all_scores(feature_statistics(f, y, block_size=block_size))
+    np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-12)
+    for name, value in zip(SCORES, ref, strict=True):
+        assert getattr(leepfast, name)(f, y, block_size=block_size) == pytest.approx(
+            value, rel=1e-10
+        )
+
+
+def test_memmapped_npy_and_paths_equal_in_memory(tmp_path):
+    f, y = make_data(311, 7, 4, seed=13, offset=-5.0)
+    np.save(tmp_path / "f.npy", f.astype(np.float32))
+    np.save(tmp_path / "y.npy", y.astype(np.int16))
+    ref = all_scores(feature_statistics(f.astype(np.float32), y))
+    mm = np.load(tmp_path / "f.npy", mmap_mode="r")
+    np.testing.assert_allclose(
+        all_scores(feature_statistics(mm, y, block_size=50)), ref, rtol=1e-10
+    )
+    np.testing.assert_allclose(
+        all_scores(feature_statistics(tmp_path / "f.npy", str(tmp_path / "y.npy"))),
+        ref,
+        rtol=1e-10,
+    )
+    assert leepfast.logme(tmp_path / "f.npy", tmp_path / "y.npy") == pytest.approx(
+        ref[2], rel=1e-10
+    )
+
+
+def test_batches_and_merge_with_different_shifts_equal_whole():
+    f, y = make_data(240, 5, 3, seed=14, offset=50.0)
+    ref = all_scores(feature_statistics(f, y))
+    parts = []
+    for lo, hi in [(0, 17), (17, 130), (130, 240)]:
+        a = FeatureAccumulator()
+        a.update(f[lo:hi] * 1.0 + 0.0, y[lo:hi])  # each shard has its own shift
+        parts.append(a)
+    merged = FeatureAccumulator()
+    for a in parts:
+        merged.merge(a)
+    np.testing.assert_allclose(all_scores(merged), ref, rtol=1e-10)
+    # a shard with fewer classes first: the class table grows on merge
+    first = FeatureAccumulator().update(f[y == 0], y[y == 0])
+    rest = FeatureAccumulator().update(f[y != 0], y[y != 0])
+    np.testing.assert_allclose(all_scores(first.merge(rest)), ref, rtol=1e-10)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+def test_low_precision_inputs_accumulate_in_float64(dtype):
+    f, y = make_data(150, 6, 3, seed=15)
+    low = f.astype(dtype)
+    exact = all_scores(feature_statistics(low.astype(np.float64), y))
+    np.testing.assert_allclose(all_scores(feature_statistics(low, y)), exact, rtol=1e-12)
+
+
+def test_fortran_order_strided_and_byteswapped_inputs():
+    f, y = make_data(130, 6, 4, seed=16)
+    ref = all_scores(feature_statistics(f, y))
+    for variant in (
+        np.asfortranarray(f),
+        np.repeat(f, 2, axis=1)[:, ::2],
+        f.astype(f.dtype.newbyteorder(">")),
+    ):
+        np.testing.assert_allclose(
+            all_scores(feature_statistics(variant, y, block_size=33)), ref, rtol=1e-10
+        )
+
+
+def test_inputs_are_never_modified():
+    f, y = make_data(100, 8, 4, seed=17, offset=3.0)
+    f_copy, y_copy = f.copy(), y.copy()
+    for name in SCORES:
+        getattr(leepfast, name)(f, y)
+        getattr(leepfast, name)(f, y, block_size=9)
+    assert np.array_equal(f, f_copy) and np.array_equal(y, y_copy)
+    # read-only inputs work (an implementation that centres in place would raise)
+    f.flags.writeable = False
+    y.flags.writeable = False
+    for name in SCORES:
+        getattr(leepfast, name)(f, y)
+
+
+# ---------------------------------------------------------------------------------------
+# Errors
+
+
+def test_errors_name_the_argument_and_what_was_found():
+    f, y = make_data(20, 3, 2, seed=18)
+    with pytest.raises(TypeError, match=r"features: expected a float16.*dtype=int64"):
+        leepfast.h_score(np.ones((4, 2), dtype=np.int64), np.zeros(4, dtype=int))
+    with pytest.raises(ValueError, match=r"features: expected a 2-D array.*ndim=1"):
+        leepfast.logme(np.ones(4), np.zeros(4, dtype=int))
+    with pytest.raises(ValueError, match=r"labels: expected 20 labels.*got 19"):
+        leepfast.logme(f, y[:19])
+    with pytest.raises(TypeError, match=r"labels: expected an integer array"):
+        leepfast.logme(f, y.astype(float))
+    bad = f.copy()
+    bad[13, 1] = np.nan
+    with pytest.raises(ValueError, match=r"features: row 13 contains NaN"):
+        leepfast.h_score(bad, y, block_size=4)
+    with pytest.raises(ValueError, match=r"labels: row 5 is -1"):
+        y2 = y.copy()
+        y2[5] = -1
+        leepfast.h_score(f, y2)
+    with pytest.raises(
+        ValueError, match=r"labels: row 2 is 7; expected an integer in \[0, 3\)"
+    ):
+        y3 = y.copy()
+        y3[2] = 7
+        leepfast.logme(f, y3, n_target=3)
+    with pytest.raises(
+        ValueError, match=r"h_score: needs at least 2 samples, got n_samples=1"
+    ):
+        leepfast.h_score(f[:1], y[:1])
+    with pytest.raises(ValueError, match=r"expected 3 features.*got 4"):
+        FeatureAccumulator().update(f, y).update(np.ones((2, 4)), np.zeros(2, dtype=int))
+    with pytest.raises(FileNotFoundError, match=r"features: no such file"):
+        leepfast.logme("/nonexistent/f.npy", y)
+
+
+def test_pickled_npy_is_refused_without_unpickling(tmp_path):
+    path = tmp_path / "obj.npy"
+    np.save(path, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(ValueError, match=r"features: expected a .npy file of numbers"):
+        leepfast.h_score(path, np.zeros(1, dtype=int))
