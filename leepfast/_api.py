@@ -267,7 +267,7 @@ class Accumulator:
 
     # -- pass 1 -------------------------------------------------------------------------
 
-    def accumulate(self, predictions, labels, *, where=""):
+    def accumulate(self, predictions, labels, *, where="", row_offset=0):
         """Pass 1: add a batch.
 
         Parameters
@@ -277,6 +277,9 @@ class Accumulator:
             logits when the accumulator was made with ``logits=True``.
         labels : array of shape (n_batch,), any integer dtype
             Target labels in [0, n_target).
+        row_offset : int, default 0
+            Added to the row numbers in error messages (the batch's first row in a
+            larger dataset, e.g. a dask chunk's global offset).
         """
         if self.phase != "accumulate":
             raise RuntimeError("accumulate: pass 1 is over (finalize() was called)")
@@ -300,7 +303,8 @@ class Accumulator:
             self.n_threads,
         )
         if status:
-            self._raise(status, row, block, labels, self.n_samples, n_target, where)
+            first = row_offset + self.n_samples
+            self._raise(status, row, block, labels, first, n_target, where)
         self.n_samples += len(labels)
         return self
 
@@ -356,8 +360,9 @@ class Accumulator:
 
     # -- pass 2 -------------------------------------------------------------------------
 
-    def score(self, predictions, labels, *, where=""):
-        """Pass 2: add a batch's log terms (the same batches as pass 1)."""
+    def score(self, predictions, labels, *, where="", row_offset=0):
+        """Pass 2: add a batch's log terms (the same batches as pass 1; ``row_offset``
+        as in :meth:`accumulate`)."""
         if self.phase != "score":
             raise RuntimeError("score: call finalize() after pass 1 first")
         predictions, labels = self._check_batch(predictions, labels)
@@ -369,7 +374,8 @@ class Accumulator:
             block, labels64, self.conditional, self.logits, self.n_threads
         )
         if status:
-            self._raise(status, row, block, labels, self.n_scored, self.n_target, where)
+            first = row_offset + self.n_scored
+            self._raise(status, row, block, labels, first, self.n_target, where)
         self._sum += total
         self._counts_scored += np.bincount(labels64, minlength=self.n_target)
         self.n_scored += len(labels)

@@ -1,0 +1,436 @@
+"""LEEP and NCE on dask arrays: predictions spread over many machines, scored in place.
+
+The two passes are two stages of one task graph::
+
+    chunk_0 ... chunk_k         row chunks of predictions (never moved), labels aligned
+       |           |
+    accumulate  accumulate      pass 1 per chunk, the chosen backend's kernels
+        \\        /              (an Accumulator per chunk, collapsed to one Y x Z slot)
+       tree of merges           only (Y, Z) float64 + int64 states travel
+            |
+        finalize                C and NCE: one node, fetched once by each worker
+       /         \\
+    score  ...  score           pass 2 per chunk, next to its data
+        \\        /
+       tree of sums             scalars and (Y,) counts
+            |
+          Result
+
+Importing ``leepfast`` never imports dask; this module needs ``dask[array]`` (and
+``distributed`` to run on a cluster): ``pip install 'leepfast[dask]'``.
+
+Importing this module also tells dask that a read-only ``numpy.memmap`` (the chunks of
+:func:`from_npy_shards`) holds no process memory: its pages live in the page cache, so a
+worker must not spill it to disk as if it were a large in-memory array.
+"""
+
+import copy
+import math
+import os
+
+import numpy as np
+
+try:
+    import dask
+    import dask.array as da
+    from dask.sizeof import sizeof as _sizeof
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    raise ImportError(
+        "leepfast.dask needs dask[array] (and distributed for a cluster): "
+        "pip install 'leepfast[dask]'"
+    ) from exc
+
+from . import _api, _backends
+from ._api import Accumulator, check_labels, check_n_target, check_predictions
+from ._config import resolve_threads
+
+__all__ = ["from_npy_shards", "leep", "nce", "score"]
+
+#: Default fan-in of the tree reductions.
+SPLIT_EVERY = 8
+
+
+@_sizeof.register(np.memmap)
+def _sizeof_memmap(x):
+    # a read-only file mapping costs page cache, not worker memory
+    if getattr(x, "filename", None) is not None and getattr(x, "mode", None) == "r":
+        return 64
+    return int(x.nbytes)
+
+
+# ---------------------------------------------------------------------------------------
+# Checks on the client (kinds and shapes only; values are checked in the tasks)
+
+
+def _stand_in(arr, name):
+    """A zero-byte ndarray with the dask array's dtype and shape, for the shape checks
+    of the in-memory API (so the messages are the same)."""
+    if any(isinstance(s, float) and math.isnan(s) for s in arr.shape):
+        raise ValueError(
+            f"{name}: expected a dask array with known chunk sizes, got shape "
+            f"{arr.shape}; call .compute_chunk_sizes() on it first"
+        )
+    base = np.zeros(1, dtype=arr.dtype)
+    return np.lib.stride_tricks.as_strided(base, shape=arr.shape, strides=(0,) * arr.ndim)
+
+
+def _check_split_every(split_every):
+    if isinstance(split_every, bool) or not isinstance(split_every, (int, np.integer)):
+        raise TypeError(
+            f"split_every: expected an integer >= 2, got {type(split_every).__name__}"
+        )
+    if split_every < 2:
+        raise ValueError(f"split_every: expected an integer >= 2, got {split_every}")
+    return int(split_every)
+
+
+def _prepare(predictions, labels):
+    """Row-chunked predictions (whole rows per chunk) and labels chunked the same way."""
+    if isinstance(predictions, da.Array):
+        check_predictions(_stand_in(predictions, "predictions"))
+    else:
+        predictions = check_predictions(predictions)
+        predictions = da.from_array(predictions, chunks=(_default_rows(predictions), -1))
+    if len(predictions.chunks[1]) > 1:  # columns split across chunks: whole rows
+        predictions = predictions.rechunk({1: -1})
+    n = predictions.shape[0]
+    rows = predictions.chunks[0]
+    if isinstance(labels, da.Array):
+        check_labels(_stand_in(labels, "labels"), n)
+        if labels.chunks[0] != rows:
+            labels = labels.rechunk((rows,))
+    else:
+        labels = check_labels(labels, n)
+        labels = da.from_array(labels, chunks=(rows,))
+    return predictions, labels
+
+
+def _default_rows(predictions):
+    return _api._block_rows(None, predictions.shape[1], predictions.itemsize)
+
+
+def _infer_n_target(labels):
+    """max(label) + 1 computed with dask, after checking that no label is negative
+    (the in-memory message, with the global row)."""
+    low, high = dask.compute(labels.min(), labels.max())
+    if low < 0:
+        row = int(da.argmax(labels < 0).compute())
+        value = labels[row].compute()
+        raise ValueError(f"labels: row {row} is {value}; expected labels >= 0")
+    return int(high) + 1
+
+
+# ---------------------------------------------------------------------------------------
+# The tasks (run on the workers; each gets one chunk or a few small states)
+
+
+def _fresh(params):
+    n_target, logits, backend, _, _ = params
+    return Accumulator(n_target, logits=logits, backend=backend, n_threads=1)
+
+
+def _blocks(block, labels, block_rows):
+    for start in range(0, block.shape[0], block_rows):
+        yield block[start : start + block_rows], labels[start : start + block_rows]
+
+
+def _accumulate_chunk(block, labels, offset, params):
+    """Pass 1 over one chunk; the state comes back as one (Y, Z) slot."""
+    n_target, logits, backend, n_threads, block_rows = params
+    acc = Accumulator(n_target, logits=logits, backend=backend, n_threads=n_threads)
+    for theta, y in _blocks(block, labels, block_rows):
+        acc.accumulate(theta, y, row_offset=offset)  # global rows in messages
+    if acc.n_threads == 1 or acc.n_samples == 0:
+        return acc
+    return _fresh(params).merge(acc)  # thread-local slots summed: one slot travels
+
+
+def _merge_states(params, *states):
+    out = _fresh(params)
+    for state in states:
+        out.merge(state)
+    return out
+
+
+def _finalize(params, state):
+    return _fresh(params).merge(state).finalize()
+
+
+def _score_chunk(final, block, labels, offset, params):
+    """Pass 2 over one chunk: (sum of log terms, class counts seen, rows seen)."""
+    n_threads, block_rows = params[3], params[4]
+    # A pass-2 state of our own over the shared read-only conditional; ``final`` is a
+    # task result that other tasks read, so it is never modified.
+    acc = copy.copy(final)
+    acc.n_threads = resolve_threads(n_threads)
+    acc._sum, acc.n_scored = 0.0, 0
+    acc._counts_scored = np.zeros_like(final.class_counts)
+    for theta, y in _blocks(block, labels, block_rows):
+        acc.score(theta, y, row_offset=offset)
+    return acc._sum, acc._counts_scored, acc.n_scored
+
+
+def _add_parts(*parts):
+    return (
+        math.fsum(p[0] for p in parts),
+        np.sum([p[1] for p in parts], axis=0),
+        sum(p[2] for p in parts),
+    )
+
+
+def _result(final, part):
+    acc = copy.copy(final)
+    acc._sum, acc._counts_scored, acc.n_scored = part
+    return acc.result()  # checks that both passes saw the same rows
+
+
+def _nce(final):
+    return final.nce
+
+
+def _leep(result):
+    return result.leep
+
+
+def _tree(func, items, split_every, *lead):
+    """Reduce delayed ``items`` with ``func(*lead, *group)`` in a tree of fan-in
+    ``split_every``."""
+    task = dask.delayed(func, pure=True)
+    while len(items) > 1:
+        items = [
+            task(*lead, *items[i : i + split_every])
+            for i in range(0, len(items), split_every)
+        ]
+    return items[0]
+
+
+# ---------------------------------------------------------------------------------------
+# The graph and the public functions
+
+
+def _graph(predictions, labels, n_target, logits, backend, n_threads, block_size,
+           split_every, what):
+    predictions, labels = _prepare(predictions, labels)
+    n_target = check_n_target(n_target)
+    if n_target is None:
+        n_target = _infer_n_target(labels)
+    _backends.resolve(backend)  # the in-memory errors for a bad backend or n_threads,
+    resolve_threads(n_threads)  # raised here; each worker resolves its own
+    split_every = _check_split_every(split_every)
+    block_rows = _api._block_rows(block_size, predictions.shape[1], predictions.itemsize)
+    params = (n_target, bool(logits), backend, n_threads, block_rows)
+
+    theta_chunks = predictions.to_delayed().ravel().tolist()
+    label_chunks = labels.to_delayed().ravel().tolist()
+    offsets = np.concatenate(([0], np.cumsum(predictions.chunks[0])[:-1])).tolist()
+    chunks = list(zip(theta_chunks, label_chunks, offsets, strict=True))
+
+    accumulate = dask.delayed(_accumulate_chunk, pure=True)
+    states = [accumulate(t, y, int(off), params) for t, y, off in chunks]
+    state = _tree(_merge_states, states, split_every, params)
+    final = dask.delayed(_finalize, pure=True)(params, state)
+    if what == "nce":
+        return dask.delayed(_nce, pure=True)(final)
+
+    score_chunk = dask.delayed(_score_chunk, pure=True)
+    parts = [score_chunk(final, t, y, int(off), params) for t, y, off in chunks]
+    result = dask.delayed(_result, pure=True)(final, _tree(_add_parts, parts, split_every))
+    if what == "leep":
+        return dask.delayed(_leep, pure=True)(result)
+    return result
+
+
+def _run(predictions, labels, n_target, logits, backend, n_threads, block_size,
+         split_every, compute, what):
+    graph = _graph(predictions, labels, n_target, logits, backend, n_threads, block_size,
+                   split_every, what)
+    return graph.compute() if compute else graph
+
+
+_PARAMETERS = """
+    Parameters
+    ----------
+    predictions : dask array of shape (n_samples, n_source), float16, float32 or float64
+        Row i is the source model's softmax over its n_source classes for target sample
+        i (rows sum to 1 within ``leepfast.ROW_SUM_TOLERANCE``), or its logits with
+        ``logits=True``. Chunked by rows; chunks that split the columns are rechunked to
+        whole rows. Chunk sizes must be known. A NumPy array is wrapped in one.
+    labels : dask or NumPy array of shape (n_samples,), any integer dtype
+        Target labels in [0, n_target); rechunked to the row chunks of predictions.
+    n_target : int, optional
+        Number of target classes Y; default max(labels) + 1, computed with dask first
+        (a cheap pass over the labels only).
+    logits : bool, default False
+        Take a max-subtracted softmax of each row (in float64) first.
+    backend : {"auto", "cython", "numba", "numpy"}, default "auto"
+        The kernels each task uses; "auto" is resolved on each worker.
+    n_threads : int, default 1
+        Kernel threads per task (None or -1: all the worker's cores). The default is 1
+        because dask already runs one task per worker thread.
+    block_size : int, optional
+        Rows per kernel call inside a chunk (default: about 32 MiB of input).
+    split_every : int, default 8
+        Fan-in of the tree reductions of the per-chunk states.
+    compute : bool, default True
+        False: return the ``dask.delayed`` object instead of its value (the labels are
+        still read once now if ``n_target`` is None), e.g. for ``client.compute``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        The in-memory API's exceptions and messages, whichever worker finds the bad
+        input; row numbers are global.
+"""
+
+
+def leep(predictions, labels, *, n_target=None, logits=False, backend="auto", n_threads=1,
+         block_size=None, split_every=SPLIT_EVERY, compute=True):
+    """Exact LEEP of dask-array predictions, computed where the chunks are.
+    {params}
+    Returns
+    -------
+    float
+        Equal to ``leepfast.leep`` on the same rows (to rounding of the float64 sums).
+    """
+    return _run(predictions, labels, n_target, logits, backend, n_threads, block_size,
+                split_every, compute, "leep")
+
+
+def nce(predictions, labels, *, n_target=None, logits=False, backend="auto", n_threads=1,
+        block_size=None, split_every=SPLIT_EVERY, compute=True):
+    """Negative Conditional Entropy of dask-array predictions (pass 1 only).
+    {params}
+    Returns
+    -------
+    float
+        Equal to ``leepfast.nce`` on the same rows.
+    """
+    return _run(predictions, labels, n_target, logits, backend, n_threads, block_size,
+                split_every, compute, "nce")
+
+
+def score(predictions, labels, *, n_target=None, logits=False, backend="auto", n_threads=1,
+          block_size=None, split_every=SPLIT_EVERY, compute=True):
+    """LEEP, NCE, the joint and the conditional of dask-array predictions.
+    {params}
+    Returns
+    -------
+    leepfast.Result
+        As ``leepfast.score`` returns on the same rows; ``backend`` names the backend of
+        the task that finalized pass 1.
+    """
+    return _run(predictions, labels, n_target, logits, backend, n_threads, block_size,
+                split_every, compute, "score")
+
+
+for _f in (leep, nce, score):
+    _f.__doc__ = _f.__doc__.replace("{params}", _PARAMETERS)
+del _f
+
+
+# ---------------------------------------------------------------------------------------
+# .npy shards on the workers' disks
+
+
+def _npy_header(path):
+    """(shape, fortran_order, dtype, data offset) of a .npy file, never unpickling."""
+    with open(path, "rb") as f:
+        try:
+            version = np.lib.format.read_magic(f)
+        except ValueError as exc:
+            raise ValueError(f"paths: {os.fspath(path)!r} is not a .npy file ({exc})") from None
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+        elif version in ((2, 0), (3, 0)):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+        else:  # pragma: no cover - read_magic only returns known versions
+            raise ValueError(f"paths: {os.fspath(path)!r}: unsupported .npy version {version}")
+        return shape, fortran, dtype, f.tell()
+
+
+def _load_rows(path, shape, fortran, dtype, offset, start, stop):
+    """Rows [start, stop) of a .npy shard, memory-mapped read-only on this machine."""
+    need = offset + math.prod(shape) * dtype.itemsize
+    size = os.stat(path).st_size
+    if size < need:
+        raise ValueError(
+            f"paths: {os.fspath(path)!r} is truncated: its header describes {need} bytes "
+            f"(shape {shape}, dtype {dtype}), the file has {size}"
+        )
+    order = "F" if fortran else "C"
+    mm = np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape, order=order)
+    return mm[start:stop]
+
+
+def from_npy_shards(paths, *, chunk_rows=None):
+    """One dask array over many 2-D ``.npy`` shards, each chunk memory-mapped where the
+    task that reads it runs.
+
+    Only the headers are read here (never unpickling anything); each chunk is a
+    read-only ``numpy.memmap`` opened inside its task, so the data is never loaded on
+    the client and each row is read from disk by the worker that scores it.
+
+    Parameters
+    ----------
+    paths : sequence of str or os.PathLike
+        The shards, in row order; each a 2-D float16/32/64 array with the same number
+        of columns and the same dtype (any byte order, C or Fortran order). The paths
+        must name the same files on the client (headers) and on the workers (data):
+        a shared file system, or the same paths on every machine.
+    chunk_rows : int, optional
+        Split each shard into chunks of at most this many rows (default: one chunk per
+        shard).
+
+    Returns
+    -------
+    dask.array.Array of shape (sum of shard rows, n_source)
+        Chunked by rows: one or more chunks per shard, whole rows per chunk.
+    """
+    if isinstance(paths, (str, bytes, os.PathLike)):
+        raise TypeError(
+            f"paths: expected a sequence of .npy paths, got one {type(paths).__name__}"
+        )
+    paths = [os.fspath(p) for p in paths]
+    if not paths:
+        raise ValueError("paths: expected at least one .npy shard, got none")
+    if chunk_rows is not None:
+        if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, (int, np.integer)):
+            raise TypeError(
+                f"chunk_rows: expected None or a positive integer, "
+                f"got {type(chunk_rows).__name__}"
+            )
+        if chunk_rows < 1:
+            raise ValueError(f"chunk_rows: expected a positive integer, got {chunk_rows}")
+        chunk_rows = int(chunk_rows)
+    pieces, first = [], None
+    for path in paths:
+        shape, fortran, dtype, offset = _npy_header(path)
+        if dtype.hasobject:
+            raise ValueError(
+                f"paths: {path!r} holds Python objects (dtype={dtype}); expected a float "
+                f"array (object .npy files are never unpickled)"
+            )
+        check_predictions(
+            np.lib.stride_tricks.as_strided(np.zeros(1, dtype), shape=shape,
+                                            strides=(0,) * len(shape)),
+            name=f"paths: {path!r}",
+        )
+        if first is None:
+            first = (shape[1], dtype)
+        elif (shape[1], dtype) != first:
+            raise ValueError(
+                f"paths: {path!r} has shape {shape} and dtype {dtype}; expected "
+                f"{first[0]} columns and dtype {first[1]} as in {paths[0]!r}"
+            )
+        step = chunk_rows or shape[0]
+        load = dask.delayed(_load_rows, pure=True)
+        for start in range(0, shape[0], step):
+            stop = min(start + step, shape[0])
+            pieces.append(
+                da.from_delayed(
+                    load(path, shape, fortran, dtype, offset, start, stop),
+                    shape=(stop - start, shape[1]),
+                    dtype=dtype,
+                )
+            )
+    return da.concatenate(pieces, axis=0)

@@ -1,0 +1,354 @@
+"""leepfast.dask on a real 2-process LocalCluster on 127.0.0.1 (and the threaded
+scheduler): equal to the in-memory API, shards read on the workers, a worker killed
+mid-run, bad input on a worker raising the in-memory error."""
+
+import os
+import pickle
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import cloudpickle
+import dask
+import dask.array as da
+import numpy as np
+import pytest
+from distributed import Client, Event, LocalCluster, get_task_stream, rejoin, secede
+
+import leepfast
+import leepfast.dask as ld
+
+# The helpers below run inside the worker processes, which cannot import this file.
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+RTOL = 1e-12
+N, Z, Y = 10_007, 50, 7
+
+
+def probabilities(rng, n, z, dtype=np.float64):
+    theta = rng.random((n, z)) ** 3
+    theta[np.arange(n), rng.integers(0, z, n)] += 0.05
+    theta /= theta.sum(axis=1, keepdims=True)
+    return theta.astype(dtype)
+
+
+@pytest.fixture(scope="module")
+def client():
+    with (
+        LocalCluster(
+            n_workers=2,
+            processes=True,
+            threads_per_worker=1,
+            host="127.0.0.1",
+            dashboard_address=None,
+        ) as cluster,
+        Client(cluster, set_as_default=False) as c,
+    ):
+        yield c
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(20261127)
+    theta = probabilities(rng, N, Z)
+    labels = rng.integers(0, Y, N)
+    labels[labels == 3] = 4  # an absent target class inside [0, Y)
+    return theta, labels
+
+
+def assert_same(got, want):
+    assert got.n_samples == want.n_samples
+    assert got.n_source == want.n_source and got.n_target == want.n_target
+    np.testing.assert_allclose(got.leep, want.leep, rtol=RTOL, atol=0)
+    np.testing.assert_allclose(got.nce, want.nce, rtol=RTOL, atol=0)
+    np.testing.assert_allclose(got.joint, want.joint, rtol=RTOL, atol=1e-300)
+    np.testing.assert_allclose(got.conditional, want.conditional, rtol=RTOL, atol=1e-300)
+    np.testing.assert_array_equal(got.class_counts, want.class_counts)
+    np.testing.assert_array_equal(got.hard_counts, want.hard_counts)
+
+
+CHUNKINGS = {
+    "even rows": (1000, Z),
+    "uneven last, columns split": (997, 17),
+    "one chunk": (N, Z),
+    "irregular rows and columns": ((1, 4000, 3000, 2006, 1000), (20, 30)),
+}
+
+
+@pytest.mark.parametrize("chunks", CHUNKINGS.values(), ids=CHUNKINGS.keys())
+def test_cluster_equals_in_memory(client, data, chunks):
+    theta, labels = data
+    want = leepfast.score(theta, labels)
+    predictions = da.from_array(theta, chunks=chunks)
+    y = da.from_array(labels, chunks=1500)  # not aligned with the rows: rechunked
+    with dask.config.set(scheduler=client):
+        got = ld.score(predictions, y)
+        assert_same(got, want)
+        np.testing.assert_allclose(ld.leep(predictions, y), want.leep, rtol=RTOL)
+        assert ld.nce(predictions, y) == pytest.approx(want.nce, rel=RTOL)
+    # the paper's bound holds on the distributed result too (Theorem 1)
+    assert got.leep >= got.nce + np.mean(np.log(theta.max(axis=1))) - 1e-12
+
+
+def test_client_compute_float32_logits_and_numpy_labels(client, data):
+    theta, labels = data
+    logits = (np.log(theta) + 3.0).astype(np.float32)
+    want = leepfast.score(logits, labels, logits=True, n_target=Y + 2)
+    graph = ld.score(da.from_array(logits, chunks=(2503, 25)), labels, logits=True,
+                     n_target=Y + 2, compute=False)
+    got = client.compute(graph).result()
+    assert_same(got, want)
+    assert got.n_target == Y + 2 and got.class_counts[-2:].tolist() == [0, 0]
+
+
+@pytest.mark.parametrize("backend", ["cython", "numba", "numpy"])
+def test_threaded_scheduler_each_backend(data, backend):
+    if backend not in leepfast.available_backends():
+        pytest.skip(f"backend {backend!r} not available")
+    theta, labels = data
+    want = leepfast.score(theta, labels, backend=backend)
+    with dask.config.set(scheduler="threads"):
+        got = ld.score(da.from_array(theta, chunks=(613, 50)), da.from_array(labels),
+                       backend=backend, n_threads=2, block_size=100, split_every=3)
+    assert_same(got, want)
+    assert got.backend == backend
+
+
+def test_one_hot_leep_equals_nce_sync():
+    # one-hot predictions: LEEP == NCE, a property independent of the implementation
+    rng = np.random.default_rng(5)
+    z = rng.integers(0, 6, 3001)
+    theta = np.eye(6)[z]
+    y = (z + (rng.random(3001) < 0.3)) % 4
+    got = ld.score(da.from_array(theta, chunks=(400, 4)), y, compute=False).compute(
+        scheduler="sync"
+    )
+    assert got.leep == pytest.approx(got.nce, rel=1e-12)
+    assert got.leep == pytest.approx(leepfast.leep(theta, y), rel=RTOL)
+
+
+def test_inputs_not_modified(data):
+    theta, labels = data
+    t0, l0 = theta.copy(), labels.copy()
+    with dask.config.set(scheduler="threads"):
+        ld.score(da.from_array(theta, chunks=(1000, 20)), labels, logits=True)
+    np.testing.assert_array_equal(theta, t0)
+    np.testing.assert_array_equal(labels, l0)
+
+
+# ---------------------------------------------------------------------------------------
+# shards on the workers' disks
+
+
+def write_shards(tmp_path, theta, sizes, fortran=(), swapped=()):
+    paths, start = [], 0
+    for i, size in enumerate(sizes):
+        part = theta[start : start + size]
+        if i in swapped:
+            part = part.astype(part.dtype.newbyteorder(">"))
+        if i in fortran:
+            part = np.asfortranarray(part)
+        path = tmp_path / f"shard-{i:03d}.npy"
+        np.save(path, part)
+        paths.append(path)
+        start += size
+    assert start == len(theta)
+    return paths
+
+
+def test_shards_read_on_the_workers(client, data, tmp_path):
+    theta, labels = data
+    theta32 = theta.astype(np.float32)
+    paths = write_shards(tmp_path, theta32, [3000, 1, 4000, 3006])
+    predictions = ld.from_npy_shards(paths, chunk_rows=1200)
+    assert predictions.shape == (N, Z) and predictions.dtype == np.float32
+    assert predictions.chunks[0] == (1200, 1200, 600, 1, 1200, 1200, 1200, 400,
+                                     1200, 1200, 606)
+    # the graph the client sends holds paths, not rows
+    graph_bytes = len(pickle.dumps(dict(predictions.__dask_graph__())))
+    assert graph_bytes < theta32.nbytes / 20
+    want = leepfast.score(theta32, labels)
+    with get_task_stream(client=client) as stream, dask.config.set(scheduler=client):
+        got = ld.score(predictions, labels)
+    assert_same(got, want)
+    workers = set(client.scheduler_info()["workers"])
+    loads = [t for t in stream.data if "load_rows" in str(t["key"])]
+    assert len(loads) >= len(predictions.chunks[0])  # each chunk opened by a task ...
+    assert {t["worker"] for t in loads} <= workers  # ... on a worker process
+
+
+def test_shards_fortran_order_threads(data, tmp_path):
+    theta, labels = data
+    paths = write_shards(tmp_path, theta, [5000, 5007], fortran=(0, 1))
+    assert not np.load(paths[0], mmap_mode="r").flags.c_contiguous
+    predictions = ld.from_npy_shards(paths)
+    assert predictions.chunks[0] == (5000, 5007)
+    with dask.config.set(scheduler="threads"):
+        got = ld.score(predictions, labels, block_size=777)
+    assert_same(got, leepfast.score(theta, labels))
+
+
+def test_shard_errors(tmp_path):
+    good = tmp_path / "good.npy"
+    np.save(good, np.full((4, 3), 1 / 3))
+    with pytest.raises(TypeError, match="paths: expected a sequence of .npy paths"):
+        ld.from_npy_shards(str(good))
+    with pytest.raises(ValueError, match="paths: expected at least one"):
+        ld.from_npy_shards([])
+    obj = tmp_path / "object.npy"
+    np.save(obj, np.array([{"a": 1}, None], dtype=object), allow_pickle=True)
+    with pytest.raises(ValueError, match="holds Python objects .* never unpickled"):
+        ld.from_npy_shards([obj])
+    other = tmp_path / "other.npy"
+    np.save(other, np.full((2, 4), 0.25))
+    with pytest.raises(ValueError, match=r"expected 3 columns and dtype float64"):
+        ld.from_npy_shards([good, other])
+    ints = tmp_path / "ints.npy"
+    np.save(ints, np.ones((2, 3), dtype=np.int32))
+    with pytest.raises(TypeError, match="expected a float16, float32 or float64 array"):
+        ld.from_npy_shards([ints])
+    text = tmp_path / "text.npy"
+    text.write_text("not an npy file at all")
+    with pytest.raises(ValueError, match="is not a .npy file"):
+        ld.from_npy_shards([text])
+    with pytest.raises(ValueError, match="chunk_rows: expected a positive integer, got 0"):
+        ld.from_npy_shards([good], chunk_rows=0)
+    # truncated after the client read the header: the task names the file
+    short = tmp_path / "short.npy"
+    np.save(short, np.full((4, 3), 1 / 3))
+    predictions = ld.from_npy_shards([short])
+    short.write_bytes(short.read_bytes()[:-8])
+    with pytest.raises(ValueError, match=r"short.npy' is truncated"):
+        ld.leep(predictions, np.zeros(4, dtype=int), compute=False).compute(
+            scheduler="sync"
+        )
+
+
+# ---------------------------------------------------------------------------------------
+# bad input on a worker: the in-memory exception, with global rows
+
+
+def in_memory_error(theta, labels, **kw):
+    with pytest.raises((TypeError, ValueError)) as info:
+        leepfast.score(theta, labels, **kw)
+    return info.value
+
+
+def bad_inputs(theta, labels):
+    nan = theta.copy()
+    nan[5555, 7] = np.nan
+    negative = theta.copy()
+    negative[9001, 3] = -0.25
+    negative[9001, 4] += 0.25
+    unnormalised = theta.copy()
+    unnormalised[4321] *= 1.5
+    out_of_range = labels.copy()
+    out_of_range[7777] = Y
+    negative_label = labels.copy()
+    negative_label[6001] = -2
+    return {
+        "nan": (nan, labels, {}),
+        "negative": (negative, labels, {}),
+        "row sum": (unnormalised, labels, {}),
+        "label >= n_target": (theta, out_of_range, {"n_target": Y}),
+        "negative label, n_target inferred": (theta, negative_label, {}),
+        "negative label, n_target given": (theta, negative_label, {"n_target": Y}),
+        "integer predictions": (theta.astype(np.int64), labels, {}),
+        "float labels": (theta, labels.astype(float), {}),
+        "length mismatch": (theta, labels[:-1], {}),
+        "n_target zero": (theta, labels, {"n_target": 0}),
+        "unknown backend": (theta, labels, {"backend": "fortran"}),
+    }
+
+
+def test_bad_input_on_a_worker_is_the_in_memory_error(client, data):
+    theta, labels = data
+    for t, y, kw in bad_inputs(theta, labels).values():
+        want = in_memory_error(t, y, **kw)
+        predictions = da.from_array(t, chunks=(1000, 30))
+        y_dask = da.from_array(y, chunks=700)
+        with dask.config.set(scheduler=client):
+            with pytest.raises(type(want), match=f"^{re.escape(str(want))}$"):
+                ld.score(predictions, y_dask, **kw)
+
+
+def test_error_names_global_row():
+    # the row is counted across chunks and blocks, not from the start of a chunk
+    theta = np.full((50, 2), 0.5)
+    theta[43] = [0.5, 0.6]
+    predictions = da.from_array(theta, chunks=(20, 2))
+    with pytest.raises(ValueError, match=r"^predictions: row 43 sums to 1\.1;"):
+        ld.leep(predictions, np.zeros(50, dtype=np.uint8), block_size=3, compute=False
+                ).compute(scheduler="sync")
+
+
+def test_importing_leepfast_does_not_import_dask():
+    code = "import sys, leepfast; sys.exit('dask' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 0
+
+
+# ---------------------------------------------------------------------------------------
+# a worker killed mid-run (last: the nanny restarts it, the test waits for it)
+
+
+def gated_chunk(k, rows, z, gated, event_name):
+    """Chunk k of the test data; gated chunks wait (outside the worker's thread pool)
+    until the test has killed a worker."""
+    if gated:
+        secede()
+        Event(event_name).wait(timeout=120)
+        rejoin()
+    return probabilities(np.random.default_rng(1000 + k), rows, z)
+
+
+def in_memory_states(dask_scheduler):
+    """Per finished pass-1 state: the workers that hold it."""
+    return {
+        str(key): [ws.address for ws in ts.who_has]
+        for key, ts in dask_scheduler.tasks.items()
+        if "_accumulate_chunk" in str(key) and ts.state == "memory"
+    }
+
+
+def test_worker_killed_mid_run(client):
+    rows, n_chunks, n_free = 1500, 8, 4
+    event_name = f"leepfast-test-go-{os.getpid()}-{time.monotonic_ns()}"
+    blocks = [
+        da.from_delayed(
+            dask.delayed(gated_chunk, pure=True)(k, rows, Z, k >= n_free, event_name),
+            shape=(rows, Z),
+            dtype=np.float64,
+        )
+        for k in range(n_chunks)
+    ]
+    predictions = da.concatenate(blocks)
+    labels = np.random.default_rng(3).integers(0, Y, rows * n_chunks)
+    theta = np.concatenate(
+        [probabilities(np.random.default_rng(1000 + k), rows, Z) for k in range(n_chunks)]
+    )
+    want = leepfast.score(theta, labels)
+
+    go = Event(event_name, client=client)
+    future = client.compute(ld.score(predictions, labels, compute=False))
+    try:
+        # wait until the ungated chunks have finished pass 1 (they are not gated, so
+        # this always happens); the gated ones hold the graph before the tree merge
+        deadline = time.monotonic() + 120
+        while len(states := client.run_on_scheduler(in_memory_states)) < n_free:
+            assert time.monotonic() < deadline, "pass 1 of the free chunks never finished"
+            time.sleep(0.05)
+        assert not future.done()
+        victim = next(iter(states.values()))[0]
+        pid = client.run(os.getpid, workers=[victim])[victim]
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while victim in client.scheduler_info()["workers"]:
+            assert time.monotonic() < deadline, "the killed worker never left"
+            time.sleep(0.05)
+    finally:
+        go.set()
+    got = future.result(timeout=120)
+    assert_same(got, want)
+    client.wait_for_workers(2, timeout=60)
