@@ -18,6 +18,7 @@ import warnings
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
+from setuptools.command.build_py import build_py
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEBUG = os.environ.get("LEEPFAST_DEBUG", "") not in ("", "0")
@@ -82,6 +83,23 @@ class BuildExt(build_ext):
         super().build_extensions()
 
 
+# The C API (leepfast.get_include()): copied from src_cython/ into leepfast/include/ of
+# the built package, so the repository holds one copy. An editable install has no such
+# copy; get_include() then returns src_cython/ itself.
+C_API_FILES = ["leepfast.h", "leepfast.c", "leepfast_api.c", "leepfast_kernel.inc"]
+
+
+class BuildPy(build_py):
+    def run(self):
+        super().run()
+        if getattr(self, "editable_mode", False):
+            return
+        target = os.path.join(self.build_lib, "leepfast", "include")
+        self.mkpath(target)
+        for name in C_API_FILES:
+            self.copy_file(os.path.join(HERE, "src_cython", name), target)
+
+
 directives = {
     "language_level": "3",
     "boundscheck": DEBUG,
@@ -94,7 +112,11 @@ directives = {
 extensions = [
     Extension(
         "leepfast._kernels",
-        sources=["src_cython/_kernels.pyx", "src_cython/leepfast.c"],
+        sources=[
+            "src_cython/_kernels.pyx",
+            "src_cython/leepfast.c",
+            "src_cython/leepfast_api.c",
+        ],
         include_dirs=["src_cython"],
         depends=["src_cython/leepfast.h", "src_cython/leepfast_kernel.inc"],
     )
@@ -102,5 +124,5 @@ extensions = [
 
 setup(
     ext_modules=cythonize(extensions, compiler_directives=directives, quiet=True),
-    cmdclass={"build_ext": BuildExt},
+    cmdclass={"build_ext": BuildExt, "build_py": BuildPy},
 )

@@ -19,6 +19,7 @@ from ._backends import available_backends
 from ._config import show_config
 from ._features import FeatureAccumulator, h_score, logme, regularized_h_score
 from ._files import FileFormatError, open_labels, open_predictions, score_files
+from ._include import get_include
 
 __all__ = [
     "ROW_SUM_TOLERANCE",
@@ -27,6 +28,7 @@ __all__ = [
     "FileFormatError",
     "Result",
     "available_backends",
+    "get_include",
     "h_score",
     "leep",
     "logme",
