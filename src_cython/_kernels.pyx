@@ -53,6 +53,47 @@ cdef extern from *:
     int LF_OPENMP
     int lf_max_threads() nogil
 
+cdef extern from *:
+    """
+    /* The read floor for benchmarks: a plain vectorisable sum of a contiguous range. */
+    static double lf_read_f32(const float *x, int64_t n)
+    {
+        float acc[16] = {0};
+        int64_t i = 0;
+        for (; i + 16 <= n; i += 16)
+            for (int k = 0; k < 16; k++) acc[k] += x[i + k];
+        double s = 0.0;
+        for (int k = 0; k < 16; k++) s += acc[k];
+        for (; i < n; i++) s += x[i];
+        return s;
+    }
+    static double lf_read_f64(const double *x, int64_t n)
+    {
+        double acc[8] = {0};
+        int64_t i = 0;
+        for (; i + 8 <= n; i += 8)
+            for (int k = 0; k < 8; k++) acc[k] += x[i + k];
+        double s = 0.0;
+        for (int k = 0; k < 8; k++) s += acc[k];
+        for (; i < n; i++) s += x[i];
+        return s;
+    }
+    static double lf_read_u16(const uint16_t *x, int64_t n)
+    {
+        uint32_t acc[16] = {0};
+        int64_t i = 0;
+        for (; i + 16 <= n; i += 16)
+            for (int k = 0; k < 16; k++) acc[k] += x[i + k];
+        double s = 0.0;
+        for (int k = 0; k < 16; k++) s += acc[k];
+        for (; i < n; i++) s += x[i];
+        return s;
+    }
+    """
+    double lf_read_f32(const float *, int64_t) nogil
+    double lf_read_f64(const double *, int64_t) nogil
+    double lf_read_u16(const uint16_t *, int64_t) nogil
+
 # float16 arrives as its uint16 bit patterns (a ``.view(np.uint16)`` of the block).
 ctypedef fused pred_t:
     float
@@ -192,3 +233,32 @@ def conditional(const double[:, ::1] joint, double[:, ::1] out):
     if joint.shape[0] != out.shape[0] or joint.shape[1] != out.shape[1]:
         raise ValueError("conditional: joint and out disagree in shape")
     return leepfast_conditional(&joint[0, 0], joint.shape[0], joint.shape[1], &out[0, 0])
+
+
+def read_floor(const pred_t[:, ::1] block, int n_threads, Py_ssize_t chunk=1024):
+    """The cost of reading a block once: a plain parallel sum (for benchmarks only).
+
+    Same thread layout as ``score``; float16 is summed as its integer bit patterns
+    (the bytes are read, the value is meaningless).
+    """
+    cdef Py_ssize_t n = block.shape[0], n_source = block.shape[1]
+    if n == 0:
+        return 0.0
+    cdef Py_ssize_t n_chunks = (n + chunk - 1) // chunk
+    cdef double[::1] partial = np.zeros(n_chunks)
+    cdef Py_ssize_t c, start, stop
+    cdef double total = 0.0
+    for c in prange(n_chunks, nogil=True, num_threads=n_threads, schedule="static"):
+        start = c * chunk
+        stop = start + chunk
+        if stop > n:
+            stop = n
+        if pred_t is float:
+            partial[c] = lf_read_f32(&block[start, 0], (stop - start) * n_source)
+        elif pred_t is double:
+            partial[c] = lf_read_f64(&block[start, 0], (stop - start) * n_source)
+        else:
+            partial[c] = lf_read_u16(&block[start, 0], (stop - start) * n_source)
+    for c in range(n_chunks):
+        total += partial[c]
+    return total

@@ -5,13 +5,97 @@
 #include <stddef.h>
 #include <string.h>
 
-/* Index of the first maximum of a finite row. */
-static int64_t argmax_f64(const double *row, int64_t n_source)
+/*
+ * SIMD. Compile-time: SSE2 (part of every x86-64 CPU) unless LEEPFAST_NO_SIMD is
+ * defined; portable scalar C elsewhere. Run-time: with GCC or Clang on x86-64, AVX2 + FMA
+ * + F16C versions of the row functions are compiled with target attributes (never
+ * -march=native) and chosen per block call when the CPU has them, unless
+ * LEEPFAST_NO_AVX2 is defined.
+ */
+#if !defined(LEEPFAST_NO_SIMD) &&                                                      \
+    (defined(__SSE2__) || defined(_M_X64) || (defined(_M_IX86_FP) && _M_IX86_FP >= 2))
+#define LF_SSE2 1
+#include <emmintrin.h>
+#else
+#define LF_SSE2 0
+#endif
+
+#if LF_SSE2 && !defined(LEEPFAST_NO_AVX2) && defined(__x86_64__) &&                     \
+    (defined(__GNUC__) || defined(__clang__))
+#define LF_AVX2 1
+#include <immintrin.h>
+#define LF_TARGET_AVX2 __attribute__((target("avx2,fma,f16c")))
+static int lf_have_avx2(void)
 {
-    int64_t best = 0;
-    for (int64_t z = 1; z < n_source; z++)
-        if (row[z] > row[best]) best = z;
-    return best;
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+           __builtin_cpu_supports("f16c");
+}
+static int acc_row_avx2_f32(const float *, int64_t, double, double *, int64_t *);
+static int acc_row_avx2_f64(const double *, int64_t, double, double *, int64_t *);
+static double dot_row_avx2_f32(const float *, int64_t, const double *);
+static double dot_row_avx2_f64(const double *, int64_t, const double *);
+static void half_row_to_float_f16c(const uint16_t *, int64_t, float *);
+#define LF_PICK(avx2, other) (lf_have_avx2() ? (avx2) : (other))
+#else
+#define LF_AVX2 0
+#define LF_PICK(avx2, other) (other)
+#endif
+
+/* The status of a probability row from its sum, its minimum and whether it holds a
+   non-finite value: checks run in the order non-finite, negative, sum. */
+static int lf_status(double sum, double lo, double tol, int nonfinite)
+{
+    if (nonfinite) return LEEPFAST_ERR_NONFINITE;
+    if (lo < 0) return LEEPFAST_ERR_NEGATIVE;
+    if (!(fabs(sum - 1.0) <= tol)) return LEEPFAST_ERR_NOT_NORMALISED;
+    return LEEPFAST_OK;
+}
+
+#if LF_SSE2
+/* SIMD row functions (SSE2, part of every x86-64 CPU), declared here and defined after
+   the portable ones so that they may call them for the rare paths. */
+static int acc_row_sse2_f32(const float *, int64_t, double, double *, int64_t *);
+static int acc_row_sse2_f64(const double *, int64_t, double, double *, int64_t *);
+static double dot_row_sse2_f32(const float *, int64_t, const double *);
+static double dot_row_sse2_f64(const double *, int64_t, const double *);
+#define LF_ACC_ROW_(S) acc_row_sse2_##S
+#define LF_DOT_ROW_(S) dot_row_sse2_##S
+#else
+#define LF_ACC_ROW_(S) acc_row_scalar_##S
+#define LF_DOT_ROW_(S) dot_row_scalar_##S
+#endif
+/* two levels, so that LF_ACC_ROW(LF_S) expands LF_S first */
+#define LF_ACC_ROW(S) LF_ACC_ROW_(S)
+#define LF_DOT_ROW(S) LF_DOT_ROW_(S)
+/* the row function a block call uses: the AVX2 one when the CPU has it */
+#define LF_PICK_ACC_ROW(S) LF_PICK(LF_CAT(acc_row_avx2_, S), LF_ACC_ROW(S))
+#define LF_PICK_DOT_ROW(S) LF_PICK(LF_CAT(dot_row_avx2_, S), LF_DOT_ROW(S))
+
+/* IEEE binary16 bits to float, exactly (subnormals, infinities and NaN included). */
+static float half_to_float(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h >> 15) << 31;
+    uint32_t exponent = (h >> 10) & 0x1fu;
+    uint32_t mantissa = h & 0x3ffu;
+    uint32_t bits;
+    float f;
+    if (exponent == 0) {
+        /* zero or subnormal: mantissa * 2^-24 is exact in float */
+        f = (float)mantissa * 5.9604644775390625e-08f;
+        return sign ? -f : f;
+    }
+    if (exponent == 31)
+        bits = sign | 0x7f800000u | (mantissa << 13);
+    else
+        bits = sign | ((exponent + 112u) << 23) | (mantissa << 13);
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+static void half_row_to_float(const uint16_t *row, int64_t n_source, float *out)
+{
+    for (int64_t z = 0; z < n_source; z++) out[z] = half_to_float(row[z]);
 }
 
 /* float64 rows first: the logits and float16 paths reuse them. */
@@ -27,32 +111,320 @@ static int64_t argmax_f64(const double *row, int64_t n_source)
 #undef LF_T
 #undef LF_S
 
-/* IEEE binary16 bits to float64, exactly (subnormals, infinities and NaN included). */
-static double half_to_double(uint16_t h)
+#if LF_SSE2
+static float hmin_ps(__m128 v)
 {
-    uint32_t sign = (uint32_t)(h >> 15) << 31;
-    uint32_t exponent = (h >> 10) & 0x1fu;
-    uint32_t mantissa = h & 0x3ffu;
-    uint32_t bits;
-    float f;
-    if (exponent == 0) {
-        /* zero or subnormal: mantissa * 2^-24 is exact in float */
-        f = (float)mantissa * 5.9604644775390625e-08f;
-        return sign ? -(double)f : (double)f;
+    v = _mm_min_ps(v, _mm_movehl_ps(v, v));
+    v = _mm_min_ss(v, _mm_shuffle_ps(v, v, 1));
+    return _mm_cvtss_f32(v);
+}
+
+static float hmax_ps(__m128 v)
+{
+    v = _mm_max_ps(v, _mm_movehl_ps(v, v));
+    v = _mm_max_ss(v, _mm_shuffle_ps(v, v, 1));
+    return _mm_cvtss_f32(v);
+}
+
+static double hsum_pd(__m128d v)
+{
+    return _mm_cvtsd_f64(_mm_add_sd(v, _mm_unpackhi_pd(v, v)));
+}
+
+static int64_t first_equal_sse2_f32(const float *row, int64_t n, float value)
+{
+    __m128 x = _mm_set1_ps(value);
+    int64_t z = 0;
+    for (; z + 4 <= n; z += 4) {
+        int mask = _mm_movemask_ps(_mm_cmpeq_ps(_mm_loadu_ps(row + z), x));
+        if (mask) {
+            int k = 0;
+            while (!(mask & (1 << k))) k++;
+            return z + k;
+        }
     }
-    if (exponent == 31)
-        bits = sign | 0x7f800000u | (mantissa << 13);
-    else
-        bits = sign | ((exponent + 112u) << 23) | (mantissa << 13);
-    memcpy(&f, &bits, sizeof f);
-    return (double)f;
+    return z + first_equal_scalar_f32(row + z, n - z, value);
 }
 
-static void half_row_to_double(const uint16_t *row, int64_t n_source, double *out)
+static int64_t first_equal_sse2_f64(const double *row, int64_t n, double value)
 {
-    for (int64_t z = 0; z < n_source; z++) out[z] = half_to_double(row[z]);
+    __m128d x = _mm_set1_pd(value);
+    int64_t z = 0;
+    for (; z + 2 <= n; z += 2) {
+        int mask = _mm_movemask_pd(_mm_cmpeq_pd(_mm_loadu_pd(row + z), x));
+        if (mask) return z + (mask & 1 ? 0 : 1);
+    }
+    return z + first_equal_scalar_f64(row + z, n - z, value);
 }
 
+/* Pass-1 row, float32: one read of the row adds it to the joint (float64) and gathers
+   its sum (float64), minimum and maximum. Two independent chains per quantity. */
+static int acc_row_sse2_f32(const float *row, int64_t n, double tol, double *jrow,
+                            int64_t *argmax)
+{
+    __m128d s0 = _mm_setzero_pd(), s1 = _mm_setzero_pd();
+    __m128d s2 = _mm_setzero_pd(), s3 = _mm_setzero_pd();
+    __m128 lo0 = _mm_set1_ps(row[0]), lo1 = lo0, hi0 = lo0, hi1 = lo0;
+    int64_t z = 0;
+    for (; z + 8 <= n; z += 8) {
+        __m128 v = _mm_loadu_ps(row + z), w = _mm_loadu_ps(row + z + 4);
+        __m128d a = _mm_cvtps_pd(v), b = _mm_cvtps_pd(_mm_movehl_ps(v, v));
+        __m128d c = _mm_cvtps_pd(w), d = _mm_cvtps_pd(_mm_movehl_ps(w, w));
+        s0 = _mm_add_pd(s0, a);
+        s1 = _mm_add_pd(s1, b);
+        s2 = _mm_add_pd(s2, c);
+        s3 = _mm_add_pd(s3, d);
+        lo0 = _mm_min_ps(lo0, v);
+        lo1 = _mm_min_ps(lo1, w);
+        hi0 = _mm_max_ps(hi0, v);
+        hi1 = _mm_max_ps(hi1, w);
+        _mm_storeu_pd(jrow + z, _mm_add_pd(_mm_loadu_pd(jrow + z), a));
+        _mm_storeu_pd(jrow + z + 2, _mm_add_pd(_mm_loadu_pd(jrow + z + 2), b));
+        _mm_storeu_pd(jrow + z + 4, _mm_add_pd(_mm_loadu_pd(jrow + z + 4), c));
+        _mm_storeu_pd(jrow + z + 6, _mm_add_pd(_mm_loadu_pd(jrow + z + 6), d));
+    }
+    double s = hsum_pd(_mm_add_pd(_mm_add_pd(s0, s1), _mm_add_pd(s2, s3)));
+    float lo = hmin_ps(_mm_min_ps(lo0, lo1)), hi = hmax_ps(_mm_max_ps(hi0, hi1));
+    for (; z < n; z++) {
+        float v = row[z];
+        s += (double)v;
+        jrow[z] += (double)v;
+        lo = v < lo ? v : lo;
+        hi = v > hi ? v : hi;
+    }
+    int status = lf_status(s, lo, tol, !isfinite(s) && has_nonfinite_f32(row, n));
+    if (status == LEEPFAST_OK) *argmax = first_equal_sse2_f32(row, n, hi);
+    return status;
+}
+
+static int acc_row_sse2_f64(const double *row, int64_t n, double tol, double *jrow,
+                            int64_t *argmax)
+{
+    __m128d s0 = _mm_setzero_pd(), s1 = _mm_setzero_pd();
+    __m128d lo0 = _mm_set1_pd(row[0]), lo1 = lo0, hi0 = lo0, hi1 = lo0;
+    int64_t z = 0;
+    for (; z + 4 <= n; z += 4) {
+        __m128d a = _mm_loadu_pd(row + z), b = _mm_loadu_pd(row + z + 2);
+        s0 = _mm_add_pd(s0, a);
+        s1 = _mm_add_pd(s1, b);
+        lo0 = _mm_min_pd(lo0, a);
+        lo1 = _mm_min_pd(lo1, b);
+        hi0 = _mm_max_pd(hi0, a);
+        hi1 = _mm_max_pd(hi1, b);
+        _mm_storeu_pd(jrow + z, _mm_add_pd(_mm_loadu_pd(jrow + z), a));
+        _mm_storeu_pd(jrow + z + 2, _mm_add_pd(_mm_loadu_pd(jrow + z + 2), b));
+    }
+    double s = hsum_pd(_mm_add_pd(s0, s1));
+    __m128d l = _mm_min_pd(lo0, lo1), h = _mm_max_pd(hi0, hi1);
+    double lo = _mm_cvtsd_f64(_mm_min_sd(l, _mm_unpackhi_pd(l, l)));
+    double hi = _mm_cvtsd_f64(_mm_max_sd(h, _mm_unpackhi_pd(h, h)));
+    for (; z < n; z++) {
+        double v = row[z];
+        s += v;
+        jrow[z] += v;
+        lo = v < lo ? v : lo;
+        hi = v > hi ? v : hi;
+    }
+    int status = lf_status(s, lo, tol, !isfinite(s) && has_nonfinite_f64(row, n));
+    if (status == LEEPFAST_OK) *argmax = first_equal_sse2_f64(row, n, hi);
+    return status;
+}
+
+/* Pass-2 row: sum_z c_row[z] * row[z] in float64, four independent chains. */
+static double dot_row_sse2_f32(const float *row, int64_t n, const double *c)
+{
+    __m128d s0 = _mm_setzero_pd(), s1 = _mm_setzero_pd();
+    __m128d s2 = _mm_setzero_pd(), s3 = _mm_setzero_pd();
+    int64_t z = 0;
+    for (; z + 8 <= n; z += 8) {
+        __m128 v = _mm_loadu_ps(row + z), w = _mm_loadu_ps(row + z + 4);
+        s0 = _mm_add_pd(s0, _mm_mul_pd(_mm_cvtps_pd(v), _mm_loadu_pd(c + z)));
+        s1 = _mm_add_pd(s1, _mm_mul_pd(_mm_cvtps_pd(_mm_movehl_ps(v, v)),
+                                       _mm_loadu_pd(c + z + 2)));
+        s2 = _mm_add_pd(s2, _mm_mul_pd(_mm_cvtps_pd(w), _mm_loadu_pd(c + z + 4)));
+        s3 = _mm_add_pd(s3, _mm_mul_pd(_mm_cvtps_pd(_mm_movehl_ps(w, w)),
+                                       _mm_loadu_pd(c + z + 6)));
+    }
+    double s = hsum_pd(_mm_add_pd(_mm_add_pd(s0, s1), _mm_add_pd(s2, s3)));
+    for (; z < n; z++) s += c[z] * (double)row[z];
+    return s;
+}
+
+static double dot_row_sse2_f64(const double *row, int64_t n, const double *c)
+{
+    __m128d s0 = _mm_setzero_pd(), s1 = _mm_setzero_pd();
+    __m128d s2 = _mm_setzero_pd(), s3 = _mm_setzero_pd();
+    int64_t z = 0;
+    for (; z + 8 <= n; z += 8) {
+        s0 = _mm_add_pd(s0, _mm_mul_pd(_mm_loadu_pd(row + z), _mm_loadu_pd(c + z)));
+        s1 = _mm_add_pd(s1, _mm_mul_pd(_mm_loadu_pd(row + z + 2), _mm_loadu_pd(c + z + 2)));
+        s2 = _mm_add_pd(s2, _mm_mul_pd(_mm_loadu_pd(row + z + 4), _mm_loadu_pd(c + z + 4)));
+        s3 = _mm_add_pd(s3, _mm_mul_pd(_mm_loadu_pd(row + z + 6), _mm_loadu_pd(c + z + 6)));
+    }
+    double s = hsum_pd(_mm_add_pd(_mm_add_pd(s0, s1), _mm_add_pd(s2, s3)));
+    for (; z < n; z++) s += c[z] * row[z];
+    return s;
+}
+#endif /* LF_SSE2 */
+
+#if LF_AVX2
+LF_TARGET_AVX2 static int64_t first_equal_avx2_f32(const float *row, int64_t n, float value)
+{
+    __m256 x = _mm256_set1_ps(value);
+    int64_t z = 0;
+    for (; z + 8 <= n; z += 8) {
+        int mask = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(row + z), x, _CMP_EQ_OQ));
+        if (mask) return z + __builtin_ctz((unsigned)mask);
+    }
+    return z + first_equal_scalar_f32(row + z, n - z, value);
+}
+
+LF_TARGET_AVX2 static int64_t first_equal_avx2_f64(const double *row, int64_t n,
+                                                   double value)
+{
+    __m256d x = _mm256_set1_pd(value);
+    int64_t z = 0;
+    for (; z + 4 <= n; z += 4) {
+        int mask = _mm256_movemask_pd(_mm256_cmp_pd(_mm256_loadu_pd(row + z), x, _CMP_EQ_OQ));
+        if (mask) return z + __builtin_ctz((unsigned)mask);
+    }
+    return z + first_equal_scalar_f64(row + z, n - z, value);
+}
+
+LF_TARGET_AVX2 static double hsum256_pd(__m256d v)
+{
+    __m128d s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
+    return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
+}
+
+LF_TARGET_AVX2 static int acc_row_avx2_f32(const float *row, int64_t n, double tol,
+                                           double *jrow, int64_t *argmax)
+{
+    __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
+    __m256d s2 = _mm256_setzero_pd(), s3 = _mm256_setzero_pd();
+    __m256 lo0 = _mm256_set1_ps(row[0]), lo1 = lo0, hi0 = lo0, hi1 = lo0;
+    int64_t z = 0;
+    for (; z + 16 <= n; z += 16) {
+        __m256 v = _mm256_loadu_ps(row + z), w = _mm256_loadu_ps(row + z + 8);
+        __m256d a = _mm256_cvtps_pd(_mm256_castps256_ps128(v));
+        __m256d b = _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
+        __m256d c = _mm256_cvtps_pd(_mm256_castps256_ps128(w));
+        __m256d d = _mm256_cvtps_pd(_mm256_extractf128_ps(w, 1));
+        s0 = _mm256_add_pd(s0, a);
+        s1 = _mm256_add_pd(s1, b);
+        s2 = _mm256_add_pd(s2, c);
+        s3 = _mm256_add_pd(s3, d);
+        lo0 = _mm256_min_ps(lo0, v);
+        lo1 = _mm256_min_ps(lo1, w);
+        hi0 = _mm256_max_ps(hi0, v);
+        hi1 = _mm256_max_ps(hi1, w);
+        _mm256_storeu_pd(jrow + z, _mm256_add_pd(_mm256_loadu_pd(jrow + z), a));
+        _mm256_storeu_pd(jrow + z + 4, _mm256_add_pd(_mm256_loadu_pd(jrow + z + 4), b));
+        _mm256_storeu_pd(jrow + z + 8, _mm256_add_pd(_mm256_loadu_pd(jrow + z + 8), c));
+        _mm256_storeu_pd(jrow + z + 12, _mm256_add_pd(_mm256_loadu_pd(jrow + z + 12), d));
+    }
+    double s = hsum256_pd(_mm256_add_pd(_mm256_add_pd(s0, s1), _mm256_add_pd(s2, s3)));
+    __m256 l = _mm256_min_ps(lo0, lo1), h = _mm256_max_ps(hi0, hi1);
+    float lo = hmin_ps(_mm_min_ps(_mm256_castps256_ps128(l), _mm256_extractf128_ps(l, 1)));
+    float hi = hmax_ps(_mm_max_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1)));
+    for (; z < n; z++) {
+        float v = row[z];
+        s += (double)v;
+        jrow[z] += (double)v;
+        lo = v < lo ? v : lo;
+        hi = v > hi ? v : hi;
+    }
+    int status = lf_status(s, lo, tol, !isfinite(s) && has_nonfinite_f32(row, n));
+    if (status == LEEPFAST_OK) *argmax = first_equal_avx2_f32(row, n, hi);
+    return status;
+}
+
+LF_TARGET_AVX2 static int acc_row_avx2_f64(const double *row, int64_t n, double tol,
+                                           double *jrow, int64_t *argmax)
+{
+    __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
+    __m256d lo0 = _mm256_set1_pd(row[0]), lo1 = lo0, hi0 = lo0, hi1 = lo0;
+    int64_t z = 0;
+    for (; z + 8 <= n; z += 8) {
+        __m256d a = _mm256_loadu_pd(row + z), b = _mm256_loadu_pd(row + z + 4);
+        s0 = _mm256_add_pd(s0, a);
+        s1 = _mm256_add_pd(s1, b);
+        lo0 = _mm256_min_pd(lo0, a);
+        lo1 = _mm256_min_pd(lo1, b);
+        hi0 = _mm256_max_pd(hi0, a);
+        hi1 = _mm256_max_pd(hi1, b);
+        _mm256_storeu_pd(jrow + z, _mm256_add_pd(_mm256_loadu_pd(jrow + z), a));
+        _mm256_storeu_pd(jrow + z + 4, _mm256_add_pd(_mm256_loadu_pd(jrow + z + 4), b));
+    }
+    double s = hsum256_pd(_mm256_add_pd(s0, s1));
+    __m256d l4 = _mm256_min_pd(lo0, lo1), h4 = _mm256_max_pd(hi0, hi1);
+    __m128d l = _mm_min_pd(_mm256_castpd256_pd128(l4), _mm256_extractf128_pd(l4, 1));
+    __m128d h = _mm_max_pd(_mm256_castpd256_pd128(h4), _mm256_extractf128_pd(h4, 1));
+    double lo = _mm_cvtsd_f64(_mm_min_sd(l, _mm_unpackhi_pd(l, l)));
+    double hi = _mm_cvtsd_f64(_mm_max_sd(h, _mm_unpackhi_pd(h, h)));
+    for (; z < n; z++) {
+        double v = row[z];
+        s += v;
+        jrow[z] += v;
+        lo = v < lo ? v : lo;
+        hi = v > hi ? v : hi;
+    }
+    int status = lf_status(s, lo, tol, !isfinite(s) && has_nonfinite_f64(row, n));
+    if (status == LEEPFAST_OK) *argmax = first_equal_avx2_f64(row, n, hi);
+    return status;
+}
+
+LF_TARGET_AVX2 static double dot_row_avx2_f32(const float *row, int64_t n, const double *c)
+{
+    __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
+    __m256d s2 = _mm256_setzero_pd(), s3 = _mm256_setzero_pd();
+    int64_t z = 0;
+    for (; z + 16 <= n; z += 16) {
+        __m256 v = _mm256_loadu_ps(row + z), w = _mm256_loadu_ps(row + z + 8);
+        s0 = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(v)),
+                             _mm256_loadu_pd(c + z), s0);
+        s1 = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)),
+                             _mm256_loadu_pd(c + z + 4), s1);
+        s2 = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(w)),
+                             _mm256_loadu_pd(c + z + 8), s2);
+        s3 = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(w, 1)),
+                             _mm256_loadu_pd(c + z + 12), s3);
+    }
+    double s = hsum256_pd(_mm256_add_pd(_mm256_add_pd(s0, s1), _mm256_add_pd(s2, s3)));
+    for (; z < n; z++) s += c[z] * (double)row[z];
+    return s;
+}
+
+LF_TARGET_AVX2 static double dot_row_avx2_f64(const double *row, int64_t n, const double *c)
+{
+    __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
+    __m256d s2 = _mm256_setzero_pd(), s3 = _mm256_setzero_pd();
+    int64_t z = 0;
+    for (; z + 16 <= n; z += 16) {
+        s0 = _mm256_fmadd_pd(_mm256_loadu_pd(row + z), _mm256_loadu_pd(c + z), s0);
+        s1 = _mm256_fmadd_pd(_mm256_loadu_pd(row + z + 4), _mm256_loadu_pd(c + z + 4), s1);
+        s2 = _mm256_fmadd_pd(_mm256_loadu_pd(row + z + 8), _mm256_loadu_pd(c + z + 8), s2);
+        s3 = _mm256_fmadd_pd(_mm256_loadu_pd(row + z + 12), _mm256_loadu_pd(c + z + 12), s3);
+    }
+    double s = hsum256_pd(_mm256_add_pd(_mm256_add_pd(s0, s1), _mm256_add_pd(s2, s3)));
+    for (; z < n; z++) s += c[z] * row[z];
+    return s;
+}
+
+/* F16C: eight halves to eight floats per instruction, exact. */
+LF_TARGET_AVX2 static void half_row_to_float_f16c(const uint16_t *row, int64_t n,
+                                                  float *out)
+{
+    int64_t z = 0;
+    for (; z + 8 <= n; z += 8)
+        _mm256_storeu_ps(out + z,
+                         _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(row + z))));
+    for (; z < n; z++) out[z] = half_to_float(row[z]);
+}
+#endif /* LF_AVX2 */
+
+/* float16 blocks: each row is converted exactly to float32 in the scratch space (whose
+   second half holds it), then takes the float32 path. */
 int leepfast_accumulate_f16(const uint16_t *predictions, const int64_t *labels,
                             int64_t n_rows, int64_t n_source, int64_t n_target,
                             int is_logits, double tol, double *joint, int64_t *hard,
@@ -61,7 +433,9 @@ int leepfast_accumulate_f16(const uint16_t *predictions, const int64_t *labels,
     if (!predictions || !labels || !joint || !hard || !counts || !scratch)
         return LEEPFAST_ERR_NULL;
     if (n_rows < 0 || n_source <= 0 || n_target <= 0) return LEEPFAST_ERR_SIZE;
-    double *row = scratch + n_source; /* the converted row; scratch[0, Z) for softmax */
+    float *row = (float *)(scratch + n_source); /* scratch[0, Z) is for softmax */
+    void (*to_float)(const uint16_t *, int64_t, float *) =
+        LF_PICK(half_row_to_float_f16c, half_row_to_float);
     for (int64_t i = 0; i < n_rows; i++) {
         int64_t y = labels[i];
         int status;
@@ -69,8 +443,8 @@ int leepfast_accumulate_f16(const uint16_t *predictions, const int64_t *labels,
             if (bad_row) *bad_row = i;
             return LEEPFAST_ERR_LABEL;
         }
-        half_row_to_double(predictions + i * n_source, n_source, row);
-        status = leepfast_accumulate_f64(row, labels + i, 1, n_source, n_target,
+        to_float(predictions + i * n_source, n_source, row);
+        status = leepfast_accumulate_f32(row, labels + i, 1, n_source, n_target,
                                          is_logits, tol, joint, hard, counts, scratch,
                                          NULL);
         if (status != LEEPFAST_OK) {
@@ -89,15 +463,17 @@ int leepfast_score_f16(const uint16_t *predictions, const int64_t *labels,
     if (!predictions || !labels || !conditional || !scratch || !sum)
         return LEEPFAST_ERR_NULL;
     if (n_rows < 0 || n_source <= 0 || n_target <= 0) return LEEPFAST_ERR_SIZE;
-    double *row = scratch + n_source;
+    float *row = (float *)(scratch + n_source);
+    void (*to_float)(const uint16_t *, int64_t, float *) =
+        LF_PICK(half_row_to_float_f16c, half_row_to_float);
     double total = 0.0;
     for (int64_t i = 0; i < n_rows; i++) {
         if (labels[i] < 0 || labels[i] >= n_target) {
             if (bad_row) *bad_row = i;
             return LEEPFAST_ERR_LABEL;
         }
-        half_row_to_double(predictions + i * n_source, n_source, row);
-        int status = leepfast_score_f64(row, labels + i, 1, n_source, n_target, is_logits,
+        to_float(predictions + i * n_source, n_source, row);
+        int status = leepfast_score_f32(row, labels + i, 1, n_source, n_target, is_logits,
                                         conditional, scratch, &total, NULL);
         if (status != LEEPFAST_OK) {
             if (bad_row) *bad_row = i;
