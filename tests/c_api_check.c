@@ -16,6 +16,9 @@
  *       The streaming primitives: every block accumulated into a zeroed block state,
  *       leepfast_merge'd into the total, then conditional, nce_from_counts, and score per
  *       block into its own sum. Prints "ok <leep> <nce>" or "status <code> <strerror>".
+ *   c_api_check edges
+ *       Bad arguments to leepfast_merge and leepfast_nce_from_counts: one line
+ *       "<case> <status> <untouched|WRITTEN>" each.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -198,6 +201,50 @@ static int stream(int argc, char **argv)
     return 0;
 }
 
+static int edges(void)
+{
+    /* a 2 x 3 state; merging into it or computing NCE must leave outputs untouched */
+    double joint[6] = {1, 2, 3, 4, 5, 6}, other[6] = {1, 1, 1, 1, 1, 1};
+    int64_t hard[6] = {1, 0, 2, 0, 3, 0}, hard_other[6] = {0};
+    int64_t counts[2] = {3, 3}, counts_other[2] = {0};
+    int64_t negative[6] = {1, -1, 2, 0, 3, 0}, zero[6] = {0};
+    const double sentinel = 12345.5;
+    double nce = sentinel;
+#define MERGE_CASE(name, j, h, c, jo, ho, co, y, z)                                    \
+    do {                                                                             \
+        int st = leepfast_merge(j, h, c, jo, ho, co, y, z);                          \
+        int same = joint[0] == 1 && hard[0] == 1 && counts[0] == 3;                  \
+        printf("%s %d %s\n", name, st, same ? "untouched" : "WRITTEN");              \
+    } while (0)
+    MERGE_CASE("merge_null_joint", NULL, hard, counts, other, hard_other, counts_other, 2, 3);
+    MERGE_CASE("merge_null_hard", joint, NULL, counts, other, hard_other, counts_other, 2, 3);
+    MERGE_CASE("merge_null_counts", joint, hard, NULL, other, hard_other, counts_other, 2, 3);
+    MERGE_CASE("merge_null_other", joint, hard, counts, NULL, hard_other, counts_other, 2, 3);
+    MERGE_CASE("merge_null_hard_other", joint, hard, counts, other, NULL, counts_other, 2, 3);
+    MERGE_CASE("merge_null_counts_other", joint, hard, counts, other, hard_other, NULL, 2, 3);
+    MERGE_CASE("merge_zero_target", joint, hard, counts, other, hard_other, counts_other, 0, 3);
+    MERGE_CASE("merge_zero_source", joint, hard, counts, other, hard_other, counts_other, 2, 0);
+    MERGE_CASE("merge_negative_size", joint, hard, counts, other, hard_other, counts_other, -2, 3);
+#undef MERGE_CASE
+#define NCE_CASE(name, h, y, z, out)                                                   \
+    do {                                                                             \
+        int st = leepfast_nce_from_counts(h, y, z, out);                             \
+        printf("%s %d %s\n", name, st, nce == sentinel ? "untouched" : "WRITTEN");   \
+    } while (0)
+    NCE_CASE("nce_null_counts", NULL, 2, 3, &nce);
+    NCE_CASE("nce_null_out", hard, 2, 3, NULL);
+    NCE_CASE("nce_zero_target", hard, 0, 3, &nce);
+    NCE_CASE("nce_zero_source", hard, 2, 0, &nce);
+    NCE_CASE("nce_no_counts", zero, 2, 3, &nce);
+    NCE_CASE("nce_negative_count", negative, 2, 3, &nce);
+#undef NCE_CASE
+    /* and a valid merge doubles the state when other is the state itself */
+    int st = leepfast_merge(joint, hard, counts, joint, hard, counts, 2, 3);
+    printf("merge_self %d %g %lld %lld\n", st, joint[5], (long long)hard[4],
+           (long long)counts[1]);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc >= 2 && strcmp(argv[1], "version") == 0) {
@@ -212,6 +259,7 @@ int main(int argc, char **argv)
     }
     if (argc >= 2 && strcmp(argv[1], "call") == 0) return call(argc, argv);
     if (argc >= 2 && strcmp(argv[1], "stream") == 0) return stream(argc, argv);
+    if (argc >= 2 && strcmp(argv[1], "edges") == 0) return edges();
     fprintf(stderr, "usage: see the comment at the top of c_api_check.c\n");
     return 64;
 }

@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -306,6 +307,11 @@ def test_shipped_sources_compile_cleanly(tmp_path, openmp):
         )
 
 
+def test_cli_prints_the_include_folder():
+    proc = run([sys.executable, "-m", "leepfast", "config", "--include"])
+    assert proc.stdout == f"{leepfast.get_include()}\n"
+
+
 def test_version_macros_match_the_package(builds):
     out = run_clean([builds["c99"], "version"]).stdout
     major, minor, patch, number, string = out.split()
@@ -577,6 +583,33 @@ def test_bad_sizes(builds, data, func, n, z, y):
     assert result[:3] == ("status", _status.ERR_SIZE, True), result
 
 
+@pytest.mark.parametrize("program", ["c99", "asan"])
+def test_merge_and_nce_from_counts_bad_arguments(builds, program):
+    lines = run_clean([builds[program], "edges"]).stdout.splitlines()
+    results = {line.split()[0]: line.split()[1:] for line in lines}
+    expected_status = {
+        "merge_null_joint": _status.ERR_NULL,
+        "merge_null_hard": _status.ERR_NULL,
+        "merge_null_counts": _status.ERR_NULL,
+        "merge_null_other": _status.ERR_NULL,
+        "merge_null_hard_other": _status.ERR_NULL,
+        "merge_null_counts_other": _status.ERR_NULL,
+        "merge_zero_target": _status.ERR_SIZE,
+        "merge_zero_source": _status.ERR_SIZE,
+        "merge_negative_size": _status.ERR_SIZE,
+        "nce_null_counts": _status.ERR_NULL,
+        "nce_null_out": _status.ERR_NULL,
+        "nce_zero_target": _status.ERR_SIZE,
+        "nce_zero_source": _status.ERR_SIZE,
+        "nce_no_counts": _status.ERR_SIZE,
+        "nce_negative_count": _status.ERR_NEGATIVE,
+    }
+    for case, status in expected_status.items():
+        assert results[case] == [str(status), "untouched"], case
+    # merging a state with itself doubles it: joint[1, 2] = 6, hard[1, 1] = 3, counts[1] = 3
+    assert results["merge_self"] == ["0", "12", "6", "6"]
+
+
 def test_state_too_large_is_nomem(builds, data):
     """n_target * n_source cells cannot be allocated: NOMEM, before reading any row."""
     result = call(
@@ -727,6 +760,18 @@ def test_cython_cimport(cython_module, data):
     )
     assert status == 0
     assert value == pytest.approx(expected(data, "f16", "leep"), rel=RTOL)
+    # nogil calls from many Python threads at once: same value each time
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        values = list(
+            pool.map(
+                lambda _: cython_module.leep_f64(data["arrays"]["f64"], labels, N_TARGET)[
+                    1
+                ],
+                range(16),
+            )
+        )
+    assert values == [values[0]] * 16
+    assert values[0] == pytest.approx(expected(data, "f64", "leep"), rel=RTOL)
     bad = labels.copy()
     bad[0] = N_TARGET
     status, value, message = cython_module.leep_f64(data["arrays"]["f64"], bad, N_TARGET)
