@@ -78,7 +78,8 @@ class Result:
 def check_predictions(predictions, name="predictions"):
     """The predictions as a 2-D float16/32/64 ndarray (never copied here)."""
     arr = predictions if isinstance(predictions, np.ndarray) else np.asarray(predictions)
-    if arr.dtype not in ROW_SUM_TOLERANCE:
+    # byte-swapped floats are accepted: blocks are converted to native order one by one
+    if arr.dtype.newbyteorder("=") not in ROW_SUM_TOLERANCE:
         raise TypeError(
             f"{name}: expected a float16, float32 or float64 array, got dtype={arr.dtype}"
         )
@@ -132,7 +133,14 @@ def infer_n_target(labels, name="labels"):
             raise ValueError(
                 f"{name}: row {row} is {labels[row]}; expected labels >= 0"
             )
-    return int(labels.max()) + 1
+    high = labels.max()
+    if high >= np.iinfo(np.int64).max:  # uint64 labels the kernels' int64 cannot hold
+        row = int(np.argmax(labels == high))
+        raise ValueError(
+            f"{name}: row {row} is {labels[row]}; "
+            f"expected labels < {np.iinfo(np.int64).max}"
+        )
+    return int(high) + 1
 
 
 def _native_block(block):
@@ -250,7 +258,8 @@ class Accumulator:
                 f"probabilities >= 0{hint}"
             )
         if status == _status.ERR_NOT_NORMALISED:
-            total = float(np.sum(block[row], dtype=np.float64))
+            with np.errstate(over="ignore"):  # a sum of finite values may overflow
+                total = float(np.sum(block[row], dtype=np.float64))
             tol = ROW_SUM_TOLERANCE[block.dtype]
             raise ValueError(
                 f"{pred}: row {r} sums to {total:.8g}; expected probabilities that sum "

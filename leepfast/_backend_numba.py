@@ -7,6 +7,7 @@ does not depend on the thread count. float16 blocks are converted to float32 per
 """
 
 import math
+import threading
 
 import numba
 import numpy as np
@@ -138,6 +139,24 @@ def n_slots(n_threads):
     return n_threads
 
 
+# Numba's "workqueue" threading layer (used when neither OpenMP nor TBB is available)
+# aborts the whole process when parallel functions are entered from two Python threads
+# at once, so calls are serialised under it. The layer is only known after the first
+# parallel call, which is therefore serialised too.
+_WORKQUEUE_LOCK = threading.Lock()
+
+
+def _run(kernel, *args):
+    try:
+        serialise = numba.threading_layer() == "workqueue"
+    except ValueError:  # no parallel function has run yet
+        serialise = True
+    if serialise:
+        with _WORKQUEUE_LOCK:
+            return kernel(*args)
+    return kernel(*args)
+
+
 def _prepare(block, n_threads):
     numba.set_num_threads(max(1, min(n_threads, numba.config.NUMBA_NUM_THREADS)))
     return block.astype(np.float32) if block.dtype == np.float16 else block
@@ -149,7 +168,7 @@ def accumulate(block, labels, joint_sum, hard, counts, logits, tol, n_threads):
     status = np.zeros(n_slots_, dtype=np.int64)
     bad = np.full(n_slots_, -1, dtype=np.int64)
     if len(block):
-        _accumulate(block, labels, joint_sum, hard, counts, logits, tol, status, bad)
+        _run(_accumulate, block, labels, joint_sum, hard, counts, logits, tol, status, bad)
     for t in range(n_slots_):
         if status[t]:
             return int(status[t]), int(bad[t])
@@ -163,7 +182,7 @@ def score(block, labels, conditional, logits, n_threads):
     status = np.zeros(n_chunks, dtype=np.int64)
     bad = np.full(n_chunks, -1, dtype=np.int64)
     if n_chunks:
-        _score(block, labels, conditional, logits, partial, status, bad)
+        _run(_score, block, labels, conditional, logits, partial, status, bad)
     for c in range(n_chunks):
         if status[c]:
             return int(status[c]), int(bad[c]), 0.0

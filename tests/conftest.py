@@ -1,0 +1,82 @@
+"""Shared fixtures: the backend parametrisation and generators of valid inputs.
+
+``backend`` runs a test once per backend. A backend that is not available here is
+skipped, unless its name is listed in the environment variable
+``LEEPFAST_REQUIRE_BACKENDS`` (comma-separated; CI sets ``cython,numba``): then the test
+fails, so a compiled backend that did not build can never pass CI as a quiet skip.
+"""
+
+import os
+
+import numpy as np
+import pytest
+
+import leepfast
+
+BACKENDS = ("cython", "numba", "numpy")
+REQUIRE_VAR = "LEEPFAST_REQUIRE_BACKENDS"
+
+
+def required_backends():
+    """The backend names listed in LEEPFAST_REQUIRE_BACKENDS, in order."""
+    raw = os.environ.get(REQUIRE_VAR, "")
+    return [name.strip() for name in raw.split(",") if name.strip()]
+
+
+# Session scope: the fixture can be used by hypothesis tests (no per-example setup).
+@pytest.fixture(params=BACKENDS, scope="session")
+def backend(request):
+    """A backend name; skipped if missing, failed if missing and required."""
+    name = request.param
+    available = leepfast.available_backends()
+    if name not in available:
+        if name in required_backends():
+            pytest.fail(
+                f"backend {name!r} is not available but {REQUIRE_VAR}="
+                f"{os.environ[REQUIRE_VAR]!r} requires it; available backends: "
+                f"{', '.join(available)}",
+                pytrace=False,
+            )
+        pytest.skip(f"backend {name!r} is not available (set {REQUIRE_VAR} to require it)")
+    return name
+
+
+def probabilities(rng, n, n_source, dtype=np.float64, zeros=0.0):
+    """(n, n_source) rows that sum to 1 in float64 within far less than the dtype's
+    tolerance, after rounding to ``dtype``; a fraction ``zeros`` of entries are 0."""
+    dtype = np.dtype(dtype)
+    theta = rng.random((n, n_source)) ** 3
+    if zeros:
+        theta[rng.random((n, n_source)) < zeros] = 0.0
+    theta[np.arange(n), rng.integers(0, n_source, n)] += 0.05  # no all-zero row
+    theta /= theta.sum(axis=1, keepdims=True)
+    theta = theta.astype(dtype)
+    # rounding to a narrow dtype moves the row sums (float16: by up to n_source * 2^-12);
+    # put the whole float64 residual on each row's largest entry, then round once more.
+    top = theta.argmax(axis=1)
+    rows = np.arange(n)
+    residual = 1.0 - theta.astype(np.float64).sum(axis=1)
+    theta[rows, top] = (theta[rows, top].astype(np.float64) + residual).astype(dtype)
+    return theta
+
+
+def labels_for(rng, n, n_target, dtype=np.int64):
+    """n labels in [0, n_target)."""
+    return rng.integers(0, n_target, n).astype(dtype)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(20260527)
+
+
+@pytest.fixture(scope="session")
+def make_theta():
+    """The ``probabilities(rng, n, n_source, dtype=..., zeros=...)`` generator."""
+    return probabilities
+
+
+@pytest.fixture(scope="session")
+def make_labels():
+    """The ``labels_for(rng, n, n_target, dtype=...)`` generator."""
+    return labels_for
