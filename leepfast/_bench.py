@@ -1,0 +1,120 @@
+"""Benchmarks as ratios measured in one run: the report behind ``leepfast bench``.
+
+Baselines, measured side by side on the same array:
+
+- the read floor: a plain parallel vectorised sum over the same array with the same
+  threads (``leepfast._kernels.read_floor``), the cost of reading the data once. An exact
+  LEEP reads the data twice, so 2.0 "reads" is the floor for any exact algorithm.
+- the common NumPy implementation found in public code (:func:`naive_leep`): per-class
+  masked sums for the joint, then ``predictions @ conditional.T`` and a gather.
+"""
+
+import time
+
+import numpy as np
+
+from . import _api, _backends
+from ._config import resolve_threads
+
+
+def make_predictions(n, n_source, n_target, dtype="float32", seed=0):
+    """Fixed-seed softmax rows (n, Z) of the given dtype and labels (n,) in [0, Y).
+
+    Rows are normalised in float64 and then cast, so they pass the dtype's tolerance.
+    """
+    rng = np.random.default_rng(seed)
+    theta = np.empty((n, n_source), dtype=dtype)
+    step = max(1, (16 << 20) // (8 * n_source))
+    for start in range(0, n, step):  # bounded temporaries for large n
+        block = rng.random((min(step, n - start), n_source)) ** 4
+        theta[start : start + step] = block / block.sum(axis=1, keepdims=True)
+    labels = rng.integers(0, n_target, size=n)
+    return theta, labels
+
+
+def naive_leep(predictions, labels):
+    """The common NumPy implementation (a baseline, not for use).
+
+    Per-class masked sums for the joint, then the (n, Y) matrix predictions @ C.T and a
+    gather. Note what it gets wrong: NaN when a source class has no mass.
+    """
+    n = len(labels)
+    n_target = labels.max() + 1
+    joint = np.zeros((n_target, predictions.shape[1]))
+    for y in range(n_target):
+        joint[y] = predictions[labels == y].sum(axis=0)
+    joint /= n
+    conditional = joint / joint.sum(axis=0, keepdims=True)
+    expected = predictions @ conditional.T
+    return float(np.mean(np.log(expected[np.arange(n), labels])))
+
+
+def read_floor(predictions, n_threads):
+    """One parallel read of the array (a plain sum), the bandwidth floor."""
+    from . import _kernels
+
+    block = np.ascontiguousarray(predictions)
+    if block.dtype == np.float16:
+        block = block.view(np.uint16)
+    return _kernels.read_floor(block, n_threads)
+
+
+def _median_time(fn, repeat):
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def run(n=100_000, n_source=1000, n_target=100, dtypes=("float32", "float64", "float16"),
+        backends=None, n_threads=None, repeat=5, naive=True):
+    """Measure every backend and dtype against the baselines; returns a list of rows.
+
+    Each row is a dict with ``backend``, ``dtype``, ``seconds`` (median), ``gb_per_s``
+    (input bytes / time), ``reads`` (time / read floor) and ``speedup`` (naive time /
+    time, None when the naive baseline was not run).
+    """
+    n_threads = resolve_threads(n_threads)
+    backends = list(backends or _backends.available_backends())
+    rows = []
+    for dtype in dtypes:
+        theta, labels = make_predictions(n, n_source, n_target, dtype)
+        floor = _median_time(lambda: read_floor(theta, n_threads), max(repeat, 5))
+        naive_s = _median_time(lambda: naive_leep(theta, labels), 1) if naive else None
+        rows.append(dict(backend="read floor", dtype=dtype, seconds=floor,
+                         gb_per_s=theta.nbytes / floor / 1e9, reads=1.0,
+                         speedup=naive_s / floor if naive else None))
+        if naive:
+            rows.append(dict(backend="naive numpy", dtype=dtype, seconds=naive_s,
+                             gb_per_s=theta.nbytes / naive_s / 1e9, reads=naive_s / floor,
+                             speedup=1.0))
+        for backend in backends:
+            def call():
+                return _api.leep(theta, labels, n_target=n_target, backend=backend,
+                                 n_threads=n_threads)
+
+            call()  # warm up (numba compiles on first use)
+            reps = 1 if backend == "numpy" else repeat
+            seconds = _median_time(call, reps)
+            rows.append(dict(backend=backend, dtype=dtype, seconds=seconds,
+                             gb_per_s=theta.nbytes / seconds / 1e9,
+                             reads=seconds / floor,
+                             speedup=naive_s / seconds if naive else None))
+        del theta, labels
+    return rows
+
+
+def format_table(rows, n, n_source, n_target, n_threads):
+    """The rows of :func:`run` as a Markdown table."""
+    head = (f"LEEP, n={n}, Z={n_source}, Y={n_target}, {n_threads} threads; "
+            "reads = time / one parallel read of the same array (exact floor: 2.0); "
+            "speedup = naive NumPy time / time\n\n")
+    lines = ["| backend | dtype | ms | GB/s | reads | speedup vs naive |",
+             "|---|---|---:|---:|---:|---:|"]
+    for r in rows:
+        speed = "" if r["speedup"] is None else f"{r['speedup']:.1f}x"
+        lines.append(f"| {r['backend']} | {r['dtype']} | {1e3 * r['seconds']:.1f} | "
+                     f"{r['gb_per_s']:.2f} | {r['reads']:.2f} | {speed} |")
+    return head + "\n".join(lines)
