@@ -1,0 +1,31 @@
+"""Type stub of the compiled extension (src_cython/_kernels.pyx)."""
+
+import numpy as np
+import numpy.typing as npt
+
+def openmp_enabled() -> bool: ...
+def omp_max_threads() -> int: ...
+def accumulate(
+    block: npt.NDArray[np.float32] | npt.NDArray[np.float64] | npt.NDArray[np.uint16],
+    labels: npt.NDArray[np.int64],
+    joint: npt.NDArray[np.float64],
+    hard: npt.NDArray[np.int64],
+    counts: npt.NDArray[np.int64],
+    logits: bool,
+    tol: float,
+    n_threads: int,
+) -> tuple[int, int]: ...
+def score(
+    block: npt.NDArray[np.float32] | npt.NDArray[np.float64] | npt.NDArray[np.uint16],
+    labels: npt.NDArray[np.int64],
+    conditional: npt.NDArray[np.float64],
+    logits: bool,
+    n_threads: int,
+    chunk: int = ...,
+) -> tuple[int, int, float]: ...
+def conditional(joint: npt.NDArray[np.float64], out: npt.NDArray[np.float64]) -> int: ...
+def read_floor(
+    block: npt.NDArray[np.float32] | npt.NDArray[np.float64] | npt.NDArray[np.uint16],
+    n_threads: int,
+    chunk: int = ...,
+) -> float: ...
