@@ -682,6 +682,7 @@ from leepfast.libleepfast cimport (
     LEEPFAST_OK, LEEPFAST_VERSION_MAJOR, LEEPFAST_VERSION_MINOR, LEEPFAST_VERSION_PATCH,
     leepfast_leep_f64, leepfast_nce_f32, leepfast_leep_f16, leepfast_strerror,
 )
+cimport leepfast.libleepfast as lf
 
 VERSION = (LEEPFAST_VERSION_MAJOR, LEEPFAST_VERSION_MINOR, LEEPFAST_VERSION_PATCH)
 
@@ -701,6 +702,45 @@ def nce_f32(const float[:, ::1] p, const int64_t[::1] y, int64_t n_target):
     with nogil:
         status = leepfast_nce_f32(&p[0, 0], &y[0], p.shape[0], p.shape[1], n_target, &out)
     return status, out
+
+
+def null_statuses():
+    # every declaration of the .pxd, called with its pointers NULL: the C compiler checks
+    # each call against the prototype in leepfast.h (-Werror=incompatible-pointer-types)
+    cdef const uint16_t *h = NULL
+    cdef const float *f = NULL
+    cdef const double *d = NULL
+    cdef const int64_t *y = NULL
+    cdef double *out = NULL
+    cdef int64_t *w = NULL
+    cdef int st[21]
+    with nogil:
+        st[0] = lf.leepfast_leep_f16(h, y, 1, 1, 1, out)
+        st[1] = lf.leepfast_leep_f32(f, y, 1, 1, 1, out)
+        st[2] = lf.leepfast_leep_f64(d, y, 1, 1, 1, out)
+        st[3] = lf.leepfast_nce_f16(h, y, 1, 1, 1, out)
+        st[4] = lf.leepfast_nce_f32(f, y, 1, 1, 1, out)
+        st[5] = lf.leepfast_nce_f64(d, y, 1, 1, 1, out)
+        st[6] = lf.leepfast_leep_logits_f16(h, y, 1, 1, 1, out)
+        st[7] = lf.leepfast_leep_logits_f32(f, y, 1, 1, 1, out)
+        st[8] = lf.leepfast_leep_logits_f64(d, y, 1, 1, 1, out)
+        st[9] = lf.leepfast_nce_logits_f16(h, y, 1, 1, 1, out)
+        st[10] = lf.leepfast_nce_logits_f32(f, y, 1, 1, 1, out)
+        st[11] = lf.leepfast_nce_logits_f64(d, y, 1, 1, 1, out)
+        st[12] = lf.leepfast_accumulate_f16(h, y, 1, 1, 1, 0,
+                lf.LEEPFAST_TOL_F16, out, w, w, out, w)
+        st[13] = lf.leepfast_accumulate_f32(f, y, 1, 1, 1, 0,
+                lf.LEEPFAST_TOL_F32, out, w, w, out, w)
+        st[14] = lf.leepfast_accumulate_f64(d, y, 1, 1, 1, 0,
+                lf.LEEPFAST_TOL_F64, out, w, w, out, w)
+        st[15] = lf.leepfast_merge(out, w, w, d, y, y, 1, 1)
+        st[16] = lf.leepfast_conditional(d, 1, 1, out)
+        st[17] = lf.leepfast_nce_from_counts(y, 1, 1, out)
+        st[18] = lf.leepfast_score_f16(h, y, 1, 1, 1, 0, d, out, out, w)
+        st[19] = lf.leepfast_score_f32(f, y, 1, 1, 1, 0, d, out, out, w)
+        st[20] = lf.leepfast_score_f64(d, y, 1, 1, 1, 0, d, out, out, w)
+    statuses = [st[i] for i in range(21)]
+    return statuses, lf.LEEPFAST_SCRATCH(7), lf.LEEPFAST_ERR_NULL
 
 
 def leep_f16(const uint16_t[:, ::1] p, const int64_t[::1] y, int64_t n_target):
@@ -731,6 +771,8 @@ def cython_module(tmp_path_factory):
             "-shared",
             "-fPIC",
             "-O1",
+            "-Werror=incompatible-pointer-types",
+            "-Werror=int-conversion",
             f"-I{sysconfig.get_paths()['include']}",
             f"-I{include_dir()}",
             "-o",
@@ -749,6 +791,10 @@ def cython_module(tmp_path_factory):
 def test_cython_cimport(cython_module, data):
     labels = data["labels"]
     assert ".".join(map(str, cython_module.VERSION)) == leepfast.__version__
+    statuses, scratch, err_null = cython_module.null_statuses()
+    assert err_null == _status.ERR_NULL
+    assert statuses == [_status.ERR_NULL] * 21
+    assert scratch == 14
     status, value, message = cython_module.leep_f64(data["arrays"]["f64"], labels, N_TARGET)
     assert (status, message) == (0, "success")
     assert value == pytest.approx(expected(data, "f64", "leep"), rel=RTOL)
