@@ -85,7 +85,7 @@ int main(int argc, char **argv)
         return 2;
     }
     int64_t n_source = strtoll(argv[3], NULL, 10);
-    int64_t n_target = argc == 5 ? strtoll(argv[4], NULL, 10) : 0;
+    int64_t n_target = argc == 5 ? strtoll(argv[4], NULL, 10) : 1;
     if (n_source < 1) {
         fprintf(stderr, "leep_score: N_SOURCE must be a positive integer, got %s\n", argv[3]);
         return 2;
@@ -108,7 +108,7 @@ int main(int argc, char **argv)
                 n_labels > n_samples ? n_samples : n_labels);
         return 2;
     }
-    if (argc == 4) /* default: max(label) + 1 */
+    if (argc == 4) /* default: max(label) + 1, at least 1 (negative labels: an error) */
         for (int64_t i = 0; i < n_samples; i++)
             if (labels[i] + 1 > n_target) n_target = labels[i] + 1;
 
