@@ -173,6 +173,13 @@ def builds(tmp_path_factory):
         ]
     )
 
+    # the SIMD levels below the one this CPU picks at run time: SSE2 only, and the
+    # portable scalar C of non-x86 machines; both must give the same values
+    for name, flag in (("sse2", "-DLEEPFAST_NO_AVX2"), ("scalar", "-DLEEPFAST_NO_SIMD")):
+        programs[name] = out / f"check_{name}"
+        run(["gcc", "-std=c99", "-O2", flag, *SOURCE_FLAGS, f"-I{inc}", "-o",
+             programs[name], CHECK_SOURCE, *sources, "-lm"])
+
     # the example, with its own Makefile, built outside the source tree
     example_dir = out / "example"
     example_dir.mkdir()
@@ -358,7 +365,7 @@ def test_strerror_names_every_status(builds):
 # Values: the C API against leepfast.leep / leepfast.nce on the same files
 
 
-@pytest.mark.parametrize("program", ["c99", "cxx"])
+@pytest.mark.parametrize("program", ["c99", "cxx", "sse2", "scalar"])
 @pytest.mark.parametrize("metric", ["leep", "nce"])
 @pytest.mark.parametrize(
     "name", ["f64", "f32", "f16", "logits_f64", "logits_f32", "logits_f16"]
