@@ -34,6 +34,7 @@ import mmap
 import os
 import re
 import sys
+import time
 
 import numpy as np
 
@@ -450,17 +451,21 @@ class Predictions:
     def blocks(self, block_size=None):
         """Yield ``(file, first dataset row of the file, first row in the file, block)``.
 
-        ``block`` is a read-only (rows, n_source) view of the map (aligned copy if the
-        file's data is not aligned for its dtype); rows per block as in the in-memory
-        API (``block_size`` rows, default about 32 MiB).
+        ``block`` is a read-only (rows, n_source) view of the map when the file is
+        C-ordered, native-endian and aligned; otherwise (Fortran order, big-endian,
+        unaligned data) one block-sized C-ordered native copy. Rows per block as in the
+        in-memory API (``block_size`` rows, default about 32 MiB of input).
         """
         offset = 0
         for f in self.files:
             rows = _api._block_rows(block_size, f.n_source, f.dtype.itemsize)
-            aligned = f.array.flags.aligned
+            native = f.dtype.newbyteorder("=")
+            direct = f.array.flags.aligned and f.dtype.isnative and not f.fortran_order
             for start in range(0, f.n_samples, rows):
                 block = f.array[start : start + rows]
-                yield f, offset, start, block if aligned else block.copy()
+                if not direct:  # for Fortran order: one contiguous run per column
+                    block = np.array(block, dtype=native, order="C")
+                yield f, offset, start, block
             offset += f.n_samples
 
     def close(self):
@@ -767,6 +772,7 @@ class _Progress:
     def __init__(self, enabled, predictions):
         self.bar = None
         self.n = predictions.n_samples
+        self.start, self.bytes = time.perf_counter(), 0
         if enabled is None:
             enabled = sys.stderr is not None and sys.stderr.isatty()
         if enabled:
@@ -774,9 +780,9 @@ class _Progress:
 
             self.bar = tqdm(
                 total=2 * predictions.nbytes,
-                unit="B",
-                unit_scale=True,
-                unit_divisor=1000,
+                unit_scale=1e-9,  # counted in bytes, shown in GB
+                bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.2f}/{total:.2f} GB "
+                "[{elapsed}<{remaining}{postfix}]",
                 delay=1.0,
                 leave=False,
                 file=sys.stderr,
@@ -787,34 +793,18 @@ class _Progress:
 
     def update(self, pass_, rows_done, nbytes):
         if self.bar is not None:
+            self.bytes += nbytes
+            seconds = time.perf_counter() - self.start
+            rate = self.bytes / seconds / 1e9 if seconds > 0 else 0.0
             self.bar.set_postfix_str(
-                f"pass {pass_}/2, rows {rows_done:,}/{self.n:,}", refresh=False
+                f"pass {pass_}/2, rows {rows_done:,}/{self.n:,}, {rate:.2f} GB/s",
+                refresh=False,
             )
             self.bar.update(nbytes)
 
     def close(self):
         if self.bar is not None:
             self.bar.close()
-
-
-def _accumulate(acc, f, offset, start, block, labels, single):
-    where = f" (file {f.path})"
-    try:
-        acc.accumulate(block, labels, where=where)
-    except ValueError:
-        if single:
-            raise
-        # The row in the message counts from the first shard; say it again counting
-        # from the start of this file, with a scratch accumulator over the same block.
-        scratch = _api.Accumulator(
-            acc.n_target, logits=acc.logits, backend=acc.backend, n_threads=acc.n_threads
-        )
-        scratch.n_samples = start
-        try:
-            scratch.accumulate(block, labels, where=where)
-        except ValueError as err:
-            raise err from None
-        raise
 
 
 def score_files(
@@ -907,22 +897,15 @@ def _drive(preds, labels, n_target, logits, backend, n_threads, block_size, prog
     n_target = labels.check_range(n_target)
     acc = _api.Accumulator(n_target, logits=logits, backend=backend, n_threads=n_threads)
     _check_state_fits(acc, n_target, preds.n_source, labels)
-    single = len(preds.files) == 1
     bar = _Progress(progress, preds)
     try:
         for pass_ in (1, 2):
+            run = acc.accumulate if pass_ == 1 else acc.score
             take, done = labels.reader(), 0
-            for f, offset, start, block in preds.blocks(block_size):
+            for f, offset, _, block in preds.blocks(block_size):
                 y = take(len(block))
-                if pass_ == 1:
-                    _accumulate(acc, f, offset, start, block, y, single)
-                else:
-                    where = (
-                        f" (file {f.path})"
-                        if single
-                        else f" (file {f.path}, whose row 0 is dataset row {offset})"
-                    )
-                    acc.score(block, y, where=where)
+                # row numbers in messages count from the first row of this file
+                run(block, y, where=f" (file {f.path})", row_offset=-offset)
                 done += len(block)
                 bar.update(pass_, done, block.nbytes)
                 del block, y
