@@ -17,6 +17,7 @@ __version__ = "0.1.0"
 from ._api import ROW_SUM_TOLERANCE, Accumulator, Result, leep, nce, score
 from ._backends import available_backends
 from ._config import show_config
+from ._demo import demo
 from ._features import FeatureAccumulator, h_score, logme, regularized_h_score
 from ._files import FileFormatError, open_labels, open_predictions, score_files
 from ._include import get_include
@@ -28,14 +29,15 @@ __all__ = [
     "FileFormatError",
     "Result",
     "available_backends",
+    "demo",
     "get_include",
     "h_score",
     "leep",
     "logme",
     "nce",
-    "regularized_h_score",
     "open_labels",
     "open_predictions",
+    "regularized_h_score",
     "score",
     "score_files",
     "show_config",
