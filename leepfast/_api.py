@@ -124,20 +124,23 @@ def check_n_target(n_target):
     return int(n_target)
 
 
-def infer_n_target(labels, name="labels"):
-    """max(label) + 1, after checking that no label is negative."""
+def infer_n_target(labels, name="labels", first_row=0):
+    """max(label) + 1, after checking that no label is negative.
+
+    ``first_row`` is the global index of ``labels[0]``, for the row in error messages.
+    """
     if labels.dtype.kind == "i":
         low = labels.min()
         if low < 0:
             row = int(np.argmax(labels < 0))
             raise ValueError(
-                f"{name}: row {row} is {labels[row]}; expected labels >= 0"
+                f"{name}: row {first_row + row} is {labels[row]}; expected labels >= 0"
             )
     high = labels.max()
     if high >= np.iinfo(np.int64).max:  # uint64 labels the kernels' int64 cannot hold
         row = int(np.argmax(labels == high))
         raise ValueError(
-            f"{name}: row {row} is {labels[row]}; "
+            f"{name}: row {first_row + row} is {labels[row]}; "
             f"expected labels < {np.iinfo(np.int64).max}"
         )
     return int(high) + 1
@@ -298,7 +301,8 @@ class Accumulator:
         n_target = self.n_target
         if n_target is None:
             seen = self._joint.shape[1] if self._joint is not None else 1
-            n_target = max(seen, infer_n_target(labels))
+            first = row_offset + self.n_samples
+            n_target = max(seen, infer_n_target(labels, f"labels{where}", first))
         self._allocate(self.n_source, n_target)
         block = _native_block(predictions)
         status, row = self._kernels().accumulate(

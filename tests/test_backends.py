@@ -132,6 +132,9 @@ def test_logits(backend, make_labels, dtype):
     y = make_labels(rng, 300, 4)
     check(theta, y, backend, logits=True, block_size=64, n_threads=2)
     check(np.asfortranarray(theta[::-1]), y, backend, logits=True, block_size=64)
+    # small integer logits: many tied maxima, the argmax must be the lowest index
+    ties = rng.integers(0, 3, size=(300, 5)).astype(dtype)
+    check(ties, y, backend, logits=True, block_size=64, n_threads=2)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -386,6 +386,12 @@ def test_negative_label_with_inferred_n_target(backend, good):
         r">= 0",
     ):
         run(theta, y, backend)
+    # through the accumulator (n_target inferred per batch) the row is global too
+    acc = leepfast.Accumulator(backend=backend).accumulate(theta[:20], y[:20])
+    with pytest.raises(ValueError, match=rf"labels: row {BAD_ROW} is -1; expected"):
+        acc.accumulate(theta[20:], y[20:])
+    with pytest.raises(ValueError, match=rf"labels: row {1000 + BAD_ROW} is -1; expected"):
+        acc.accumulate(theta[20:], y[20:], row_offset=1000)  # added to rows seen
     y = y.astype(np.uint64)
     y[BAD_ROW] = 2**64 - 1
     with pytest.raises(
