@@ -4,10 +4,11 @@ Same data for both: n rows of float32 softmax over Z source classes, Y target cl
 written as .npy shards. Baselines (one process):
   - ``leepfast.score`` on the dump loaded in memory, all cores (the fastest case);
   - ``leepfast.score`` on the same array with one thread.
+  - ``leepfast.score_files`` over the same shard files, all cores.
 Contender: ``leepfast.dask.score`` on ``from_npy_shards`` over a LocalCluster of
 ``--workers`` processes with one thread each (every chunk memory-mapped on its worker).
 All timings are warm (page cache filled by a first run); medians of ``--repeat`` runs.
-The ratio printed is single-process time / dask time (> 1: dask is faster).
+The ratios printed are single-process time / dask time (> 1: dask is faster).
 
     python benchmarks/dask_throughput.py --n 200000 --z 1000 --y 100 --shards 8
 
@@ -41,14 +42,17 @@ def write_shards(folder, n, z, y, shards, seed=0):
     return paths, np.concatenate(parts), rng.integers(0, y, n)
 
 
-def timed(func, repeat):
-    func()  # warm: page cache, worker imports, kernel caches
-    times = []
+def timed(contenders, repeat):
+    """Median seconds of each contender; runs interleaved so that a change in the load
+    of the machine hits all of them alike. One warm-up run each first."""
+    values = {name: func() for name, func in contenders.items()}
+    times = {name: [] for name in contenders}
     for _ in range(repeat):
-        t0 = time.perf_counter()
-        value = func()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), value
+        for name, func in contenders.items():
+            t0 = time.perf_counter()
+            func()
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(t) for name, t in times.items()}, values
 
 
 def main():
@@ -63,19 +67,19 @@ def main():
     parser.add_argument("--dir", default=None)
     args = parser.parse_args()
 
-    import leepfast.dask as ld
     from distributed import Client, LocalCluster
+
+    import leepfast.dask as ld
 
     folder = args.dir or tempfile.mkdtemp(prefix="leepfast-dask-bench-")
     try:
         paths, theta, labels = write_shards(folder, args.n, args.z, args.y, args.shards)
         gb = theta.nbytes / 1e9
-        print(f"n={args.n} Z={args.z} Y={args.y} float32: {gb:.2f} GB in "
-              f"{args.shards} shards; leepfast {leepfast.__version__}, "
-              f"backends {leepfast.available_backends()}")
-
-        t_all, want = timed(lambda: leepfast.score(theta, labels), args.repeat)
-        t_one, _ = timed(lambda: leepfast.score(theta, labels, n_threads=1), args.repeat)
+        print(
+            f"n={args.n} Z={args.z} Y={args.y} float32: {gb:.2f} GB in "
+            f"{args.shards} shards; leepfast {leepfast.__version__}, "
+            f"backends {leepfast.available_backends()}"
+        )
 
         with (
             LocalCluster(
@@ -87,25 +91,42 @@ def main():
             ) as cluster,
             Client(cluster) as client,
         ):
-            predictions = ld.from_npy_shards(paths, chunk_rows=args.chunk_rows)
-            t_dask, got = timed(
-                lambda: ld.score(predictions, labels, n_target=args.y), args.repeat
-            )
-            t_dask_infer, _ = timed(lambda: ld.score(predictions, labels), args.repeat)
             n_workers = len(client.scheduler_info()["workers"])
+            predictions = ld.from_npy_shards(paths, chunk_rows=args.chunk_rows)
+            dask_name = f"leepfast.dask.score, {n_workers} workers x 1 thread"
+            contenders = {
+                "leepfast.score, in memory, all cores": lambda: leepfast.score(
+                    theta, labels
+                ),
+                "leepfast.score, in memory, 1 thread": lambda: leepfast.score(
+                    theta, labels, n_threads=1
+                ),
+                "leepfast.score_files, same shards, all cores": lambda: (
+                    leepfast.score_files([str(p) for p in paths], labels)
+                ),
+                dask_name: lambda: ld.score(predictions, labels, n_target=args.y),
+                "  same, n_target inferred with dask": lambda: ld.score(
+                    predictions, labels
+                ),
+            }
+            if not hasattr(leepfast, "score_files"):
+                del contenders["leepfast.score_files, same shards, all cores"]
+            times, values = timed(contenders, args.repeat)
 
+        want, got = values["leepfast.score, in memory, all cores"], values[dask_name]
+        t_dask = times[dask_name]
+        for name, t in times.items():
+            print(
+                f"{name:48s} {t:8.3f} s  {gb / t:6.2f} GB/s  {args.n / t / 1e6:6.2f} Mrow/s"
+            )
+        for name, t in times.items():
+            if not name.startswith(("leepfast.dask", " ")):
+                print(f"ratio ({name}) / dask: {t / t_dask:.2f}")
         rel = abs(got.leep - want.leep) / abs(want.leep)
-        rows = [
-            ("leepfast.score, 1 process, all cores", t_all),
-            ("leepfast.score, 1 process, 1 thread", t_one),
-            (f"leepfast.dask.score, {n_workers} workers x 1 thread", t_dask),
-            ("  same, n_target inferred with dask", t_dask_infer),
-        ]
-        for name, t in rows:
-            print(f"{name:48s} {t:8.3f} s  {gb / t:6.2f} GB/s  {args.n / t / 1e6:6.2f} Mrow/s")
-        print(f"ratio single-process (all cores) / dask: {t_all / t_dask:.2f}")
-        print(f"ratio single-process (1 thread)  / dask: {t_one / t_dask:.2f}")
-        print(f"LEEP {got.leep:.12f} (dask) vs {want.leep:.12f}, relative difference {rel:.1e}")
+        print(
+            f"LEEP {got.leep:.12f} (dask) vs {want.leep:.12f} (in memory), "
+            f"relative difference {rel:.1e}"
+        )
     finally:
         if args.dir is None:
             shutil.rmtree(folder, ignore_errors=True)

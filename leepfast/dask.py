@@ -19,9 +19,10 @@ The two passes are two stages of one task graph::
 Importing ``leepfast`` never imports dask; this module needs ``dask[array]`` (and
 ``distributed`` to run on a cluster): ``pip install 'leepfast[dask]'``.
 
-Importing this module also tells dask that a read-only ``numpy.memmap`` (the chunks of
-:func:`from_npy_shards`) holds no process memory: its pages live in the page cache, so a
-worker must not spill it to disk as if it were a large in-memory array.
+The chunks of an array made by :func:`from_npy_shards` (and passed on unchanged) are
+not task results: each per-chunk task maps its rows of the shard itself, uses them and
+unmaps them, so no chunk is ever held between the passes, counted as worker memory,
+spilled, or sent to another worker.
 """
 
 import copy
@@ -33,14 +34,13 @@ import numpy as np
 try:
     import dask
     import dask.array as da
-    from dask.sizeof import sizeof as _sizeof
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError(
         "leepfast.dask needs dask[array] (and distributed for a cluster): "
         "pip install 'leepfast[dask]'"
     ) from exc
 
-from . import _api, _backends
+from . import _api, _backends, _files
 from ._api import Accumulator, check_labels, check_n_target, check_predictions
 from ._config import resolve_threads
 
@@ -48,14 +48,6 @@ __all__ = ["from_npy_shards", "leep", "nce", "score"]
 
 #: Default fan-in of the tree reductions.
 SPLIT_EVERY = 8
-
-
-@_sizeof.register(np.memmap)
-def _sizeof_memmap(x):
-    # a read-only file mapping costs page cache, not worker memory
-    if getattr(x, "filename", None) is not None and getattr(x, "mode", None) == "r":
-        return 64
-    return int(x.nbytes)
 
 
 # ---------------------------------------------------------------------------------------
@@ -134,8 +126,14 @@ def _blocks(block, labels, block_rows):
         yield block[start : start + block_rows], labels[start : start + block_rows]
 
 
-def _accumulate_chunk(block, labels, offset, params):
+def _rows(chunk):
+    """The chunk's rows: the chunk itself, or its rows of a shard mapped here."""
+    return chunk.load() if isinstance(chunk, _NpyChunk) else chunk
+
+
+def _accumulate_chunk(chunk, labels, offset, params):
     """Pass 1 over one chunk; the state comes back as one (Y, Z) slot."""
+    block = _rows(chunk)
     n_target, logits, backend, n_threads, block_rows = params
     acc = Accumulator(n_target, logits=logits, backend=backend, n_threads=n_threads)
     for theta, y in _blocks(block, labels, block_rows):
@@ -156,8 +154,9 @@ def _finalize(params, state):
     return _fresh(params).merge(state).finalize()
 
 
-def _score_chunk(final, block, labels, offset, params):
+def _score_chunk(final, chunk, labels, offset, params):
     """Pass 2 over one chunk: (sum of log terms, class counts seen, rows seen)."""
+    block = _rows(chunk)
     n_threads, block_rows = params[3], params[4]
     # A pass-2 state of our own over the shared read-only conditional; ``final`` is a
     # task result that other tasks read, so it is never modified.
@@ -208,8 +207,9 @@ def _tree(func, items, split_every, *lead):
 # The graph and the public functions
 
 
-def _graph(predictions, labels, n_target, logits, backend, n_threads, block_size,
-           split_every, what):
+def _graph(
+    predictions, labels, n_target, logits, backend, n_threads, block_size, split_every, what
+):
     predictions, labels = _prepare(predictions, labels)
     n_target = check_n_target(n_target)
     if n_target is None:
@@ -220,7 +220,9 @@ def _graph(predictions, labels, n_target, logits, backend, n_threads, block_size
     block_rows = _api._block_rows(block_size, predictions.shape[1], predictions.itemsize)
     params = (n_target, bool(logits), backend, n_threads, block_rows)
 
-    theta_chunks = predictions.to_delayed().ravel().tolist()
+    theta_chunks = _npy_chunks(predictions)
+    if theta_chunks is None:  # any other dask array: its chunks are task results
+        theta_chunks = predictions.to_delayed().ravel().tolist()
     label_chunks = labels.to_delayed().ravel().tolist()
     offsets = np.concatenate(([0], np.cumsum(predictions.chunks[0])[:-1])).tolist()
     chunks = list(zip(theta_chunks, label_chunks, offsets, strict=True))
@@ -240,10 +242,29 @@ def _graph(predictions, labels, n_target, logits, backend, n_threads, block_size
     return result
 
 
-def _run(predictions, labels, n_target, logits, backend, n_threads, block_size,
-         split_every, compute, what):
-    graph = _graph(predictions, labels, n_target, logits, backend, n_threads, block_size,
-                   split_every, what)
+def _run(
+    predictions,
+    labels,
+    n_target,
+    logits,
+    backend,
+    n_threads,
+    block_size,
+    split_every,
+    compute,
+    what,
+):
+    graph = _graph(
+        predictions,
+        labels,
+        n_target,
+        logits,
+        backend,
+        n_threads,
+        block_size,
+        split_every,
+        what,
+    )
     return graph.compute() if compute else graph
 
 
@@ -283,8 +304,18 @@ _PARAMETERS = """
 """
 
 
-def leep(predictions, labels, *, n_target=None, logits=False, backend="auto", n_threads=1,
-         block_size=None, split_every=SPLIT_EVERY, compute=True):
+def leep(
+    predictions,
+    labels,
+    *,
+    n_target=None,
+    logits=False,
+    backend="auto",
+    n_threads=1,
+    block_size=None,
+    split_every=SPLIT_EVERY,
+    compute=True,
+):
     """Exact LEEP of dask-array predictions, computed where the chunks are.
     {params}
     Returns
@@ -292,12 +323,32 @@ def leep(predictions, labels, *, n_target=None, logits=False, backend="auto", n_
     float
         Equal to ``leepfast.leep`` on the same rows (to rounding of the float64 sums).
     """
-    return _run(predictions, labels, n_target, logits, backend, n_threads, block_size,
-                split_every, compute, "leep")
+    return _run(
+        predictions,
+        labels,
+        n_target,
+        logits,
+        backend,
+        n_threads,
+        block_size,
+        split_every,
+        compute,
+        "leep",
+    )
 
 
-def nce(predictions, labels, *, n_target=None, logits=False, backend="auto", n_threads=1,
-        block_size=None, split_every=SPLIT_EVERY, compute=True):
+def nce(
+    predictions,
+    labels,
+    *,
+    n_target=None,
+    logits=False,
+    backend="auto",
+    n_threads=1,
+    block_size=None,
+    split_every=SPLIT_EVERY,
+    compute=True,
+):
     """Negative Conditional Entropy of dask-array predictions (pass 1 only).
     {params}
     Returns
@@ -305,12 +356,32 @@ def nce(predictions, labels, *, n_target=None, logits=False, backend="auto", n_t
     float
         Equal to ``leepfast.nce`` on the same rows.
     """
-    return _run(predictions, labels, n_target, logits, backend, n_threads, block_size,
-                split_every, compute, "nce")
+    return _run(
+        predictions,
+        labels,
+        n_target,
+        logits,
+        backend,
+        n_threads,
+        block_size,
+        split_every,
+        compute,
+        "nce",
+    )
 
 
-def score(predictions, labels, *, n_target=None, logits=False, backend="auto", n_threads=1,
-          block_size=None, split_every=SPLIT_EVERY, compute=True):
+def score(
+    predictions,
+    labels,
+    *,
+    n_target=None,
+    logits=False,
+    backend="auto",
+    n_threads=1,
+    block_size=None,
+    split_every=SPLIT_EVERY,
+    compute=True,
+):
     """LEEP, NCE, the joint and the conditional of dask-array predictions.
     {params}
     Returns
@@ -319,8 +390,18 @@ def score(predictions, labels, *, n_target=None, logits=False, backend="auto", n
         As ``leepfast.score`` returns on the same rows; ``backend`` names the backend of
         the task that finalized pass 1.
     """
-    return _run(predictions, labels, n_target, logits, backend, n_threads, block_size,
-                split_every, compute, "score")
+    return _run(
+        predictions,
+        labels,
+        n_target,
+        logits,
+        backend,
+        n_threads,
+        block_size,
+        split_every,
+        compute,
+        "score",
+    )
 
 
 for _f in (leep, nce, score):
@@ -332,41 +413,80 @@ del _f
 # .npy shards on the workers' disks
 
 
+_ROLE = "predictions"
+
+
 def _npy_header(path):
-    """(shape, fortran_order, dtype, data offset) of a .npy file, never unpickling."""
-    with open(path, "rb") as f:
-        try:
-            version = np.lib.format.read_magic(f)
-        except ValueError as exc:
-            raise ValueError(f"paths: {os.fspath(path)!r} is not a .npy file ({exc})") from None
-        if version == (1, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
-        elif version in ((2, 0), (3, 0)):
-            shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
-        else:  # pragma: no cover - read_magic only returns known versions
-            raise ValueError(f"paths: {os.fspath(path)!r}: unsupported .npy version {version}")
-        return shape, fortran, dtype, f.tell()
+    """(dtype, shape, fortran_order, data offset) of a 2-D float .npy shard, from its
+    header only (leepfast._files: never unpickling; size checked against the header)."""
+    return _files._open_npy(
+        path, _ROLE, _files._FLOAT_DESCR, "float16, float32 or float64 predictions", 2
+    )
 
 
-def _load_rows(path, shape, fortran, dtype, offset, start, stop):
-    """Rows [start, stop) of a .npy shard, memory-mapped read-only on this machine."""
-    need = offset + math.prod(shape) * dtype.itemsize
-    size = os.stat(path).st_size
-    if size < need:
-        raise ValueError(
-            f"paths: {os.fspath(path)!r} is truncated: its header describes {need} bytes "
-            f"(shape {shape}, dtype {dtype}), the file has {size}"
+#: dask array name -> its _NpyChunk's, for the arrays from_npy_shards made (the name is a
+#: token of the paths, headers and chunks, so an equal array finds the same entry)
+_NPY_ARRAYS = {}
+
+
+class _NpyChunk:
+    """Rows [start, stop) of one .npy shard: all a task needs to map them itself."""
+
+    __slots__ = ("path", "dtype", "shape", "fortran", "start", "stop")
+
+    def __init__(self, path, dtype, shape, fortran, start, stop):
+        self.path, self.dtype, self.shape = path, dtype, shape
+        self.fortran, self.start, self.stop = fortran, start, stop
+
+    def __getstate__(self):
+        return tuple(getattr(self, k) for k in self.__slots__)
+
+    def __setstate__(self, state):
+        for k, v in zip(self.__slots__, state, strict=True):
+            setattr(self, k, v)
+
+    def __dask_tokenize__(self):
+        return ("leepfast.dask._NpyChunk", *self.__getstate__())
+
+    def __repr__(self):
+        return f"_NpyChunk({self.path!r}, rows {self.start}:{self.stop})"
+
+    def load(self):
+        return _load_rows(
+            self.path, self.dtype, self.shape, self.fortran, self.start, self.stop
         )
-    order = "F" if fortran else "C"
-    mm = np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape, order=order)
-    return mm[start:stop]
+
+
+def _npy_chunks(predictions):
+    """The _NpyChunk's of an array from from_npy_shards (unchanged since), else None."""
+    chunks = _NPY_ARRAYS.get(predictions.name)
+    if chunks is None or predictions.chunks != (
+        tuple(c.stop - c.start for c in chunks),
+        (chunks[0].shape[1],),
+    ):
+        return None
+    return list(chunks)
+
+
+def _load_rows(path, dtype, shape, fortran, start, stop):
+    """Rows [start, stop) of a .npy shard, memory-mapped read-only on this machine."""
+    # the header is read again here: the worker sees the file the client described
+    found = _npy_header(path)
+    if found[:3] != (dtype, shape, fortran):
+        raise _files.FileFormatError(
+            f"{_ROLE} (file {path}): changed since the dask array was built: its header "
+            f"now says dtype {found[0]}, shape {found[1]}, fortran_order {found[2]}; "
+            f"the array was built for {dtype}, {shape}, {fortran}"
+        )
+    return _files._map(path, dtype, shape, found[3], fortran)[start:stop]
 
 
 def from_npy_shards(paths, *, chunk_rows=None):
     """One dask array over many 2-D ``.npy`` shards, each chunk memory-mapped where the
     task that reads it runs.
 
-    Only the headers are read here (never unpickling anything); each chunk is a
+    Only the headers are read here, by the parser of ``leepfast``'s file API (never
+    unpickling anything, file sizes checked against the headers); each chunk is a
     read-only ``numpy.memmap`` opened inside its task, so the data is never loaded on
     the client and each row is read from disk by the worker that scores it.
 
@@ -403,34 +523,28 @@ def from_npy_shards(paths, *, chunk_rows=None):
             raise ValueError(f"chunk_rows: expected a positive integer, got {chunk_rows}")
         chunk_rows = int(chunk_rows)
     pieces, first = [], None
+    load = dask.delayed(_NpyChunk.load, pure=True)
+    chunks = []
     for path in paths:
-        shape, fortran, dtype, offset = _npy_header(path)
-        if dtype.hasobject:
-            raise ValueError(
-                f"paths: {path!r} holds Python objects (dtype={dtype}); expected a float "
-                f"array (object .npy files are never unpickled)"
-            )
-        check_predictions(
-            np.lib.stride_tricks.as_strided(np.zeros(1, dtype), shape=shape,
-                                            strides=(0,) * len(shape)),
-            name=f"paths: {path!r}",
-        )
+        dtype, shape, fortran, _ = _npy_header(path)
         if first is None:
             first = (shape[1], dtype)
         elif (shape[1], dtype) != first:
-            raise ValueError(
-                f"paths: {path!r} has shape {shape} and dtype {dtype}; expected "
-                f"{first[0]} columns and dtype {first[1]} as in {paths[0]!r}"
+            raise _files.FileFormatError(
+                f"{_ROLE} (file {path}): holds shape {shape} of {dtype}; expected "
+                f"{first[0]} columns of {first[1]}, as in {paths[0]}"
             )
         step = chunk_rows or shape[0]
-        load = dask.delayed(_load_rows, pure=True)
         for start in range(0, shape[0], step):
             stop = min(start + step, shape[0])
+            chunks.append(_NpyChunk(path, dtype, shape, fortran, start, stop))
             pieces.append(
                 da.from_delayed(
-                    load(path, shape, fortran, dtype, offset, start, stop),
+                    load(chunks[-1]),
                     shape=(stop - start, shape[1]),
                     dtype=dtype,
                 )
             )
-    return da.concatenate(pieces, axis=0)
+    array = da.concatenate(pieces, axis=0)
+    _NPY_ARRAYS[array.name] = tuple(chunks)
+    return array
