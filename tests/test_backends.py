@@ -36,7 +36,8 @@ def reference(theta, labels, n_target=None, logits=False):
     """The reference's answer for the same values, upcast to float64."""
     values = np.array(theta, dtype=np.float64)  # same values, native, contiguous
     labels = np.array(labels, dtype=np.int64)
-    probs = _reference.softmax(values) if logits else values
+    with np.errstate(over="ignore", invalid="ignore"):  # extreme logits
+        probs = _reference.softmax(values) if logits else values
     if n_target is None:
         n_target = int(labels.max()) + 1
     J = _reference.joint(probs, labels, n_target)
@@ -220,6 +221,26 @@ def test_one_source_class_and_one_target_class(backend, make_theta, make_labels,
     )
     check(np.ones((50, 1), dtype=dtype), np.zeros(50, dtype=np.int16), backend)
     check(logits_of(rng, 50, 1, dtype), make_labels(rng, 50, 3), backend, logits=True)
+
+
+def test_float16_subnormals_and_negative_zeros(backend, make_labels):
+    rng = np.random.default_rng(15)
+    n, n_source = 400, 6
+    bits = rng.integers(1, 0x0400, size=(n, n_source)).astype(np.uint16)
+    theta = bits.view(np.float16).copy()  # positive subnormals, 2^-24 .. 2^-14
+    theta[:, 1] = -0.0
+    theta[:, 0] = (1.0 - theta.astype(np.float64).sum(axis=1)).astype(np.float16)
+    check(theta, make_labels(rng, n, 3), backend, block_size=77, n_threads=2)
+
+
+def test_extreme_logits(backend):
+    big = np.finfo(np.float64).max
+    x = np.array(
+        [[big, -big, 0.0], [-big, -big, -big], [5.0, 5.0, 5.0], [0.0, 800.0, -1.0]]
+    )
+    check(x, [0, 1, 1, 0], backend, logits=True)
+    x16 = np.array([[65504, -65504, 0], [1, 1, 1], [-65504, 0, 0]], dtype=np.float16)
+    check(x16, [0, 1, 1], backend, logits=True)
 
 
 @pytest.mark.parametrize(
