@@ -538,11 +538,21 @@ input or usage (one line on stderr), 130 interrupted (Ctrl-C).""",
     return parser
 
 
+# the library's argument names, as the options that set them are spelled
+_OPTION_NAMES = {"n_threads": "--threads", "block_size": "--block-size",
+                 "n_target": "--n-target", "n_source": "--n-source", "dtype": "--dtype",
+                 "logits=True": "--logits"}
+
+
 def _message(err):
+    """One line for the error, in the command line's terms."""
     if isinstance(err, OSError) and err.filename is not None and err.strerror:
         return f"{err.filename}: {err.strerror}"
-    text = str(err) or type(err).__name__
-    return " ".join(text.split())  # one line
+    text = " ".join((str(err) or type(err).__name__).split())
+    name, sep, rest = text.partition(": ")
+    if sep and name in _OPTION_NAMES:
+        text = f"{_OPTION_NAMES[name]}: {rest}"
+    return text.replace("(pass logits=True if", "(pass --logits if")
 
 
 def main(argv=None):

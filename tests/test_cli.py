@@ -211,11 +211,18 @@ def test_kendall_tau_b_undefined():
      "labels (file y.npy): row "),
     (["score", "nan.npy", "--labels", "y.npy"],
      "predictions (file nan.npy): row 2999 contains NaN or infinity"),
-    (["score", "p.f32", "--labels", "y.npy"], "dtype: raw (non-.npy) prediction files"),
+    (["score", "p.f32", "--labels", "y.npy"], "--dtype: raw (non-.npy) prediction files"),
     (["score", "p.f32", "--dtype", "float32", "--n-source", "7", "--labels", "y.npy"],
      "predictions (file p.f32): has 240000 bytes, not a multiple of the row size 28"),
-    (["score", "p.npy", "--labels", "y.npy", "--threads", "0"], "n_threads: expected"),
-    (["score", "p.npy", "--labels", "y.npy", "--dtype", "int8"], "dtype: expected"),
+    (["score", "p.npy", "--labels", "y.npy", "--threads", "0"], "--threads: expected"),
+    (["score", "p.npy", "--labels", "y.npy", "--block-size", "0"],
+     "--block-size: expected a positive integer, got 0"),
+    (["score", "p.npy", "--labels", "y.npy", "--n-target", "0"],
+     "--n-target: expected a positive integer, got 0"),
+    (["score", "un.npy", "--labels", "y.npy"], "predictions (file un.npy): row 7 sums to "
+     "1.5; expected probabilities that sum to 1 within 0.0001 (the float32 tolerance) "
+     "(pass --logits if these are logits)"),
+    (["score", "p.npy", "--labels", "y.npy", "--dtype", "int8"], "--dtype: expected"),
     (["rank", "--labels", "y.npy", "p.npy", "--accuracy", "missing.csv"],
      "missing.csv: No such file or directory"),
 ])
@@ -227,6 +234,9 @@ def test_errors_one_line_exit_2(files, args, message):
     bad[-1, 0] = np.inf
     np.save(tmp / "nan.npy", bad)
     theta.tofile(tmp / "p.f32")
+    bad = theta.copy()
+    bad[7, 0] += 0.5
+    np.save(tmp / "un.npy", bad)
     p = run(*args, cwd=tmp)
     assert p.returncode == 2
     assert p.stdout == ""
@@ -329,10 +339,11 @@ def _wait_until_mapped(proc, path, limit=120):
 
 
 def test_ctrl_c_exit_130_one_line(big):
-    # the NumPy reference backend is slow enough that the run is surely still going
+    # the NumPy reference backend with Y = 1000 (a loop over classes) is slow enough
+    # that the run is surely still going when the signal comes
     proc = subprocess.Popen(
         [sys.executable, "-m", "leepfast", "score", "big.npy", "--labels", "y.npy",
-         "--backend", "numpy", "--block-size", "8192"],
+         "--backend", "numpy", "--block-size", "8192", "--n-target", "1000"],
         cwd=big, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     _wait_until_mapped(proc, big / "big.npy")
@@ -345,13 +356,14 @@ def test_ctrl_c_exit_130_one_line(big):
 
 
 def test_progress_bar_on_a_terminal(big):
-    # stderr is a pseudo-terminal: after a second a bar with rows and GB/s appears
+    # stderr is a pseudo-terminal: after a second a bar with rows and GB/s appears (the
+    # slow reference backend with Y = 1000 makes the run last well over a second)
     leader, follower = pty.openpty()
     # a real terminal has a size (tqdm draws nothing on a 0-row terminal)
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
     proc = subprocess.Popen(
         [sys.executable, "-m", "leepfast", "score", "big.npy", "--labels", "y.npy",
-         "--backend", "numpy", "--block-size", "8192"],
+         "--backend", "numpy", "--block-size", "8192", "--n-target", "1000"],
         cwd=big, stdout=subprocess.PIPE, stderr=follower, text=True,
     )
     os.close(follower)
