@@ -102,13 +102,14 @@ def _default_rows(predictions):
 
 
 def _infer_n_target(labels):
-    """max(label) + 1 computed with dask, after checking that no label is negative
-    (the in-memory message, with the global row)."""
+    """max(label) + 1 computed with dask (one pass over the labels only); a label the
+    in-memory API rejects raises its error, for the same global row."""
     low, high = dask.compute(labels.min(), labels.max())
-    if low < 0:
-        row = int(da.argmax(labels < 0).compute())
-        value = labels[row].compute()
-        raise ValueError(f"labels: row {row} is {value}; expected labels >= 0")
+    if low < 0 or high >= np.iinfo(np.int64).max:
+        # the row the in-memory check names: the first negative label, else the first
+        # occurrence of the largest one; the check itself runs on that one label
+        row = int(da.argmax(labels < 0 if low < 0 else labels == high).compute())
+        _api.infer_n_target(labels[row : row + 1].compute(), first_row=row)
     return int(high) + 1
 
 

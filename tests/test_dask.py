@@ -208,9 +208,10 @@ def test_shards_read_on_the_workers(client, data, tmp_path):
     assert max(t["nbytes"] for t in stream.data) < chunk_bytes / 4
 
 
-def test_shards_fortran_order_threads(data, tmp_path):
+@pytest.mark.parametrize("swapped", [(), (0, 1)], ids=["native", "big-endian"])
+def test_shards_fortran_order_threads(data, tmp_path, swapped):
     theta, labels = data
-    paths = write_shards(tmp_path, theta, [5000, 5007], fortran=(0, 1))
+    paths = write_shards(tmp_path, theta, [5000, 5007], fortran=(0, 1), swapped=swapped)
     assert not np.load(paths[0], mmap_mode="r").flags.c_contiguous
     predictions = ld.from_npy_shards(paths)
     assert predictions.chunks[0] == (5000, 5007)
@@ -283,6 +284,8 @@ def bad_inputs(theta, labels):
     out_of_range[7777] = Y
     negative_label = labels.copy()
     negative_label[6001] = -2
+    huge_label = labels.astype(np.uint64)
+    huge_label[[8000, 9000]] = 2**63
     return {
         "nan": (nan, labels, {}),
         "negative": (negative, labels, {}),
@@ -290,6 +293,7 @@ def bad_inputs(theta, labels):
         "label >= n_target": (theta, out_of_range, {"n_target": Y}),
         "negative label, n_target inferred": (theta, negative_label, {}),
         "negative label, n_target given": (theta, negative_label, {"n_target": Y}),
+        "uint64 label beyond int64": (theta, huge_label, {}),
         "integer predictions": (theta.astype(np.int64), labels, {}),
         "float labels": (theta, labels.astype(float), {}),
         "length mismatch": (theta, labels[:-1], {}),
