@@ -118,9 +118,9 @@ def test_mnist_conversion_matches_load_digits_format(E, mnist):
 def test_analysis_hit_rate_and_regret_by_hand(E):
     # one target, three sources: the score picks the second-best source
     rows = [
-        dict(seed=0, target="t", s=3.0, a=0.8),
-        dict(seed=0, target="t", s=1.0, a=0.9),
-        dict(seed=0, target="t", s=2.0, a=0.5),
+        dict(seed=0, target="t", width=8, s=3.0, a=0.8),
+        dict(seed=0, target="t", width=8, s=1.0, a=0.9),
+        dict(seed=0, target="t", width=8, s=2.0, a=0.5),
     ]
     out = E.analyse_seed(rows, "s", "a")
     assert out["top1"] == 0.0
@@ -129,6 +129,7 @@ def test_analysis_hit_rate_and_regret_by_hand(E):
     assert out["random_regret"] == pytest.approx(0.9 - (0.8 + 0.9 + 0.5) / 3)
     # pairs: (3,.8)-(1,.9) discordant, (3,.8)-(2,.5) concordant, (1,.9)-(2,.5) discordant
     assert out["per_target_kendall"] == pytest.approx(-1 / 3)
+    assert out["per_target_kendall_within_width"] == pytest.approx(-1 / 3)
 
 
 def test_experiment_pipeline_smoke(E, mnist, tmp_path):

@@ -362,16 +362,25 @@ def pearson(x, y):
     return float(np.corrcoef(x, y)[0, 1])
 
 
+def _nanmean(values):
+    values = np.array(values, float)
+    return float(np.nanmean(values)) if np.isfinite(values).any() else math.nan
+
+
 def analyse_seed(rows, score, acc):
     """Pooled Pearson and Kendall, mean per-target Kendall, top-1 hit rate and regret."""
     s = np.array([r[score] for r in rows], float)
     a = np.array([r[acc] for r in rows], float)
     out = dict(pearson=pearson(s, a), kendall=kendall(s, a))
-    taus, hits, regrets, rnd_hits, rnd_regrets = [], [], [], [], []
+    taus, hits, regrets, rnd_hits, rnd_regrets, width_taus = [], [], [], [], [], []
+    widths = np.array([int(r["width"]) for r in rows])
     for t in sorted({r["target"] for r in rows}):
         sel = np.array([r["target"] == t for r in rows])
         st, at = s[sel], a[sel]
         taus.append(kendall(st, at))
+        for w in np.unique(widths):  # the ranking among the sources of one width
+            same = sel & (widths == w)
+            width_taus.append(kendall(s[same], a[same]))
         best = at.max()
         if np.ptp(st) == 0:  # a constant score picks at random
             hits.append(np.mean(at == best))
@@ -382,9 +391,9 @@ def analyse_seed(rows, score, acc):
             regrets.append(best - at[pick])
         rnd_hits.append(np.mean(at == best))
         rnd_regrets.append(best - at.mean())
-    taus = np.array(taus)
     out.update(
-        per_target_kendall=float(np.nanmean(taus)) if np.isfinite(taus).any() else math.nan,
+        per_target_kendall=_nanmean(taus),
+        per_target_kendall_within_width=_nanmean(width_taus),
         top1=float(np.mean(hits)),
         regret=float(np.mean(regrets)),
         random_top1=float(np.mean(rnd_hits)),
@@ -438,21 +447,28 @@ def markdown_table(table, n_seeds):
             f"Transfer accuracy: **{ACC_LABELS[acc]}** (mean ± sd over {n_seeds} seeds)\n"
         )
         lines.append(
-            "| score | pooled Pearson r | pooled Kendall tau | per-target Kendall "
-            "tau (16 sources) | top-1 hit rate | regret (accuracy points) |"
+            "| score | pooled Pearson r | pooled Kendall tau | per-target Kendall tau "
+            "(16 sources) | per-target Kendall tau within one width (8 sources) "
+            "| top-1 hit rate | regret (accuracy points) |"
         )
-        lines.append("|---|---|---|---|---|---|")
+        lines.append("|---|---|---|---|---|---|---|")
         for e in (e for e in table if e["accuracy"] == acc):
+            within = _fmt(
+                e["per_target_kendall_within_width"],
+                e["per_target_kendall_within_width_sd"],
+            )
             lines.append(
                 f"| {SCORE_LABELS[e['score']]} | {_fmt(e['pearson'], e['pearson_sd'])} "
                 f"| {_fmt(e['kendall'], e['kendall_sd'])} "
                 f"| {_fmt(e['per_target_kendall'], e['per_target_kendall_sd'])} "
-                f"| {e['top1']:.2f} | {100 * e['regret']:.1f} |"
+                f"| {within} | {e['top1']:.2f} ± {e['top1_sd']:.2f} "
+                f"| {100 * e['regret']:.1f} ± {100 * e['regret_sd']:.1f} |"
             )
         e = next(e for e in table if e["accuracy"] == acc)
         lines.append(
-            f"| random pick | | | 0 (expected) | {e['random_top1']:.2f} "
-            f"| {100 * e['random_regret']:.1f} |"
+            f"| random pick | | | 0 (expected) | 0 (expected) "
+            f"| {e['random_top1']:.2f} ± {e['random_top1_sd']:.2f} "
+            f"| {100 * e['random_regret']:.1f} ± {100 * e['random_regret_sd']:.1f} |"
         )
         lines.append("")
     return "\n".join(lines)
@@ -510,6 +526,33 @@ def write_csv(rows, path):
             )
 
 
+_INT_FIELDS = ("seed", "k", "width", "n_train", "n_test")
+_TEXT_FIELDS = ("target", "classes", "source")
+
+
+def read_csv(path):
+    """The rows of pairs.csv, numbers parsed."""
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    for r in rows:
+        for key, value in r.items():
+            if key in _INT_FIELDS:
+                r[key] = int(value)
+            elif key not in _TEXT_FIELDS:
+                r[key] = float(value)
+    return rows
+
+
+def report(rows, out):
+    """Write summary.csv, summary.md and plot.png into out; print the table."""
+    table = summarise(rows)
+    write_csv(table, out / "summary.csv")
+    md = markdown_table(table, len({r["seed"] for r in rows}))
+    (out / "summary.md").write_text(md + "\n")
+    plot(rows, table, out / "plot.png")
+    print(md)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
@@ -519,7 +562,15 @@ def main(argv=None):
         action="store_true",
         help="smoke-sized: 2 sources, 2 targets, few iterations",
     )
+    p.add_argument(
+        "--analyse-only",
+        action="store_true",
+        help="recompute the summary and the plot from OUT/pairs.csv, no training",
+    )
     args = p.parse_args(argv)
+    if args.analyse_only:
+        report(read_csv(args.out / "pairs.csv"), args.out)
+        return 0
     t0 = time.perf_counter()
     source_data, target_data = load_source_data(), load_target_data()
     kw = {}
@@ -547,12 +598,7 @@ def main(argv=None):
         )
     args.out.mkdir(parents=True, exist_ok=True)
     write_csv(rows, args.out / "pairs.csv")
-    table = summarise(rows)
-    write_csv(table, args.out / "summary.csv")
-    md = markdown_table(table, len(args.seeds))
-    (args.out / "summary.md").write_text(md + "\n")
-    plot(rows, table, args.out / "plot.png")
-    print(md)
+    report(rows, args.out)
     print(f"total {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     return 0
 
