@@ -7,6 +7,7 @@ NaN, negative, row sums) are fused into pass 1 in the kernels, which report a st
 the first offending row; this module turns that into one clear exception.
 """
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -146,6 +147,14 @@ def infer_n_target(labels, name="labels", first_row=0):
     return int(high) + 1
 
 
+def _physical_memory():
+    """Bytes of physical memory, or None where the platform does not say."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
 def _native_block(block):
     """A C-contiguous, native-endian version of a block (a view whenever possible)."""
     if not block.dtype.isnative:
@@ -219,6 +228,15 @@ class Accumulator:
     def _allocate(self, n_source, n_target):
         """Create the state, or grow it to n_target classes (n_target=None)."""
         shape = (self._slots, n_target, n_source)
+        need = 16 * self._slots * n_target * n_source  # float64 joint + int64 counts
+        have = _physical_memory()
+        if have and need > have:
+            raise ValueError(
+                f"n_target: {n_target} target classes x {n_source} source classes x "
+                f"{self._slots} thread slots need {need / 2**30:.3g} GiB of state, more "
+                f"than this machine's {have / 2**30:.3g} GiB; check the labels (is the "
+                f"largest label meant to be {n_target - 1}?) or pass fewer n_threads"
+            )
         if self._joint is None:
             self._joint = np.zeros(shape)
             self._hard = np.zeros(shape, dtype=np.int64)

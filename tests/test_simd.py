@@ -72,3 +72,4 @@ def test_bad_value_found_in_every_position(backend, z, dtype, where):
         x[31, col] = bad
         with pytest.raises(ValueError, match=f"row 31 contains .*{match}"):
             leepfast.leep(x, labels, backend=backend)
+
