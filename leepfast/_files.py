@@ -38,7 +38,7 @@ import time
 
 import numpy as np
 
-from . import _api
+from . import _api, _backends
 
 __all__ = [
     "FileFormatError",
@@ -757,7 +757,8 @@ def _check_state_fits(acc, n_target, n_source, labels):
         memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):  # not POSIX: no check
         return
-    need = _state_bytes(acc._slots, n_target, n_source)
+    slots = _backends.module(acc.backend).n_slots(acc.n_threads)
+    need = _state_bytes(slots, n_target, n_source)
     if need > memory:
         raise ValueError(
             f"{labels.where}: n_target={n_target} (largest label {labels.high}) with "

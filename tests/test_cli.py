@@ -420,3 +420,30 @@ def test_peak_anonymous_memory_bounded(big):
     extra_kb = peak_kb - baseline_kb
     assert extra_kb < 64 * 1024 + state_kb, (peak_kb, baseline_kb, file_mb)
     assert extra_kb < file_mb * 1024 / 4  # far below the file's size
+
+
+class _CreatesFile:
+    """Unpickling this calls open(path, "w"): it creates the file."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_pickled_npy_never_unpickled_by_the_cli(files):
+    tmp, _, _ = files
+    marker = tmp / "pwned"
+    obj = np.empty(1, dtype=object)
+    obj[0] = _CreatesFile(str(marker))
+    with open(tmp / "evil.npy", "wb") as f:
+        np.lib.format.write_array(f, obj, allow_pickle=True)
+    for args in (["score", "evil.npy", "--labels", "y.npy"],
+                 ["score", "p.npy", "--labels", "evil.npy"],
+                 ["rank", "--labels", "y.npy", "evil.npy"]):
+        p = run(*args, cwd=tmp)
+        assert p.returncode == 2
+        assert "(file evil.npy): holds Python objects" in p.stderr
+        assert p.stderr.count("\n") == 1
+    assert not marker.exists()
