@@ -36,7 +36,7 @@ class _Parser(argparse.ArgumentParser):
 _FORMATTER = argparse.RawDescriptionHelpFormatter
 
 
-def _common_options(p, *, many_models=False):
+def _common_options(p):
     """Options shared by the subcommands that read prediction dumps."""
     p.add_argument(
         "--labels",
