@@ -11,6 +11,7 @@ import signal
 import struct
 import subprocess
 import sys
+import tempfile
 import termios
 import time
 
@@ -24,10 +25,15 @@ RTOL = 1e-12
 
 
 def run(*args, cwd=None, **kwargs):
-    """``python -m leepfast ARGS``; returns the CompletedProcess (text mode)."""
+    """``python -m leepfast ARGS``; returns the CompletedProcess (text mode).
+
+    Never run from the source tree (``-m`` puts the working directory on sys.path, which
+    would import the uncompiled sources instead of the installed package).
+    """
     return subprocess.run(
         [sys.executable, "-m", "leepfast", *map(str, args)],
-        capture_output=True, text=True, cwd=cwd, timeout=300, **kwargs,
+        capture_output=True, text=True, cwd=cwd or tempfile.gettempdir(), timeout=300,
+        **kwargs,
     )
 
 
@@ -396,6 +402,7 @@ def test_peak_anonymous_memory_bounded(big):
          "for line in open('/proc/self/status'):\n"
          "    if line.startswith('RssAnon:'): print(line.split()[1])"],
         capture_output=True, text=True, timeout=120, check=True,
+        cwd=big,  # not the source tree: the installed package, as the CLI below
     )
     baseline_kb = int(base.stdout)
     # ... against the peak RssAnon, sampled while the CLI scores a 256 MB file in 1 MiB
