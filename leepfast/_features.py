@@ -507,10 +507,12 @@ def h_score(features, labels, *, n_target=None, block_size=None):
 
     Notes
     -----
-    With D >= n (or collinear features) cov(f) is singular and the pseudo-inverse at
-    rcond=1e-15 inverts directions whose eigenvalues are rounding noise: the value is
-    then unstable (it can change with block size or row order in its leading digits),
-    the failure mode that motivated :func:`regularized_h_score`. Needs n >= 2.
+    With D >= n - 1 (features in general position) the centred features span the whole
+    sample space, so every labelling is linearly explained: the H-score is then its
+    maximum, the number of present classes minus 1, for any model, and tells models
+    apart no more. With nearly collinear features cov(f) has eigenvalues near rounding
+    noise that the pseudo-inverse at rcond=1e-15 still inverts, so the value can jump.
+    Both motivated :func:`regularized_h_score`, which stays informative. Needs n >= 2.
     """
     return feature_statistics(
         features, labels, n_target=n_target, block_size=block_size

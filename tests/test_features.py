@@ -132,6 +132,18 @@ def test_h_score_with_absent_class_equals_score_without_it():
     )
 
 
+@pytest.mark.parametrize(("n", "D"), [(30, 29), (30, 50), (12, 200)])
+def test_h_score_saturates_when_features_span_the_samples(n, D):
+    # D >= n - 1: the centred features explain any labelling, H = (classes - 1) for all
+    # models, while the regularized score still depends on the features
+    f, y = make_data(n, D, 3, seed=D, signal=0.0)
+    assert leepfast.h_score(f, y) == pytest.approx(2.0, rel=1e-8)
+    assert leepfast.h_score(f, y) == pytest.approx(h_score_direct(f, y), rel=1e-8)
+    noisy = leepfast.regularized_h_score(f, y)
+    signal = leepfast.regularized_h_score(*make_data(n, D, 3, seed=D, signal=3.0))
+    assert 0 < noisy < signal
+
+
 def test_h_score_large_mean_offset_is_stable():
     # centring through a shift: no cancellation from E[f f^T] - E[f] E[f]^T
     f, y = make_data(400, 8, 5, seed=4)
