@@ -313,6 +313,31 @@ def test_bad_input_on_a_worker_is_the_in_memory_error(client, data):
                 ld.score(predictions, y_dask, **kw)
 
 
+def test_client_side_checks(data):
+    theta, labels = data
+    with dask.config.set(scheduler="sync"):
+        # a NumPy array is wrapped in a dask array: same value
+        assert ld.leep(theta[:3000], labels[:3000]) == pytest.approx(
+            leepfast.leep(theta[:3000], labels[:3000]), rel=RTOL
+        )
+        unknown = da.from_array(theta, chunks=(1000, Z))[da.from_array(labels) >= 0]
+        with pytest.raises(
+            ValueError,
+            match=r"^predictions: expected a dask array with "
+            r"known chunk sizes, got shape \(nan, 50\)",
+        ):
+            ld.score(unknown, labels)
+        predictions = da.from_array(theta, chunks=(1000, Z))
+        with pytest.raises(TypeError, match="^split_every: expected an integer >= 2, got"):
+            ld.score(predictions, labels, split_every=2.0)
+        with pytest.raises(
+            ValueError, match="^split_every: expected an integer >= 2, got 1"
+        ):
+            ld.score(predictions, labels, split_every=1)
+        with pytest.raises(ValueError, match="^n_threads: expected None, -1"):
+            ld.score(predictions, labels, n_threads=0)
+
+
 def test_error_names_global_row():
     # the row is counted across chunks and blocks, not from the start of a chunk
     theta = np.full((50, 2), 0.5)
