@@ -29,9 +29,11 @@ new float64 array.
 
 import math
 import os
+from contextlib import contextmanager
 
 import numpy as np
 
+from . import _files
 from ._api import _block_rows, check_labels, check_n_target
 
 #: pinv cut-off relative to the largest singular value, as in the public H-score code.
@@ -48,24 +50,34 @@ _LOGME_TOL = 1e-3
 # Inputs
 
 
-def _open_array(obj, name):
-    """An ndarray, or a read-only memory map of a .npy path (never unpickled)."""
-    if isinstance(obj, (str, os.PathLike)):
-        try:
-            return np.load(os.fspath(obj), mmap_mode="r", allow_pickle=False)
-        except FileNotFoundError:
-            raise FileNotFoundError(f"{name}: no such file: {os.fspath(obj)!r}") from None
-        except ValueError as exc:
-            raise ValueError(
-                f"{name}: expected a .npy file of numbers, could not read "
-                f"{os.fspath(obj)!r}: {exc}"
-            ) from None
-    return obj if isinstance(obj, np.ndarray) else np.asarray(obj)
+def _is_file_source(obj):
+    """A path, glob, directory, list of them, or an opened Predictions object."""
+    if isinstance(obj, (str, os.PathLike, _files.Predictions)):
+        return True
+    return (
+        isinstance(obj, (list, tuple))
+        and len(obj) > 0
+        and all(isinstance(p, (str, os.PathLike)) for p in obj)
+    )
+
+
+@contextmanager
+def _as_features():
+    """File errors from the prediction-dump openers, said of ``features``."""
+    try:
+        yield
+    except (ValueError, OSError) as err:
+        msg = str(err)
+        if msg.startswith("predictions"):
+            msg = "features" + msg[len("predictions") :]
+            msg = msg.replace("source classes", "features")
+            raise type(err)(msg) from None
+        raise
 
 
 def check_features(features, name="features"):
     """The features as a 2-D float16/32/64 ndarray (never copied here)."""
-    arr = _open_array(features, name)
+    arr = features if isinstance(features, np.ndarray) else np.asarray(features)
     if arr.dtype.kind != "f" or arr.dtype.itemsize not in (2, 4, 8):
         raise TypeError(
             f"{name}: expected a float16, float32 or float64 array, got dtype={arr.dtype}"
@@ -448,29 +460,46 @@ def _logme(G, T, counts, n):
 # Public functions
 
 
-def feature_statistics(features, labels, *, n_target=None, block_size=None):
+def feature_statistics(
+    features, labels, *, n_target=None, dtype=None, n_features=None, block_size=None
+):
     """One streaming pass over features and labels: a :class:`FeatureAccumulator`.
 
     Parameters
     ----------
-    features : array of shape (n_samples, n_features), float16, float32 or float64, or a
-        path to a .npy file
-        Memory maps and .npy paths are read block by block (opened read-only, never
-        unpickled), so feature dumps larger than RAM work.
-    labels : array of shape (n_samples,), any integer dtype, or a path to a .npy file
+    features : array of shape (n_samples, n_features), or file(s)
+        float16, float32 or float64. In memory (memory maps are read block by block), or
+        the same file sources as prediction dumps (:func:`leepfast.open_predictions`): a
+        ``.npy`` path (memory-mapped, never unpickled), raw little-endian binary (give
+        ``dtype`` and ``n_features``), a directory, a glob or a list of shards read as
+        one dataset in order. Never loaded whole, so dumps larger than RAM work.
+    labels : array of shape (n_samples,), any integer dtype, or a file
+        An array, a 1-D integer ``.npy`` file, or text with one integer per line.
     n_target : int, optional
         Number of target classes Y; default max(labels) + 1.
+    dtype : {"float16", "float32", "float64"}, optional
+        Raw feature files: the value type.
+    n_features : int, optional
+        Raw feature files: values per row (D).
     block_size : int, optional
-        Rows per block (default: about 32 MiB of float64 per block).
+        Rows per block (default: about 32 MiB of input per block).
     """
+    if _is_file_source(features):
+        return _statistics_from_files(
+            features, labels, n_target, dtype, n_features, block_size
+        )
     features = check_features(features)
-    labels = check_labels(_open_array(labels, "labels"), features.shape[0])
+    if isinstance(labels, (str, os.PathLike, _files.Labels)):
+        opened = _files.open_labels(labels)
+        n_target = opened.check_range(n_target)
+        labels = np.concatenate(list(opened.chunks()))
+    labels = check_labels(labels, features.shape[0])
     if features.shape[0] == 0:
         raise ValueError(
             f"features: expected at least one sample, got shape {features.shape}"
         )
     acc = FeatureAccumulator(n_target)
-    rows = _block_rows(block_size, features.shape[1], 8)
+    rows = _block_rows(block_size, features.shape[1], features.itemsize)
     for start in range(0, features.shape[0], rows):
         acc.update(
             features[start : start + rows], labels[start : start + rows], first_row=start
@@ -478,24 +507,53 @@ def feature_statistics(features, labels, *, n_target=None, block_size=None):
     return acc
 
 
+def _statistics_from_files(features, labels, n_target, dtype, n_features, block_size):
+    with _as_features():
+        if isinstance(features, _files.Predictions):
+            preds = features
+        else:
+            preds = _files.open_predictions(features, dtype=dtype, n_source=n_features)
+    opened = _files.open_labels(labels)
+    if opened.n_samples != preds.n_samples:
+        raise ValueError(
+            f"{opened.where}: expected {preds.n_samples} labels (one per row of "
+            f"features), got {opened.n_samples}"
+        )
+    n_target = opened.check_range(n_target)
+    acc = FeatureAccumulator(n_target)
+    take = opened.reader()
+    for f, _offset, start, block in preds.blocks(block_size):
+        acc.update(block, take(len(block)), first_row=start, where=f" (file {f.path})")
+    return acc
+
+
 _PARAMETERS = """
     Parameters
     ----------
-    features : array of shape (n_samples, n_features), float16, float32 or float64, or a
-        path to a .npy file
+    features : array of shape (n_samples, n_features), float16, float32 or float64, or
+        file(s)
         Frozen features of the source model on the target samples. Read once, block by
-        block (memory maps and .npy paths are streamed, never loaded whole); never
-        modified; accumulated in float64.
-    labels : array of shape (n_samples,), any integer dtype, or a path to a .npy file
-        Target labels in [0, n_target).
+        block, never loaded whole and never modified; accumulated in float64. Files: the
+        same sources as prediction dumps (``.npy`` memory-mapped and never unpickled,
+        raw binary with ``dtype`` and ``n_features``, a directory, a glob or a list of
+        shards).
+    labels : array of shape (n_samples,), any integer dtype, or a file
+        Target labels in [0, n_target): an array, a 1-D integer ``.npy``, or text with
+        one integer per line.
     n_target : int, optional
         Number of target classes Y; default max(labels) + 1.
+    dtype : {"float16", "float32", "float64"}, optional
+        Raw feature files: the value type.
+    n_features : int, optional
+        Raw feature files: values per row (D).
     block_size : int, optional
-        Rows per block (default: about 32 MiB of float64 per block).
+        Rows per block (default: about 32 MiB of input per block).
 """
 
 
-def h_score(features, labels, *, n_target=None, block_size=None):
+def h_score(
+    features, labels, *, n_target=None, dtype=None, n_features=None, block_size=None
+):
     """H-score (Bao et al. 2019): tr(pinv(cov(f)) cov(E[f | y])).
     {params}
     Returns
@@ -515,11 +573,18 @@ def h_score(features, labels, *, n_target=None, block_size=None):
     Both motivated :func:`regularized_h_score`, which stays informative. Needs n >= 2.
     """
     return feature_statistics(
-        features, labels, n_target=n_target, block_size=block_size
+        features,
+        labels,
+        n_target=n_target,
+        dtype=dtype,
+        n_features=n_features,
+        block_size=block_size,
     ).h_score()
 
 
-def regularized_h_score(features, labels, *, n_target=None, block_size=None):
+def regularized_h_score(
+    features, labels, *, n_target=None, dtype=None, n_features=None, block_size=None
+):
     """Regularized H-score (Ibrahim, Ponomareva, Mazumder 2022), shrinkage covariance.
     {params}
     Returns
@@ -531,11 +596,16 @@ def regularized_h_score(features, labels, *, n_target=None, block_size=None):
         for D >= n: cov_a is positive definite whenever a > 0.
     """
     return feature_statistics(
-        features, labels, n_target=n_target, block_size=block_size
+        features,
+        labels,
+        n_target=n_target,
+        dtype=dtype,
+        n_features=n_features,
+        block_size=block_size,
     ).regularized_h_score()
 
 
-def logme(features, labels, *, n_target=None, block_size=None):
+def logme(features, labels, *, n_target=None, dtype=None, n_features=None, block_size=None):
     """LogME (You et al., JMLR 2022): the mean over classes of the maximised
     log-evidence per sample of a Bayesian linear model from the features to each
     one-hot target column.
@@ -561,7 +631,12 @@ def logme(features, labels, *, n_target=None, block_size=None):
     all zero give -inf.
     """
     return feature_statistics(
-        features, labels, n_target=n_target, block_size=block_size
+        features,
+        labels,
+        n_target=n_target,
+        dtype=dtype,
+        n_features=n_features,
+        block_size=block_size,
     ).logme()
 
 

@@ -313,6 +313,31 @@ def test_memmapped_npy_and_paths_equal_in_memory(tmp_path):
     )
 
 
+def test_shards_raw_files_and_text_labels_equal_in_memory(tmp_path):
+    f, y = make_data(257, 6, 5, seed=20, offset=1.0)
+    ref = all_scores(feature_statistics(f, y))
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    for i, (lo, hi) in enumerate([(0, 100), (100, 101), (101, 257)]):
+        np.save(shards / f"part{i}.npy", f[lo:hi])
+    (tmp_path / "y.txt").write_text("".join(f"{v}\n" for v in y))
+    f.astype("<f8").tofile(tmp_path / "f.raw")
+    for source, kw in [
+        (shards, {}),
+        (str(shards / "part*.npy"), {}),
+        (sorted(shards.iterdir()), {"block_size": 7}),
+        (tmp_path / "f.raw", {"dtype": "float64", "n_features": 6, "block_size": 50}),
+    ]:
+        for labels in (y, tmp_path / "y.txt"):
+            got = all_scores(feature_statistics(source, labels, **kw))
+            np.testing.assert_allclose(got, ref, rtol=1e-10)
+    assert leepfast.h_score(shards, tmp_path / "y.txt") == pytest.approx(ref[0], rel=1e-10)
+    # in-memory features with labels from a file
+    np.testing.assert_allclose(
+        all_scores(feature_statistics(f, tmp_path / "y.txt")), ref, rtol=1e-12
+    )
+
+
 def test_batches_and_merge_with_different_shifts_equal_whole():
     f, y = make_data(240, 5, 3, seed=14, offset=50.0)
     ref = all_scores(feature_statistics(f, y))
@@ -400,12 +425,31 @@ def test_errors_name_the_argument_and_what_was_found():
         leepfast.h_score(f[:1], y[:1])
     with pytest.raises(ValueError, match=r"expected 3 features.*got 4"):
         FeatureAccumulator().update(f, y).update(np.ones((2, 4)), np.zeros(2, dtype=int))
-    with pytest.raises(FileNotFoundError, match=r"features: no such file"):
+    with pytest.raises(FileNotFoundError, match=r"^features: no such file"):
         leepfast.logme("/nonexistent/f.npy", y)
 
 
 def test_pickled_npy_is_refused_without_unpickling(tmp_path):
     path = tmp_path / "obj.npy"
     np.save(path, np.array([{"a": 1}], dtype=object), allow_pickle=True)
-    with pytest.raises(ValueError, match=r"features: expected a .npy file of numbers"):
+    with pytest.raises(ValueError, match=r"^features \(file .*obj.npy\): holds Python obj"):
         leepfast.h_score(path, np.zeros(1, dtype=int))
+
+
+def test_file_errors_name_the_file_and_the_row(tmp_path):
+    f, y = make_data(20, 3, 2, seed=19)
+    np.save(tmp_path / "a.npy", f[:10])
+    np.save(tmp_path / "b.npy", np.ones((10, 4)))
+    with pytest.raises(ValueError, match=r"^features \(file .*b.npy\): has 4 features"):
+        leepfast.logme([tmp_path / "a.npy", tmp_path / "b.npy"], y)
+    bad = f[10:].copy()
+    bad[3, 0] = np.inf
+    np.save(tmp_path / "b.npy", bad)
+    with pytest.raises(ValueError, match=r"^features \(file .*b.npy\): row 3 contains NaN"):
+        leepfast.h_score([tmp_path / "a.npy", tmp_path / "b.npy"], y, block_size=2)
+    (tmp_path / "y.txt").write_text("0\n1\n")
+    with pytest.raises(ValueError, match=r"labels \(file .*y.txt\): expected 10 labels"):
+        leepfast.logme(tmp_path / "a.npy", tmp_path / "y.txt")
+    (tmp_path / "y.txt").write_text("\n".join(["0"] * 9 + ["5"]) + "\n")
+    with pytest.raises(ValueError, match=r"labels \(file .*y.txt\): row 9 .*is 5"):
+        leepfast.logme(tmp_path / "a.npy", tmp_path / "y.txt", n_target=2)
