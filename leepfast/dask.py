@@ -192,6 +192,15 @@ def _leep(result):
     return result.leep
 
 
+def _pinned(chunk, task, *args):
+    """``task(*args)``, restricted to the workers that hold the chunk's file, if any."""
+    workers = chunk.workers if isinstance(chunk, _NpyChunk) else None
+    if workers is None:
+        return task(*args)
+    with dask.annotate(workers=list(workers), allow_other_workers=False):
+        return task(*args)
+
+
 def _tree(func, items, split_every, *lead):
     """Reduce delayed ``items`` with ``func(*lead, *group)`` in a tree of fan-in
     ``split_every``."""
@@ -229,14 +238,14 @@ def _graph(
     chunks = list(zip(theta_chunks, label_chunks, offsets, strict=True))
 
     accumulate = dask.delayed(_accumulate_chunk, pure=True)
-    states = [accumulate(t, y, int(off), params) for t, y, off in chunks]
+    states = [_pinned(t, accumulate, t, y, int(off), params) for t, y, off in chunks]
     state = _tree(_merge_states, states, split_every, params)
     final = dask.delayed(_finalize, pure=True)(params, state)
     if what == "nce":
         return dask.delayed(_nce, pure=True)(final)
 
     score_chunk = dask.delayed(_score_chunk, pure=True)
-    parts = [score_chunk(final, t, y, int(off), params) for t, y, off in chunks]
+    parts = [_pinned(t, score_chunk, final, t, y, int(off), params) for t, y, off in chunks]
     result = dask.delayed(_result, pure=True)(final, _tree(_add_parts, parts, split_every))
     if what == "leep":
         return dask.delayed(_leep, pure=True)(result)
@@ -433,11 +442,12 @@ _NPY_ARRAYS = {}
 class _NpyChunk:
     """Rows [start, stop) of one .npy shard: all a task needs to map them itself."""
 
-    __slots__ = ("path", "dtype", "shape", "fortran", "start", "stop")
+    __slots__ = ("path", "dtype", "shape", "fortran", "start", "stop", "workers")
 
-    def __init__(self, path, dtype, shape, fortran, start, stop):
+    def __init__(self, path, dtype, shape, fortran, start, stop, workers=None):
         self.path, self.dtype, self.shape = path, dtype, shape
         self.fortran, self.start, self.stop = fortran, start, stop
+        self.workers = workers  # None, or the workers/hosts that may open the file
 
     def __getstate__(self):
         return tuple(getattr(self, k) for k in self.__slots__)
@@ -482,7 +492,52 @@ def _load_rows(path, dtype, shape, fortran, start, stop):
     return _files._map(path, dtype, shape, found[3], fortran)[start:stop]
 
 
-def from_npy_shards(paths, *, chunk_rows=None):
+def _places(workers, paths):
+    """(per-path worker restrictions, per-path headers), the headers read on the
+    workers that hold the files when ``workers`` is given."""
+    if workers is None:
+        return [None] * len(paths), [_npy_header(path) for path in paths]
+    if isinstance(workers, (str, bytes)) or not hasattr(workers, "__len__"):
+        raise TypeError(
+            f"workers: expected None or a sequence with one entry per path, "
+            f"got {type(workers).__name__}"
+        )
+    if len(workers) != len(paths):
+        raise ValueError(
+            f"workers: expected one entry per path ({len(paths)}), got {len(workers)}"
+        )
+    places = []
+    for entry in workers:
+        entry = [entry] if isinstance(entry, (str, int)) else list(entry)
+        if not entry or not all(isinstance(w, (str, int)) for w in entry):
+            raise TypeError(
+                f"workers: expected a worker address, name or host (or a non-empty list "
+                f"of them) per path, got {entry!r}"
+            )
+        places.append(tuple(entry))
+    try:
+        from distributed import get_client
+    except ImportError as exc:  # pragma: no cover - the extra installs it
+        raise ImportError(
+            "workers: needs distributed: pip install 'leepfast[dask]'"
+        ) from exc
+    try:
+        client = get_client()
+    except ValueError:
+        raise ValueError(
+            "workers: reading the headers where the shards are needs a "
+            "distributed.Client (none is running)"
+        ) from None
+    futures = [
+        client.submit(
+            _npy_header, path, workers=list(place), allow_other_workers=False, pure=False
+        )
+        for path, place in zip(paths, places, strict=True)
+    ]
+    return places, client.gather(futures)
+
+
+def from_npy_shards(paths, *, chunk_rows=None, workers=None):
     """One dask array over many 2-D ``.npy`` shards, each chunk memory-mapped where the
     task that reads it runs.
 
@@ -497,10 +552,17 @@ def from_npy_shards(paths, *, chunk_rows=None):
         The shards, in row order; each a 2-D float16/32/64 array with the same number
         of columns and the same dtype (any byte order, C or Fortran order). The paths
         must name the same files on the client (headers) and on the workers (data):
-        a shared file system, or the same paths on every machine.
+        a shared file system, or the same paths on every machine; or see ``workers``.
     chunk_rows : int, optional
         Split each shard into chunks of at most this many rows (default: one chunk per
         shard).
+    workers : sequence, optional
+        For shards on the workers' local disks: one entry per path, the worker (address
+        or name) or host (name or IP) holding that file, or a list of them. Its header
+        is then read there (through the default ``distributed.Client``), and every task
+        that reads the shard is restricted to those workers (``allow_other_workers=
+        False``): a worker restarted on the same host, or with the same name, takes
+        them over. Without a client (threaded scheduler) the restrictions are ignored.
 
     Returns
     -------
@@ -523,11 +585,12 @@ def from_npy_shards(paths, *, chunk_rows=None):
         if chunk_rows < 1:
             raise ValueError(f"chunk_rows: expected a positive integer, got {chunk_rows}")
         chunk_rows = int(chunk_rows)
+    places, headers = _places(workers, paths)
     pieces, first = [], None
     load = dask.delayed(_NpyChunk.load, pure=True)
     chunks = []
-    for path in paths:
-        dtype, shape, fortran, _ = _npy_header(path)
+    for path, place, header in zip(paths, places, headers, strict=True):
+        dtype, shape, fortran, _ = header
         if first is None:
             first = (shape[1], dtype)
         elif (shape[1], dtype) != first:
@@ -538,10 +601,10 @@ def from_npy_shards(paths, *, chunk_rows=None):
         step = chunk_rows or shape[0]
         for start in range(0, shape[0], step):
             stop = min(start + step, shape[0])
-            chunks.append(_NpyChunk(path, dtype, shape, fortran, start, stop))
+            chunks.append(_NpyChunk(path, dtype, shape, fortran, start, stop, place))
             pieces.append(
                 da.from_delayed(
-                    load(chunks[-1]),
+                    _pinned(chunks[-1], load, chunks[-1]),
                     shape=(stop - start, shape[1]),
                     dtype=dtype,
                 )

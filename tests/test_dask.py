@@ -208,6 +208,53 @@ def test_shards_read_on_the_workers(client, data, tmp_path):
     assert max(t["nbytes"] for t in stream.data) < chunk_bytes / 4
 
 
+def chunk_in(task, depth=0):
+    """The _NpyChunk among a graph task's arguments (searched a few levels deep)."""
+    if isinstance(task, ld._NpyChunk):
+        return task
+    if depth > 4:
+        return None
+    items = list(task) if isinstance(task, (tuple, list)) else []
+    for attr in ("args", "value", "kwargs"):
+        value = getattr(task, attr, None)
+        if isinstance(value, dict):
+            value = list(value.values())
+        if value is not None:
+            items += list(value) if isinstance(value, (tuple, list)) else [value]
+    for item in items:
+        if (found := chunk_in(item, depth + 1)) is not None:
+            return found
+    return None
+
+
+def test_shards_pinned_to_the_workers_that_hold_them(client, data, tmp_path):
+    # shards on local disks: each shard's tasks run only on the worker named for it
+    theta, labels = data
+    paths = write_shards(tmp_path, theta, [2000, 3000, 1007, 4000])
+    with client.as_current(), dask.config.set(scheduler=client):
+        predictions = ld.from_npy_shards(paths, chunk_rows=1500, workers=[1, 0, 1, [1]])
+        graph = ld.score(predictions, labels, compute=False)
+        expected = {
+            str(key): chunk_in(task).workers
+            for key, task in dict(graph.__dask_graph__()).items()
+            if re.match(r"_(accumulate|score)_chunk", str(key))
+        }
+        with get_task_stream(client=client) as stream:
+            got = client.compute(graph).result()
+    assert_same(got, leepfast.score(theta, labels))
+    names = {a: w["name"] for a, w in client.scheduler_info()["workers"].items()}
+    ran = {
+        str(t["key"]): names[t["worker"]] for t in stream.data if str(t["key"]) in expected
+    }
+    assert len(ran) == len(expected) == 2 * 8
+    assert sorted(expected.values()) == [(0,)] * 4 + [(1,)] * 12
+    assert all(expected[key] == (name,) for key, name in ran.items())
+    with pytest.raises(ValueError, match=r"^workers: expected one entry per path \(4\)"):
+        ld.from_npy_shards(paths, workers=[0, 1])
+    with pytest.raises(TypeError, match="^workers: expected None or a sequence"):
+        ld.from_npy_shards(paths, workers="tcp://127.0.0.1:1")
+
+
 @pytest.mark.parametrize("swapped", [(), (0, 1)], ids=["native", "big-endian"])
 def test_shards_fortran_order_threads(data, tmp_path, swapped):
     theta, labels = data
