@@ -71,12 +71,15 @@ def test_demo_accuracy_file_lists_each_bundled_model_once():
         assert path.is_file()
 
 
-def test_demo_command_line():
+def test_demo_command_line(tmp_path):
+    # run outside the source tree (-m puts the working directory on sys.path): the
+    # installed package, with its installed demo files, as a user runs it
     run = subprocess.run(
         [sys.executable, "-m", "leepfast", "demo", "--json"],
         capture_output=True,
         text=True,
         timeout=120,
+        cwd=tmp_path,
     )
     assert run.returncode == 0, run.stderr
     out = json.loads(run.stdout)
@@ -88,6 +91,7 @@ def test_demo_command_line():
         capture_output=True,
         text=True,
         timeout=120,
+        cwd=tmp_path,
     )
     assert table.returncode == 0 and table.stderr == ""
     assert ref.rows[0]["model"] in table.stdout.splitlines()[4]
