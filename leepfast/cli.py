@@ -286,6 +286,9 @@ def kendall_tau_b(x, y):
     tau_b = (concordant - discordant) / sqrt((n0 - n1) (n0 - n2)), n0 = n(n-1)/2, n1 and
     n2 the pairs tied in x and in y. NaN when either sequence is constant or n < 2.
     """
+    x, y = [float(v) for v in x], [float(v) for v in y]  # NumPy scalars too
+    if len(x) != len(y):
+        raise ValueError(f"kendall_tau_b: lengths differ ({len(x)} and {len(y)})")
     n = len(x)
     concordant = discordant = ties_x = ties_y = 0
     for i in range(n):

@@ -198,6 +198,14 @@ def test_kendall_tau_b_hand_computed(x, y, tau):
     assert kendall_tau_b(y, x) == pytest.approx(tau, abs=1e-15)
 
 
+def test_kendall_tau_b_numpy_inputs():
+    x, y = np.array([0.1, 0.3, 0.2], dtype=np.float32), np.array([1, 3, 2])
+    assert kendall_tau_b(x, y) == 1.0
+    assert kendall_tau_b(np.array([True, False]), [0, 1]) == -1.0
+    with pytest.raises(ValueError, match="lengths differ"):
+        kendall_tau_b([1, 2], [1])
+
+
 def test_kendall_tau_b_undefined():
     assert math.isnan(kendall_tau_b([1, 1, 1], [1, 2, 3]))
     assert math.isnan(kendall_tau_b([1], [2]))
