@@ -314,8 +314,9 @@ def test_shipped_sources_compile_cleanly(tmp_path, openmp):
         )
 
 
-def test_cli_prints_the_include_folder():
-    proc = run([sys.executable, "-m", "leepfast", "config", "--include"])
+def test_cli_prints_the_include_folder(tmp_path):
+    # run outside the source tree: from the repo root, `python -m` would import it
+    proc = run([sys.executable, "-m", "leepfast", "config", "--include"], cwd=tmp_path)
     assert proc.stdout == f"{leepfast.get_include()}\n"
 
 

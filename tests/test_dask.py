@@ -396,23 +396,15 @@ def test_error_names_global_row():
         ).compute(scheduler="sync")
 
 
-def test_importing_leepfast_does_not_import_dask():
+def test_importing_leepfast_does_not_import_dask(tmp_path):
     code = "import sys, leepfast; sys.exit('dask' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 0
+    # outside the source tree, so that the installed package is the one imported
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0
 
 
 # ---------------------------------------------------------------------------------------
 # a worker killed mid-run (last: the nanny restarts it, the test waits for it)
-
-
-def gated_chunk(k, rows, z, gated, event_name):
-    """Chunk k of the test data; gated chunks wait (outside the worker's thread pool)
-    until the test has killed a worker."""
-    if gated:
-        secede()
-        Event(event_name).wait(timeout=120)
-        rejoin()
-    return probabilities(np.random.default_rng(1000 + k), rows, z)
 
 
 def in_memory_states(dask_scheduler):
@@ -425,6 +417,18 @@ def in_memory_states(dask_scheduler):
 
 
 def test_worker_killed_mid_run(client):
+    # A local function: plain pickle cannot ship it by reference (this test module is
+    # not importable on the workers when the package is installed), so distributed
+    # sends it by value with cloudpickle.
+    def gated_chunk(k, rows, z, gated, event_name):
+        """Chunk k of the test data; gated chunks wait (outside the worker's thread
+        pool) until the test has killed a worker."""
+        if gated:
+            secede()
+            Event(event_name).wait(timeout=120)
+            rejoin()
+        return probabilities(np.random.default_rng(1000 + k), rows, z)
+
     rows, n_chunks, n_free = 1500, 8, 4
     event_name = f"leepfast-test-go-{os.getpid()}-{time.monotonic_ns()}"
     blocks = [
