@@ -53,6 +53,17 @@ static int lf_status(double sum, double lo, double tol, int nonfinite)
 }
 
 #if LF_SSE2
+/* Software prefetch, a fixed distance ahead in the stream of rows (rows are contiguous,
+   so near the end of a row this fetches the next one). The hardware prefetcher alone
+   stops at page boundaries and left the kernels at 1.4-1.7 reads of the data; 4 KiB
+   ahead brought them to 1.0-1.1 (measured single-threaded, Z = 1000). Integer
+   arithmetic: the address may lie past the end of the array, which a prefetch may. */
+#include <xmmintrin.h>
+#define LF_PREFETCH_DISTANCE 4096
+#define LF_PREFETCH(p)                                                                 \
+    _mm_prefetch((const char *)((uintptr_t)(const void *)(p) + LF_PREFETCH_DISTANCE), \
+                 _MM_HINT_T0)
+
 /* SIMD row functions (SSE2, part of every x86-64 CPU), declared here and defined after
    the portable ones so that they may call them for the rare paths. */
 static int acc_row_sse2_f32(const float *, int64_t, double, double *, int64_t *);
@@ -167,6 +178,7 @@ static int acc_row_sse2_f32(const float *row, int64_t n, double tol, double *jro
     __m128 lo0 = _mm_set1_ps(row[0]), lo1 = lo0, hi0 = lo0, hi1 = lo0;
     int64_t z = 0;
     for (; z + 8 <= n; z += 8) {
+        LF_PREFETCH(row + z);
         __m128 v = _mm_loadu_ps(row + z), w = _mm_loadu_ps(row + z + 4);
         __m128d a = _mm_cvtps_pd(v), b = _mm_cvtps_pd(_mm_movehl_ps(v, v));
         __m128d c = _mm_cvtps_pd(w), d = _mm_cvtps_pd(_mm_movehl_ps(w, w));
@@ -204,6 +216,7 @@ static int acc_row_sse2_f64(const double *row, int64_t n, double tol, double *jr
     __m128d lo0 = _mm_set1_pd(row[0]), lo1 = lo0, hi0 = lo0, hi1 = lo0;
     int64_t z = 0;
     for (; z + 4 <= n; z += 4) {
+        LF_PREFETCH(row + z);
         __m128d a = _mm_loadu_pd(row + z), b = _mm_loadu_pd(row + z + 2);
         s0 = _mm_add_pd(s0, a);
         s1 = _mm_add_pd(s1, b);
@@ -237,6 +250,7 @@ static double dot_row_sse2_f32(const float *row, int64_t n, const double *c)
     __m128d s2 = _mm_setzero_pd(), s3 = _mm_setzero_pd();
     int64_t z = 0;
     for (; z + 8 <= n; z += 8) {
+        LF_PREFETCH(row + z);
         __m128 v = _mm_loadu_ps(row + z), w = _mm_loadu_ps(row + z + 4);
         s0 = _mm_add_pd(s0, _mm_mul_pd(_mm_cvtps_pd(v), _mm_loadu_pd(c + z)));
         s1 = _mm_add_pd(s1, _mm_mul_pd(_mm_cvtps_pd(_mm_movehl_ps(v, v)),
@@ -256,6 +270,7 @@ static double dot_row_sse2_f64(const double *row, int64_t n, const double *c)
     __m128d s2 = _mm_setzero_pd(), s3 = _mm_setzero_pd();
     int64_t z = 0;
     for (; z + 8 <= n; z += 8) {
+        LF_PREFETCH(row + z);
         s0 = _mm_add_pd(s0, _mm_mul_pd(_mm_loadu_pd(row + z), _mm_loadu_pd(c + z)));
         s1 = _mm_add_pd(s1, _mm_mul_pd(_mm_loadu_pd(row + z + 2), _mm_loadu_pd(c + z + 2)));
         s2 = _mm_add_pd(s2, _mm_mul_pd(_mm_loadu_pd(row + z + 4), _mm_loadu_pd(c + z + 4)));
@@ -305,6 +320,7 @@ LF_TARGET_AVX2 static int acc_row_avx2_f32(const float *row, int64_t n, double t
     __m256 lo0 = _mm256_set1_ps(row[0]), lo1 = lo0, hi0 = lo0, hi1 = lo0;
     int64_t z = 0;
     for (; z + 16 <= n; z += 16) {
+        LF_PREFETCH(row + z);
         __m256 v = _mm256_loadu_ps(row + z), w = _mm256_loadu_ps(row + z + 8);
         __m256d a = _mm256_cvtps_pd(_mm256_castps256_ps128(v));
         __m256d b = _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
@@ -346,6 +362,7 @@ LF_TARGET_AVX2 static int acc_row_avx2_f64(const double *row, int64_t n, double 
     __m256d lo0 = _mm256_set1_pd(row[0]), lo1 = lo0, hi0 = lo0, hi1 = lo0;
     int64_t z = 0;
     for (; z + 8 <= n; z += 8) {
+        LF_PREFETCH(row + z);
         __m256d a = _mm256_loadu_pd(row + z), b = _mm256_loadu_pd(row + z + 4);
         s0 = _mm256_add_pd(s0, a);
         s1 = _mm256_add_pd(s1, b);
@@ -380,6 +397,7 @@ LF_TARGET_AVX2 static double dot_row_avx2_f32(const float *row, int64_t n, const
     __m256d s2 = _mm256_setzero_pd(), s3 = _mm256_setzero_pd();
     int64_t z = 0;
     for (; z + 16 <= n; z += 16) {
+        LF_PREFETCH(row + z);
         __m256 v = _mm256_loadu_ps(row + z), w = _mm256_loadu_ps(row + z + 8);
         s0 = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(v)),
                              _mm256_loadu_pd(c + z), s0);
@@ -401,6 +419,8 @@ LF_TARGET_AVX2 static double dot_row_avx2_f64(const double *row, int64_t n, cons
     __m256d s2 = _mm256_setzero_pd(), s3 = _mm256_setzero_pd();
     int64_t z = 0;
     for (; z + 16 <= n; z += 16) {
+        LF_PREFETCH(row + z);
+        LF_PREFETCH(row + z + 8);
         s0 = _mm256_fmadd_pd(_mm256_loadu_pd(row + z), _mm256_loadu_pd(c + z), s0);
         s1 = _mm256_fmadd_pd(_mm256_loadu_pd(row + z + 4), _mm256_loadu_pd(c + z + 4), s1);
         s2 = _mm256_fmadd_pd(_mm256_loadu_pd(row + z + 8), _mm256_loadu_pd(c + z + 8), s2);
@@ -416,9 +436,11 @@ LF_TARGET_AVX2 static void half_row_to_float_f16c(const uint16_t *row, int64_t n
                                                   float *out)
 {
     int64_t z = 0;
-    for (; z + 8 <= n; z += 8)
+    for (; z + 8 <= n; z += 8) {
+        if (!(z & 31)) LF_PREFETCH(row + z); /* one cache line holds 32 halves */
         _mm256_storeu_ps(out + z,
                          _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(row + z))));
+    }
     for (; z < n; z++) out[z] = half_to_float(row[z]);
 }
 #endif /* LF_AVX2 */
