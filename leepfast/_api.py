@@ -147,6 +147,31 @@ def infer_n_target(labels, name="labels", first_row=0):
     return int(high) + 1
 
 
+def conditional_of(joint_sum):
+    """C[y, z] = S[y, z] / sum_y S[y, z], 0 where the column is 0 (S: class sums).
+
+    The finalize step of every backend; the same value as ``_reference.conditional``
+    (the 1/n of J cancels), without its boolean gathers.
+    """
+    marginal = joint_sum.sum(axis=0)
+    return np.divide(joint_sum, marginal, out=np.zeros_like(joint_sum),
+                     where=marginal > 0)
+
+
+def nce_of(counts):
+    """NCE from the (Y, Z) pair counts H, with n = sum H and H_z = sum_y H[y, z]:
+
+        NCE = sum_{y,z} (H/n) log(H / H_z) = (sum H log H - sum_z H_z log H_z) / n,
+
+    0 log 0 = 0; the same value as ``_reference.nce_from_counts``, without gathers.
+    """
+    def xlogx(a):
+        a = a.astype(np.float64)
+        return np.sum(a * np.log(a, out=np.zeros_like(a), where=a > 0))
+
+    return float((xlogx(counts) - xlogx(counts.sum(axis=0))) / counts.sum())
+
+
 def _physical_memory():
     """Bytes of physical memory, or None where the platform does not say."""
     try:
@@ -383,8 +408,8 @@ class Accumulator:
         self.class_counts = self._counts.sum(axis=0)
         self._joint = self._hard = self._counts = None  # release the slots
         self.n_target = self.joint_sum.shape[0]
-        self.conditional = _reference.conditional(self.joint_sum / self.n_samples)
-        self.nce = _reference.nce_from_counts(self.hard_counts)
+        self.conditional = conditional_of(self.joint_sum)
+        self.nce = nce_of(self.hard_counts)
         self._counts_scored = np.zeros_like(self.class_counts)
         self.phase = "score"
         return self
