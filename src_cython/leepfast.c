@@ -283,17 +283,6 @@ static double dot_row_sse2_f64(const double *row, int64_t n, const double *c)
 #endif /* LF_SSE2 */
 
 #if LF_AVX2
-LF_TARGET_AVX2 static int64_t first_equal_avx2_f32(const float *row, int64_t n, float value)
-{
-    __m256 x = _mm256_set1_ps(value);
-    int64_t z = 0;
-    for (; z + 8 <= n; z += 8) {
-        int mask = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(row + z), x, _CMP_EQ_OQ));
-        if (mask) return z + __builtin_ctz((unsigned)mask);
-    }
-    return z + first_equal_scalar_f32(row + z, n - z, value);
-}
-
 LF_TARGET_AVX2 static int64_t first_equal_avx2_f64(const double *row, int64_t n,
                                                    double value)
 {
@@ -312,16 +301,45 @@ LF_TARGET_AVX2 static double hsum256_pd(__m256d v)
     return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
 }
 
-LF_TARGET_AVX2 static int acc_row_avx2_f32(const float *row, int64_t n, double tol,
-                                           double *jrow, int64_t *argmax)
+/* float32 and float16 rows share their AVX2 code: `half` is a compile-time constant in
+   each caller, and F16C converts eight halves to eight floats exactly on load. */
+LF_TARGET_AVX2 static inline __m256 load8_avx2(const void *row, int64_t z, int half)
+{
+    if (half)
+        return _mm256_cvtph_ps(
+            _mm_loadu_si128((const __m128i *)((const uint16_t *)row + z)));
+    return _mm256_loadu_ps((const float *)row + z);
+}
+
+static inline float elem(const void *row, int64_t z, int half)
+{
+    return half ? half_to_float(((const uint16_t *)row)[z]) : ((const float *)row)[z];
+}
+
+LF_TARGET_AVX2 static inline int64_t first_equal_avx2(const void *row, int64_t n,
+                                                      float value, int half)
+{
+    __m256 x = _mm256_set1_ps(value);
+    int64_t z = 0;
+    for (; z + 8 <= n; z += 8) {
+        int mask = _mm256_movemask_ps(_mm256_cmp_ps(load8_avx2(row, z, half), x, _CMP_EQ_OQ));
+        if (mask) return z + __builtin_ctz((unsigned)mask);
+    }
+    while (z < n && elem(row, z, half) != value) z++;
+    return z;
+}
+
+LF_TARGET_AVX2 static inline int acc_row_avx2(const void *row, int64_t n, double tol,
+                                              double *jrow, int64_t *argmax, int half)
 {
     __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
     __m256d s2 = _mm256_setzero_pd(), s3 = _mm256_setzero_pd();
-    __m256 lo0 = _mm256_set1_ps(row[0]), lo1 = lo0, hi0 = lo0, hi1 = lo0;
+    __m256 lo0 = _mm256_set1_ps(elem(row, 0, half)), lo1 = lo0, hi0 = lo0, hi1 = lo0;
+    const char *bytes = (const char *)row;
     int64_t z = 0;
     for (; z + 16 <= n; z += 16) {
-        LF_PREFETCH(row + z);
-        __m256 v = _mm256_loadu_ps(row + z), w = _mm256_loadu_ps(row + z + 8);
+        LF_PREFETCH(bytes + z * (half ? 2 : 4));
+        __m256 v = load8_avx2(row, z, half), w = load8_avx2(row, z + 8, half);
         __m256d a = _mm256_cvtps_pd(_mm256_castps256_ps128(v));
         __m256d b = _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
         __m256d c = _mm256_cvtps_pd(_mm256_castps256_ps128(w));
@@ -344,15 +362,30 @@ LF_TARGET_AVX2 static int acc_row_avx2_f32(const float *row, int64_t n, double t
     float lo = hmin_ps(_mm_min_ps(_mm256_castps256_ps128(l), _mm256_extractf128_ps(l, 1)));
     float hi = hmax_ps(_mm_max_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1)));
     for (; z < n; z++) {
-        float v = row[z];
+        float v = elem(row, z, half);
         s += (double)v;
         jrow[z] += (double)v;
         lo = v < lo ? v : lo;
         hi = v > hi ? v : hi;
     }
-    int status = lf_status(s, lo, tol, !isfinite(s) && has_nonfinite_f32(row, n));
-    if (status == LEEPFAST_OK) *argmax = first_equal_avx2_f32(row, n, hi);
+    int nonfinite = 0;
+    if (!isfinite(s))
+        for (z = 0; z < n && !nonfinite; z++) nonfinite = !isfinite(elem(row, z, half));
+    int status = lf_status(s, lo, tol, nonfinite);
+    if (status == LEEPFAST_OK) *argmax = first_equal_avx2(row, n, hi, half);
     return status;
+}
+
+LF_TARGET_AVX2 static int acc_row_avx2_f32(const float *row, int64_t n, double tol,
+                                           double *jrow, int64_t *argmax)
+{
+    return acc_row_avx2(row, n, tol, jrow, argmax, 0);
+}
+
+LF_TARGET_AVX2 static int acc_row_avx2_f16(const uint16_t *row, int64_t n, double tol,
+                                           double *jrow, int64_t *argmax)
+{
+    return acc_row_avx2(row, n, tol, jrow, argmax, 1);
 }
 
 LF_TARGET_AVX2 static int acc_row_avx2_f64(const double *row, int64_t n, double tol,
@@ -391,14 +424,16 @@ LF_TARGET_AVX2 static int acc_row_avx2_f64(const double *row, int64_t n, double 
     return status;
 }
 
-LF_TARGET_AVX2 static double dot_row_avx2_f32(const float *row, int64_t n, const double *c)
+LF_TARGET_AVX2 static inline double dot_row_avx2(const void *row, int64_t n,
+                                                 const double *c, int half)
 {
     __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
     __m256d s2 = _mm256_setzero_pd(), s3 = _mm256_setzero_pd();
+    const char *bytes = (const char *)row;
     int64_t z = 0;
     for (; z + 16 <= n; z += 16) {
-        LF_PREFETCH(row + z);
-        __m256 v = _mm256_loadu_ps(row + z), w = _mm256_loadu_ps(row + z + 8);
+        LF_PREFETCH(bytes + z * (half ? 2 : 4));
+        __m256 v = load8_avx2(row, z, half), w = load8_avx2(row, z + 8, half);
         s0 = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(v)),
                              _mm256_loadu_pd(c + z), s0);
         s1 = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)),
@@ -409,8 +444,19 @@ LF_TARGET_AVX2 static double dot_row_avx2_f32(const float *row, int64_t n, const
                              _mm256_loadu_pd(c + z + 12), s3);
     }
     double s = hsum256_pd(_mm256_add_pd(_mm256_add_pd(s0, s1), _mm256_add_pd(s2, s3)));
-    for (; z < n; z++) s += c[z] * (double)row[z];
+    for (; z < n; z++) s += c[z] * (double)elem(row, z, half);
     return s;
+}
+
+LF_TARGET_AVX2 static double dot_row_avx2_f32(const float *row, int64_t n, const double *c)
+{
+    return dot_row_avx2(row, n, c, 0);
+}
+
+LF_TARGET_AVX2 static double dot_row_avx2_f16(const uint16_t *row, int64_t n,
+                                              const double *c)
+{
+    return dot_row_avx2(row, n, c, 1);
 }
 
 LF_TARGET_AVX2 static double dot_row_avx2_f64(const double *row, int64_t n, const double *c)
@@ -458,6 +504,7 @@ int leepfast_accumulate_f16(const uint16_t *predictions, const int64_t *labels,
     float *row = (float *)(scratch + n_source); /* scratch[0, Z) is for softmax */
     void (*to_float)(const uint16_t *, int64_t, float *) =
         LF_PICK(half_row_to_float_f16c, half_row_to_float);
+    int fused = LF_PICK(!is_logits, 0); /* AVX2 + F16C: convert in registers */
     for (int64_t i = 0; i < n_rows; i++) {
         int64_t y = labels[i];
         int status;
@@ -465,10 +512,24 @@ int leepfast_accumulate_f16(const uint16_t *predictions, const int64_t *labels,
             if (bad_row) *bad_row = i;
             return LEEPFAST_ERR_LABEL;
         }
-        to_float(predictions + i * n_source, n_source, row);
-        status = leepfast_accumulate_f32(row, labels + i, 1, n_source, n_target,
-                                         is_logits, tol, joint, hard, counts, scratch,
-                                         NULL);
+#if LF_AVX2
+        if (fused) {
+            int64_t argmax = 0;
+            status = acc_row_avx2_f16(predictions + i * n_source, n_source, tol,
+                                      joint + y * n_source, &argmax);
+            if (status == LEEPFAST_OK) {
+                hard[y * n_source + argmax] += 1;
+                counts[y] += 1;
+            }
+        } else
+#endif
+        {
+            (void)fused;
+            to_float(predictions + i * n_source, n_source, row);
+            status = leepfast_accumulate_f32(row, labels + i, 1, n_source, n_target,
+                                             is_logits, tol, joint, hard, counts, scratch,
+                                             NULL);
+        }
         if (status != LEEPFAST_OK) {
             if (bad_row) *bad_row = i;
             return status;
@@ -488,15 +549,29 @@ int leepfast_score_f16(const uint16_t *predictions, const int64_t *labels,
     float *row = (float *)(scratch + n_source);
     void (*to_float)(const uint16_t *, int64_t, float *) =
         LF_PICK(half_row_to_float_f16c, half_row_to_float);
+    int fused = LF_PICK(!is_logits, 0); /* AVX2 + F16C: convert in registers */
     double total = 0.0;
     for (int64_t i = 0; i < n_rows; i++) {
-        if (labels[i] < 0 || labels[i] >= n_target) {
+        int64_t y = labels[i];
+        int status;
+        if (y < 0 || y >= n_target) {
             if (bad_row) *bad_row = i;
             return LEEPFAST_ERR_LABEL;
         }
-        to_float(predictions + i * n_source, n_source, row);
-        int status = leepfast_score_f32(row, labels + i, 1, n_source, n_target, is_logits,
+#if LF_AVX2
+        if (fused) {
+            double p = dot_row_avx2_f16(predictions + i * n_source, n_source,
+                                        conditional + y * n_source);
+            status = p > 0.0 && isfinite(p) ? LEEPFAST_OK : LEEPFAST_ERR_ZERO_PROB;
+            if (status == LEEPFAST_OK) total += log(p);
+        } else
+#endif
+        {
+            (void)fused;
+            to_float(predictions + i * n_source, n_source, row);
+            status = leepfast_score_f32(row, labels + i, 1, n_source, n_target, is_logits,
                                         conditional, scratch, &total, NULL);
+        }
         if (status != LEEPFAST_OK) {
             if (bad_row) *bad_row = i;
             return status;
