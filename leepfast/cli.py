@@ -566,6 +566,12 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("leepfast: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # the reader went away (e.g. `leepfast demo | head`): not an error of ours;
+        # point stdout at devnull so the interpreter's final flush stays quiet too
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
     except (CLIError, ValueError, TypeError, OSError, ImportError, MemoryError) as err:
         print(f"leepfast: error: {_message(err)}", file=sys.stderr)
         return EXIT_ERROR

@@ -462,3 +462,15 @@ def test_pickled_npy_never_unpickled_by_the_cli(files):
         assert "(file evil.npy): holds Python objects" in p.stderr
         assert p.stderr.count("\n") == 1
     assert not marker.exists()
+
+
+def test_output_into_a_closed_pipe_is_quiet(tmp_path):
+    # `leepfast demo --json | true`: the reader is gone before anything is written
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "leepfast", "demo", "--json"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    proc.stdout.close()  # before the demo (a second of work) prints anything
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0
+    assert err == ""
