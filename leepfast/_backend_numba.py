@@ -44,34 +44,68 @@ def _softmax_into(row, out):
 
 
 @numba.njit(cache=True, nogil=True)
-def _check_probabilities(row, tol):
-    """Status of one probability row (non-finite, negative, sum), in that order."""
-    s = 0.0
-    nonfinite = False
-    negative = False
-    for z in range(row.shape[0]):
+def _add_row(row, tol, check, joint_row):
+    """Add one row to its joint row; (status, argmax) of the row.
+
+    One read gathers the minimum, the maximum and its first index (ties: the lowest),
+    four independent partial sums give the row sum; ``check`` validates it (non-finite,
+    negative, sum; in that order). On a bad status the row is not added.
+    """
+    n = row.shape[0]
+    lo = np.float64(row[0])
+    hi = lo
+    arg = 0
+    for z in range(n):
         v = np.float64(row[z])
-        s += v
-        if not math.isfinite(v):
-            nonfinite = True
-        elif v < 0:
-            negative = True
-    if nonfinite:
-        return _NONFINITE
-    if negative:
-        return _NEGATIVE
-    if not abs(s - 1.0) <= tol:
-        return _NOT_NORMALISED
-    return _OK
+        if v < lo:
+            lo = v
+        if v > hi:
+            hi = v
+            arg = z
+    s0 = 0.0
+    s1 = 0.0
+    s2 = 0.0
+    s3 = 0.0
+    m = n - n % 4
+    for z in range(0, m, 4):
+        s0 += np.float64(row[z])
+        s1 += np.float64(row[z + 1])
+        s2 += np.float64(row[z + 2])
+        s3 += np.float64(row[z + 3])
+    for z in range(m, n):
+        s0 += np.float64(row[z])
+    s = (s0 + s1) + (s2 + s3)
+    if check:
+        if not math.isfinite(s):
+            for z in range(n):
+                if not math.isfinite(np.float64(row[z])):
+                    return _NONFINITE, 0
+        if lo < 0:
+            return _NEGATIVE, 0
+        if not abs(s - 1.0) <= tol:
+            return _NOT_NORMALISED, 0
+    for z in range(n):
+        joint_row[z] += np.float64(row[z])
+    return _OK, arg
 
 
 @numba.njit(cache=True, nogil=True)
-def _argmax(row):
-    best = 0
-    for z in range(1, row.shape[0]):
-        if row[z] > row[best]:
-            best = z
-    return best
+def _dot(row, c_row):
+    """sum_z c_row[z] * row[z] in float64, four independent chains."""
+    n = row.shape[0]
+    s0 = 0.0
+    s1 = 0.0
+    s2 = 0.0
+    s3 = 0.0
+    m = n - n % 4
+    for z in range(0, m, 4):
+        s0 += c_row[z] * np.float64(row[z])
+        s1 += c_row[z + 1] * np.float64(row[z + 1])
+        s2 += c_row[z + 2] * np.float64(row[z + 2])
+        s3 += c_row[z + 3] * np.float64(row[z + 3])
+    for z in range(m, n):
+        s0 += c_row[z] * np.float64(row[z])
+    return (s0 + s1) + (s2 + s3)
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
@@ -84,22 +118,20 @@ def _accumulate(block, labels, joint, hard, counts, logits, tol, status, bad):
         theta = np.empty(n_source)
         for i in range(t * per, min(n, (t + 1) * per)):
             y = labels[i]
+            arg = 0
             if y < 0 or y >= n_target:
                 status[t] = _LABEL
             elif logits:
-                if not _softmax_into(block[i], theta):
+                if _softmax_into(block[i], theta):
+                    status[t], arg = _add_row(theta, tol, False, joint[t, y])
+                else:
                     status[t] = _NONFINITE
             else:
-                status[t] = _check_probabilities(block[i], tol)
-                if status[t] == _OK:
-                    for z in range(n_source):
-                        theta[z] = block[i, z]
+                status[t], arg = _add_row(block[i], tol, True, joint[t, y])
             if status[t] != _OK:
                 bad[t] = i
                 break
-            for z in range(n_source):
-                joint[t, y, z] += theta[z]
-            hard[t, y, _argmax(theta)] += 1
+            hard[t, y, arg] += 1
             counts[t, y] += 1
 
 
@@ -114,20 +146,18 @@ def _score(block, labels, conditional, logits, partial, status, bad):
         theta = np.empty(n_source)
         for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
             y = labels[i]
+            p = 0.0
             if y < 0 or y >= n_target:
                 status[c] = _LABEL
             elif logits:
-                if not _softmax_into(block[i], theta):
+                if _softmax_into(block[i], theta):
+                    p = _dot(theta, conditional[y])
+                else:
                     status[c] = _NONFINITE
             else:
-                for z in range(n_source):
-                    theta[z] = block[i, z]
-            p = 0.0
-            if status[c] == _OK:
-                for z in range(n_source):
-                    p += conditional[y, z] * theta[z]
-                if not (p > 0.0 and math.isfinite(p)):
-                    status[c] = _ZERO_PROB
+                p = _dot(block[i], conditional[y])
+            if status[c] == _OK and not (p > 0.0 and math.isfinite(p)):
+                status[c] = _ZERO_PROB
             if status[c] != _OK:
                 bad[c] = i
                 break
