@@ -42,6 +42,40 @@ static void half_row_to_float_f16c(const uint16_t *, int64_t, float *);
 #define LF_PICK(avx2, other) (other)
 #endif
 
+/*
+ * A sum of logarithms without a log per term: the running product is kept as a
+ * mantissa in [0.5, 1) times 2^exponent (the exponent taken from the bits, exactly),
+ * and one log is taken at the end: log(m) + e * ln 2. The rounding error is that of
+ * the product, about one ulp per term, as for a sum of logs. Terms below 1e-280 (where
+ * the product could leave the normal range) take the direct log.
+ */
+typedef struct {
+    double mantissa;
+    int64_t exponent;
+    double direct;
+} lf_logsum;
+#define LF_LOGSUM_INIT {1.0, 0, 0.0}
+
+static void lf_logsum_add(lf_logsum *acc, double p)
+{
+    if (!(p >= 1e-280)) {
+        acc->direct += log(p);
+        return;
+    }
+    double m = acc->mantissa * p; /* normal: m >= 2^-961 */
+    uint64_t bits;
+    memcpy(&bits, &m, sizeof bits);
+    acc->exponent += (int64_t)((bits >> 52) & 0x7ff) - 1022;
+    bits = (bits & ~(UINT64_C(0x7ff) << 52)) | (UINT64_C(1022) << 52);
+    memcpy(&acc->mantissa, &bits, sizeof bits);
+}
+
+static double lf_logsum_value(const lf_logsum *acc)
+{
+    return (log(acc->mantissa) + (double)acc->exponent * 0.69314718055994530942) +
+           acc->direct;
+}
+
 /* The status of a probability row from its sum, its minimum and whether it holds a
    non-finite value: checks run in the order non-finite, negative, sum. */
 static int lf_status(double sum, double lo, double tol, int nonfinite)
@@ -550,7 +584,8 @@ int leepfast_score_f16(const uint16_t *predictions, const int64_t *labels,
     void (*to_float)(const uint16_t *, int64_t, float *) =
         LF_PICK(half_row_to_float_f16c, half_row_to_float);
     int fused = LF_PICK(!is_logits, 0); /* AVX2 + F16C: convert in registers */
-    double total = 0.0;
+    double total = 0.0; /* rows taken through the float32 path */
+    lf_logsum acc = LF_LOGSUM_INIT; /* rows of the fused path */
     for (int64_t i = 0; i < n_rows; i++) {
         int64_t y = labels[i];
         int status;
@@ -563,7 +598,7 @@ int leepfast_score_f16(const uint16_t *predictions, const int64_t *labels,
             double p = dot_row_avx2_f16(predictions + i * n_source, n_source,
                                         conditional + y * n_source);
             status = p > 0.0 && isfinite(p) ? LEEPFAST_OK : LEEPFAST_ERR_ZERO_PROB;
-            if (status == LEEPFAST_OK) total += log(p);
+            if (status == LEEPFAST_OK) lf_logsum_add(&acc, p);
         } else
 #endif
         {
@@ -577,7 +612,7 @@ int leepfast_score_f16(const uint16_t *predictions, const int64_t *labels,
             return status;
         }
     }
-    *sum += total;
+    *sum += total + lf_logsum_value(&acc);
     return LEEPFAST_OK;
 }
 
