@@ -352,6 +352,13 @@ def _wait_until_mapped(proc, path, limit=120):
         time.sleep(0.01)
 
 
+def _sigint_default():
+    """In the child: SIGINT as a terminal user has it. A parent started in the
+    background by a non-interactive shell ignores SIGINT, children inherit that, and
+    Python then leaves it ignored; these tests are about the CLI, not their parent."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_exit_130_one_line(big):
     # the NumPy reference backend with Y = 1000 (a loop over classes) is slow enough
     # that the run is surely still going when the signal comes
@@ -359,6 +366,7 @@ def test_ctrl_c_exit_130_one_line(big):
         [sys.executable, "-m", "leepfast", "score", "big.npy", "--labels", "y.npy",
          "--backend", "numpy", "--block-size", "8192", "--n-target", "1000"],
         cwd=big, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=_sigint_default,
     )
     _wait_until_mapped(proc, big / "big.npy")
     assert proc.poll() is None, proc.communicate()
@@ -379,6 +387,7 @@ def test_progress_bar_on_a_terminal(big):
         [sys.executable, "-m", "leepfast", "score", "big.npy", "--labels", "y.npy",
          "--backend", "numpy", "--block-size", "8192", "--n-target", "1000"],
         cwd=big, stdout=subprocess.PIPE, stderr=follower, text=True,
+        preexec_fn=_sigint_default,
     )
     os.close(follower)
     seen = b""
