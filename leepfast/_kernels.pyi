@@ -23,7 +23,6 @@ def score(
     n_threads: int,
     chunk: int = ...,
 ) -> tuple[int, int, float]: ...
-def conditional(joint: npt.NDArray[np.float64], out: npt.NDArray[np.float64]) -> int: ...
 def read_floor(
     block: npt.NDArray[np.float32] | npt.NDArray[np.float64] | npt.NDArray[np.uint16],
     n_threads: int,

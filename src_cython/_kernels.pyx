@@ -37,7 +37,6 @@ cdef extern from "leepfast.h" nogil:
                            int, const double *, double *, double *, int64_t *)
     int leepfast_score_f16(const uint16_t *, const int64_t *, int64_t, int64_t, int64_t,
                            int, const double *, double *, double *, int64_t *)
-    int leepfast_conditional(const double *, int64_t, int64_t, double *)
 
 cdef extern from *:
     """
@@ -226,13 +225,6 @@ def score(const pred_t[:, ::1] block, const int64_t[::1] labels,
             return status[c], c * chunk + bad[c], 0.0
         total += partial[c]
     return 0, -1, total
-
-
-def conditional(const double[:, ::1] joint, double[:, ::1] out):
-    """out[y, z] = joint[y, z] / sum_y joint[y, z] (0 where the column sums to 0)."""
-    if joint.shape[0] != out.shape[0] or joint.shape[1] != out.shape[1]:
-        raise ValueError("conditional: joint and out disagree in shape")
-    return leepfast_conditional(&joint[0, 0], joint.shape[0], joint.shape[1], &out[0, 0])
 
 
 def read_floor(const pred_t[:, ::1] block, int n_threads, Py_ssize_t chunk=1024):
