@@ -345,9 +345,9 @@ LF_TARGET_AVX2 static inline __m256 load8_avx2(const void *row, int64_t z, int h
     return _mm256_loadu_ps((const float *)row + z);
 }
 
-static inline float elem(const void *row, int64_t z, int half)
+LF_TARGET_AVX2 static inline float elem(const void *row, int64_t z, int half)
 {
-    return half ? half_to_float(((const uint16_t *)row)[z]) : ((const float *)row)[z];
+    return half ? _cvtsh_ss(((const uint16_t *)row)[z]) : ((const float *)row)[z];
 }
 
 LF_TARGET_AVX2 static inline int64_t first_equal_avx2(const void *row, int64_t n,
@@ -390,6 +390,18 @@ LF_TARGET_AVX2 static inline int acc_row_avx2(const void *row, int64_t n, double
         _mm256_storeu_pd(jrow + z + 4, _mm256_add_pd(_mm256_loadu_pd(jrow + z + 4), b));
         _mm256_storeu_pd(jrow + z + 8, _mm256_add_pd(_mm256_loadu_pd(jrow + z + 8), c));
         _mm256_storeu_pd(jrow + z + 12, _mm256_add_pd(_mm256_loadu_pd(jrow + z + 12), d));
+    }
+    if (z + 8 <= n) { /* one more half step: the scalar tail is then shorter than 8 */
+        __m256 v = load8_avx2(row, z, half);
+        __m256d a = _mm256_cvtps_pd(_mm256_castps256_ps128(v));
+        __m256d b = _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
+        s0 = _mm256_add_pd(s0, a);
+        s1 = _mm256_add_pd(s1, b);
+        lo0 = _mm256_min_ps(lo0, v);
+        hi0 = _mm256_max_ps(hi0, v);
+        _mm256_storeu_pd(jrow + z, _mm256_add_pd(_mm256_loadu_pd(jrow + z), a));
+        _mm256_storeu_pd(jrow + z + 4, _mm256_add_pd(_mm256_loadu_pd(jrow + z + 4), b));
+        z += 8;
     }
     double s = hsum256_pd(_mm256_add_pd(_mm256_add_pd(s0, s1), _mm256_add_pd(s2, s3)));
     __m256 l = _mm256_min_ps(lo0, lo1), h = _mm256_max_ps(hi0, hi1);
@@ -476,6 +488,14 @@ LF_TARGET_AVX2 static inline double dot_row_avx2(const void *row, int64_t n,
                              _mm256_loadu_pd(c + z + 8), s2);
         s3 = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(w, 1)),
                              _mm256_loadu_pd(c + z + 12), s3);
+    }
+    if (z + 8 <= n) {
+        __m256 v = load8_avx2(row, z, half);
+        s0 = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(v)),
+                             _mm256_loadu_pd(c + z), s0);
+        s1 = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)),
+                             _mm256_loadu_pd(c + z + 4), s1);
+        z += 8;
     }
     double s = hsum256_pd(_mm256_add_pd(_mm256_add_pd(s0, s1), _mm256_add_pd(s2, s3)));
     for (; z < n; z++) s += c[z] * (double)elem(row, z, half);
