@@ -17,6 +17,7 @@ Parallelism (OpenMP, when the build found it):
 from cython.parallel cimport parallel, prange
 from libc.stdint cimport int64_t, uint16_t
 from libc.stdlib cimport free, malloc
+from libc.string cimport memset
 
 import numpy as np
 
@@ -141,10 +142,22 @@ cdef inline int _score_rows(const pred_t *rows, const int64_t *labels, int64_t n
                                   conditional, scratch, total, bad)
 
 
+# Up to this many Y x Z cells, pass 1 accumulates into buffers private to the thread
+# and adds them to its slot at the end of the block: slots that small share cache lines
+# across threads (false sharing on every row).
+cdef enum:
+    LOCAL_STATE_CELLS = 4096
+
+
 def accumulate(const pred_t[:, ::1] block, const int64_t[::1] labels,
                double[:, :, ::1] joint, int64_t[:, :, ::1] hard,
                int64_t[:, ::1] counts, bint logits, double tol, int n_threads):
-    """Pass 1 over one block into thread-local slots; returns (status, first_bad_row)."""
+    """Pass 1 over one block into thread-local slots; returns (status, first_bad_row).
+
+    The per-class counts are always gathered in a buffer private to the thread (the
+    (slots, Y) array is small enough for slots to share cache lines), and so are the
+    joint and pair counts when Y x Z is small; they are added to slot t at the end.
+    """
     cdef Py_ssize_t n = block.shape[0], n_source = block.shape[1]
     cdef Py_ssize_t n_slots = joint.shape[0], n_target = joint.shape[1]
     if labels.shape[0] != n or joint.shape[2] != n_source:
@@ -156,12 +169,23 @@ def accumulate(const pred_t[:, ::1] block, const int64_t[::1] labels,
     if n == 0:
         return 0, -1
     cdef Py_ssize_t per = (n + n_slots - 1) // n_slots
+    cdef Py_ssize_t cells = n_target * n_source
+    cdef bint local_state = cells <= LOCAL_STATE_CELLS
     cdef int[::1] status = np.zeros(n_slots, dtype=np.intc)
     cdef int64_t[::1] bad = np.zeros(n_slots, dtype=np.int64)
-    cdef Py_ssize_t t, start, stop
+    cdef Py_ssize_t t, start, stop, k
     cdef double *scratch
+    cdef double *local_joint
+    cdef int64_t *local_hard
+    cdef int64_t *local_counts
     with nogil, parallel(num_threads=n_threads):
         scratch = <double *> malloc(2 * n_source * sizeof(double))
+        local_counts = <int64_t *> malloc(n_target * sizeof(int64_t))
+        local_joint = NULL
+        local_hard = NULL
+        if local_state:
+            local_joint = <double *> malloc(cells * sizeof(double))
+            local_hard = <int64_t *> malloc(cells * sizeof(int64_t))
         for t in prange(n_slots, schedule="static"):
             status[t] = 0
             start = t * per
@@ -169,16 +193,32 @@ def accumulate(const pred_t[:, ::1] block, const int64_t[::1] labels,
             if stop > n:
                 stop = n
             if start < stop:
-                if scratch == NULL:
+                if (scratch == NULL or local_counts == NULL
+                        or (local_state and (local_joint == NULL or local_hard == NULL))):
                     status[t] = LEEPFAST_ERR_NOMEM
                     bad[t] = 0
                 else:
-                    status[t] = _accumulate_rows(&block[start, 0], &labels[start],
-                                                 stop - start, n_source, n_target,
-                                                 logits, tol, &joint[t, 0, 0],
-                                                 &hard[t, 0, 0], &counts[t, 0], scratch,
-                                                 &bad[t])
+                    memset(local_counts, 0, n_target * sizeof(int64_t))
+                    if local_state:
+                        memset(local_joint, 0, cells * sizeof(double))
+                        memset(local_hard, 0, cells * sizeof(int64_t))
+                    status[t] = _accumulate_rows(
+                        &block[start, 0], &labels[start], stop - start, n_source,
+                        n_target, logits, tol,
+                        local_joint if local_state else &joint[t, 0, 0],
+                        local_hard if local_state else &hard[t, 0, 0],
+                        local_counts, scratch, &bad[t])
+                    if status[t] == 0:
+                        for k in range(n_target):
+                            counts[t, k] += local_counts[k]
+                        if local_state:
+                            for k in range(cells):
+                                joint[t, k // n_source, k % n_source] += local_joint[k]
+                                hard[t, k // n_source, k % n_source] += local_hard[k]
         free(scratch)
+        free(local_counts)
+        free(local_joint)
+        free(local_hard)
     for t in range(n_slots):
         if status[t] != 0:
             return status[t], t * per + bad[t]
