@@ -172,6 +172,21 @@ def nce_of(counts):
     return float((xlogx(counts) - xlogx(counts.sum(axis=0))) / counts.sum())
 
 
+def check_state_fits(n_slots, n_target, n_source, where=""):
+    """Refuse a Y x Z state larger than physical memory, with a message that says why
+    (one huge label makes n_target huge) instead of numpy's MemoryError."""
+    # joint (float64) and pair counts (int64) per slot, their reductions and C
+    need = 16 * (n_slots + 2) * n_target * n_source
+    have = _physical_memory()
+    if have and need > have:
+        raise ValueError(
+            f"n_target={n_target} with n_source={n_source} and {n_slots} thread slots "
+            f"needs a Y x Z state of {need / 1e9:.3g} GB, more than this machine's "
+            f"{have / 1e9:.3g} GB; check the labels{where} (is {n_target - 1} meant to "
+            f"be a label?) or n_target, or pass fewer n_threads"
+        )
+
+
 def _physical_memory():
     """Bytes of physical memory, or None where the platform does not say."""
     try:
@@ -253,15 +268,7 @@ class Accumulator:
     def _allocate(self, n_source, n_target):
         """Create the state, or grow it to n_target classes (n_target=None)."""
         shape = (self._slots, n_target, n_source)
-        need = 16 * self._slots * n_target * n_source  # float64 joint + int64 counts
-        have = _physical_memory()
-        if have and need > have:
-            raise ValueError(
-                f"n_target: {n_target} target classes x {n_source} source classes x "
-                f"{self._slots} thread slots need {need / 2**30:.3g} GiB of state, more "
-                f"than this machine's {have / 2**30:.3g} GiB; check the labels (is the "
-                f"largest label meant to be {n_target - 1}?) or pass fewer n_threads"
-            )
+        check_state_fits(self._slots, n_target, n_source)
         if self._joint is None:
             self._joint = np.zeros(shape)
             self._hard = np.zeros(shape, dtype=np.int64)

@@ -747,26 +747,6 @@ def open_labels(labels):
 # The driver
 
 
-def _state_bytes(n_slots, n_target, n_source):
-    # joint (float64) and hard (int64) per slot, plus the reduced copies and C
-    return 16 * (n_slots + 2) * n_target * n_source
-
-
-def _check_state_fits(acc, n_target, n_source, labels):
-    try:
-        memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):  # not POSIX: no check
-        return
-    slots = _backends.module(acc.backend).n_slots(acc.n_threads)
-    need = _state_bytes(slots, n_target, n_source)
-    if need > memory:
-        raise ValueError(
-            f"{labels.where}: n_target={n_target} (largest label {labels.high}) with "
-            f"n_source={n_source} needs a Y x Z state of {need / 1e9:.3g} GB, more than "
-            f"this machine's {memory / 1e9:.3g} GB; check the labels or n_target"
-        )
-
-
 class _Progress:
     """A tqdm bar on stderr (rows and GB/s), shown only after a second of work."""
 
@@ -897,7 +877,9 @@ def _drive(preds, labels, n_target, logits, backend, n_threads, block_size, prog
         )
     n_target = labels.check_range(n_target)
     acc = _api.Accumulator(n_target, logits=logits, backend=backend, n_threads=n_threads)
-    _check_state_fits(acc, n_target, preds.n_source, labels)
+    slots = _backends.module(acc.backend).n_slots(acc.n_threads)
+    where = "" if labels.path is None else f" in {labels.path}"
+    _api.check_state_fits(slots, n_target, preds.n_source, where=where)
     bar = _Progress(progress, preds)
     try:
         for pass_ in (1, 2):

@@ -8,6 +8,6 @@ import leepfast
 
 def test_state_larger_than_memory_is_a_clear_error():
     theta = np.full((2, 1000), 1e-3)
-    with pytest.raises(ValueError, match=r"n_target: 100000000 target classes x 1000 "
-                       r"source classes .* GiB of state, more than this machine's"):
+    with pytest.raises(ValueError, match=r"n_target=100000000 with n_source=1000 .* "
+                       r"needs a Y x Z state of .* GB, more than this machine's"):
         leepfast.leep(theta, np.array([0, 99_999_999]))
