@@ -10,7 +10,6 @@ ratios is printed: reads = median / floor median, speedup = naive median / media
 
 import functools
 
-import numpy as np
 import pytest
 
 from leepfast import _bench

@@ -22,7 +22,7 @@ def _run(benchmark, fn, rounds, theta=None, **info):
     return benchmark.pedantic(fn, rounds=rounds, iterations=1, warmup_rounds=1)
 
 
-# -- in-memory, by dtype: floor, naive, each backend --------------------------------------
+# -- in-memory, by dtype: floor, naive, each backend ---------------------------------------
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64", "float16"])
@@ -74,7 +74,7 @@ def test_grid_leep(benchmark, data, z, y):
          5, theta)
 
 
-# -- time per row from n = 10k to 10M -------------------------------------------------------
+# -- time per row from n = 10k to 10M ------------------------------------------------------
 
 SIZES = [10_000, 100_000, 1_000_000, 10_000_000]
 
@@ -88,7 +88,7 @@ def test_rows_leep(benchmark, data, n):
          rounds, theta)
 
 
-# -- logits vs probabilities -----------------------------------------------------------------
+# -- logits vs probabilities ---------------------------------------------------------------
 
 
 @pytest.mark.parametrize("logits", [False, True], ids=["probabilities", "logits"])
@@ -124,7 +124,7 @@ def test_threads_floor(benchmark, data, threads):
     _run(benchmark, lambda: _bench.read_floor(theta, threads), 15, theta)
 
 
-# -- a .npy in the page cache vs the same data in memory --------------------------------------
+# -- a .npy in the page cache vs the same data in memory -----------------------------------
 
 
 @pytest.fixture(scope="module")

@@ -303,7 +303,9 @@ class Accumulator:
                 f"[0, {n_target}) (n_target={n_target})"
             )
         if status == _status.ERR_NONFINITE:
-            raise ValueError(f"{pred}: row {r} contains NaN or infinity; expected finite {kind}")
+            raise ValueError(
+                f"{pred}: row {r} contains NaN or infinity; expected finite {kind}"
+            )
         if status == _status.ERR_NEGATIVE:
             low = float(np.min(block[row]))
             raise ValueError(

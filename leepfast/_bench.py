@@ -10,6 +10,7 @@ Baselines, measured side by side on the same array:
 """
 
 import time
+from functools import partial
 
 import numpy as np
 
@@ -81,8 +82,8 @@ def run(n=100_000, n_source=1000, n_target=100, dtypes=("float32", "float64", "f
     rows = []
     for dtype in dtypes:
         theta, labels = make_predictions(n, n_source, n_target, dtype)
-        floor = _median_time(lambda: read_floor(theta, n_threads), max(repeat, 5))
-        naive_s = _median_time(lambda: naive_leep(theta, labels), 1) if naive else None
+        floor = _median_time(partial(read_floor, theta, n_threads), max(repeat, 5))
+        naive_s = _median_time(partial(naive_leep, theta, labels), 1) if naive else None
         rows.append(dict(backend="read floor", dtype=dtype, seconds=floor,
                          gb_per_s=theta.nbytes / floor / 1e9, reads=1.0,
                          speedup=naive_s / floor if naive else None))
@@ -91,10 +92,8 @@ def run(n=100_000, n_source=1000, n_target=100, dtypes=("float32", "float64", "f
                              gb_per_s=theta.nbytes / naive_s / 1e9, reads=naive_s / floor,
                              speedup=1.0))
         for backend in backends:
-            def call():
-                return _api.leep(theta, labels, n_target=n_target, backend=backend,
-                                 n_threads=n_threads)
-
+            call = partial(_api.leep, theta, labels, n_target=n_target, backend=backend,
+                           n_threads=n_threads)
             call()  # warm up (numba compiles on first use)
             reps = 1 if backend == "numpy" else repeat
             seconds = _median_time(call, reps)
