@@ -187,9 +187,42 @@ def _run(kernel, *args):
     return kernel(*args)
 
 
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _halves_to_float_bits(halves, out):
+    """IEEE binary16 bit patterns to binary32 bit patterns, exactly (Numba has no
+    float16 type): subnormal halves become normal floats, inf and NaN carry over."""
+    flat_in = halves.reshape(-1)
+    flat_out = out.reshape(-1)
+    for i in numba.prange(flat_in.shape[0]):
+        h = np.uint32(flat_in[i])
+        sign = (h & np.uint32(0x8000)) << np.uint32(16)
+        e = (h >> np.uint32(10)) & np.uint32(0x1F)
+        m = h & np.uint32(0x3FF)
+        if e == 0:
+            if m == 0:
+                bits = sign
+            else:  # m * 2^-24: shift the leading 1 into bit 10
+                shift = np.uint32(0)
+                while (m & np.uint32(0x400)) == 0:
+                    m = m << np.uint32(1)
+                    shift += np.uint32(1)
+                bits = (sign | ((np.uint32(113) - shift) << np.uint32(23))
+                        | ((m & np.uint32(0x3FF)) << np.uint32(13)))
+        elif e == 31:
+            bits = sign | np.uint32(0x7F800000) | (m << np.uint32(13))
+        else:
+            bits = sign | ((e + np.uint32(112)) << np.uint32(23)) | (m << np.uint32(13))
+        flat_out[i] = bits
+
+
 def _prepare(block, n_threads):
     numba.set_num_threads(max(1, min(n_threads, numba.config.NUMBA_NUM_THREADS)))
-    return block.astype(np.float32) if block.dtype == np.float16 else block
+    if block.dtype != np.float16:
+        return block
+    # one block-sized float32 copy, converted in parallel (NumPy's cast is scalar)
+    out = np.empty(block.shape, dtype=np.uint32)
+    _run(_halves_to_float_bits, block.view(np.uint16), out)
+    return out.view(np.float32)
 
 
 def accumulate(block, labels, joint_sum, hard, counts, logits, tol, n_threads):

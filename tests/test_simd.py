@@ -73,3 +73,15 @@ def test_bad_value_found_in_every_position(backend, z, dtype, where):
         with pytest.raises(ValueError, match=f"row 31 contains .*{match}"):
             leepfast.leep(x, labels, backend=backend)
 
+
+
+def test_numba_converts_every_half_exactly():
+    # Numba has no float16: its backend converts the bit patterns itself (the
+    # compiled backend's conversions are checked through the values above)
+    nb = pytest.importorskip("leepfast._backend_numba")  # required in CI: test_backends
+    halves = np.arange(1 << 16, dtype=np.uint16).view(np.float16).reshape(256, 256)
+    got = nb._prepare(halves, 2)
+    want = halves.astype(np.float32)
+    nan = np.isnan(want)
+    np.testing.assert_array_equal(got.view(np.uint32)[~nan], want.view(np.uint32)[~nan])
+    assert np.isnan(got[nan]).all()
