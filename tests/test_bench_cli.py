@@ -36,7 +36,8 @@ def test_bench_prints_a_table_of_ratios(tmp_path):
 def test_bench_rejects_bad_sizes_in_one_line(tmp_path):
     p = run("--n", 0, cwd=tmp_path)
     assert p.returncode == 2
-    assert p.stderr.count("\n") == 1 and "--n: expected a positive integer, got 0" in p.stderr
+    assert p.stderr.count("\n") == 1
+    assert "--n: expected a positive integer, got 0" in p.stderr
 
 
 def test_naive_baseline_computes_leep():
