@@ -53,11 +53,9 @@ def naive_leep(predictions, labels):
 def read_floor(predictions, n_threads):
     """One parallel read of the array (a plain sum), the bandwidth floor."""
     from . import _kernels
+    from ._backend_cython import _bits  # float16 as the bit patterns the C side reads
 
-    block = np.ascontiguousarray(predictions)
-    if block.dtype == np.float16:
-        block = block.view(np.uint16)
-    return _kernels.read_floor(block, n_threads)
+    return _kernels.read_floor(_bits(np.ascontiguousarray(predictions)), n_threads)
 
 
 def _median_time(fn, repeat):

@@ -95,11 +95,11 @@ def nce(theta, y, n_target=None):
 # The two streaming primitives, with the same contract as every other backend.
 
 
-def first_invalid_row(raw, theta, y, n_target, tol, logits):
+def first_invalid_row(raw, y, n_target, tol, logits):
     """(status, row) of the first invalid row of a block, or (OK, -1).
 
-    Checks per row, in order: label range, non-finite value, negative value, row sum.
-    ``raw`` is the block as given (float64), ``theta`` its probabilities.
+    Checks per row, in order: label range, non-finite value, negative value, row sum
+    (the last two for probabilities only). ``raw`` is the block as given, in float64.
     """
     bad_label = (y < 0) | (y >= n_target)
     nonfinite = ~np.isfinite(raw).all(axis=1)
@@ -138,10 +138,10 @@ def accumulate(block, labels, joint_sum, hard, counts, logits, tol, n_threads=1)
     """Pass 1: add one block to slot 0 of the state; returns (status, first bad row)."""
     raw = np.asarray(block, dtype=np.float64)
     n_target = joint_sum.shape[1]
-    theta = _probabilities(raw, logits)
-    status, row = first_invalid_row(raw, theta, labels, n_target, tol, logits)
+    status, row = first_invalid_row(raw, labels, n_target, tol, logits)
     if status:
         return status, row
+    theta = _probabilities(raw, logits)
     joint_sum[0] += class_sums(theta, labels, n_target)
     hard[0] += hard_counts(theta, labels, n_target)
     counts[0] += np.bincount(labels, minlength=n_target)

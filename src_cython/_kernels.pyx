@@ -55,40 +55,23 @@ cdef extern from *:
 
 cdef extern from *:
     """
-    /* The read floor for benchmarks: a plain vectorisable sum of a contiguous range. */
-    static double lf_read_f32(const float *x, int64_t n)
-    {
-        float acc[16] = {0};
-        int64_t i = 0;
-        for (; i + 16 <= n; i += 16)
-            for (int k = 0; k < 16; k++) acc[k] += x[i + k];
-        double s = 0.0;
-        for (int k = 0; k < 16; k++) s += acc[k];
-        for (; i < n; i++) s += x[i];
-        return s;
-    }
-    static double lf_read_f64(const double *x, int64_t n)
-    {
-        double acc[8] = {0};
-        int64_t i = 0;
-        for (; i + 8 <= n; i += 8)
-            for (int k = 0; k < 8; k++) acc[k] += x[i + k];
-        double s = 0.0;
-        for (int k = 0; k < 8; k++) s += acc[k];
-        for (; i < n; i++) s += x[i];
-        return s;
-    }
-    static double lf_read_u16(const uint16_t *x, int64_t n)
-    {
-        uint32_t acc[16] = {0};
-        int64_t i = 0;
-        for (; i + 16 <= n; i += 16)
-            for (int k = 0; k < 16; k++) acc[k] += x[i + k];
-        double s = 0.0;
-        for (int k = 0; k < 16; k++) s += acc[k];
-        for (; i < n; i++) s += x[i];
-        return s;
-    }
+    /* The read floor for benchmarks: a plain vectorisable sum of a contiguous range,
+       LANES independent accumulators of type ACC (one vector register's worth). */
+    #define LF_DEFINE_READ(NAME, T, ACC, LANES)                                   \
+        static double NAME(const T *x, int64_t n)                                 \
+        {                                                                         \
+            ACC acc[LANES] = {0};                                                 \
+            int64_t i = 0;                                                        \
+            for (; i + LANES <= n; i += LANES)                                    \
+                for (int k = 0; k < LANES; k++) acc[k] += x[i + k];               \
+            double s = 0.0;                                                       \
+            for (int k = 0; k < LANES; k++) s += acc[k];                          \
+            for (; i < n; i++) s += x[i];                                         \
+            return s;                                                             \
+        }
+    LF_DEFINE_READ(lf_read_f32, float, float, 16)
+    LF_DEFINE_READ(lf_read_f64, double, double, 8)
+    LF_DEFINE_READ(lf_read_u16, uint16_t, uint32_t, 16)
     """
     double lf_read_f32(const float *, int64_t) nogil
     double lf_read_f64(const double *, int64_t) nogil
