@@ -35,6 +35,7 @@ import os
 import re
 import sys
 import time
+import warnings
 
 import numpy as np
 
@@ -177,7 +178,9 @@ def _parse_npy_header(text, role, name):
             "leepfast never unpickles files: save a float array instead",
         )
     try:
-        tree = ast.parse(text.strip(" \n\x00"), mode="eval")
+        with warnings.catch_warnings():  # a file's odd escapes are not our warning
+            warnings.simplefilter("ignore", (DeprecationWarning, SyntaxWarning))
+            tree = ast.parse(text.strip(" \n\x00"), mode="eval")
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         tree = None
     body = getattr(tree, "body", None)

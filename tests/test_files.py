@@ -518,3 +518,21 @@ def test_large_file_small_blocks(tmp_path, rng):
     r = score_files(path, y, block_size=4099)
     assert_same(r, in_memory)
     assert -np.log(z) < r.leep < 0  # near-uniform rows: LEEP just above -log(Y)
+
+
+def test_header_with_odd_escapes_warns_nothing(tmp_path):
+    # a header string with an invalid escape: rejected with our error, and Python's
+    # DeprecationWarning/SyntaxWarning about the escape does not leak to the caller
+    import warnings
+
+    header = b"{'descr': '<f4\\:', 'fortran_order': False, 'shape': (2, 2), }"
+    header += b" " * (63 - (10 + len(header)) % 64) + b"\n"
+    raw = b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header + bytes(16)
+    path = tmp_path / "odd.npy"
+    path.write_bytes(raw)
+    with warnings.catch_warnings(record=True) as caught:
+        # "always", not "error": compile turns an error-warning into a SyntaxError
+        warnings.simplefilter("always")
+        with pytest.raises(ValueError, match="odd.npy"):
+            leepfast.score_files(path, np.array([0, 1]))
+    assert [str(w.message) for w in caught] == []
