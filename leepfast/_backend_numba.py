@@ -2,8 +2,23 @@
 
 Imported only when the numba backend is chosen (importing leepfast never imports numba).
 Same contract as every backend: pass 1 splits a block into ``joint.shape[0]`` contiguous
-slices with thread-local state; pass 2 sums fixed chunks of rows in order, so its result
-does not depend on the thread count. float16 blocks are converted to float32 per block.
+slices with thread-local state; pass 2 sums balanced chunks of rows (a function of the
+row count only) in order, so its result does not depend on the thread count.
+
+Speed (Numba compiles for the host CPU, so plain loops become SIMD code when LLVM can
+vectorise them):
+- pass 1 reads each row once: one loop adds it to its joint row (float64), sums it and
+  takes the maxima of its bit patterns read as unsigned and as signed integers (integer
+  maxima vectorise; float ones would not without dropping NaN semantics). Some value is
+  negative iff the unsigned maximum is above the sign bit alone (-0.0); on a valid row
+  the signed maximum is the bit pattern of the largest value, whose first index (the
+  argmax) is then found by a vectorised scan of the row, still in cache;
+- float16 is read as its bit patterns and converted exactly inside the row loops
+  (branch-free, so the loops still vectorise): no float32 copy of the block;
+- pass 2 keeps, per chunk, a running product of the row probabilities as a mantissa
+  and an exponent, and takes one log per chunk instead of one per row.
+The row loops allow LLVM to reorder the float64 sums ('reassoc'); the element-wise joint
+update, the checks and the NaN/infinity semantics are untouched.
 """
 
 import math
@@ -11,10 +26,18 @@ import threading
 
 import numba
 import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic, overload
 
 from . import _status
 
-CHUNK = 1024
+CHUNK = 1024  # rows per pass-2 chunk, about
+CHUNK_GROUP = 8  # the chunk count is 1 or a multiple of this (balanced over 1, 2, 4, 8)
+# Up to this many Y x Z cells, pass 1 accumulates into state private to the slice and
+# adds it to its slot at the end (small slots share cache lines across threads).
+LOCAL_STATE_CELLS = 4096
+SCAN = 64  # elements per step of the argmax scan
 
 _OK = _status.OK
 _LABEL = _status.ERR_LABEL
@@ -23,145 +46,315 @@ _NEGATIVE = _status.ERR_NEGATIVE
 _NOT_NORMALISED = _status.ERR_NOT_NORMALISED
 _ZERO_PROB = _status.ERR_ZERO_PROB
 
+_ROW = dict(cache=True, nogil=True)
+_FAST = dict(_ROW, fastmath={"reassoc", "contract"})  # reorder sums, fuse multiply-adds
 
-@numba.njit(cache=True, nogil=True)
+# ---------------------------------------------------------------------------------------
+# Elements: float32 and float64 as they are, float16 as its uint16 bit patterns
+
+
+def _key_intrinsic(signed):
+    """An intrinsic giving the bit pattern of a float as an integer of the same width
+    (of float16, passed as its uint16 bits: those bits)."""
+
+    def key(typingctx, x):
+        if isinstance(x, types.Float) or x == types.uint16:
+            width = x.bitwidth
+        else:
+            return None
+
+        def codegen(context, builder, signature, args):
+            return builder.bitcast(args[0], ir.IntType(width))
+
+        return types.Integer.from_bitwidth(width, signed=signed)(x), codegen
+
+    return intrinsic(key)
+
+
+# Unsigned, the sign bit is the highest: a negative value's key is above SIGN, -0.0's is
+# SIGN, a positive value's below. Signed, every value with the sign bit set is below
+# every positive one, and positive values keep their order.
+_key = _key_intrinsic(signed=False)
+_skey = _key_intrinsic(signed=True)
+
+
+@intrinsic
+def _f64_bits(typingctx, x):
+    """The bit pattern of a float64 as an int64."""
+    if x != types.float64:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(64))
+
+    return types.int64(x), codegen
+
+
+@intrinsic
+def _f64_of_bits(typingctx, x):
+    """The float64 whose bit pattern is the int64 x."""
+    if x != types.int64:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.DoubleType())
+
+    return types.float64(x), codegen
+
+
+@numba.njit(**_ROW)
+def _half_value(h):
+    """IEEE binary16 bits (uint16) to float64, exactly and without branches: normal
+    halves rebias the exponent, subnormals are m * 2^-24, inf and NaN carry over."""
+    u = np.int64(h)
+    e = (u >> 10) & 0x1F
+    m = u & 0x3FF
+    normal = ((e + 1008) << 52) | (m << 42)
+    special = (0x7FF << 52) | (m << 42)
+    magnitude = _f64_of_bits(special if e == 31 else normal)
+    subnormal = np.float64(np.int32(m)) * 5.9604644775390625e-08
+    magnitude = subnormal if e == 0 else magnitude
+    return -magnitude if u & 0x8000 else magnitude
+
+
+def _value(x):
+    """An element as float64 (the stub behind the overload below)."""
+
+
+@overload(_value)
+def _value_overload(x):
+    if isinstance(x, types.Float):
+        return lambda x: np.float64(x)
+    if x == types.uint16:
+        return lambda x: _half_value(x)
+    return None
+
+
+def _negative_key(k):
+    """True when the key is that of a value below zero (sign bit set, not -0.0)."""
+
+
+@overload(_negative_key)
+def _negative_key_overload(k):
+    if isinstance(k, types.Integer) and not k.signed:
+        sign = 1 << (k.bitwidth - 1)
+        dtype = np.dtype(f"uint{k.bitwidth}")
+        return lambda k: k > dtype.type(sign)
+    return None
+
+
+# ---------------------------------------------------------------------------------------
+# Rows
+
+
+@numba.njit(**_FAST)
+def _add_row(row, joint_row):
+    """Add a row to its joint row in one read; (row sum, maximum of the unsigned keys,
+    maximum of the signed keys). Some value is negative iff the first is above SIGN;
+    when a value is positive the second is the key of the largest one."""
+    u_max = _key(row[0])
+    s_max = _skey(row[0])
+    s = 0.0
+    for z in range(row.shape[0]):
+        x = row[z]
+        v = _value(x)
+        s += v
+        joint_row[z] += v
+        k = _key(x)
+        u_max = k if k > u_max else u_max
+        sk = _skey(x)
+        s_max = sk if sk > s_max else s_max
+    return s, u_max, s_max
+
+
+@numba.njit(**_ROW)
+def _first_key(row, key):
+    """The first index whose signed key is ``key`` (row.shape[0] if none): SCAN
+    elements per step are compared in a loop without an exit, which vectorises."""
+    n = row.shape[0]
+    z = 0
+    while z + SCAN <= n:
+        hits = 0
+        for k in range(z, z + SCAN):
+            hits += 1 if _skey(row[k]) == key else 0
+        if hits:
+            break
+        z += SCAN
+    while z < n and _skey(row[z]) != key:
+        z += 1
+    return z
+
+
+@numba.njit(**_ROW)
+def _has_nonfinite(row):
+    for z in range(row.shape[0]):
+        if not math.isfinite(_value(row[z])):
+            return True
+    return False
+
+
+@numba.njit(**_ROW)
 def _softmax_into(row, out):
     """Max-subtracted float64 softmax of a row of logits; False if a value is not finite."""
-    hi = np.float64(row[0])
+    hi = _value(row[0])
     for z in range(row.shape[0]):
-        v = np.float64(row[z])
+        v = _value(row[z])
         if not math.isfinite(v):
             return False
         if v > hi:
             hi = v
     s = 0.0
     for z in range(row.shape[0]):
-        out[z] = math.exp(np.float64(row[z]) - hi)
+        out[z] = math.exp(_value(row[z]) - hi)
         s += out[z]
     for z in range(row.shape[0]):
         out[z] /= s
     return True
 
 
-@numba.njit(cache=True, nogil=True)
-def _add_row(row, tol, check, joint_row):
-    """Add one row to its joint row; (status, argmax) of the row.
-
-    One read gathers the minimum, the maximum and its first index (ties: the lowest),
-    four independent partial sums give the row sum; ``check`` validates it (non-finite,
-    negative, sum; in that order). On a bad status the row is not added.
-    """
-    n = row.shape[0]
-    lo = np.float64(row[0])
-    hi = lo
-    arg = 0
-    for z in range(n):
-        v = np.float64(row[z])
-        if v < lo:
-            lo = v
-        if v > hi:
-            hi = v
-            arg = z
-    s0 = 0.0
-    s1 = 0.0
-    s2 = 0.0
-    s3 = 0.0
-    m = n - n % 4
-    for z in range(0, m, 4):
-        s0 += np.float64(row[z])
-        s1 += np.float64(row[z + 1])
-        s2 += np.float64(row[z + 2])
-        s3 += np.float64(row[z + 3])
-    for z in range(m, n):
-        s0 += np.float64(row[z])
-    s = (s0 + s1) + (s2 + s3)
-    if check:
-        if not math.isfinite(s):
-            for z in range(n):
-                if not math.isfinite(np.float64(row[z])):
-                    return _NONFINITE, 0
-        if lo < 0:
-            return _NEGATIVE, 0
-        if not abs(s - 1.0) <= tol:
-            return _NOT_NORMALISED, 0
-    for z in range(n):
-        joint_row[z] += np.float64(row[z])
-    return _OK, arg
-
-
-@numba.njit(cache=True, nogil=True)
+@numba.njit(**_FAST)
 def _dot(row, c_row):
-    """sum_z c_row[z] * row[z] in float64, four independent chains."""
-    n = row.shape[0]
-    s0 = 0.0
-    s1 = 0.0
-    s2 = 0.0
-    s3 = 0.0
-    m = n - n % 4
-    for z in range(0, m, 4):
-        s0 += c_row[z] * np.float64(row[z])
-        s1 += c_row[z + 1] * np.float64(row[z + 1])
-        s2 += c_row[z + 2] * np.float64(row[z + 2])
-        s3 += c_row[z + 3] * np.float64(row[z + 3])
-    for z in range(m, n):
-        s0 += c_row[z] * np.float64(row[z])
-    return (s0 + s1) + (s2 + s3)
+    """sum_z c_row[z] * row[z] in float64."""
+    s = 0.0
+    for z in range(row.shape[0]):
+        s += c_row[z] * _value(row[z])
+    return s
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
+# ---------------------------------------------------------------------------------------
+# Pass 1
+
+
+@numba.njit(**_ROW)
+def _accumulate_rows(rows, labels, joint, hard, counts, logits, tol, theta):
+    """Pass 1 over consecutive rows into one state; (status, index of the bad row).
+
+    Checks per row, in order: label, non-finite, negative, row sum. A bad row may have
+    been added to the joint already (the state is then unspecified).
+    """
+    n_target = joint.shape[0]
+    for i in range(rows.shape[0]):
+        y = labels[i]
+        if y < 0 or y >= n_target:
+            return _LABEL, i
+        if logits:
+            if not _softmax_into(rows[i], theta):
+                return _NONFINITE, i
+            s, u_max, s_max = _add_row(theta, joint[y])
+            arg = _first_key(theta, s_max)
+        else:
+            row = rows[i]
+            s, u_max, s_max = _add_row(row, joint[y])
+            if not math.isfinite(s) and _has_nonfinite(row):
+                return _NONFINITE, i
+            if _negative_key(u_max):
+                return _NEGATIVE, i
+            if not abs(s - 1.0) <= tol:
+                return _NOT_NORMALISED, i
+            arg = _first_key(row, s_max)
+        hard[y, arg] += 1
+        counts[y] += 1
+    return _OK, -1
+
+
+@numba.njit(parallel=True, **_ROW)
 def _accumulate(block, labels, joint, hard, counts, logits, tol, status, bad):
     n, n_source = block.shape
     n_slots, n_target = joint.shape[0], joint.shape[1]
     per = (n + n_slots - 1) // n_slots
+    local = n_target * n_source <= LOCAL_STATE_CELLS
     for t in numba.prange(n_slots):
-        status[t] = _OK
-        theta = np.empty(n_source)
-        for i in range(t * per, min(n, (t + 1) * per)):
-            y = labels[i]
-            arg = 0
-            if y < 0 or y >= n_target:
-                status[t] = _LABEL
-            elif logits:
-                if _softmax_into(block[i], theta):
-                    status[t], arg = _add_row(theta, tol, False, joint[t, y])
-                else:
-                    status[t] = _NONFINITE
-            else:
-                status[t], arg = _add_row(block[i], tol, True, joint[t, y])
-            if status[t] != _OK:
-                bad[t] = i
-                break
-            hard[t, y, arg] += 1
-            counts[t, y] += 1
+        start = min(n, t * per)
+        stop = min(n, start + per)
+        theta = np.empty(n_source if logits else 0)
+        local_counts = np.zeros(n_target, dtype=np.int64)
+        if local:
+            local_joint = np.zeros((n_target, n_source))
+            local_hard = np.zeros((n_target, n_source), dtype=np.int64)
+        else:
+            local_joint = joint[t]
+            local_hard = hard[t]
+        status[t], row = _accumulate_rows(
+            block[start:stop],
+            labels[start:stop],
+            local_joint,
+            local_hard,
+            local_counts,
+            logits,
+            tol,
+            theta,
+        )
+        bad[t] = start + row
+        if status[t] == _OK:
+            counts[t] += local_counts
+            if local:
+                joint[t] += local_joint
+                hard[t] += local_hard
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
+# ---------------------------------------------------------------------------------------
+# Pass 2
+
+
+@numba.njit(**_ROW)
+def _score_rows(rows, labels, conditional, logits, theta):
+    """Pass 2 over consecutive rows; (status, index of the bad row, sum of log terms).
+
+    The product of the row probabilities is kept as a mantissa in [0.5, 1) times 2^e
+    (the exponent taken from the bits, exactly), and one log is taken at the end; terms
+    below 1e-280 (where the product could leave the normal range) take a direct log.
+    """
+    n_target = conditional.shape[0]
+    mantissa = 1.0
+    exponent = 0
+    direct = 0.0
+    for i in range(rows.shape[0]):
+        y = labels[i]
+        if y < 0 or y >= n_target:
+            return _LABEL, i, 0.0
+        if logits:
+            if not _softmax_into(rows[i], theta):
+                return _NONFINITE, i, 0.0
+            p = _dot(theta, conditional[y])
+        else:
+            p = _dot(rows[i], conditional[y])
+        if not (p > 0.0 and math.isfinite(p)):
+            return _ZERO_PROB, i, 0.0
+        if p >= 1e-280:
+            bits = _f64_bits(mantissa * p)  # normal: >= 2^-961
+            exponent += ((bits >> 52) & 0x7FF) - 1022
+            mantissa = _f64_of_bits((bits & ~(0x7FF << 52)) | (1022 << 52))
+        else:
+            direct += math.log(p)
+    return _OK, -1, (math.log(mantissa) + exponent * 0.6931471805599453) + direct
+
+
+@numba.njit(parallel=True, **_ROW)
 def _score(block, labels, conditional, logits, partial, status, bad):
     n, n_source = block.shape
-    n_target = conditional.shape[0]
     n_chunks = partial.shape[0]
     for c in numba.prange(n_chunks):
-        status[c] = _OK
-        partial[c] = 0.0
-        theta = np.empty(n_source)
-        for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
-            y = labels[i]
-            p = 0.0
-            if y < 0 or y >= n_target:
-                status[c] = _LABEL
-            elif logits:
-                if _softmax_into(block[i], theta):
-                    p = _dot(theta, conditional[y])
-                else:
-                    status[c] = _NONFINITE
-            else:
-                p = _dot(block[i], conditional[y])
-            if status[c] == _OK and not (p > 0.0 and math.isfinite(p)):
-                status[c] = _ZERO_PROB
-            if status[c] != _OK:
-                bad[c] = i
-                break
-            partial[c] += math.log(p)
+        start = c * n // n_chunks
+        stop = (c + 1) * n // n_chunks
+        theta = np.empty(n_source if logits else 0)
+        status[c], row, partial[c] = _score_rows(
+            block[start:stop], labels[start:stop], conditional, logits, theta
+        )
+        bad[c] = start + row
+
+
+def n_chunks(n):
+    """Pass-2 chunks of a block of n rows: about n / CHUNK, and when more than one, a
+    multiple of CHUNK_GROUP (balanced over 1, 2, 4 or 8 threads). Chunk c holds rows
+    [c * n // k, (c + 1) * n // k)."""
+    k = (n + CHUNK - 1) // CHUNK
+    if k > 1:
+        k = (k + CHUNK_GROUP - 1) // CHUNK_GROUP * CHUNK_GROUP
+    return k
+
+
+# ---------------------------------------------------------------------------------------
+# The backend interface
 
 
 def n_slots(n_threads):
@@ -187,46 +380,37 @@ def _run(kernel, *args):
     return kernel(*args)
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
-def _halves_to_float_bits(halves, out):
-    """IEEE binary16 bit patterns to binary32 bit patterns, exactly (Numba has no
-    float16 type): subnormal halves become normal floats, inf and NaN carry over."""
+def _kernel_block(block, n_threads):
+    """The block as the kernels take it (float16 as its bits); sets the thread count."""
+    numba.set_num_threads(max(1, min(n_threads, numba.config.NUMBA_NUM_THREADS)))
+    if block.dtype == np.float16:  # Numba has no float16 type
+        return block.view(np.uint16)
+    return block
+
+
+@numba.njit(parallel=True, **_ROW)
+def _halves_to_float32(halves, out):
     flat_in = halves.reshape(-1)
     flat_out = out.reshape(-1)
     for i in numba.prange(flat_in.shape[0]):
-        h = np.uint32(flat_in[i])
-        sign = (h & np.uint32(0x8000)) << np.uint32(16)
-        e = (h >> np.uint32(10)) & np.uint32(0x1F)
-        m = h & np.uint32(0x3FF)
-        if e == 0:
-            if m == 0:
-                bits = sign
-            else:  # m * 2^-24: shift the leading 1 into bit 10
-                shift = np.uint32(0)
-                while (m & np.uint32(0x400)) == 0:
-                    m = m << np.uint32(1)
-                    shift += np.uint32(1)
-                bits = (sign | ((np.uint32(113) - shift) << np.uint32(23))
-                        | ((m & np.uint32(0x3FF)) << np.uint32(13)))
-        elif e == 31:
-            bits = sign | np.uint32(0x7F800000) | (m << np.uint32(13))
-        else:
-            bits = sign | ((e + np.uint32(112)) << np.uint32(23)) | (m << np.uint32(13))
-        flat_out[i] = bits
+        flat_out[i] = np.float32(_value(flat_in[i]))
 
 
 def _prepare(block, n_threads):
-    numba.set_num_threads(max(1, min(n_threads, numba.config.NUMBA_NUM_THREADS)))
-    if block.dtype != np.float16:
+    """The values of a block as the kernels read them, as an array: float16 becomes
+    float32 through the kernels' own element conversion (exact: every half is a
+    float). The kernels convert inside their row loops and never call this; it lets a
+    test check that conversion on every bit pattern."""
+    block = _kernel_block(block, n_threads)
+    if block.dtype != np.uint16:
         return block
-    # one block-sized float32 copy, converted in parallel (NumPy's cast is scalar)
-    out = np.empty(block.shape, dtype=np.uint32)
-    _run(_halves_to_float_bits, block.view(np.uint16), out)
-    return out.view(np.float32)
+    out = np.empty(block.shape, dtype=np.float32)
+    _run(_halves_to_float32, block, out)
+    return out
 
 
 def accumulate(block, labels, joint_sum, hard, counts, logits, tol, n_threads):
-    block = _prepare(block, n_threads)
+    block = _kernel_block(block, n_threads)
     n_slots_ = joint_sum.shape[0]
     status = np.zeros(n_slots_, dtype=np.int64)
     bad = np.full(n_slots_, -1, dtype=np.int64)
@@ -239,17 +423,17 @@ def accumulate(block, labels, joint_sum, hard, counts, logits, tol, n_threads):
 
 
 def score(block, labels, conditional, logits, n_threads):
-    block = _prepare(block, n_threads)
-    n_chunks = (len(block) + CHUNK - 1) // CHUNK
-    partial = np.zeros(n_chunks)
-    status = np.zeros(n_chunks, dtype=np.int64)
-    bad = np.full(n_chunks, -1, dtype=np.int64)
-    if n_chunks:
+    block = _kernel_block(block, n_threads)
+    k = n_chunks(len(block))
+    partial = np.zeros(k)
+    status = np.zeros(k, dtype=np.int64)
+    bad = np.full(k, -1, dtype=np.int64)
+    if k:
         _run(_score, block, labels, conditional, logits, partial, status, bad)
-    for c in range(n_chunks):
+    for c in range(k):
         if status[c]:
             return int(status[c]), int(bad[c]), 0.0
     total = 0.0
-    for c in range(n_chunks):
+    for c in range(k):
         total += partial[c]
     return _status.OK, -1, total
