@@ -11,8 +11,9 @@ Parallelism (OpenMP, when the build found it):
   accumulating into the thread-local state ``joint[t]``, ``hard[t]``, ``counts[t]``; the
   caller reduces the slots in order. For a fixed T the result is bit-identical whatever
   the number of OpenMP threads.
-- ``score`` splits a block into fixed chunks of ``chunk`` rows and sums their partial
-  sums in order, so its result never depends on the number of threads.
+- ``score`` splits a block into ``_n_chunks(n)`` chunks of balanced size (a function of
+  n only) and sums their partial sums in order, so its result never depends on the
+  number of threads, and a static schedule gives every thread the same share.
 """
 from cython.parallel cimport parallel, prange
 from libc.stdint cimport int64_t, uint16_t
@@ -23,6 +24,7 @@ import numpy as np
 
 cdef extern from "leepfast.h" nogil:
     int LEEPFAST_ERR_NOMEM
+    const char *leepfast_simd()
     int leepfast_accumulate_f32(const float *, const int64_t *, int64_t, int64_t,
                                 int64_t, int, double, double *, int64_t *, int64_t *,
                                 double *, int64_t *)
@@ -87,6 +89,12 @@ ctypedef fused pred_t:
 def openmp_enabled():
     """True when this extension was compiled with OpenMP."""
     return bool(LF_OPENMP)
+
+
+def simd():
+    """The instruction set the row kernels run with on this CPU: "avx512", "avx2",
+    "sse2" or "scalar" (chosen at run time, never by -march=native)."""
+    return leepfast_simd().decode("ascii")
 
 
 def omp_max_threads():
@@ -208,10 +216,28 @@ def accumulate(const pred_t[:, ::1] block, const int64_t[::1] labels,
     return 0, -1
 
 
+cdef enum:
+    CHUNK_ROWS = 1024   # rows per pass-2 chunk, about
+    CHUNK_GROUP = 8     # the chunk count is a multiple of this (of 1, 2, 4, 8 threads)
+
+
+cdef inline Py_ssize_t _n_chunks(Py_ssize_t n, Py_ssize_t chunk) noexcept nogil:
+    """About n / chunk chunks; more than one only in multiples of CHUNK_GROUP, so that
+    a static schedule over 1, 2, 4 or 8 threads is balanced (9 chunks of 1024 rows over
+    2 threads would leave one thread a third idle)."""
+    cdef Py_ssize_t k = (n + chunk - 1) // chunk
+    if k > 1:
+        k = (k + CHUNK_GROUP - 1) // CHUNK_GROUP * CHUNK_GROUP
+    return k
+
+
 def score(const pred_t[:, ::1] block, const int64_t[::1] labels,
           const double[:, ::1] conditional, bint logits, int n_threads,
-          Py_ssize_t chunk=1024):
-    """Pass 2 over one block; returns (status, first_bad_row, sum of log terms)."""
+          Py_ssize_t chunk=CHUNK_ROWS):
+    """Pass 2 over one block; returns (status, first_bad_row, sum of log terms).
+
+    Chunk c holds rows [c * n // k, (c + 1) * n // k) with k = ``_n_chunks(n, chunk)``.
+    """
     cdef Py_ssize_t n = block.shape[0], n_source = block.shape[1]
     cdef Py_ssize_t n_target = conditional.shape[0]
     if labels.shape[0] != n or conditional.shape[1] != n_source:
@@ -220,7 +246,7 @@ def score(const pred_t[:, ::1] block, const int64_t[::1] labels,
         raise ValueError("score: chunk must be positive")
     if n == 0:
         return 0, -1, 0.0
-    cdef Py_ssize_t n_chunks = (n + chunk - 1) // chunk
+    cdef Py_ssize_t n_chunks = _n_chunks(n, chunk)
     cdef int[::1] status = np.zeros(n_chunks, dtype=np.intc)
     cdef int64_t[::1] bad = np.zeros(n_chunks, dtype=np.int64)
     cdef double[::1] partial = np.zeros(n_chunks)
@@ -231,11 +257,11 @@ def score(const pred_t[:, ::1] block, const int64_t[::1] labels,
         scratch = <double *> malloc(2 * n_source * sizeof(double))
         for c in prange(n_chunks, schedule="static"):
             partial[c] = 0.0
-            start = c * chunk
-            stop = start + chunk
-            if stop > n:
-                stop = n
-            if scratch == NULL:
+            start = c * n // n_chunks
+            stop = (c + 1) * n // n_chunks
+            if start == stop:
+                status[c] = 0
+            elif scratch == NULL:
                 status[c] = LEEPFAST_ERR_NOMEM
                 bad[c] = 0
             else:
@@ -245,12 +271,12 @@ def score(const pred_t[:, ::1] block, const int64_t[::1] labels,
         free(scratch)
     for c in range(n_chunks):
         if status[c] != 0:
-            return status[c], c * chunk + bad[c], 0.0
+            return status[c], c * n // n_chunks + bad[c], 0.0
         total += partial[c]
     return 0, -1, total
 
 
-def read_floor(const pred_t[:, ::1] block, int n_threads, Py_ssize_t chunk=1024):
+def read_floor(const pred_t[:, ::1] block, int n_threads, Py_ssize_t chunk=CHUNK_ROWS):
     """The cost of reading a block once: a plain parallel sum (for benchmarks only).
 
     Same thread layout as ``score``; float16 is summed as its integer bit patterns
@@ -259,15 +285,13 @@ def read_floor(const pred_t[:, ::1] block, int n_threads, Py_ssize_t chunk=1024)
     cdef Py_ssize_t n = block.shape[0], n_source = block.shape[1]
     if n == 0:
         return 0.0
-    cdef Py_ssize_t n_chunks = (n + chunk - 1) // chunk
+    cdef Py_ssize_t n_chunks = _n_chunks(n, chunk)
     cdef double[::1] partial = np.zeros(n_chunks)
     cdef Py_ssize_t c, start, stop
     cdef double total = 0.0
     for c in prange(n_chunks, nogil=True, num_threads=n_threads, schedule="static"):
-        start = c * chunk
-        stop = start + chunk
-        if stop > n:
-            stop = n
+        start = c * n // n_chunks
+        stop = (c + 1) * n // n_chunks
         if pred_t is float:
             partial[c] = lf_read_f32(&block[start, 0], (stop - start) * n_source)
         elif pred_t is double:
