@@ -52,8 +52,9 @@ def config():
         from . import _kernels
 
         info["cython_openmp"] = _kernels.openmp_enabled()
+        info["cython_simd"] = _kernels.simd()
     except ImportError:
-        info["cython_openmp"] = None
+        info["cython_openmp"] = info["cython_simd"] = None
     try:
         from importlib.metadata import version
 
@@ -74,6 +75,7 @@ def show_config(file=None):
         f"numba           {info['numba'] or 'not installed'}",
         f"backends        {', '.join(info['backends'])} (auto picks the first)",
         f"cython OpenMP   {openmp[info['cython_openmp']]}",
+        f"cython SIMD     {info['cython_simd'] or 'n/a (not built)'}",
         f"default threads {info['default_threads']}",
     ]
     print("\n".join(lines), file=file or sys.stdout)

@@ -112,3 +112,4 @@ cdef extern from "leepfast.h" nogil:
                                 double *nce)
 
     const char *leepfast_strerror(int status)
+    const char *leepfast_simd()

@@ -36,10 +36,53 @@ static int acc_row_avx2_f64(const double *, int64_t, double, double *, int64_t *
 static double dot_row_avx2_f32(const float *, int64_t, const double *);
 static double dot_row_avx2_f64(const double *, int64_t, const double *);
 static void half_row_to_float_f16c(const uint16_t *, int64_t, float *);
-#define LF_PICK(avx2, other) (lf_have_avx2() ? (avx2) : (other))
 #else
 #define LF_AVX2 0
-#define LF_PICK(avx2, other) (other)
+#endif
+
+/* AVX-512 (F, BW, VL; e.g. Skylake-SP and later Xeons, Zen 4): sixteen floats per
+   step, and masked loads and stores for the tail of a row instead of a scalar loop.
+   Switched off with LEEPFAST_NO_AVX512 (or anything that switches off AVX2). */
+#if LF_AVX2 && !defined(LEEPFAST_NO_AVX512)
+#define LF_AVX512 1
+#define LF_TARGET_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
+static int lf_have_avx512(void)
+{
+    __builtin_cpu_init();
+    return lf_have_avx2() && __builtin_cpu_supports("avx512f") &&
+           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+}
+static int acc_row_avx512_f32(const float *, int64_t, double, double *, int64_t *);
+static int acc_row_avx512_f64(const double *, int64_t, double, double *, int64_t *);
+static double dot_row_avx512_f32(const float *, int64_t, const double *);
+static double dot_row_avx512_f64(const double *, int64_t, const double *);
+#else
+#define LF_AVX512 0
+#endif
+
+/* The instruction set the row functions of a block call use (checked per call, which
+   costs a few loads: libgcc caches the CPU's features). */
+enum { LF_LEVEL_BASE = 0, LF_LEVEL_AVX2 = 1, LF_LEVEL_AVX512 = 2 };
+static int lf_simd_level(void)
+{
+#if LF_AVX512
+    if (lf_have_avx512()) return LF_LEVEL_AVX512;
+#endif
+#if LF_AVX2
+    if (lf_have_avx2()) return LF_LEVEL_AVX2;
+#endif
+    return LF_LEVEL_BASE;
+}
+
+#if LF_AVX512
+#define LF_PICK(avx512, avx2, other)                                                   \
+    (lf_simd_level() == LF_LEVEL_AVX512                                                \
+         ? (avx512)                                                                     \
+         : lf_simd_level() == LF_LEVEL_AVX2 ? (avx2) : (other))
+#elif LF_AVX2
+#define LF_PICK(avx512, avx2, other) (lf_simd_level() == LF_LEVEL_AVX2 ? (avx2) : (other))
+#else
+#define LF_PICK(avx512, avx2, other) (other)
 #endif
 
 /*
@@ -113,9 +156,11 @@ static double dot_row_sse2_f64(const double *, int64_t, const double *);
 /* two levels, so that LF_ACC_ROW(LF_S) expands LF_S first */
 #define LF_ACC_ROW(S) LF_ACC_ROW_(S)
 #define LF_DOT_ROW(S) LF_DOT_ROW_(S)
-/* the row function a block call uses: the AVX2 one when the CPU has it */
-#define LF_PICK_ACC_ROW(S) LF_PICK(LF_CAT(acc_row_avx2_, S), LF_ACC_ROW(S))
-#define LF_PICK_DOT_ROW(S) LF_PICK(LF_CAT(dot_row_avx2_, S), LF_DOT_ROW(S))
+/* the row function a block call uses: the widest the CPU has */
+#define LF_PICK_ACC_ROW(S)                                                             \
+    LF_PICK(LF_CAT(acc_row_avx512_, S), LF_CAT(acc_row_avx2_, S), LF_ACC_ROW(S))
+#define LF_PICK_DOT_ROW(S)                                                             \
+    LF_PICK(LF_CAT(dot_row_avx512_, S), LF_CAT(dot_row_avx2_, S), LF_DOT_ROW(S))
 
 /* IEEE binary16 bits to float, exactly (subnormals, infinities and NaN included). */
 static float half_to_float(uint16_t h)
@@ -545,6 +590,235 @@ LF_TARGET_AVX2 static void half_row_to_float_f16c(const uint16_t *row, int64_t n
 }
 #endif /* LF_AVX2 */
 
+#if LF_AVX512
+/* The AVX-512 rows mirror the AVX2 ones: per row, one read adds it to the joint and
+   gathers its sum, minimum and maximum; the last partial vector of a row is read and
+   written under a mask (lanes past the row load as 0 and are never stored). */
+LF_TARGET_AVX512 static inline __m512 load16_avx512(const void *row, int64_t z,
+                                                    __mmask16 m, int half)
+{
+    if (half)
+        return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const uint16_t *)row + z));
+    return _mm512_maskz_loadu_ps(m, (const float *)row + z);
+}
+
+/* the low and high eight floats of v, widened to doubles */
+LF_TARGET_AVX512 static inline __m512d lo8_pd(__m512 v)
+{
+    return _mm512_cvtps_pd(_mm512_castps512_ps256(v));
+}
+
+LF_TARGET_AVX512 static inline __m512d hi8_pd(__m512 v)
+{
+    return _mm512_cvtps_pd(
+        _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+}
+
+LF_TARGET_AVX512 static inline __mmask16 tail16(int64_t left)
+{
+    return left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1u);
+}
+
+LF_TARGET_AVX512 static inline __mmask8 tail8(int64_t left)
+{
+    return left >= 8 ? (__mmask8)0xff : (__mmask8)((1u << left) - 1u);
+}
+
+LF_TARGET_AVX512 static inline void add8_pd(double *p, __m512d a, __mmask8 m)
+{
+    _mm512_mask_storeu_pd(p, m, _mm512_add_pd(_mm512_maskz_loadu_pd(m, p), a));
+}
+
+LF_TARGET_AVX512 static inline int64_t first_equal_avx512(const void *row, int64_t n,
+                                                          float value, int half)
+{
+    __m512 x = _mm512_set1_ps(value);
+    for (int64_t z = 0; z < n; z += 16) {
+        __mmask16 m = tail16(n - z);
+        __mmask16 eq = _mm512_mask_cmp_ps_mask(m, load16_avx512(row, z, m, half), x,
+                                               _CMP_EQ_OQ);
+        if (eq) return z + __builtin_ctz((unsigned)eq);
+    }
+    return n; /* not reached: value is an element of the row */
+}
+
+LF_TARGET_AVX512 static inline int acc_row_avx512(const void *row, int64_t n, double tol,
+                                                  double *jrow, int64_t *argmax,
+                                                  int half)
+{
+    __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
+    __m512d s2 = _mm512_setzero_pd(), s3 = _mm512_setzero_pd();
+    __m512 lo0 = _mm512_set1_ps(half ? _cvtsh_ss(((const uint16_t *)row)[0])
+                                     : ((const float *)row)[0]);
+    __m512 lo1 = lo0, hi0 = lo0, hi1 = lo0;
+    const char *bytes = (const char *)row;
+    int64_t z = 0;
+    for (; z + 32 <= n; z += 32) {
+        LF_PREFETCH(bytes + z * (half ? 2 : 4));
+        if (!half) LF_PREFETCH(bytes + z * 4 + 64);
+        __m512 v = load16_avx512(row, z, 0xffff, half);
+        __m512 w = load16_avx512(row, z + 16, 0xffff, half);
+        __m512d a = lo8_pd(v), b = hi8_pd(v), c = lo8_pd(w), d = hi8_pd(w);
+        s0 = _mm512_add_pd(s0, a);
+        s1 = _mm512_add_pd(s1, b);
+        s2 = _mm512_add_pd(s2, c);
+        s3 = _mm512_add_pd(s3, d);
+        lo0 = _mm512_min_ps(lo0, v);
+        lo1 = _mm512_min_ps(lo1, w);
+        hi0 = _mm512_max_ps(hi0, v);
+        hi1 = _mm512_max_ps(hi1, w);
+        _mm512_storeu_pd(jrow + z, _mm512_add_pd(_mm512_loadu_pd(jrow + z), a));
+        _mm512_storeu_pd(jrow + z + 8, _mm512_add_pd(_mm512_loadu_pd(jrow + z + 8), b));
+        _mm512_storeu_pd(jrow + z + 16, _mm512_add_pd(_mm512_loadu_pd(jrow + z + 16), c));
+        _mm512_storeu_pd(jrow + z + 24, _mm512_add_pd(_mm512_loadu_pd(jrow + z + 24), d));
+    }
+    for (; z < n; z += 16) { /* at most two steps, the last one masked */
+        __mmask16 m = tail16(n - z);
+        __m512 v = load16_avx512(row, z, m, half);
+        __m512d a = lo8_pd(v), b = hi8_pd(v);
+        s0 = _mm512_add_pd(s0, a);
+        s1 = _mm512_add_pd(s1, b);
+        lo0 = _mm512_mask_min_ps(lo0, m, lo0, v);
+        hi0 = _mm512_mask_max_ps(hi0, m, hi0, v);
+        add8_pd(jrow + z, a, (__mmask8)m);
+        if (m >> 8) add8_pd(jrow + z + 8, b, (__mmask8)(m >> 8));
+    }
+    double s = _mm512_reduce_add_pd(_mm512_add_pd(_mm512_add_pd(s0, s1),
+                                                  _mm512_add_pd(s2, s3)));
+    float lo = _mm512_reduce_min_ps(_mm512_min_ps(lo0, lo1));
+    float hi = _mm512_reduce_max_ps(_mm512_max_ps(hi0, hi1));
+    int nonfinite = 0;
+    if (!isfinite(s))
+        for (z = 0; z < n && !nonfinite; z++)
+            nonfinite = !isfinite(half ? _cvtsh_ss(((const uint16_t *)row)[z])
+                                       : ((const float *)row)[z]);
+    int status = lf_status(s, lo, tol, nonfinite);
+    if (status == LEEPFAST_OK) *argmax = first_equal_avx512(row, n, hi, half);
+    return status;
+}
+
+LF_TARGET_AVX512 static int acc_row_avx512_f32(const float *row, int64_t n, double tol,
+                                               double *jrow, int64_t *argmax)
+{
+    return acc_row_avx512(row, n, tol, jrow, argmax, 0);
+}
+
+LF_TARGET_AVX512 static int acc_row_avx512_f16(const uint16_t *row, int64_t n, double tol,
+                                               double *jrow, int64_t *argmax)
+{
+    return acc_row_avx512(row, n, tol, jrow, argmax, 1);
+}
+
+LF_TARGET_AVX512 static int acc_row_avx512_f64(const double *row, int64_t n, double tol,
+                                               double *jrow, int64_t *argmax)
+{
+    __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
+    __m512d lo0 = _mm512_set1_pd(row[0]), lo1 = lo0, hi0 = lo0, hi1 = lo0;
+    int64_t z = 0;
+    for (; z + 16 <= n; z += 16) {
+        LF_PREFETCH(row + z);
+        LF_PREFETCH(row + z + 8);
+        __m512d a = _mm512_loadu_pd(row + z), b = _mm512_loadu_pd(row + z + 8);
+        s0 = _mm512_add_pd(s0, a);
+        s1 = _mm512_add_pd(s1, b);
+        lo0 = _mm512_min_pd(lo0, a);
+        lo1 = _mm512_min_pd(lo1, b);
+        hi0 = _mm512_max_pd(hi0, a);
+        hi1 = _mm512_max_pd(hi1, b);
+        _mm512_storeu_pd(jrow + z, _mm512_add_pd(_mm512_loadu_pd(jrow + z), a));
+        _mm512_storeu_pd(jrow + z + 8, _mm512_add_pd(_mm512_loadu_pd(jrow + z + 8), b));
+    }
+    for (; z < n; z += 8) {
+        __mmask8 m = tail8(n - z);
+        __m512d a = _mm512_maskz_loadu_pd(m, row + z);
+        s0 = _mm512_add_pd(s0, a);
+        lo0 = _mm512_mask_min_pd(lo0, m, lo0, a);
+        hi0 = _mm512_mask_max_pd(hi0, m, hi0, a);
+        add8_pd(jrow + z, a, m);
+    }
+    double s = _mm512_reduce_add_pd(_mm512_add_pd(s0, s1));
+    double lo = _mm512_reduce_min_pd(_mm512_min_pd(lo0, lo1));
+    double hi = _mm512_reduce_max_pd(_mm512_max_pd(hi0, hi1));
+    int status = lf_status(s, lo, tol, !isfinite(s) && has_nonfinite_f64(row, n));
+    if (status == LEEPFAST_OK) {
+        __m512d x = _mm512_set1_pd(hi);
+        for (z = 0; z < n; z += 8) {
+            __mmask8 m = tail8(n - z);
+            __mmask8 eq = _mm512_mask_cmp_pd_mask(m, _mm512_maskz_loadu_pd(m, row + z), x,
+                                                  _CMP_EQ_OQ);
+            if (eq) {
+                *argmax = z + __builtin_ctz((unsigned)eq);
+                break;
+            }
+        }
+    }
+    return status;
+}
+
+LF_TARGET_AVX512 static inline double dot_row_avx512(const void *row, int64_t n,
+                                                     const double *c, int half)
+{
+    __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
+    __m512d s2 = _mm512_setzero_pd(), s3 = _mm512_setzero_pd();
+    const char *bytes = (const char *)row;
+    int64_t z = 0;
+    for (; z + 32 <= n; z += 32) {
+        LF_PREFETCH(bytes + z * (half ? 2 : 4));
+        if (!half) LF_PREFETCH(bytes + z * 4 + 64);
+        __m512 v = load16_avx512(row, z, 0xffff, half);
+        __m512 w = load16_avx512(row, z + 16, 0xffff, half);
+        s0 = _mm512_fmadd_pd(lo8_pd(v), _mm512_loadu_pd(c + z), s0);
+        s1 = _mm512_fmadd_pd(hi8_pd(v), _mm512_loadu_pd(c + z + 8), s1);
+        s2 = _mm512_fmadd_pd(lo8_pd(w), _mm512_loadu_pd(c + z + 16), s2);
+        s3 = _mm512_fmadd_pd(hi8_pd(w), _mm512_loadu_pd(c + z + 24), s3);
+    }
+    for (; z < n; z += 16) {
+        __mmask16 m = tail16(n - z);
+        __m512 v = load16_avx512(row, z, m, half);
+        s0 = _mm512_fmadd_pd(lo8_pd(v), _mm512_maskz_loadu_pd((__mmask8)m, c + z), s0);
+        s1 = _mm512_fmadd_pd(hi8_pd(v), _mm512_maskz_loadu_pd((__mmask8)(m >> 8), c + z + 8),
+                             s1);
+    }
+    return _mm512_reduce_add_pd(_mm512_add_pd(_mm512_add_pd(s0, s1), _mm512_add_pd(s2, s3)));
+}
+
+LF_TARGET_AVX512 static double dot_row_avx512_f32(const float *row, int64_t n,
+                                                  const double *c)
+{
+    return dot_row_avx512(row, n, c, 0);
+}
+
+LF_TARGET_AVX512 static double dot_row_avx512_f16(const uint16_t *row, int64_t n,
+                                                  const double *c)
+{
+    return dot_row_avx512(row, n, c, 1);
+}
+
+LF_TARGET_AVX512 static double dot_row_avx512_f64(const double *row, int64_t n,
+                                                  const double *c)
+{
+    __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
+    __m512d s2 = _mm512_setzero_pd(), s3 = _mm512_setzero_pd();
+    int64_t z = 0;
+    for (; z + 32 <= n; z += 32) {
+        LF_PREFETCH(row + z);
+        LF_PREFETCH(row + z + 8);
+        LF_PREFETCH(row + z + 16);
+        LF_PREFETCH(row + z + 24);
+        s0 = _mm512_fmadd_pd(_mm512_loadu_pd(row + z), _mm512_loadu_pd(c + z), s0);
+        s1 = _mm512_fmadd_pd(_mm512_loadu_pd(row + z + 8), _mm512_loadu_pd(c + z + 8), s1);
+        s2 = _mm512_fmadd_pd(_mm512_loadu_pd(row + z + 16), _mm512_loadu_pd(c + z + 16), s2);
+        s3 = _mm512_fmadd_pd(_mm512_loadu_pd(row + z + 24), _mm512_loadu_pd(c + z + 24), s3);
+    }
+    for (; z < n; z += 8) {
+        __mmask8 m = tail8(n - z);
+        s0 = _mm512_fmadd_pd(_mm512_maskz_loadu_pd(m, row + z), _mm512_maskz_loadu_pd(m, c + z),
+                             s0);
+    }
+    return _mm512_reduce_add_pd(_mm512_add_pd(_mm512_add_pd(s0, s1), _mm512_add_pd(s2, s3)));
+}
+#endif /* LF_AVX512 */
+
 /* float16 blocks: each row is converted exactly to float32 in the scratch space (whose
    second half holds it), then takes the float32 path. */
 int leepfast_accumulate_f16(const uint16_t *predictions, const int64_t *labels,
@@ -557,8 +831,10 @@ int leepfast_accumulate_f16(const uint16_t *predictions, const int64_t *labels,
     if (n_rows < 0 || n_source <= 0 || n_target <= 0) return LEEPFAST_ERR_SIZE;
     float *row = (float *)(scratch + n_source); /* scratch[0, Z) is for softmax */
     void (*to_float)(const uint16_t *, int64_t, float *) =
-        LF_PICK(half_row_to_float_f16c, half_row_to_float);
-    int fused = LF_PICK(!is_logits, 0); /* AVX2 + F16C: convert in registers */
+        LF_PICK(half_row_to_float_f16c, half_row_to_float_f16c, half_row_to_float);
+    /* with AVX2 + F16C (or AVX-512), probabilities are converted in registers */
+    int (*fused)(const uint16_t *, int64_t, double, double *, int64_t *) = NULL;
+    if (!is_logits) fused = LF_PICK(acc_row_avx512_f16, acc_row_avx2_f16, fused);
     for (int64_t i = 0; i < n_rows; i++) {
         int64_t y = labels[i];
         int status;
@@ -566,19 +842,15 @@ int leepfast_accumulate_f16(const uint16_t *predictions, const int64_t *labels,
             if (bad_row) *bad_row = i;
             return LEEPFAST_ERR_LABEL;
         }
-#if LF_AVX2
         if (fused) {
             int64_t argmax = 0;
-            status = acc_row_avx2_f16(predictions + i * n_source, n_source, tol,
-                                      joint + y * n_source, &argmax);
+            status = fused(predictions + i * n_source, n_source, tol, joint + y * n_source,
+                           &argmax);
             if (status == LEEPFAST_OK) {
                 hard[y * n_source + argmax] += 1;
                 counts[y] += 1;
             }
-        } else
-#endif
-        {
-            (void)fused;
+        } else {
             to_float(predictions + i * n_source, n_source, row);
             status = leepfast_accumulate_f32(row, labels + i, 1, n_source, n_target,
                                              is_logits, tol, joint, hard, counts, scratch,
@@ -602,8 +874,9 @@ int leepfast_score_f16(const uint16_t *predictions, const int64_t *labels,
     if (n_rows < 0 || n_source <= 0 || n_target <= 0) return LEEPFAST_ERR_SIZE;
     float *row = (float *)(scratch + n_source);
     void (*to_float)(const uint16_t *, int64_t, float *) =
-        LF_PICK(half_row_to_float_f16c, half_row_to_float);
-    int fused = LF_PICK(!is_logits, 0); /* AVX2 + F16C: convert in registers */
+        LF_PICK(half_row_to_float_f16c, half_row_to_float_f16c, half_row_to_float);
+    double (*fused)(const uint16_t *, int64_t, const double *) = NULL;
+    if (!is_logits) fused = LF_PICK(dot_row_avx512_f16, dot_row_avx2_f16, fused);
     double total = 0.0; /* rows taken through the float32 path */
     lf_logsum acc = LF_LOGSUM_INIT; /* rows of the fused path */
     for (int64_t i = 0; i < n_rows; i++) {
@@ -613,16 +886,12 @@ int leepfast_score_f16(const uint16_t *predictions, const int64_t *labels,
             if (bad_row) *bad_row = i;
             return LEEPFAST_ERR_LABEL;
         }
-#if LF_AVX2
         if (fused) {
-            double p = dot_row_avx2_f16(predictions + i * n_source, n_source,
-                                        conditional + y * n_source);
+            double p = fused(predictions + i * n_source, n_source,
+                             conditional + y * n_source);
             status = p > 0.0 && isfinite(p) ? LEEPFAST_OK : LEEPFAST_ERR_ZERO_PROB;
             if (status == LEEPFAST_OK) lf_logsum_add(&acc, p);
-        } else
-#endif
-        {
-            (void)fused;
+        } else {
             to_float(predictions + i * n_source, n_source, row);
             status = leepfast_score_f32(row, labels + i, 1, n_source, n_target, is_logits,
                                         conditional, scratch, &total, NULL);
@@ -648,6 +917,15 @@ int leepfast_conditional(const double *joint, int64_t n_target, int64_t n_source
             conditional[y * n_source + z] = m > 0.0 ? joint[y * n_source + z] / m : 0.0;
     }
     return LEEPFAST_OK;
+}
+
+const char *leepfast_simd(void)
+{
+    switch (lf_simd_level()) {
+    case LF_LEVEL_AVX512: return "avx512";
+    case LF_LEVEL_AVX2: return "avx2";
+    default: return LF_SSE2 ? "sse2" : "scalar";
+    }
 }
 
 const char *leepfast_strerror(int status)

@@ -225,6 +225,12 @@ int leepfast_nce_logits_f16(const uint16_t *logits, const int64_t *labels,
    free it). Unknown codes give "unknown leepfast status". */
 const char *leepfast_strerror(int status);
 
+/* The instruction set this CPU runs the row kernels with, chosen at run time (never
+   NULL, static storage): "avx512" (AVX-512 F/BW/VL), "avx2" (AVX2 + FMA + F16C), "sse2",
+   or "scalar" (portable C; also any build with LEEPFAST_NO_SIMD). LEEPFAST_NO_AVX512
+   and LEEPFAST_NO_AVX2 at compile time cap it. */
+const char *leepfast_simd(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -257,6 +257,10 @@ int main(int argc, char **argv)
             printf("%d\t%s\n", code, leepfast_strerror(code));
         return 0;
     }
+    if (argc >= 2 && strcmp(argv[1], "simd") == 0) {
+        printf("%s\n", leepfast_simd());
+        return 0;
+    }
     if (argc >= 2 && strcmp(argv[1], "call") == 0) return call(argc, argv);
     if (argc >= 2 && strcmp(argv[1], "stream") == 0) return stream(argc, argv);
     if (argc >= 2 && strcmp(argv[1], "edges") == 0) return edges();

@@ -173,9 +173,10 @@ def builds(tmp_path_factory):
         ]
     )
 
-    # the SIMD levels below the one this CPU picks at run time: SSE2 only, and the
-    # portable scalar C of non-x86 machines; both must give the same values
-    for name, flag in (("sse2", "-DLEEPFAST_NO_AVX2"), ("scalar", "-DLEEPFAST_NO_SIMD")):
+    # the SIMD levels below the one this CPU picks at run time: AVX2, SSE2 only, and the
+    # portable scalar C of non-x86 machines; all must give the same values
+    for name, flag in (("avx2", "-DLEEPFAST_NO_AVX512"), ("sse2", "-DLEEPFAST_NO_AVX2"),
+                       ("scalar", "-DLEEPFAST_NO_SIMD")):
         programs[name] = out / f"check_{name}"
         run(["gcc", "-std=c99", "-O2", flag, *SOURCE_FLAGS, f"-I{inc}", "-o",
              programs[name], CHECK_SOURCE, *sources, "-lm"])
@@ -366,7 +367,58 @@ def test_strerror_names_every_status(builds):
 # Values: the C API against leepfast.leep / leepfast.nce on the same files
 
 
-@pytest.mark.parametrize("program", ["c99", "cxx", "sse2", "scalar"])
+SIMD_BUILDS = ["c99", "avx2", "sse2", "scalar"]  # the default build picks at run time
+
+
+def test_each_build_reports_its_instruction_set(builds):
+    from leepfast import _kernels
+
+    picked = {name: run_clean([builds[name], "simd"]).stdout.strip() for name in SIMD_BUILDS}
+    assert picked["c99"] == _kernels.simd()  # the same sources, the same CPU
+    assert picked["c99"] in ("avx512", "avx2", "sse2")  # this suite runs on x86-64
+    assert picked["avx2"] in ("avx2", "sse2") and picked["avx2"] != "avx512"
+    assert picked["sse2"] == "sse2"
+    assert picked["scalar"] == "scalar"
+
+
+@pytest.fixture(scope="module")
+def width_files(tmp_path_factory):
+    """Probability files (f64, f32, f16) for source counts around every vector width,
+    with zeros, a massless column and argmax ties, to run each SIMD build's main loops
+    and tails against leepfast.leep (which this CPU runs with its widest set)."""
+    folder = tmp_path_factory.mktemp("c_api_widths")
+    rng = np.random.default_rng(7)
+    files = []
+    for z in (1, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 47, 63, 64, 65, 100):
+        n = 61
+        theta = rng.random((n, z)) ** 3
+        theta[rng.random((n, z)) < 0.3] = 0.0
+        theta[:, z // 2] = 0.0
+        theta[np.arange(n), rng.integers(0, z, n)] += 0.5
+        if z > 2:
+            theta[::5, [0, z - 1]] = 4.0  # ties between the first and last lane
+        theta /= theta.sum(axis=1, keepdims=True)
+        labels = rng.integers(0, 4, n).astype(np.int64)
+        labels.tofile(folder / f"labels_{z}.i64")
+        for name in ("f64", "f32", "f16"):
+            arr = theta.astype({"f64": np.float64, "f32": np.float32, "f16": np.float16}[name])
+            arr.tofile(folder / f"{name}_{z}.bin")
+            files.append((name, z, n, arr, labels, folder))
+    return files
+
+
+@pytest.mark.parametrize("program", SIMD_BUILDS)
+def test_every_simd_build_matches_python_around_every_width(builds, width_files, program):
+    for name, z, n, arr, labels, folder in width_files:
+        for metric, f in (("leep", leepfast.leep), ("nce", leepfast.nce)):
+            got = call(builds[program], f"{metric}_{name}", folder / f"{name}_{z}.bin",
+                       folder / f"labels_{z}.i64", n=n, z=z, y=4)
+            assert got[0] == "ok", (name, z, metric, got)
+            want = f(arr, labels, n_target=4)
+            assert got[1] == pytest.approx(want, rel=RTOL, abs=RTOL), (name, z, metric)
+
+
+@pytest.mark.parametrize("program", ["c99", "cxx", "avx2", "sse2", "scalar"])
 @pytest.mark.parametrize("metric", ["leep", "nce"])
 @pytest.mark.parametrize(
     "name", ["f64", "f32", "f16", "logits_f64", "logits_f32", "logits_f16"]
