@@ -5,6 +5,11 @@ import numpy as np
 from . import _kernels
 
 
+#: The kernels read C-contiguous blocks in place and allocate O(Z) per thread, whatever
+#: the block size: the in-memory API may hand them large views of the caller's array.
+TAKES_LARGE_VIEWS = True
+
+
 def n_slots(n_threads):
     """Thread-local state slots: one per thread."""
     return n_threads
