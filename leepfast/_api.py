@@ -28,8 +28,10 @@ DEFAULT_BLOCK_BYTES = 32 << 20
 #: ... or this many, when the blocks are views of a C-contiguous native-endian array and
 #: the backend's kernels take any block without temporaries of its size: fewer calls
 #: (every block ends in a barrier of the threads) while Ctrl-C still stops the run
-#: within one block (about 0.1 s).
+#: within one block (about 0.1 s). At most VIEW_BLOCK_ROWS rows, which bounds the
+#: block's int64 copy of labels of another integer dtype (8 MiB).
 VIEW_BLOCK_BYTES = 1 << 30
+VIEW_BLOCK_ROWS = 1 << 20
 
 
 @dataclass(frozen=True, repr=False, eq=False)
@@ -486,8 +488,9 @@ class Accumulator:
 
 def _block_rows(block_size, n_source, itemsize, views=False):
     if block_size is None:
-        target = VIEW_BLOCK_BYTES if views else DEFAULT_BLOCK_BYTES
-        return max(1, target // (n_source * itemsize))
+        if views:
+            return max(1, min(VIEW_BLOCK_ROWS, VIEW_BLOCK_BYTES // (n_source * itemsize)))
+        return max(1, DEFAULT_BLOCK_BYTES // (n_source * itemsize))
     if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)):
         raise TypeError(
             f"block_size: expected None or a positive integer, "
@@ -542,9 +545,10 @@ _PARAMETERS = """
     n_threads : int, optional
         None or -1: all cores (OMP_NUM_THREADS respected).
     block_size : int, optional
-        Rows per block. Default: about 1 GiB of input per block when the array is
-        C-contiguous and native-endian and the backend is ``cython`` (the blocks are
-        views; nothing is copied), else about 32 MiB (the size of any copy).
+        Rows per block. Default: about 1 GiB of input (at most 2^20 rows) per block
+        when the array is C-contiguous and native-endian and the backend is ``cython``
+        (the blocks are views; nothing is copied), else about 32 MiB (the size of any
+        copy).
 """
 
 
