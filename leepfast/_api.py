@@ -422,13 +422,18 @@ class Accumulator:
             raise RuntimeError("finalize: already called")
         if self.n_samples == 0:
             raise ValueError("finalize: no rows were accumulated (n_samples = 0)")
-        self.joint_sum = self._joint.sum(axis=0)
-        self.hard_counts = self._hard.sum(axis=0)
-        self.class_counts = self._counts.sum(axis=0)
+        compiled = getattr(self._kernels(), "finalize", None)
+        if compiled is not None:  # the same values in one pass, without temporaries
+            (self.joint_sum, self.hard_counts, self.class_counts, self.conditional,
+             _, self.nce) = compiled(self._joint, self._hard, self._counts)
+        else:
+            self.joint_sum = self._joint.sum(axis=0)
+            self.hard_counts = self._hard.sum(axis=0)
+            self.class_counts = self._counts.sum(axis=0)
+            self.conditional = conditional_of(self.joint_sum)
+            self.nce = nce_of(self.hard_counts)
         self._joint = self._hard = self._counts = None  # release the slots
         self.n_target = self.joint_sum.shape[0]
-        self.conditional = conditional_of(self.joint_sum)
-        self.nce = nce_of(self.hard_counts)
         self._counts_scored = np.zeros_like(self.class_counts)
         self.phase = "score"
         return self

@@ -28,3 +28,8 @@ def accumulate(block, labels, joint_sum, hard, counts, logits, tol, n_threads):
 
 def score(block, labels, conditional, logits, n_threads):
     return _kernels.score(_bits(block), labels, conditional, logits, n_threads)
+
+
+def finalize(joint_sum, hard, counts):
+    """The slots reduced, C, the column sums and NCE, in one compiled pass."""
+    return _kernels.finalize(joint_sum, hard, counts)

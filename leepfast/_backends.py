@@ -69,6 +69,12 @@ def resolve(backend):
     return backend
 
 
+_LOADED = {}
+
+
 def module(name):
-    """The module implementing the resolved backend ``name``."""
-    return importlib.import_module(_MODULES[name])
+    """The module implementing the resolved backend ``name`` (imported once)."""
+    mod = _LOADED.get(name)
+    if mod is None:
+        mod = _LOADED[name] = importlib.import_module(_MODULES[name])
+    return mod

@@ -17,6 +17,7 @@ Parallelism (OpenMP, when the build found it):
 """
 from cython.parallel cimport parallel, prange
 from libc.stdint cimport int64_t, uint16_t
+from libc.math cimport log
 from libc.stdlib cimport free, malloc
 from libc.string cimport memset
 
@@ -301,3 +302,76 @@ def read_floor(const pred_t[:, ::1] block, int n_threads, Py_ssize_t chunk=CHUNK
     for c in range(n_chunks):
         total += partial[c]
     return total
+
+
+# h log h for the small counts most cells hold, computed once per finalize
+cdef enum:
+    XLOGX_TABLE = 256
+
+
+cdef inline double _xlogx(int64_t h, const double *table) noexcept nogil:
+    if h < XLOGX_TABLE:
+        return table[h]
+    return <double> h * log(<double> h)
+
+
+def finalize(const double[:, :, ::1] joint, const int64_t[:, :, ::1] hard,
+             const int64_t[:, ::1] counts):
+    """End of pass 1 over the thread slots, in one compiled pass.
+
+    Returns ``(joint_sum, hard_sum, class_counts, conditional, column_sums, nce)``: the
+    slots reduced in order (the same values as ``joint.sum(axis=0)``), C = S / M column
+    by column (0 where M = 0; M = S.sum(axis=0), summed over y in order, so C is
+    bit-identical to ``_api.conditional_of``), and NCE from the pair counts:
+    (sum H log H - sum_z H_z log H_z) / sum H.
+    """
+    cdef Py_ssize_t n_slots = joint.shape[0], n_target = joint.shape[1]
+    cdef Py_ssize_t n_source = joint.shape[2]
+    if (hard.shape[0] != n_slots or hard.shape[1] != n_target
+            or hard.shape[2] != n_source or counts.shape[0] != n_slots
+            or counts.shape[1] != n_target):
+        raise ValueError("finalize: joint, hard and counts disagree in shape")
+    if n_slots == 0:
+        raise ValueError("finalize: no slots")
+    out_joint = np.empty((n_target, n_source))
+    out_hard = np.empty((n_target, n_source), dtype=np.int64)
+    out_counts = np.empty(n_target, dtype=np.int64)
+    out_cond = np.empty((n_target, n_source))
+    out_m = np.zeros(n_source)
+    out_hz = np.zeros(n_source, dtype=np.int64)
+    cdef double[:, ::1] S = out_joint, C = out_cond
+    cdef int64_t[:, ::1] H = out_hard
+    cdef int64_t[::1] K = out_counts, Hz = out_hz
+    cdef double[::1] M = out_m
+    cdef double table[XLOGX_TABLE]
+    cdef Py_ssize_t t, y, z
+    cdef int64_t h, n = 0  # n: the number of pairs counted
+    cdef double s, m, hlogh = 0.0, hzlogh = 0.0
+    with nogil:
+        table[0] = 0.0
+        for z in range(1, XLOGX_TABLE):
+            table[z] = <double> z * log(<double> z)
+        for y in range(n_target):
+            K[y] = counts[0, y]
+            for t in range(1, n_slots):
+                K[y] += counts[t, y]
+            for z in range(n_source):
+                s = joint[0, y, z]
+                h = hard[0, y, z]
+                for t in range(1, n_slots):
+                    s = s + joint[t, y, z]
+                    h = h + hard[t, y, z]
+                S[y, z] = s
+                H[y, z] = h
+                M[z] += s
+                Hz[z] += h
+                n += h
+                hlogh += _xlogx(h, table)
+        for y in range(n_target):
+            for z in range(n_source):
+                m = M[z]
+                C[y, z] = S[y, z] / m if m > 0.0 else 0.0
+        for z in range(n_source):
+            hzlogh += _xlogx(Hz[z], table)
+    nce = (hlogh - hzlogh) / n if n > 0 else float("nan")
+    return out_joint, out_hard, out_counts, out_cond, out_m, nce
