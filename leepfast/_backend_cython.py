@@ -4,7 +4,6 @@ import numpy as np
 
 from . import _kernels
 
-
 #: The kernels read C-contiguous blocks in place and allocate O(Z) per thread, whatever
 #: the block size: the in-memory API may hand them large views of the caller's array.
 TAKES_LARGE_VIEWS = True

@@ -373,7 +373,8 @@ SIMD_BUILDS = ["c99", "avx2", "sse2", "scalar"]  # the default build picks at ru
 def test_each_build_reports_its_instruction_set(builds):
     from leepfast import _kernels
 
-    picked = {name: run_clean([builds[name], "simd"]).stdout.strip() for name in SIMD_BUILDS}
+    picked = {name: run_clean([builds[name], "simd"]).stdout.strip()
+              for name in SIMD_BUILDS}
     assert picked["c99"] == _kernels.simd()  # the same sources, the same CPU
     assert picked["c99"] in ("avx512", "avx2", "sse2")  # this suite runs on x86-64
     assert picked["avx2"] in ("avx2", "sse2") and picked["avx2"] != "avx512"
@@ -401,7 +402,8 @@ def width_files(tmp_path_factory):
         labels = rng.integers(0, 4, n).astype(np.int64)
         labels.tofile(folder / f"labels_{z}.i64")
         for name in ("f64", "f32", "f16"):
-            arr = theta.astype({"f64": np.float64, "f32": np.float32, "f16": np.float16}[name])
+            arr = theta.astype(
+                {"f64": np.float64, "f32": np.float32, "f16": np.float16}[name])
             arr.tofile(folder / f"{name}_{z}.bin")
             files.append((name, z, n, arr, labels, folder))
     return files

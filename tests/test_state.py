@@ -29,7 +29,7 @@ def test_compiled_finalize_equals_the_numpy_finalize():
     counts = rng.integers(1, 50, (n_slots, n_target))
     before = [a.copy() for a in (joint, hard, counts)]
     S, H, K, C, M, nce = _kernels.finalize(joint, hard, counts)
-    for a, b in zip((joint, hard, counts), before):
+    for a, b in zip((joint, hard, counts), before, strict=True):
         np.testing.assert_array_equal(a, b)  # inputs untouched
     np.testing.assert_array_equal(S, joint.sum(axis=0))
     np.testing.assert_array_equal(H, hard.sum(axis=0))
