@@ -26,8 +26,10 @@ import threading
 
 import numba
 import numpy as np
+from llvmlite import binding as llvm
 from llvmlite import ir
 from numba import types
+from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
 from . import _status
@@ -37,7 +39,7 @@ CHUNK_GROUP = 8  # the chunk count is 1 or a multiple of this (balanced over 1, 
 # Up to this many Y x Z cells, pass 1 accumulates into state private to the slice and
 # adds it to its slot at the end (small slots share cache lines across threads).
 LOCAL_STATE_CELLS = 4096
-SCAN = 64  # elements per step of the argmax scan
+PREFETCH_BYTES = 4096  # software prefetch distance, ahead in the stream of rows
 
 _OK = _status.OK
 _LABEL = _status.ERR_LABEL
@@ -102,8 +104,143 @@ def _f64_of_bits(typingctx, x):
     return types.float64(x), codegen
 
 
+@intrinsic
+def _prefetch(typingctx, arr, offset):
+    """Prefetch the cache line at byte ``offset`` from the start of ``arr``'s data (a
+    hint: any offset may be given, nothing is read)."""
+    if not isinstance(arr, types.Array) or not isinstance(offset, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        data = context.make_array(signature.args[0])(context, builder, args[0]).data
+        i64 = ir.IntType(64)
+        delta = context.cast(builder, args[1], signature.args[1], types.int64)
+        address = builder.add(builder.ptrtoint(data, i64), delta)
+        pointer = builder.inttoptr(address, ir.IntType(8).as_pointer())
+        i32 = ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [pointer.type, i32, i32, i32])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
+        # read, high temporal locality, data cache
+        builder.call(fn, [pointer] + [ir.Constant(i32, k) for k in (0, 3, 1)])
+        return context.get_dummy_value()
+
+    return types.void(arr, offset), codegen
+
+
+@intrinsic
+def _first_equal(typingctx, rows, i, key):
+    """The first index z of row i of a 2-D C-contiguous array whose element's bit
+    pattern is the integer ``key`` (rows.shape[1] if none), where LLVM's loop vectoriser
+    cannot help (the loop exits early): 512 bits are compared per step, the mask's
+    trailing zeros give the index; the tail is scalar."""
+    if not (
+        isinstance(rows, types.Array)
+        and rows.ndim == 2
+        and rows.layout == "C"
+        and isinstance(i, types.Integer)
+        and isinstance(key, types.Integer)
+        and rows.dtype.bitwidth == key.bitwidth
+    ):
+        return None
+    width = key.bitwidth
+    lanes = 512 // width
+
+    def codegen(context, builder, signature, args):
+        i64, elem, bits = ir.IntType(64), ir.IntType(width), ir.IntType(lanes)
+        vec = ir.VectorType(elem, lanes)
+        ary = context.make_array(signature.args[0])(context, builder, args[0])
+        n = builder.extract_value(ary.shape, 1)
+        row = context.cast(builder, args[1], signature.args[1], types.int64)
+        data = builder.gep(
+            builder.bitcast(ary.data, elem.as_pointer()), [builder.mul(row, n)]
+        )
+        key = args[2]
+        splat = builder.insert_element(
+            ir.Constant(vec, ir.Undefined), key, ir.Constant(ir.IntType(32), 0)
+        )
+        splat = builder.shuffle_vector(
+            splat,
+            ir.Constant(vec, ir.Undefined),
+            ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes),
+        )
+        entry = builder.block
+        vector_check = builder.append_basic_block("first_equal.vector_check")
+        vector_body = builder.append_basic_block("first_equal.vector_body")
+        vector_found = builder.append_basic_block("first_equal.vector_found")
+        scalar_check = builder.append_basic_block("first_equal.scalar_check")
+        scalar_body = builder.append_basic_block("first_equal.scalar_body")
+        done = builder.append_basic_block("first_equal.done")
+        builder.branch(vector_check)
+
+        builder.position_at_end(vector_check)  # while z + lanes <= n
+        z = builder.phi(i64)
+        z.add_incoming(ir.Constant(i64, 0), entry)
+        z_next = builder.add(z, ir.Constant(i64, lanes))
+        builder.cbranch(builder.icmp_signed("<=", z_next, n), vector_body, scalar_check)
+
+        builder.position_at_end(vector_body)
+        pointer = builder.bitcast(builder.gep(data, [z]), vec.as_pointer())
+        equal = builder.icmp_unsigned("==", builder.load(pointer, align=1), splat)
+        mask = builder.bitcast(equal, bits)
+        z.add_incoming(z_next, vector_body)
+        hit = builder.icmp_unsigned("!=", mask, ir.Constant(bits, 0))
+        builder.cbranch(hit, vector_found, vector_check)
+
+        builder.position_at_end(vector_found)
+        cttz = cgutils.get_or_insert_function(
+            builder.module,
+            ir.FunctionType(bits, [bits, ir.IntType(1)]),
+            f"llvm.cttz.i{lanes}",
+        )
+        lane = builder.call(cttz, [mask, ir.Constant(ir.IntType(1), 1)])
+        found = builder.add(z, builder.zext(lane, i64))
+        builder.branch(done)
+
+        builder.position_at_end(scalar_check)  # while z < n and data[z] != key
+        zs = builder.phi(i64)
+        zs.add_incoming(z, vector_check)
+        builder.cbranch(builder.icmp_signed("<", zs, n), scalar_body, done)
+
+        builder.position_at_end(scalar_body)
+        value = builder.load(builder.gep(data, [zs]))
+        zs.add_incoming(builder.add(zs, ir.Constant(i64, 1)), scalar_body)
+        builder.cbranch(builder.icmp_unsigned("==", value, key), done, scalar_check)
+
+        builder.position_at_end(done)
+        result = builder.phi(i64)
+        result.add_incoming(found, vector_found)
+        result.add_incoming(zs, scalar_check)
+        result.add_incoming(zs, scalar_body)
+        return result
+
+    return types.int64(rows, i, key), codegen
+
+
 @numba.njit(**_ROW)
-def _half_value(h):
+def _prefetch_row(rows, i):
+    """Prefetch the cache lines PREFETCH_BYTES beyond row i of a C-contiguous array (the
+    hardware prefetcher stops at page boundaries)."""
+    row_bytes = rows.shape[1] * rows.itemsize
+    start = i * row_bytes + PREFETCH_BYTES
+    for offset in range(start - start % 64, start + row_bytes, 64):
+        _prefetch(rows, offset)
+
+
+@intrinsic
+def _half_value_f16c(typingctx, h):
+    """IEEE binary16 bits (uint16) to float64 by LLVM's own conversion (vcvtph2ps where
+    the CPU has F16C), exactly."""
+    if h != types.uint16:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.fpext(builder.bitcast(args[0], ir.HalfType()), ir.DoubleType())
+
+    return types.float64(h), codegen
+
+
+@numba.njit(**_ROW)
+def _half_value_bits(h):
     """IEEE binary16 bits (uint16) to float64, exactly and without branches: normal
     halves rebias the exponent, subnormals are m * 2^-24, inf and NaN carry over."""
     u = np.int64(h)
@@ -115,6 +252,17 @@ def _half_value(h):
     subnormal = np.float64(np.int32(m)) * 5.9604644775390625e-08
     magnitude = subnormal if e == 0 else magnitude
     return -magnitude if u & 0x8000 else magnitude
+
+
+def _target_has_f16c():
+    """Whether Numba compiles for a CPU with F16C (without it LLVM would convert halves
+    through a runtime library call that the JIT may not find)."""
+    if numba.config.CPU_NAME or numba.config.CPU_FEATURES:
+        return "+f16c" in (numba.config.CPU_FEATURES or "")
+    return bool(llvm.get_host_cpu_features().get("f16c", False))
+
+
+_half_value = _half_value_f16c if _target_has_f16c() else _half_value_bits
 
 
 def _value(x):
@@ -148,18 +296,21 @@ def _negative_key_overload(k):
 
 
 @numba.njit(**_FAST)
-def _add_row(row, joint_row):
-    """Add a row to its joint row in one read; (row sum, maximum of the unsigned keys,
+def _add_row(rows, i, joint, y):
+    """Add rows[i] to joint[y] in one read; (row sum, maximum of the unsigned keys,
     maximum of the signed keys). Some value is negative iff the first is above SIGN;
-    when a value is positive the second is the key of the largest one."""
-    u_max = _key(row[0])
-    s_max = _skey(row[0])
+    when a value is positive the second is the key of the largest one.
+
+    Rows are passed as (array, index), here and below: a row view would cost atomic
+    reference-count updates on the array, shared by the threads, twice per row."""
+    u_max = _key(rows[i, 0])
+    s_max = _skey(rows[i, 0])
     s = 0.0
-    for z in range(row.shape[0]):
-        x = row[z]
+    for z in range(rows.shape[1]):
+        x = rows[i, z]
         v = _value(x)
         s += v
-        joint_row[z] += v
+        joint[y, z] += v
         k = _key(x)
         u_max = k if k > u_max else u_max
         sk = _skey(x)
@@ -168,56 +319,39 @@ def _add_row(row, joint_row):
 
 
 @numba.njit(**_ROW)
-def _first_key(row, key):
-    """The first index whose signed key is ``key`` (row.shape[0] if none): SCAN
-    elements per step are compared in a loop without an exit, which vectorises."""
-    n = row.shape[0]
-    z = 0
-    while z + SCAN <= n:
-        hits = 0
-        for k in range(z, z + SCAN):
-            hits += 1 if _skey(row[k]) == key else 0
-        if hits:
-            break
-        z += SCAN
-    while z < n and _skey(row[z]) != key:
-        z += 1
-    return z
-
-
-@numba.njit(**_ROW)
-def _has_nonfinite(row):
-    for z in range(row.shape[0]):
-        if not math.isfinite(_value(row[z])):
+def _has_nonfinite(rows, i):
+    for z in range(rows.shape[1]):
+        if not math.isfinite(_value(rows[i, z])):
             return True
     return False
 
 
 @numba.njit(**_ROW)
-def _softmax_into(row, out):
-    """Max-subtracted float64 softmax of a row of logits; False if a value is not finite."""
-    hi = _value(row[0])
-    for z in range(row.shape[0]):
-        v = _value(row[z])
+def _softmax_into(rows, i, out):
+    """Max-subtracted float64 softmax of rows[i] (logits) into out[0]; False if a value
+    is not finite."""
+    hi = _value(rows[i, 0])
+    for z in range(rows.shape[1]):
+        v = _value(rows[i, z])
         if not math.isfinite(v):
             return False
         if v > hi:
             hi = v
     s = 0.0
-    for z in range(row.shape[0]):
-        out[z] = math.exp(_value(row[z]) - hi)
-        s += out[z]
-    for z in range(row.shape[0]):
-        out[z] /= s
+    for z in range(rows.shape[1]):
+        out[0, z] = math.exp(_value(rows[i, z]) - hi)
+        s += out[0, z]
+    for z in range(rows.shape[1]):
+        out[0, z] /= s
     return True
 
 
 @numba.njit(**_FAST)
-def _dot(row, c_row):
-    """sum_z c_row[z] * row[z] in float64."""
+def _dot(rows, i, conditional, y):
+    """sum_z conditional[y, z] * rows[i, z] in float64."""
     s = 0.0
-    for z in range(row.shape[0]):
-        s += c_row[z] * _value(row[z])
+    for z in range(rows.shape[1]):
+        s += conditional[y, z] * _value(rows[i, z])
     return s
 
 
@@ -237,21 +371,22 @@ def _accumulate_rows(rows, labels, joint, hard, counts, logits, tol, theta):
         y = labels[i]
         if y < 0 or y >= n_target:
             return _LABEL, i
+        if PREFETCH_BYTES:
+            _prefetch_row(rows, i)
         if logits:
-            if not _softmax_into(rows[i], theta):
+            if not _softmax_into(rows, i, theta):
                 return _NONFINITE, i
-            s, u_max, s_max = _add_row(theta, joint[y])
-            arg = _first_key(theta, s_max)
+            s, u_max, s_max = _add_row(theta, 0, joint, y)
+            arg = _first_equal(theta, 0, s_max)
         else:
-            row = rows[i]
-            s, u_max, s_max = _add_row(row, joint[y])
-            if not math.isfinite(s) and _has_nonfinite(row):
+            s, u_max, s_max = _add_row(rows, i, joint, y)
+            if not math.isfinite(s) and _has_nonfinite(rows, i):
                 return _NONFINITE, i
             if _negative_key(u_max):
                 return _NEGATIVE, i
             if not abs(s - 1.0) <= tol:
                 return _NOT_NORMALISED, i
-            arg = _first_key(row, s_max)
+            arg = _first_equal(rows, i, s_max)
         hard[y, arg] += 1
         counts[y] += 1
     return _OK, -1
@@ -266,7 +401,7 @@ def _accumulate(block, labels, joint, hard, counts, logits, tol, status, bad):
     for t in numba.prange(n_slots):
         start = min(n, t * per)
         stop = min(n, start + per)
-        theta = np.empty(n_source if logits else 0)
+        theta = np.empty((1, n_source if logits else 0))
         local_counts = np.zeros(n_target, dtype=np.int64)
         if local:
             local_joint = np.zeros((n_target, n_source))
@@ -312,12 +447,14 @@ def _score_rows(rows, labels, conditional, logits, theta):
         y = labels[i]
         if y < 0 or y >= n_target:
             return _LABEL, i, 0.0
+        if PREFETCH_BYTES:
+            _prefetch_row(rows, i)
         if logits:
-            if not _softmax_into(rows[i], theta):
+            if not _softmax_into(rows, i, theta):
                 return _NONFINITE, i, 0.0
-            p = _dot(theta, conditional[y])
+            p = _dot(theta, 0, conditional, y)
         else:
-            p = _dot(rows[i], conditional[y])
+            p = _dot(rows, i, conditional, y)
         if not (p > 0.0 and math.isfinite(p)):
             return _ZERO_PROB, i, 0.0
         if p >= 1e-280:
@@ -336,7 +473,7 @@ def _score(block, labels, conditional, logits, partial, status, bad):
     for c in numba.prange(n_chunks):
         start = c * n // n_chunks
         stop = (c + 1) * n // n_chunks
-        theta = np.empty(n_source if logits else 0)
+        theta = np.empty((1, n_source if logits else 0))
         status[c], row, partial[c] = _score_rows(
             block[start:stop], labels[start:stop], conditional, logits, theta
         )

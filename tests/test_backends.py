@@ -441,3 +441,25 @@ def test_inputs_are_not_modified(backend, make_theta, make_labels, dtype, logits
     with pytest.raises(ValueError, match="row 77"):
         leepfast.score(bad, y, backend=backend, logits=logits, block_size=40)
     assert _snapshot(bad) == before
+
+
+def test_numba_portable_half_conversion_is_exact():
+    # The numba kernels convert float16 in their row loops: by LLVM's conversion when
+    # Numba targets a CPU with F16C (checked on every pattern through _prepare in
+    # test_simd.py), else by a branch-free bit-level function, checked here directly.
+    numba = pytest.importorskip("numba")
+    nb = pytest.importorskip("leepfast._backend_numba")
+
+    @numba.njit
+    def convert(bits, out):
+        for i in range(bits.shape[0]):
+            out[i] = nb._half_value_bits(bits[i])
+
+    bits = np.arange(1 << 16, dtype=np.uint16)
+    got = np.empty(bits.shape)
+    convert(bits, got)
+    want = bits.view(np.float16).astype(np.float64)
+    nan = np.isnan(want)
+    assert nan.sum() == 2 * 1023  # every NaN pattern, both signs
+    assert_array_equal(got.view(np.uint64)[~nan], want.view(np.uint64)[~nan])
+    assert np.isnan(got[nan]).all()
