@@ -219,10 +219,11 @@ def _first_equal(typingctx, rows, i, key):
 @numba.njit(**_ROW)
 def _prefetch_row(rows, i):
     """Prefetch the cache lines PREFETCH_BYTES beyond row i of a C-contiguous array (the
-    hardware prefetcher stops at page boundaries)."""
+    hardware prefetcher stops at page boundaries): those that start within the row's
+    span, so that each line is prefetched once however short the rows."""
     row_bytes = rows.shape[1] * rows.itemsize
     start = i * row_bytes + PREFETCH_BYTES
-    for offset in range(start - start % 64, start + row_bytes, 64):
+    for offset in range((start + 63) // 64 * 64, start + row_bytes, 64):
         _prefetch(rows, offset)
 
 
