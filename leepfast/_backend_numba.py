@@ -34,6 +34,11 @@ from numba.extending import intrinsic, overload
 
 from . import _status
 
+#: The kernels read C-contiguous blocks in place (float16 too: as its bits) and allocate
+#: O(Z) per thread plus O(rows / CHUNK), whatever the block size: the in-memory API may
+#: hand them large views of the caller's array.
+TAKES_LARGE_VIEWS = True
+
 CHUNK = 1024  # rows per pass-2 chunk, about
 CHUNK_GROUP = 8  # the chunk count is 1 or a multiple of this (balanced over 1, 2, 4, 8)
 # Up to this many Y x Z cells, pass 1 accumulates into state private to the slice and
