@@ -13,12 +13,17 @@ vectorise them):
   negative iff the unsigned maximum is above the sign bit alone (-0.0); on a valid row
   the signed maximum is the bit pattern of the largest value, whose first index (the
   argmax) is then found by a vectorised scan of the row, still in cache;
-- float16 is read as its bit patterns and converted exactly inside the row loops
-  (branch-free, so the loops still vectorise): no float32 copy of the block;
+- float16 is read as its bit patterns and converted exactly inside the row loops (by
+  LLVM's conversion, vcvtph2ps/vcvtph2pd, where the CPU has F16C; else branch-free bit
+  arithmetic): no float32 copy of the block;
+- each row prefetches the cache lines 4 KiB ahead (the hardware prefetcher stops at
+  page boundaries), and rows are passed as (array, index): a row view costs atomic
+  reference-count updates on an array that both threads share;
 - pass 2 keeps, per chunk, a running product of the row probabilities as a mantissa
   and an exponent, and takes one log per chunk instead of one per row.
-The row loops allow LLVM to reorder the float64 sums ('reassoc'); the element-wise joint
-update, the checks and the NaN/infinity semantics are untouched.
+The row loops allow LLVM to reorder the float64 sums ('reassoc') and to use 512-bit
+vectors where the CPU has them; the element-wise joint update, the checks and the
+NaN/infinity semantics are untouched.
 """
 
 import math
@@ -221,6 +226,23 @@ def _first_equal(typingctx, rows, i, key):
     return types.int64(rows, i, key), codegen
 
 
+@intrinsic
+def _wide_vectors(typingctx):
+    """Let LLVM vectorise the calling function with 512-bit vectors where the CPU has
+    them (on AVX-512 CPUs it prefers 256 bits by default; 512 made pass 1 1.15-1.2x
+    faster here, as in the C core's AVX-512 kernels). A hint in the function's
+    attributes: no code, and nothing changes if llvmlite no longer accepts it."""
+
+    def codegen(context, builder, signature, args):
+        try:  # llvmlite checks names against a list without key-value attributes
+            set.add(builder.function.attributes, '"prefer-vector-width"="512"')
+        except (AttributeError, TypeError):
+            pass
+        return context.get_dummy_value()
+
+    return types.none(), codegen
+
+
 @numba.njit(**_ROW)
 def _prefetch_row(rows, i):
     """Prefetch the cache lines PREFETCH_BYTES beyond row i of a C-contiguous array (the
@@ -309,6 +331,7 @@ def _add_row(rows, i, joint, y):
 
     Rows are passed as (array, index), here and below: a row view would cost atomic
     reference-count updates on the array, shared by the threads, twice per row."""
+    _wide_vectors()
     u_max = _key(rows[i, 0])
     s_max = _skey(rows[i, 0])
     s = 0.0
@@ -355,6 +378,7 @@ def _softmax_into(rows, i, out):
 @numba.njit(**_FAST)
 def _dot(rows, i, conditional, y):
     """sum_z conditional[y, z] * rows[i, z] in float64."""
+    _wide_vectors()
     s = 0.0
     for z in range(rows.shape[1]):
         s += conditional[y, z] * _value(rows[i, z])
@@ -372,6 +396,7 @@ def _accumulate_rows(rows, labels, joint, hard, counts, logits, tol, theta):
     Checks per row, in order: label, non-finite, negative, row sum. A bad row may have
     been added to the joint already (the state is then unspecified).
     """
+    _wide_vectors()
     n_target = joint.shape[0]
     for i in range(rows.shape[0]):
         y = labels[i]
@@ -445,6 +470,7 @@ def _score_rows(rows, labels, conditional, logits, theta):
     (the exponent taken from the bits, exactly), and one log is taken at the end; terms
     below 1e-280 (where the product could leave the normal range) take a direct log.
     """
+    _wide_vectors()
     n_target = conditional.shape[0]
     mantissa = 1.0
     exponent = 0
