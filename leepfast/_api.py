@@ -423,7 +423,7 @@ class Accumulator:
         if self.n_samples == 0:
             raise ValueError("finalize: no rows were accumulated (n_samples = 0)")
         compiled = getattr(self._kernels(), "finalize", None)
-        if compiled is not None:  # the same values in one pass, without temporaries
+        if compiled is not None:  # the same values in one pass, in the slots' memory
             (self.joint_sum, self.hard_counts, self.class_counts, self.conditional,
              _, self.nce) = compiled(self._joint, self._hard, self._counts)
         else:
@@ -432,7 +432,8 @@ class Accumulator:
             self.class_counts = self._counts.sum(axis=0)
             self.conditional = conditional_of(self.joint_sum)
             self.nce = nce_of(self.hard_counts)
-        self._joint = self._hard = self._counts = None  # release the slots
+        # release the slots (the compiled finalize's results are views of them)
+        self._joint = self._hard = self._counts = None
         self.n_target = self.joint_sum.shape[0]
         self._counts_scored = np.zeros_like(self.class_counts)
         self.phase = "score"
@@ -461,8 +462,7 @@ class Accumulator:
         self.n_scored += len(labels)
         return self
 
-    def result(self):
-        """The :class:`Result`, once both passes have seen the same rows."""
+    def _check_done(self):
         if self.phase != "score":
             raise RuntimeError("result: run pass 1, finalize() and pass 2 first")
         if not np.array_equal(self._counts_scored, self.class_counts):
@@ -471,6 +471,15 @@ class Accumulator:
                 f"{self._counts_scored.tolist()}, pass 1 saw {self.n_samples} with "
                 f"{self.class_counts.tolist()}; both passes must see the same rows"
             )
+
+    def _leep(self):
+        """LEEP alone: ``result().leep`` without forming J and the marginal."""
+        self._check_done()
+        return self._sum / self.n_samples
+
+    def result(self):
+        """The :class:`Result`, once both passes have seen the same rows."""
+        self._check_done()
         J = self.joint_sum / self.n_samples
         return Result(
             leep=self._sum / self.n_samples,
@@ -527,7 +536,7 @@ def _run(predictions, labels, n_target, logits, backend, n_threads, block_size, 
         return acc
     for start in range(0, n, rows):
         acc.score(predictions[start : start + rows], labels[start : start + rows])
-    return acc.result()
+    return acc._leep() if leep == "value" else acc.result()
 
 
 _PARAMETERS = """
@@ -569,7 +578,7 @@ def leep(predictions, labels, *, n_target=None, logits=False, backend="auto",
         give the exact finite value.
     """
     return _run(predictions, labels, n_target, logits, backend, n_threads, block_size,
-                True).leep
+                "value")
 
 
 def nce(predictions, labels, *, n_target=None, logits=False, backend="auto",

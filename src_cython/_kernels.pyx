@@ -315,15 +315,17 @@ cdef inline double _xlogx(int64_t h, const double *table) noexcept nogil:
     return <double> h * log(<double> h)
 
 
-def finalize(const double[:, :, ::1] joint, const int64_t[:, :, ::1] hard,
-             const int64_t[:, ::1] counts):
-    """End of pass 1 over the thread slots, in one compiled pass.
+def finalize(double[:, :, ::1] joint, int64_t[:, :, ::1] hard, int64_t[:, ::1] counts):
+    """End of pass 1 over the thread slots, in place, in one compiled pass.
 
-    Returns ``(joint_sum, hard_sum, class_counts, conditional, column_sums, nce)``: the
-    slots reduced in order (the same values as ``joint.sum(axis=0)``), C = S / M column
-    by column (0 where M = 0; M = S.sum(axis=0), summed over y in order, so C is
-    bit-identical to ``_api.conditional_of``), and NCE from the pair counts:
-    (sum H log H - sum_z H_z log H_z) / sum H.
+    Returns ``(joint_sum, hard_sum, class_counts, conditional, column_sums, nce)``. The
+    slots are reduced in order into slot 0 (the same values as ``joint.sum(axis=0)``),
+    and C = S / M, column by column (0 where M = 0; M = S.sum(axis=0), summed over y in
+    order: bit-identical to ``_api.conditional_of``), is written over slot 1 of
+    ``joint`` (a new array when there is one slot): ``joint_sum``, ``hard_sum``,
+    ``class_counts`` and ``conditional`` are views of the slots, and no other Y x Z
+    array is made. NCE from the pair counts: (sum H log H - sum_z H_z log H_z) / sum H.
+    The slots hold nothing else afterwards.
     """
     cdef Py_ssize_t n_slots = joint.shape[0], n_target = joint.shape[1]
     cdef Py_ssize_t n_source = joint.shape[2]
@@ -333,15 +335,11 @@ def finalize(const double[:, :, ::1] joint, const int64_t[:, :, ::1] hard,
         raise ValueError("finalize: joint, hard and counts disagree in shape")
     if n_slots == 0:
         raise ValueError("finalize: no slots")
-    out_joint = np.empty((n_target, n_source))
-    out_hard = np.empty((n_target, n_source), dtype=np.int64)
-    out_counts = np.empty(n_target, dtype=np.int64)
-    out_cond = np.empty((n_target, n_source))
+    out_cond = np.asarray(joint)[1] if n_slots > 1 else np.empty((n_target, n_source))
     out_m = np.zeros(n_source)
     out_hz = np.zeros(n_source, dtype=np.int64)
-    cdef double[:, ::1] S = out_joint, C = out_cond
-    cdef int64_t[:, ::1] H = out_hard
-    cdef int64_t[::1] K = out_counts, Hz = out_hz
+    cdef double[:, ::1] C = out_cond
+    cdef int64_t[::1] Hz = out_hz
     cdef double[::1] M = out_m
     cdef double table[XLOGX_TABLE]
     cdef Py_ssize_t t, y, z
@@ -352,26 +350,26 @@ def finalize(const double[:, :, ::1] joint, const int64_t[:, :, ::1] hard,
         for z in range(1, XLOGX_TABLE):
             table[z] = <double> z * log(<double> z)
         for y in range(n_target):
-            K[y] = counts[0, y]
             for t in range(1, n_slots):
-                K[y] += counts[t, y]
+                counts[0, y] += counts[t, y]
             for z in range(n_source):
                 s = joint[0, y, z]
                 h = hard[0, y, z]
                 for t in range(1, n_slots):
                     s = s + joint[t, y, z]
                     h = h + hard[t, y, z]
-                S[y, z] = s
-                H[y, z] = h
+                joint[0, y, z] = s
+                hard[0, y, z] = h
                 M[z] += s
                 Hz[z] += h
                 n += h
                 hlogh += _xlogx(h, table)
-        for y in range(n_target):
+        for y in range(n_target):  # slot 1 has been read: C takes its place
             for z in range(n_source):
                 m = M[z]
-                C[y, z] = S[y, z] / m if m > 0.0 else 0.0
+                C[y, z] = joint[0, y, z] / m if m > 0.0 else 0.0
         for z in range(n_source):
             hzlogh += _xlogx(Hz[z], table)
     nce = (hlogh - hzlogh) / n if n > 0 else float("nan")
-    return out_joint, out_hard, out_counts, out_cond, out_m, nce
+    return (np.asarray(joint)[0], np.asarray(hard)[0], np.asarray(counts)[0], out_cond,
+            out_m, nce)

@@ -29,18 +29,52 @@ def test_compiled_finalize_equals_the_numpy_finalize():
     counts = rng.integers(1, 50, (n_slots, n_target))
     before = [a.copy() for a in (joint, hard, counts)]
     S, H, K, C, M, nce = _kernels.finalize(joint, hard, counts)
-    for a, b in zip((joint, hard, counts), before, strict=True):
-        np.testing.assert_array_equal(a, b)  # inputs untouched
-    np.testing.assert_array_equal(S, joint.sum(axis=0))
-    np.testing.assert_array_equal(H, hard.sum(axis=0))
-    np.testing.assert_array_equal(K, counts.sum(axis=0))
+    joint0, hard0, counts0 = before
+    np.testing.assert_array_equal(S, joint0.sum(axis=0))
+    np.testing.assert_array_equal(H, hard0.sum(axis=0))
+    np.testing.assert_array_equal(K, counts0.sum(axis=0))
     np.testing.assert_array_equal(M, S.sum(axis=0))
-    np.testing.assert_array_equal(C, _api.conditional_of(S))
+    np.testing.assert_array_equal(C, _api.conditional_of(joint0.sum(axis=0)))
     assert np.all(C[:, 5] == 0.0)
-    assert nce == pytest.approx(_api.nce_of(H), rel=1e-14)
+    assert nce == pytest.approx(_api.nce_of(hard0.sum(axis=0)), rel=1e-14)
     from leepfast import _reference
 
     assert nce == pytest.approx(_reference.nce_from_counts(H), rel=1e-13)
+    # in place: the results live in the slots (no other Y x Z array is made)
+    assert np.shares_memory(S, joint[0]) and np.shares_memory(C, joint[1])
+    assert np.shares_memory(H, hard[0]) and np.shares_memory(K, counts[0])
+    # one slot: C needs an array of its own
+    one = _kernels.finalize(joint0[:1].copy(), hard0[:1].copy(), counts0[:1].copy())
+    np.testing.assert_array_equal(one[3], _api.conditional_of(joint0[0]))
+    assert one[5] == pytest.approx(_api.nce_of(hard0[0]), rel=1e-14)
+
+
+def test_extra_memory_of_a_large_state_stays_within_the_contract(tmp_path):
+    """DESIGN.md section 5: at most 64 MiB + 2 x threads x Y x Z x 8 bytes beyond the
+    input, for Y x Z large enough that the state dominates (here 2 threads, 80 MB per
+    Y x Z float64 array): the finalize works in the slots' memory, and leep() forms no
+    Result arrays."""
+    script = tmp_path / "peak.py"
+    script.write_text(
+        "import resource, numpy as np, leepfast\n"
+        "n, z, y = 400, 20000, 500\n"
+        "rng = np.random.default_rng(0)\n"
+        "theta = rng.random((n, z), dtype=np.float32)\n"
+        "theta /= theta.sum(axis=1, keepdims=True)\n"
+        "labels = np.arange(n) % y\n"
+        "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024\n"
+        "v = leepfast.leep(theta, labels, n_target=y, backend='cython', n_threads=2)\n"
+        "peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024\n"
+        "print(peak - base, 64 * 2**20 + 2 * 2 * y * z * 8, v)\n"
+    )
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         cwd=tmp_path, check=True).stdout.split()
+    extra, budget, value = int(out[0]), int(out[1]), float(out[2])
+    assert np.isfinite(value) and value < 0
+    assert extra <= budget, f"extra {extra / 2**20:.0f} MiB > {budget / 2**20:.0f} MiB"
 
 
 def test_compiled_finalize_checks_shapes():
