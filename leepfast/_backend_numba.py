@@ -423,39 +423,64 @@ def _accumulate_rows(rows, labels, joint, hard, counts, logits, tol, theta):
     return _OK, -1
 
 
+@numba.njit(**_ROW)
+def _accumulate_slice(block, labels, start, stop, joint, hard, counts, logits, tol):
+    """Pass 1 over rows [start, stop) of a block into slot ``joint``, ``hard``,
+    ``counts``; (status, index of the bad row in the block). Up to LOCAL_STATE_CELLS
+    cells, into state private to the call, added to the slot at the end."""
+    n_target, n_source = joint.shape
+    theta = np.empty((1, n_source if logits else 0))
+    local_counts = np.zeros(n_target, dtype=np.int64)
+    local = n_target * n_source <= LOCAL_STATE_CELLS
+    if local:
+        local_joint = np.zeros((n_target, n_source))
+        local_hard = np.zeros((n_target, n_source), dtype=np.int64)
+    else:
+        local_joint = joint
+        local_hard = hard
+    status, row = _accumulate_rows(
+        block[start:stop],
+        labels[start:stop],
+        local_joint,
+        local_hard,
+        local_counts,
+        logits,
+        tol,
+        theta,
+    )
+    if status != _OK:
+        return status, start + row
+    for k in range(n_target):
+        counts[k] += local_counts[k]
+        if local:
+            for z in range(n_source):
+                joint[k, z] += local_joint[k, z]
+                hard[k, z] += local_hard[k, z]
+    return _OK, -1
+
+
+# The parallel loops only call serial functions: Numba's parfor passes then have nothing
+# to analyse or fuse inside them (array expressions there made compiling 3x slower).
+
+
 @numba.njit(parallel=True, **_ROW)
 def _accumulate(block, labels, joint, hard, counts, logits, tol, status, bad):
-    n, n_source = block.shape
-    n_slots, n_target = joint.shape[0], joint.shape[1]
+    n = block.shape[0]
+    n_slots = joint.shape[0]
     per = (n + n_slots - 1) // n_slots
-    local = n_target * n_source <= LOCAL_STATE_CELLS
     for t in numba.prange(n_slots):
         start = min(n, t * per)
-        stop = min(n, start + per)
-        theta = np.empty((1, n_source if logits else 0))
-        local_counts = np.zeros(n_target, dtype=np.int64)
-        if local:
-            local_joint = np.zeros((n_target, n_source))
-            local_hard = np.zeros((n_target, n_source), dtype=np.int64)
-        else:
-            local_joint = joint[t]
-            local_hard = hard[t]
-        status[t], row = _accumulate_rows(
-            block[start:stop],
-            labels[start:stop],
-            local_joint,
-            local_hard,
-            local_counts,
+        status[t], bad[t] = _accumulate_slice(
+            block,
+            labels,
+            start,
+            min(n, start + per),
+            joint[t],
+            hard[t],
+            counts[t],
             logits,
             tol,
-            theta,
         )
-        bad[t] = start + row
-        if status[t] == _OK:
-            counts[t] += local_counts
-            if local:
-                joint[t] += local_joint
-                hard[t] += local_hard
 
 
 # ---------------------------------------------------------------------------------------
@@ -498,18 +523,25 @@ def _score_rows(rows, labels, conditional, logits, theta):
     return _OK, -1, (math.log(mantissa) + exponent * 0.6931471805599453) + direct
 
 
+@numba.njit(**_ROW)
+def _score_slice(block, labels, start, stop, conditional, logits):
+    """Pass 2 over rows [start, stop) of a block; (status, index of the bad row in the
+    block, sum of log terms)."""
+    theta = np.empty((1, block.shape[1] if logits else 0))
+    status, row, total = _score_rows(
+        block[start:stop], labels[start:stop], conditional, logits, theta
+    )
+    return status, (start + row if status != _OK else -1), total
+
+
 @numba.njit(parallel=True, **_ROW)
 def _score(block, labels, conditional, logits, partial, status, bad):
-    n, n_source = block.shape
+    n = block.shape[0]
     n_chunks = partial.shape[0]
     for c in numba.prange(n_chunks):
-        start = c * n // n_chunks
-        stop = (c + 1) * n // n_chunks
-        theta = np.empty((1, n_source if logits else 0))
-        status[c], row, partial[c] = _score_rows(
-            block[start:stop], labels[start:stop], conditional, logits, theta
+        status[c], bad[c], partial[c] = _score_slice(
+            block, labels, c * n // n_chunks, (c + 1) * n // n_chunks, conditional, logits
         )
-        bad[c] = start + row
 
 
 def n_chunks(n):
