@@ -451,19 +451,21 @@ class Predictions:
     def __len__(self):
         return self.n_samples
 
-    def blocks(self, block_size=None):
+    def blocks(self, block_size=None, large_views=False):
         """Yield ``(file, first dataset row of the file, first row in the file, block)``.
 
         ``block`` is a read-only (rows, n_source) view of the map when the file is
         C-ordered, native-endian and aligned; otherwise (Fortran order, big-endian,
         unaligned data) one block-sized C-ordered native copy. Rows per block as in the
-        in-memory API (``block_size`` rows, default about 32 MiB of input).
+        in-memory API: ``block_size`` rows; by default about 32 MiB of input, or about
+        1 GiB for views when ``large_views`` (the backend takes any block in place).
         """
         offset = 0
         for f in self.files:
-            rows = _api._block_rows(block_size, f.n_source, f.dtype.itemsize)
             native = f.dtype.newbyteorder("=")
             direct = f.array.flags.aligned and f.dtype.isnative and not f.fortran_order
+            rows = _api._block_rows(block_size, f.n_source, f.dtype.itemsize,
+                                    views=direct and large_views)
             for start in range(0, f.n_samples, rows):
                 block = f.array[start : start + rows]
                 if not direct:  # for Fortran order: one contiguous run per column
@@ -827,8 +829,11 @@ def score_files(
     n_threads : int, optional
         None or -1: all cores.
     block_size : int, optional
-        Rows per block (default: about 32 MiB of input per block). The extra memory is
-        one or two blocks plus the O(n_threads * Y * Z) state, whatever the file size.
+        Rows per block. Default: about 32 MiB of input per block, or about 1 GiB
+        (at most 2^20 rows) for C-ordered native-endian files with the ``cython``
+        backend, whose blocks are views of the map. The extra anonymous memory is one
+        or two copied blocks (Fortran order, byte-swapped) plus the O(n_threads * Y *
+        Z) state, whatever the file size.
     progress : bool, optional
         Show a progress bar on stderr (rows, GB/s) once a run lasts a second; default:
         only when stderr is a terminal.
@@ -888,7 +893,8 @@ def _drive(preds, labels, n_target, logits, backend, n_threads, block_size, prog
         for pass_ in (1, 2):
             run = acc.accumulate if pass_ == 1 else acc.score
             take, done = labels.reader(), 0
-            for f, offset, _, block in preds.blocks(block_size):
+            large = getattr(acc._kernels(), "TAKES_LARGE_VIEWS", False)
+            for f, offset, _, block in preds.blocks(block_size, large_views=large):
                 y = take(len(block))
                 # row numbers in messages count from the first row of this file
                 run(block, y, where=f" (file {f.path})", row_offset=-offset)
