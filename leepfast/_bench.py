@@ -58,30 +58,47 @@ def read_floor(predictions, n_threads):
     return _kernels.read_floor(_bits(np.ascontiguousarray(predictions)), n_threads)
 
 
-def _median_time(fn, repeat):
-    times = []
+def _median_times(fns, repeat):
+    """Median seconds of each function, timed round-robin: fns[0], fns[1], ... then
+    again, ``repeat`` times, so that a slow spell of a shared machine falls on all of
+    them alike and the ratios hold."""
+    times = [[] for _ in fns]
     for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
+        for fn, seen in zip(fns, times, strict=True):
+            start = time.perf_counter()
+            fn()
+            seen.append(time.perf_counter() - start)
+    return [float(np.median(seen)) for seen in times]
 
 
 def run(n=100_000, n_source=1000, n_target=100, dtypes=("float32", "float64", "float16"),
-        backends=None, n_threads=None, repeat=5, naive=True):
+        backends=None, n_threads=None, repeat=7, naive=True, naive_repeat=2):
     """Measure every backend and dtype against the baselines; returns a list of rows.
 
+    Per dtype, the read floor and the compiled backends are timed round-robin
+    (``repeat`` rounds); then the NumPy reference once and the naive baseline
+    ``naive_repeat`` times (last: its BLAS threads keep spinning after it returns).
     Each row is a dict with ``backend``, ``dtype``, ``seconds`` (median), ``gb_per_s``
     (input bytes / time), ``reads`` (time / read floor) and ``speedup`` (naive time /
     time, None when the naive baseline was not run).
     """
     n_threads = resolve_threads(n_threads)
     backends = list(backends or _backends.available_backends())
+    fast = [b for b in backends if b != "numpy"]
     rows = []
     for dtype in dtypes:
         theta, labels = make_predictions(n, n_source, n_target, dtype)
-        floor = _median_time(partial(read_floor, theta, n_threads), max(repeat, 5))
-        naive_s = _median_time(partial(naive_leep, theta, labels), 1) if naive else None
+        calls = {b: partial(_api.leep, theta, labels, n_target=n_target, backend=b,
+                            n_threads=n_threads) for b in backends}
+        for b in fast:
+            calls[b]()  # warm up (numba compiles on first use)
+        floor, *times = _median_times(
+            [partial(read_floor, theta, n_threads)] + [calls[b] for b in fast], repeat)
+        seconds = dict(zip(fast, times, strict=True))
+        if "numpy" in calls:
+            seconds["numpy"] = _median_times([calls["numpy"]], 1)[0]
+        naive_s = (_median_times([partial(naive_leep, theta, labels)], naive_repeat)[0]
+                   if naive else None)
         rows.append(dict(backend="read floor", dtype=dtype, seconds=floor,
                          gb_per_s=theta.nbytes / floor / 1e9, reads=1.0,
                          speedup=naive_s / floor if naive else None))
@@ -90,16 +107,11 @@ def run(n=100_000, n_source=1000, n_target=100, dtypes=("float32", "float64", "f
                              gb_per_s=theta.nbytes / naive_s / 1e9, reads=naive_s / floor,
                              speedup=1.0))
         for backend in backends:
-            call = partial(_api.leep, theta, labels, n_target=n_target, backend=backend,
-                           n_threads=n_threads)
-            call()  # warm up (numba compiles on first use)
-            reps = 1 if backend == "numpy" else repeat
-            seconds = _median_time(call, reps)
-            rows.append(dict(backend=backend, dtype=dtype, seconds=seconds,
-                             gb_per_s=theta.nbytes / seconds / 1e9,
-                             reads=seconds / floor,
-                             speedup=naive_s / seconds if naive else None))
-        del theta, labels
+            t = seconds[backend]
+            rows.append(dict(backend=backend, dtype=dtype, seconds=t,
+                             gb_per_s=theta.nbytes / t / 1e9, reads=t / floor,
+                             speedup=naive_s / t if naive else None))
+        del theta, labels, calls
     return rows
 
 

@@ -435,8 +435,9 @@ def _add_bench(subparsers):
                    metavar="B", help="backends (default: every available one)")
     p.add_argument("--threads", type=int, metavar="N",
                    help="threads (default: all cores, OMP_NUM_THREADS respected)")
-    p.add_argument("--repeat", type=int, default=5,
-                   help="timed runs per measurement; the median is shown (default 5)")
+    p.add_argument("--repeat", type=int, default=7,
+                   help="rounds of the read floor and the compiled backends, timed "
+                   "round-robin; the median is shown (default 7)")
     p.add_argument("--no-naive", action="store_true",
                    help="skip the (slow) naive NumPy baseline")
     p.set_defaults(func=_cmd_bench)
