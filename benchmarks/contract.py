@@ -1,0 +1,147 @@
+"""The performance contract (DESIGN.md section 5), each line measured as a ratio in one run.
+
+    python benchmarks/contract.py [--rounds 15]
+
+Everything that a ratio compares is timed round-robin in the same rounds (a slow spell
+of a shared machine then falls on both sides alike) and the medians are compared. The
+slow baselines (naive NumPy) run after the rounds. Prints a Markdown table: each line,
+its target, the measured value and whether it holds.
+"""
+
+import argparse
+import subprocess
+import sys
+import time
+from functools import partial
+
+import numpy as np
+
+import leepfast
+from leepfast import _bench
+from leepfast._config import default_threads
+
+
+def medians(fns, rounds):
+    """Median seconds of each function of ``fns`` (a dict), timed round-robin."""
+    times = {k: [] for k in fns}
+    for _ in range(rounds):
+        for k, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[k].append(time.perf_counter() - start)
+    return {k: float(np.median(v)) for k, v in times.items()}
+
+
+def repeated(fn, seconds):
+    """fn, called enough times in a row to last about ``seconds`` (per-call time)."""
+    start = time.perf_counter()
+    fn()
+    once = max(time.perf_counter() - start, 1e-6)
+    count = max(1, int(seconds / once))
+
+    def run():
+        for _ in range(count):
+            fn()
+
+    return run, count
+
+
+PEAK = """
+import numpy as np, leepfast
+def hwm():  # this process's peak resident memory (ru_maxrss survives exec)
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+n, z, y, t = {n}, {z}, {y}, {t}
+rng = np.random.default_rng(0)
+theta = rng.random((n, z), dtype=np.float32)
+theta /= theta.sum(axis=1, keepdims=True)
+labels = np.arange(n) % y
+base = hwm()
+leepfast.leep(theta, labels, n_target=y, backend="cython", n_threads=t)
+print(hwm() - base)
+"""
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--rounds", type=int, default=15)
+    args = p.parse_args(argv)
+    threads = default_threads()
+    n, z, y = 100_000, 1000, 100
+    lines = []
+
+    # reads, float16 / float32, numba / cython: one set of rounds
+    data = {d: _bench.make_predictions(n, z, y, d) for d in ("float32", "float16")}
+    fns = {}
+    for d, (theta, labels) in data.items():
+        fns[f"floor {d}"] = partial(_bench.read_floor, theta, threads)
+        for b in leepfast.available_backends():
+            if b != "numpy":
+                fns[f"{b} {d}"] = partial(leepfast.leep, theta, labels, n_target=y,
+                                          backend=b, n_threads=threads)
+    for fn in fns.values():
+        fn()  # warm up (numba compiles)
+    m = medians(fns, args.rounds)
+    reads = m["cython float32"] / m["floor float32"]
+    lines.append(("LEEP in reads (n=100k, Z=1000, Y=100, float32)", "<= 2.2",
+                  f"{reads:.2f} ({1e3 * m['cython float32']:.1f} ms / "
+                  f"{1e3 * m['floor float32']:.1f} ms)", reads <= 2.2))
+    half = m["cython float16"] / m["cython float32"]
+    lines.append(("float16 time / float32 time", "<= 0.6",
+                  f"{half:.2f} ({1e3 * m['cython float16']:.1f} / "
+                  f"{1e3 * m['cython float32']:.1f} ms)", half <= 0.6))
+    if "numba float32" in m:
+        worst = max(m[f"numba {d}"] / m[f"cython {d}"] for d in data)
+        lines.append(("numba time / cython time", "<= 1.5", ", ".join(
+            f"{d} {m[f'numba {d}'] / m[f'cython {d}']:.2f}" for d in data),
+            worst <= 1.5))
+    theta, labels = data["float32"]
+    naive = medians({"naive": partial(_bench.naive_leep, theta, labels)}, 3)["naive"]
+    speedup = naive / m["cython float32"]
+    lines.append(("speedup over the naive NumPy implementation", ">= 20x",
+                  f"{speedup:.1f}x (naive {1e3 * naive:.0f} ms = "
+                  f"{naive / m['floor float32']:.1f} reads)", speedup >= 20))
+    del data, fns, theta, labels
+
+    # time per row, n = 10k .. 10M (Z=100, Y=10): about 0.2 s per sample and size
+    fns, rows = {}, {}
+    for size in (10_000, 100_000, 1_000_000, 10_000_000):
+        theta, labels = _bench.make_predictions(size, 100, 10, "float32")
+        run, count = repeated(partial(leepfast.leep, theta, labels, n_target=10,
+                                      backend="cython", n_threads=threads), 0.2)
+        fns[size], rows[size] = run, size * count
+    m = medians(fns, max(5, args.rounds // 3))
+    per_row = {size: 1e9 * m[size] / rows[size] for size in fns}
+    spread = max(per_row.values()) / min(per_row.values())
+    lines.append(("time per row, n = 10k / 100k / 1M / 10M (Z=100, Y=10)",
+                  "within 20%", " / ".join(f"{v:.1f}" for v in per_row.values())
+                  + f" ns (max/min {spread:.2f})", spread <= 1.2))
+    del fns
+
+    # Z=21843, Y=1000 runs, and the extra memory of a large state
+    theta, labels = _bench.make_predictions(2000, 21843, 1000, "float32")
+    start = time.perf_counter()
+    value = leepfast.leep(theta, labels, n_target=1000, n_threads=threads)
+    took = time.perf_counter() - start
+    lines.append(("Z=21843, Y=1000 (n=2000)", "runs", f"{took:.2f} s, LEEP {value:.4f}",
+                  bool(np.isfinite(value))))
+    del theta, labels
+    nn, zz, yy = 2000, 21843, 1000
+    extra = int(subprocess.run(
+        [sys.executable, "-c", PEAK.format(n=nn, z=zz, y=yy, t=threads)],
+        capture_output=True, text=True, check=True).stdout)
+    budget = 64 * 2**20 + 2 * threads * yy * zz * 8
+    lines.append((f"extra memory (n={nn}, Z={zz}, Y={yy})",
+                  "<= 64 MiB + 2 x threads x Y x Z x 8 B",
+                  f"{extra / 2**20:.0f} MiB of {budget / 2**20:.0f} MiB", extra <= budget))
+
+    print(f"{threads} threads, {args.rounds} rounds\n")
+    print("| contract line | target | measured | holds |")
+    print("|---|---|---|---|")
+    for name, target, measured, ok in lines:
+        print(f"| {name} | {target} | {measured} | {'yes' if ok else 'no'} |")
+
+
+if __name__ == "__main__":
+    main()
