@@ -304,18 +304,21 @@ def read_floor(const pred_t[:, ::1] block, int n_threads, Py_ssize_t chunk=CHUNK
     return total
 
 
-# h log h for the small counts most cells hold, computed once per finalize
+# h log h for the small counts most cells hold, each computed once per finalize (on
+# first use: a table filled up front would cost 256 logs even for a 10 x 10 state)
 cdef enum:
     XLOGX_TABLE = 256
 
 
-cdef inline double _xlogx(int64_t h, const double *table) noexcept nogil:
+cdef inline double _xlogx(int64_t h, double *table) noexcept nogil:
     if h < XLOGX_TABLE:
+        if table[h] < 0.0:
+            table[h] = <double> h * log(<double> h) if h > 1 else 0.0
         return table[h]
     return <double> h * log(<double> h)
 
 
-def finalize(double[:, :, ::1] joint, int64_t[:, :, ::1] hard, int64_t[:, ::1] counts):
+def finalize(joint_slots, hard_slots, counts_slots):
     """End of pass 1 over the thread slots, in place, in one compiled pass.
 
     Returns ``(joint_sum, hard_sum, class_counts, conditional, column_sums, nce)``. The
@@ -327,6 +330,9 @@ def finalize(double[:, :, ::1] joint, int64_t[:, :, ::1] hard, int64_t[:, ::1] c
     array is made. NCE from the pair counts: (sum H log H - sum_z H_z log H_z) / sum H.
     The slots hold nothing else afterwards.
     """
+    cdef double[:, :, ::1] joint = joint_slots
+    cdef int64_t[:, :, ::1] hard = hard_slots
+    cdef int64_t[:, ::1] counts = counts_slots
     cdef Py_ssize_t n_slots = joint.shape[0], n_target = joint.shape[1]
     cdef Py_ssize_t n_source = joint.shape[2]
     if (hard.shape[0] != n_slots or hard.shape[1] != n_target
@@ -335,7 +341,7 @@ def finalize(double[:, :, ::1] joint, int64_t[:, :, ::1] hard, int64_t[:, ::1] c
         raise ValueError("finalize: joint, hard and counts disagree in shape")
     if n_slots == 0:
         raise ValueError("finalize: no slots")
-    out_cond = np.asarray(joint)[1] if n_slots > 1 else np.empty((n_target, n_source))
+    out_cond = joint_slots[1] if n_slots > 1 else np.empty((n_target, n_source))
     out_m = np.zeros(n_source)
     out_hz = np.zeros(n_source, dtype=np.int64)
     cdef double[:, ::1] C = out_cond
@@ -346,9 +352,8 @@ def finalize(double[:, :, ::1] joint, int64_t[:, :, ::1] hard, int64_t[:, ::1] c
     cdef int64_t h, n = 0  # n: the number of pairs counted
     cdef double s, m, hlogh = 0.0, hzlogh = 0.0
     with nogil:
-        table[0] = 0.0
-        for z in range(1, XLOGX_TABLE):
-            table[z] = <double> z * log(<double> z)
+        for z in range(XLOGX_TABLE):
+            table[z] = -1.0  # not computed yet
         for y in range(n_target):
             for t in range(1, n_slots):
                 counts[0, y] += counts[t, y]
@@ -371,5 +376,4 @@ def finalize(double[:, :, ::1] joint, int64_t[:, :, ::1] hard, int64_t[:, ::1] c
         for z in range(n_source):
             hzlogh += _xlogx(Hz[z], table)
     nce = (hlogh - hzlogh) / n if n > 0 else float("nan")
-    return (np.asarray(joint)[0], np.asarray(hard)[0], np.asarray(counts)[0], out_cond,
-            out_m, nce)
+    return joint_slots[0], hard_slots[0], counts_slots[0], out_cond, out_m, nce
