@@ -75,9 +75,10 @@ def run(n=100_000, n_source=1000, n_target=100, dtypes=("float32", "float64", "f
         backends=None, n_threads=None, repeat=7, naive=True, naive_repeat=2):
     """Measure every backend and dtype against the baselines; returns a list of rows.
 
-    Per dtype, the read floor and the compiled backends are timed round-robin
-    (``repeat`` rounds); then the NumPy reference once and the naive baseline
-    ``naive_repeat`` times (last: its BLAS threads keep spinning after it returns).
+    Per dtype, each compiled backend is timed round-robin with the read floor
+    (``repeat`` rounds; its reads are against that floor, the "read floor" row shows the
+    first); then the NumPy reference once and the naive baseline ``naive_repeat`` times
+    (last: its BLAS threads keep spinning after it returns).
     Each row is a dict with ``backend``, ``dtype``, ``seconds`` (median), ``gb_per_s``
     (input bytes / time), ``reads`` (time / read floor) and ``speedup`` (naive time /
     time, None when the naive baseline was not run).
@@ -90,13 +91,18 @@ def run(n=100_000, n_source=1000, n_target=100, dtypes=("float32", "float64", "f
         theta, labels = make_predictions(n, n_source, n_target, dtype)
         calls = {b: partial(_api.leep, theta, labels, n_target=n_target, backend=b,
                             n_threads=n_threads) for b in backends}
+        # each backend round-robin with its own read floor: one backend's threads,
+        # still spinning after its call, would slow the next backend's call
+        floors, seconds = {}, {}
         for b in fast:
             calls[b]()  # warm up (numba compiles on first use)
-        floor, *times = _median_times(
-            [partial(read_floor, theta, n_threads)] + [calls[b] for b in fast], repeat)
-        seconds = dict(zip(fast, times, strict=True))
+            floors[b], seconds[b] = _median_times(
+                [partial(read_floor, theta, n_threads), calls[b]], repeat)
+        floor = floors[fast[0]] if fast else _median_times(
+            [partial(read_floor, theta, n_threads)], repeat)[0]
         if "numpy" in calls:
             seconds["numpy"] = _median_times([calls["numpy"]], 1)[0]
+            floors["numpy"] = floor
         naive_s = (_median_times([partial(naive_leep, theta, labels)], naive_repeat)[0]
                    if naive else None)
         rows.append(dict(backend="read floor", dtype=dtype, seconds=floor,
@@ -109,7 +115,7 @@ def run(n=100_000, n_source=1000, n_target=100, dtypes=("float32", "float64", "f
         for backend in backends:
             t = seconds[backend]
             rows.append(dict(backend=backend, dtype=dtype, seconds=t,
-                             gb_per_s=theta.nbytes / t / 1e9, reads=t / floor,
+                             gb_per_s=theta.nbytes / t / 1e9, reads=t / floors[backend],
                              speedup=naive_s / t if naive else None))
         del theta, labels, calls
     return rows
