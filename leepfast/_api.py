@@ -515,7 +515,9 @@ def _block_rows(block_size, n_source, itemsize, views=False):
     return int(block_size)
 
 
-def _run(predictions, labels, n_target, logits, backend, n_threads, block_size, leep):
+def _run(predictions, labels, n_target, logits, backend, n_threads, block_size, what):
+    """The two passes over an in-memory array: what = "nce" (pass 1 only), "leep" (the
+    value alone) or "result"."""
     predictions = check_predictions(predictions)
     labels = check_labels(labels, predictions.shape[0])
     n_target = check_n_target(n_target)
@@ -532,11 +534,11 @@ def _run(predictions, labels, n_target, logits, backend, n_threads, block_size, 
     for start in range(0, n, rows):
         acc.accumulate(predictions[start : start + rows], labels[start : start + rows])
     acc.finalize()
-    if not leep:
-        return acc
+    if what == "nce":
+        return acc.nce
     for start in range(0, n, rows):
         acc.score(predictions[start : start + rows], labels[start : start + rows])
-    return acc._leep() if leep == "value" else acc.result()
+    return acc._leep() if what == "leep" else acc.result()
 
 
 _PARAMETERS = """
@@ -560,9 +562,9 @@ _PARAMETERS = """
         None or -1: all cores (OMP_NUM_THREADS respected).
     block_size : int, optional
         Rows per block. Default: about 1 GiB of input (at most 2^20 rows) per block
-        when the array is C-contiguous and native-endian and the backend is ``cython``
-        (the blocks are views; nothing is copied), else about 32 MiB (the size of any
-        copy).
+        when the array is C-contiguous and native-endian and the backend is compiled
+        (``cython`` or ``numba``: the blocks are views, nothing is copied), else about
+        32 MiB (the size of any copy).
 """
 
 
@@ -578,7 +580,7 @@ def leep(predictions, labels, *, n_target=None, logits=False, backend="auto",
         give the exact finite value.
     """
     return _run(predictions, labels, n_target, logits, backend, n_threads, block_size,
-                "value")
+                "leep")
 
 
 def nce(predictions, labels, *, n_target=None, logits=False, backend="auto",
@@ -592,7 +594,7 @@ def nce(predictions, labels, *, n_target=None, logits=False, backend="auto",
         Needs only pass 1.
     """
     return _run(predictions, labels, n_target, logits, backend, n_threads, block_size,
-                False).nce
+                "nce")
 
 
 def score(predictions, labels, *, n_target=None, logits=False, backend="auto",
@@ -606,7 +608,7 @@ def score(predictions, labels, *, n_target=None, logits=False, backend="auto",
         ``marginal``, ``conditional``, ``class_counts``, ``hard_counts``, ``backend``.
     """
     return _run(predictions, labels, n_target, logits, backend, n_threads, block_size,
-                True)
+                "result")
 
 
 for _f in (leep, nce, score):

@@ -830,10 +830,10 @@ def score_files(
         None or -1: all cores.
     block_size : int, optional
         Rows per block. Default: about 32 MiB of input per block, or about 1 GiB
-        (at most 2^20 rows) for C-ordered native-endian files with the ``cython``
-        backend, whose blocks are views of the map. The extra anonymous memory is one
-        or two copied blocks (Fortran order, byte-swapped) plus the O(n_threads * Y *
-        Z) state, whatever the file size.
+        (at most 2^20 rows) for C-ordered native-endian files with a compiled backend
+        (``cython``, ``numba``), whose blocks are views of the map. The extra
+        anonymous memory is one or two copied blocks (Fortran order, byte-swapped)
+        plus the O(n_threads * Y * Z) state, whatever the file size.
     progress : bool, optional
         Show a progress bar on stderr (rows, GB/s) once a run lasts a second; default:
         only when stderr is a terminal.

@@ -86,7 +86,7 @@ def _common_options(p):
         type=int,
         metavar="ROWS",
         help="rows per block (default: about 32 MiB of input, 1 GiB for views of "
-        "C-ordered files with the cython backend)",
+        "C-ordered files with a compiled backend)",
     )
     p.add_argument(
         "--json", action="store_true", help="print one JSON object instead of a table"
