@@ -180,7 +180,8 @@ def _parse_npy_header(text, role, name):
     try:
         with warnings.catch_warnings():  # a file's odd escapes are not our warning
             warnings.simplefilter("ignore", (DeprecationWarning, SyntaxWarning))
-            tree = ast.parse(text.strip(" \n\x00"), mode="eval")
+            # as NumPy's own reader parses it: a NUL byte, for one, is refused
+            tree = ast.parse(text.lstrip(" \t"), mode="eval")
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         tree = None
     body = getattr(tree, "body", None)

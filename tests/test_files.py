@@ -536,3 +536,22 @@ def test_header_with_odd_escapes_warns_nothing(tmp_path):
         with pytest.raises(ValueError, match="odd.npy"):
             leepfast.score_files(path, np.array([0, 1]))
     assert [str(w.message) for w in caught] == []
+
+
+def test_npy_header_with_a_nul_byte_is_refused_as_numpy_refuses_it(tmp_path):
+    # found by the fuzz test: a NUL after the dict, before the padding. NumPy cannot
+    # parse that header; a reader that accepted it would score a file NumPy cannot read
+    header = b"{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), }\x00"
+    header += b" " * (63 - (10 + len(header)) % 64) + b"\n"
+    raw = b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header
+    raw += np.full((2, 2), 0.5, dtype="<f4").tobytes()
+    path = tmp_path / "nul.npy"
+    path.write_bytes(raw)
+    with pytest.raises(ValueError, match="Cannot parse header"):
+        np.load(path)
+    with pytest.raises(ValueError, match=r"nul.npy.*not a dict of plain constants"):
+        leepfast.open_predictions(path)
+    # the same header without the NUL is read
+    good = tmp_path / "good.npy"
+    good.write_bytes(raw.replace(b"}\x00", b"} "))
+    assert leepfast.open_predictions(good).n_samples == 2
