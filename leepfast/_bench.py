@@ -123,7 +123,13 @@ def run(n=100_000, n_source=1000, n_target=100, dtypes=("float32", "float64", "f
 
 def format_table(rows, n, n_source, n_target, n_threads):
     """The rows of :func:`run` as a Markdown table."""
-    head = (f"LEEP, n={n}, Z={n_source}, Y={n_target}, {n_threads} threads; "
+    try:
+        from . import _kernels
+
+        simd = f", {_kernels.simd()} kernels"
+    except ImportError:  # no compiled backend
+        simd = ""
+    head = (f"LEEP, n={n}, Z={n_source}, Y={n_target}, {n_threads} threads{simd}; "
             "reads = time / one parallel read of the same array (exact floor: 2.0); "
             "speedup = naive NumPy time / time\n\n")
     lines = ["| backend | dtype | ms | GB/s | reads | speedup vs naive |",
