@@ -358,6 +358,10 @@ class Accumulator:
         if self.phase != "accumulate":
             raise RuntimeError("accumulate: pass 1 is over (finalize() was called)")
         predictions, labels = self._check_batch(predictions, labels)
+        return self._accumulate(predictions, labels, where, row_offset)
+
+    def _accumulate(self, predictions, labels, where="", row_offset=0):
+        """Pass 1 over a batch that has passed ``_check_batch`` (or the same checks)."""
         if len(labels) == 0:
             return self
         n_target = self.n_target
@@ -447,6 +451,11 @@ class Accumulator:
         if self.phase != "score":
             raise RuntimeError("score: call finalize() after pass 1 first")
         predictions, labels = self._check_batch(predictions, labels)
+        return self._score(predictions, labels, where, row_offset)
+
+    def _score(self, predictions, labels, where="", row_offset=0, count=True):
+        """Pass 2 over a checked batch; ``count=False`` leaves the per-class count of
+        pass 2 to the caller (who passes the very rows of pass 1)."""
         if len(labels) == 0:
             return self
         block = _native_block(predictions)
@@ -458,7 +467,8 @@ class Accumulator:
             first = row_offset + self.n_scored
             self._raise(status, row, block, labels, first, self.n_target, where)
         self._sum += total
-        self._counts_scored += np.bincount(labels64, minlength=self.n_target)
+        if count:
+            self._counts_scored += np.bincount(labels64, minlength=self.n_target)
         self.n_scored += len(labels)
         return self
 
@@ -531,13 +541,17 @@ def _run(predictions, labels, n_target, logits, backend, n_threads, block_size, 
     )
     rows = _block_rows(block_size, predictions.shape[1], predictions.itemsize, views)
     n = predictions.shape[0]
+    # the arrays are checked once, here; blocks go to the accumulator's unchecked steps
+    acc.n_source = predictions.shape[1]
     for start in range(0, n, rows):
-        acc.accumulate(predictions[start : start + rows], labels[start : start + rows])
+        acc._accumulate(predictions[start : start + rows], labels[start : start + rows])
     acc.finalize()
     if what == "nce":
         return acc.nce
     for start in range(0, n, rows):
-        acc.score(predictions[start : start + rows], labels[start : start + rows])
+        acc._score(predictions[start : start + rows], labels[start : start + rows],
+                   count=False)
+    acc._counts_scored = acc.class_counts.copy()  # pass 2 saw the rows of pass 1
     return acc._leep() if what == "leep" else acc.result()
 
 
