@@ -632,6 +632,20 @@ LF_TARGET_AVX512 static inline void add8_pd(double *p, __m512d a, __mmask8 m)
 LF_TARGET_AVX512 static inline int64_t first_equal_avx512(const void *row, int64_t n,
                                                           float value, int half)
 {
+    if (half && value >= 6.103515625e-05f) {
+        /* halves equal to a positive normal half have its bits: compare 32 bit patterns
+           per step, without converting (value is a half widened to float: exact back;
+           subnormal maxima keep the float compare, whatever the FTZ mode) */
+        const uint16_t *h = (const uint16_t *)row;
+        __m512i bits = _mm512_set1_epi16((short)_cvtss_sh(value, 0));
+        for (int64_t z = 0; z < n; z += 32) {
+            __mmask32 m = n - z >= 32 ? 0xffffffffu : (__mmask32)((1u << (n - z)) - 1u);
+            __mmask32 eq = _mm512_mask_cmpeq_epi16_mask(m, _mm512_maskz_loadu_epi16(m, h + z),
+                                                        bits);
+            if (eq) return z + __builtin_ctz(eq);
+        }
+        return n; /* not reached */
+    }
     __m512 x = _mm512_set1_ps(value);
     for (int64_t z = 0; z < n; z += 16) {
         __mmask16 m = tail16(n - z);

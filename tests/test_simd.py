@@ -85,3 +85,23 @@ def test_numba_converts_every_half_exactly():
     nan = np.isnan(want)
     np.testing.assert_array_equal(got.view(np.uint32)[~nan], want.view(np.uint32)[~nan])
     assert np.isnan(got[nan]).all()
+
+
+def test_float16_argmax_when_the_maximum_is_subnormal(backend):
+    # 20000 columns of about 1/20000: every value, the maximum too, is a subnormal half
+    # (below 2^-14), where the compiled kernels keep the float compare
+    z, n = 20000, 12
+    base = np.float16(1 / z)
+    assert 0 < base < np.float16(2.0**-14)
+    theta = np.full((n, z), base, dtype=np.float16)
+    bigger = np.nextafter(np.nextafter(base, np.float16(1)), np.float16(1))
+    rng = np.random.default_rng(4)
+    for i in range(n):
+        first, second = sorted(rng.choice(z, 2, replace=False))
+        theta[i, [first, second]] = bigger  # a tie: the lowest index wins
+    labels = np.arange(n) % 3
+    r = leepfast.score(theta, labels, n_target=3, backend=backend)
+    np.testing.assert_array_equal(
+        r.hard_counts, _reference.hard_counts(theta.astype(np.float64), labels, 3))
+    assert r.leep == pytest.approx(
+        _reference.leep(theta.astype(np.float64), labels, 3), rel=1e-12)
