@@ -21,17 +21,6 @@ from leepfast import _bench
 from leepfast._config import default_threads
 
 
-def medians(fns, rounds):
-    """Median seconds of each function of ``fns`` (a dict), timed round-robin."""
-    times = {k: [] for k in fns}
-    for _ in range(rounds):
-        for k, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            times[k].append(time.perf_counter() - start)
-    return {k: float(np.median(v)) for k, v in times.items()}
-
-
 def repeated(fn, seconds):
     """fn, called enough times in a row to last about ``seconds`` (per-call time)."""
     start = time.perf_counter()
@@ -84,7 +73,7 @@ def main(argv=None):
     fns = {"floor float32": partial(_bench.read_floor, data["float32"][0], threads),
            "cython float32": call("cython", "float32"),
            "cython float16": call("cython", "float16")}
-    m = medians(fns, args.rounds)
+    m = _bench.median_times(fns, args.rounds)
     reads = m["cython float32"] / m["floor float32"]
     lines.append(("LEEP in reads (n=100k, Z=1000, Y=100, float32)", "<= 2.2",
                   f"{reads:.2f} ({1e3 * m['cython float32']:.1f} ms / "
@@ -97,13 +86,14 @@ def main(argv=None):
         pairs = {f"{b} {d}": call(b, d) for d in data for b in ("cython", "numba")}
         for fn in pairs.values():
             fn()  # numba compiles on first use
-        mb = medians(pairs, args.rounds)
+        mb = _bench.median_times(pairs, args.rounds)
         ratio = {d: mb[f"numba {d}"] / mb[f"cython {d}"] for d in data}
         lines.append(("numba time / cython time", "<= 1.5",
                       ", ".join(f"{d} {r:.2f}" for d, r in ratio.items()),
                       max(ratio.values()) <= 1.5))
     theta, labels = data["float32"]
-    naive = medians({"naive": partial(_bench.naive_leep, theta, labels)}, 3)["naive"]
+    naive_fn = partial(_bench.naive_leep, theta, labels)
+    naive = _bench.median_times({"naive": naive_fn}, 3)["naive"]
     speedup = naive / m["cython float32"]
     lines.append(("speedup over the naive NumPy implementation", ">= 20x",
                   f"{speedup:.1f}x (naive {1e3 * naive:.0f} ms = "
@@ -118,7 +108,7 @@ def main(argv=None):
         run, count = repeated(partial(leepfast.leep, theta, labels, n_target=10,
                                       backend="cython", n_threads=threads), 0.2)
         fns[size], rows[size] = run, size * count
-    m = medians(fns, max(5, args.rounds // 3))
+    m = _bench.median_times(fns, max(5, args.rounds // 3))
     per_row = {size: 1e9 * m[size] / rows[size] for size in fns}
     spread = max(per_row.values()) / min(per_row.values())
     lines.append(("time per row, n = 10k / 100k / 1M / 10M (Z=100, Y=10)",

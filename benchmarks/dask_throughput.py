@@ -18,14 +18,13 @@ directory removed at the end).
 
 import argparse
 import shutil
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
 import leepfast
+from leepfast import _bench
 
 
 def write_shards(folder, n, z, y, shards, seed=0):
@@ -43,16 +42,10 @@ def write_shards(folder, n, z, y, shards, seed=0):
 
 
 def timed(contenders, repeat):
-    """Median seconds of each contender; runs interleaved so that a change in the load
-    of the machine hits all of them alike. One warm-up run each first."""
+    """Median seconds of each contender, timed round-robin (``_bench.median_times``),
+    and the value of each, from one warm-up run first."""
     values = {name: func() for name, func in contenders.items()}
-    times = {name: [] for name in contenders}
-    for _ in range(repeat):
-        for name, func in contenders.items():
-            t0 = time.perf_counter()
-            func()
-            times[name].append(time.perf_counter() - t0)
-    return {name: statistics.median(t) for name, t in times.items()}, values
+    return _bench.median_times(contenders, repeat), values
 
 
 def main():

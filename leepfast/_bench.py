@@ -58,17 +58,17 @@ def read_floor(predictions, n_threads):
     return _kernels.read_floor(_bits(np.ascontiguousarray(predictions)), n_threads)
 
 
-def _median_times(fns, repeat):
-    """Median seconds of each function, timed round-robin: fns[0], fns[1], ... then
-    again, ``repeat`` times, so that a slow spell of a shared machine falls on all of
-    them alike and the ratios hold."""
-    times = [[] for _ in fns]
-    for _ in range(repeat):
-        for fn, seen in zip(fns, times, strict=True):
+def median_times(fns, rounds):
+    """Median seconds of each function of the dict ``fns``, timed round-robin: every
+    function once, then again, ``rounds`` times, so that a slow spell of a shared
+    machine falls on all of them alike and their ratios hold."""
+    times = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
             start = time.perf_counter()
             fn()
-            seen.append(time.perf_counter() - start)
-    return [float(np.median(seen)) for seen in times]
+            times[name].append(time.perf_counter() - start)
+    return {name: float(np.median(seen)) for name, seen in times.items()}
 
 
 def run(n=100_000, n_source=1000, n_target=100, dtypes=("float32", "float64", "float16"),
@@ -93,18 +93,19 @@ def run(n=100_000, n_source=1000, n_target=100, dtypes=("float32", "float64", "f
                             n_threads=n_threads) for b in backends}
         # each backend round-robin with its own read floor: one backend's threads,
         # still spinning after its call, would slow the next backend's call
+        floor_fn = partial(read_floor, theta, n_threads)
         floors, seconds = {}, {}
         for b in fast:
             calls[b]()  # warm up (numba compiles on first use)
-            floors[b], seconds[b] = _median_times(
-                [partial(read_floor, theta, n_threads), calls[b]], repeat)
-        floor = floors[fast[0]] if fast else _median_times(
-            [partial(read_floor, theta, n_threads)], repeat)[0]
+            m = median_times({"floor": floor_fn, b: calls[b]}, repeat)
+            floors[b], seconds[b] = m["floor"], m[b]
+        floor = (floors[fast[0]] if fast
+                 else median_times({"floor": floor_fn}, repeat)["floor"])
         if "numpy" in calls:
-            seconds["numpy"] = _median_times([calls["numpy"]], 1)[0]
+            seconds["numpy"] = median_times({"numpy": calls["numpy"]}, 1)["numpy"]
             floors["numpy"] = floor
-        naive_s = (_median_times([partial(naive_leep, theta, labels)], naive_repeat)[0]
-                   if naive else None)
+        naive_s = (median_times({"naive": partial(naive_leep, theta, labels)},
+                                naive_repeat)["naive"] if naive else None)
         rows.append(dict(backend="read floor", dtype=dtype, seconds=floor,
                          gb_per_s=theta.nbytes / floor / 1e9, reads=1.0,
                          speedup=naive_s / floor if naive else None))
