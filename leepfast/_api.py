@@ -275,6 +275,11 @@ class Accumulator:
     def _kernels(self):
         return _backends.module(self.backend)
 
+    def _takes_large_views(self):
+        """Whether the backend takes views of any size without copies of their size
+        (the in-memory and file drivers then stream 1 GiB view blocks)."""
+        return getattr(self._kernels(), "TAKES_LARGE_VIEWS", False)
+
     def _allocate(self, n_source, n_target):
         """Create the state, or grow it to n_target classes (n_target=None)."""
         shape = (self._slots, n_target, n_source)
@@ -472,7 +477,8 @@ class Accumulator:
         self.n_scored += len(labels)
         return self
 
-    def _check_done(self):
+    def result(self):
+        """The :class:`Result`, once both passes have seen the same rows."""
         if self.phase != "score":
             raise RuntimeError("result: run pass 1, finalize() and pass 2 first")
         if not np.array_equal(self._counts_scored, self.class_counts):
@@ -481,15 +487,6 @@ class Accumulator:
                 f"{self._counts_scored.tolist()}, pass 1 saw {self.n_samples} with "
                 f"{self.class_counts.tolist()}; both passes must see the same rows"
             )
-
-    def _leep(self):
-        """LEEP alone: ``result().leep`` without forming J and the marginal."""
-        self._check_done()
-        return self._sum / self.n_samples
-
-    def result(self):
-        """The :class:`Result`, once both passes have seen the same rows."""
-        self._check_done()
         J = self.joint_sum / self.n_samples
         return Result(
             leep=self._sum / self.n_samples,
@@ -537,7 +534,7 @@ def _run(predictions, labels, n_target, logits, backend, n_threads, block_size, 
     views = (
         predictions.flags.c_contiguous
         and predictions.dtype.isnative
-        and getattr(acc._kernels(), "TAKES_LARGE_VIEWS", False)
+        and acc._takes_large_views()
     )
     rows = _block_rows(block_size, predictions.shape[1], predictions.itemsize, views)
     n = predictions.shape[0]
@@ -551,8 +548,10 @@ def _run(predictions, labels, n_target, logits, backend, n_threads, block_size, 
     for start in range(0, n, rows):
         acc._score(predictions[start : start + rows], labels[start : start + rows],
                    count=False)
+    if what == "leep":  # the value alone: no J, no marginal
+        return acc._sum / acc.n_samples
     acc._counts_scored = acc.class_counts.copy()  # pass 2 saw the rows of pass 1
-    return acc._leep() if what == "leep" else acc.result()
+    return acc.result()
 
 
 _PARAMETERS = """

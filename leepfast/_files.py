@@ -890,11 +890,11 @@ def _drive(preds, labels, n_target, logits, backend, n_threads, block_size, prog
     where = "" if labels.path is None else f" in {labels.path}"
     _api.check_state_fits(slots, n_target, preds.n_source, where=where)
     bar = _Progress(progress, preds)
+    large = acc._takes_large_views()
     try:
         for pass_ in (1, 2):
             run = acc.accumulate if pass_ == 1 else acc.score
             take, done = labels.reader(), 0
-            large = getattr(acc._kernels(), "TAKES_LARGE_VIEWS", False)
             for f, offset, _, block in preds.blocks(block_size, large_views=large):
                 y = take(len(block))
                 # row numbers in messages count from the first row of this file
