@@ -662,8 +662,7 @@ LF_TARGET_AVX512 static inline int acc_row_avx512(const void *row, int64_t n, do
 {
     __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
     __m512d s2 = _mm512_setzero_pd(), s3 = _mm512_setzero_pd();
-    __m512 lo0 = _mm512_set1_ps(half ? _cvtsh_ss(((const uint16_t *)row)[0])
-                                     : ((const float *)row)[0]);
+    __m512 lo0 = _mm512_set1_ps(elem(row, 0, half));
     __m512 lo1 = lo0, hi0 = lo0, hi1 = lo0;
     const char *bytes = (const char *)row;
     int64_t z = 0;
@@ -704,8 +703,7 @@ LF_TARGET_AVX512 static inline int acc_row_avx512(const void *row, int64_t n, do
     int nonfinite = 0;
     if (!isfinite(s))
         for (z = 0; z < n && !nonfinite; z++)
-            nonfinite = !isfinite(half ? _cvtsh_ss(((const uint16_t *)row)[z])
-                                       : ((const float *)row)[z]);
+            nonfinite = !isfinite(elem(row, z, half));
     int status = lf_status(s, lo, tol, nonfinite);
     if (status == LEEPFAST_OK) *argmax = first_equal_avx512(row, n, hi, half);
     return status;
