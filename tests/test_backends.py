@@ -212,6 +212,19 @@ def test_sizes_around_the_block_size(backend, make_theta, make_labels, n, n_thre
     check(theta.astype(np.float32), y, backend, block_size=16, n_threads=n_threads)
 
 
+@pytest.mark.parametrize("n", [15, 16, 17, 31, 32, 33, 100])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_pair_counts_around_the_increment_lag(backend, make_theta, make_labels, n, dtype):
+    # the C core increments each row's pair count 16 rows late (LF_HARD_LAG) and flushes
+    # at the end of a call: few cells, so the pending ones repeat
+    rng = np.random.default_rng(n)
+    theta = make_theta(rng, n, 5, zeros=0.3).astype(dtype)
+    y = make_labels(rng, n, 2)
+    check(theta, y, backend, n_threads=1)
+    check(theta, y, backend, n_threads=2, block_size=n // 2 + 1)
+    check(rng.normal(size=(n, 5)).astype(dtype), y, backend, n_threads=1, logits=True)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_one_source_class_and_one_target_class(backend, make_theta, make_labels, dtype):
     rng = np.random.default_rng(8)
