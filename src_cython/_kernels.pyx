@@ -16,7 +16,7 @@ Parallelism (OpenMP, when the build found it):
   number of threads, and a static schedule gives every thread the same share.
 """
 from cython.parallel cimport parallel, prange
-from libc.stdint cimport int64_t, uint16_t
+from libc.stdint cimport int32_t, int64_t, uint16_t
 from libc.math cimport log
 from libc.stdlib cimport free, malloc
 from libc.string cimport memset
@@ -41,6 +41,22 @@ cdef extern from "leepfast.h" nogil:
                            int, const double *, double *, double *, int64_t *)
     int leepfast_score_f16(const uint16_t *, const int64_t *, int64_t, int64_t, int64_t,
                            int, const double *, double *, double *, int64_t *)
+
+# Defined in leepfast.c for this driver, not in leepfast.h: float16 pass 1 with a
+# workspace of int32 partials (in fixed point where that pays; see leepfast.c).
+cdef extern from *:
+    """
+    int64_t leepfast_f16_partials(int64_t, int64_t, int64_t, int, double);
+    int leepfast_accumulate_f16_partials(const uint16_t *, const int64_t *, int64_t,
+                                         int64_t, int64_t, int, double, double *,
+                                         int64_t *, int64_t *, double *, int32_t *,
+                                         int64_t *);
+    """
+    int64_t leepfast_f16_partials(int64_t, int64_t, int64_t, int, double) nogil
+    int leepfast_accumulate_f16_partials(const uint16_t *, const int64_t *, int64_t,
+                                         int64_t, int64_t, int, double, double *,
+                                         int64_t *, int64_t *, double *, int32_t *,
+                                         int64_t *) nogil
 
 cdef extern from *:
     """
@@ -106,7 +122,7 @@ def omp_max_threads():
 cdef inline int _accumulate_rows(const pred_t *rows, const int64_t *labels, int64_t n,
                                  int64_t n_source, int64_t n_target, int logits,
                                  double tol, double *joint, int64_t *hard,
-                                 int64_t *counts, double *scratch,
+                                 int64_t *counts, double *scratch, int32_t *partials,
                                  int64_t *bad) noexcept nogil:
     if pred_t is float:
         return leepfast_accumulate_f32(rows, labels, n, n_source, n_target, logits, tol,
@@ -115,8 +131,9 @@ cdef inline int _accumulate_rows(const pred_t *rows, const int64_t *labels, int6
         return leepfast_accumulate_f64(rows, labels, n, n_source, n_target, logits, tol,
                                        joint, hard, counts, scratch, bad)
     else:
-        return leepfast_accumulate_f16(rows, labels, n, n_source, n_target, logits, tol,
-                                       joint, hard, counts, scratch, bad)
+        return leepfast_accumulate_f16_partials(rows, labels, n, n_source, n_target,
+                                                logits, tol, joint, hard, counts, scratch,
+                                                partials, bad)
 
 
 cdef inline int _score_rows(const pred_t *rows, const int64_t *labels, int64_t n,
@@ -170,11 +187,19 @@ def accumulate(const pred_t[:, ::1] block, const int64_t[::1] labels,
     cdef double *local_joint
     cdef int64_t *local_hard
     cdef int64_t *local_counts
+    cdef int32_t *partials
+    # float16 probabilities: int32 partials per thread where the fixed-point pass pays
+    cdef int64_t n_partials = 0
+    if pred_t is uint16_t:
+        n_partials = leepfast_f16_partials(per, n_source, n_target, logits, tol)
     with nogil, parallel(num_threads=n_threads):
         scratch = <double *> malloc(2 * n_source * sizeof(double))
         local_counts = <int64_t *> malloc(n_target * sizeof(int64_t))
         local_joint = NULL
         local_hard = NULL
+        partials = NULL
+        if n_partials > 0:  # NULL (not enough memory) takes the float64 path
+            partials = <int32_t *> malloc(n_partials * sizeof(int32_t))
         if local_state:
             local_joint = <double *> malloc(cells * sizeof(double))
             local_hard = <int64_t *> malloc(cells * sizeof(int64_t))
@@ -199,7 +224,7 @@ def accumulate(const pred_t[:, ::1] block, const int64_t[::1] labels,
                         n_target, logits, tol,
                         local_joint if local_state else &joint[t, 0, 0],
                         local_hard if local_state else &hard[t, 0, 0],
-                        local_counts, scratch, &bad[t])
+                        local_counts, scratch, partials, &bad[t])
                     if status[t] == 0:
                         for k in range(n_target):
                             counts[t, k] += local_counts[k]
@@ -211,6 +236,7 @@ def accumulate(const pred_t[:, ::1] block, const int64_t[::1] labels,
         free(local_counts)
         free(local_joint)
         free(local_hard)
+        free(partials)
     for t in range(n_slots):
         if status[t] != 0:
             return status[t], t * per + bad[t]

@@ -867,6 +867,176 @@ LF_TARGET_AVX512 static double dot_row_avx512_f64(const double *row, int64_t n,
 }
 #endif /* LF_AVX512 */
 
+#if LF_AVX512
+/*
+ * float16 pass 1 in fixed point. A half is an integer multiple of 2^-24, so a
+ * probability (at most 1 + tol) times 2^24 is an integer below 2^25, exact in float
+ * and in int32. Rows are added to an int32 partial joint (half the bytes of the float64
+ * joint row that every row otherwise reads and writes back through L2), and each class's
+ * partial is moved into the float64 joint, exactly, every LF_FIXED_ROWS rows of that
+ * class and at the end of the block: 64 rows of at most 2^25 stay below 2^31. The joint
+ * gets exact sums of up to 64 rows instead of 64 rounded additions, and the row checks
+ * see the same values (sums in float, re-done in double near the tolerance).
+ */
+#define LF_FIXED_ROWS 64
+#define LF_FIXED_MAX_CELLS (1 << 20) /* 4 MiB of int32 partials per call at most */
+#define LF_FIXED_MIN_ROWS_PER_CLASS 64 /* rows per call, on average, to pay for them */
+
+/* Whether a float16 block takes the fixed-point pass: the CPU has AVX-512, the partials
+   are small enough, the block long enough to pay for allocating, zeroing and flushing
+   them, and the tolerance small enough that every value of a row that passes is at most
+   1 + tol < 1.5, so that 64 of them (times 2^24) stay below 2^31. */
+static int lf_fixed_pays(int64_t n_rows, int64_t n_source, int64_t n_target, double tol)
+{
+    return lf_simd_level() == LF_LEVEL_AVX512 && tol < 0.5 &&
+           n_target * n_source <= LF_FIXED_MAX_CELLS &&
+           n_rows >= LF_FIXED_MIN_ROWS_PER_CLASS * n_target;
+}
+
+/* max of 32 signed 16-bit lanes known to be >= 0 (as unsigned, then, too) */
+LF_TARGET_AVX512 static inline int lf_hmax_epi16_nonneg(__m512i v)
+{
+    __m256i a = _mm256_max_epi16(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
+    __m128i b = _mm_max_epi16(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1));
+    __m128i m = _mm_minpos_epu16(_mm_xor_si128(b, _mm_set1_epi16(-1)));
+    return (~_mm_cvtsi128_si32(m)) & 0xffff;
+}
+
+LF_TARGET_AVX512 static int acc_row_fixed_f16(const uint16_t *row, int64_t n, double tol,
+                                              int32_t *prow, int64_t *argmax)
+{
+    const __m512 scale = _mm512_set1_ps(16777216.0f); /* 2^24 */
+    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+    /* hi starts at +0.0: a sign bit (a negative value or -0.0) never wins the signed max */
+    __m512i lo = _mm512_set1_epi16((short)row[0]), hi = _mm512_setzero_si512();
+    int64_t z = 0;
+    for (; z + 32 <= n; z += 32) {
+        LF_PREFETCH(row + z);
+        __m512i raw = _mm512_loadu_si512((const void *)(row + z));
+        lo = _mm512_min_epi16(lo, raw); /* on the bits: see below */
+        hi = _mm512_max_epi16(hi, raw);
+        __m512 v = _mm512_cvtph_ps(_mm512_castsi512_si256(raw));
+        __m512 w = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(raw, 1));
+        s0 = _mm512_add_ps(s0, v);
+        s1 = _mm512_add_ps(s1, w);
+        __m512i iv = _mm512_cvtps_epi32(_mm512_mul_ps(v, scale));
+        __m512i iw = _mm512_cvtps_epi32(_mm512_mul_ps(w, scale));
+        _mm512_storeu_si512((void *)(prow + z),
+                            _mm512_add_epi32(_mm512_loadu_si512((const void *)(prow + z)), iv));
+        _mm512_storeu_si512(
+            (void *)(prow + z + 16),
+            _mm512_add_epi32(_mm512_loadu_si512((const void *)(prow + z + 16)), iw));
+    }
+    if (z < n) {
+        __mmask32 m = n - z >= 32 ? 0xffffffffu : (__mmask32)((1u << (n - z)) - 1u);
+        __m512i raw = _mm512_maskz_loadu_epi16(m, row + z);
+        lo = _mm512_mask_min_epi16(lo, m, lo, raw);
+        hi = _mm512_mask_max_epi16(hi, m, hi, raw);
+        __m512 v = _mm512_cvtph_ps(_mm512_castsi512_si256(raw));
+        __m512 w = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(raw, 1));
+        s0 = _mm512_add_ps(s0, v);
+        s1 = _mm512_add_ps(s1, w);
+        __mmask16 m0 = (__mmask16)m, m1 = (__mmask16)(m >> 16);
+        __m512i iv = _mm512_cvtps_epi32(_mm512_mul_ps(v, scale));
+        __m512i iw = _mm512_cvtps_epi32(_mm512_mul_ps(w, scale));
+        _mm512_mask_storeu_epi32(prow + z, m0,
+                                 _mm512_add_epi32(_mm512_maskz_loadu_epi32(m0, prow + z), iv));
+        if (m1)
+            _mm512_mask_storeu_epi32(
+                prow + z + 16, m1,
+                _mm512_add_epi32(_mm512_maskz_loadu_epi32(m1, prow + z + 16), iw));
+    }
+    /* The sum in float has a relative error below n 2^-24; only within that of the
+       tolerance is it taken again in double, as every other path takes it. */
+    double s = (double)_mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+    double slack = (fabs(s) + 1.0) * (double)(n + 2) * 1.2e-7;
+    int nonfinite = 0;
+    if (!isfinite(s))
+        for (z = 0; z < n && !nonfinite; z++) nonfinite = !isfinite(half_to_float(row[z]));
+    else if (fabs(fabs(s - 1.0) - tol) <= slack) {
+        s = 0.0;
+        for (z = 0; z < n; z++) s += (double)half_to_float(row[z]);
+    }
+    /* On the bits, as signed 16-bit integers, non-negative halves order as their values
+       and any half with its sign bit set is negative: only then is the minimum needed
+       (-0.0 is not negative). */
+    double low = 0.0;
+    if (_mm512_movepi16_mask(lo)) {
+        low = half_to_float(row[0]);
+        for (z = 1; z < n; z++) {
+            double x = half_to_float(row[z]);
+            low = x < low ? x : low;
+        }
+    }
+    int status = lf_status(s, low, tol, nonfinite);
+    if (status == LEEPFAST_OK) {
+        __m512i x = _mm512_set1_epi16((short)lf_hmax_epi16_nonneg(hi));
+        for (z = 0; z < n; z += 32) {
+            __mmask32 m = n - z >= 32 ? 0xffffffffu : (__mmask32)((1u << (n - z)) - 1u);
+            __mmask32 eq = _mm512_mask_cmpeq_epi16_mask(m, _mm512_maskz_loadu_epi16(m, row + z), x);
+            if (eq) {
+                *argmax = z + __builtin_ctz(eq);
+                break;
+            }
+        }
+    }
+    return status;
+}
+
+/* The partial of one class into its float64 joint row, exactly; the partial is zeroed. */
+LF_TARGET_AVX512 static void lf_flush_fixed(int32_t *prow, double *jrow, int64_t n)
+{
+    const __m512d unit = _mm512_set1_pd(5.9604644775390625e-08); /* 2^-24 */
+    for (int64_t z = 0; z < n; z += 8) {
+        __mmask8 m = tail8(n - z);
+        __m512d p = _mm512_mul_pd(
+            _mm512_cvtepi32_pd(_mm256_maskz_loadu_epi32(m, prow + z)), unit);
+        add8_pd(jrow + z, p, m);
+        _mm256_mask_storeu_epi32(prow + z, m, _mm256_setzero_si256());
+    }
+}
+
+/* Pass 1 over a float16 probability block in fixed point, with partials: n_target *
+   (n_source + 1) int32 of workspace. */
+LF_TARGET_AVX512 static int acc_block_fixed_f16(const uint16_t *predictions,
+                                                const int64_t *labels, int64_t n_rows,
+                                                int64_t n_source, int64_t n_target,
+                                                double tol, double *joint, int64_t *hard,
+                                                int64_t *counts, int32_t *partials,
+                                                int64_t *bad_row)
+{
+    int32_t *part = partials, *rows_in = partials + n_target * n_source;
+    memset(partials, 0, (size_t)(n_target * (n_source + 1)) * sizeof(int32_t));
+    int status = LEEPFAST_OK;
+    lf_hard_queue pending = LF_HARD_QUEUE_INIT;
+    for (int64_t i = 0; i < n_rows; i++) {
+        int64_t y = labels[i], argmax = 0;
+        if (y < 0 || y >= n_target) {
+            status = LEEPFAST_ERR_LABEL;
+        } else {
+            int32_t *prow = part + y * n_source;
+            status = acc_row_fixed_f16(predictions + i * n_source, n_source, tol, prow,
+                                       &argmax);
+            if (status == LEEPFAST_OK && ++rows_in[y] == LF_FIXED_ROWS) {
+                lf_flush_fixed(prow, joint + y * n_source, n_source);
+                rows_in[y] = 0;
+            }
+        }
+        if (status != LEEPFAST_OK) {
+            if (bad_row) *bad_row = i;
+            break;
+        }
+        lf_hard_push(&pending, hard + y * n_source + argmax);
+        counts[y] += 1;
+    }
+    lf_hard_flush(&pending);
+    if (status == LEEPFAST_OK)
+        for (int64_t y = 0; y < n_target; y++)
+            if (rows_in[y]) lf_flush_fixed(part + y * n_source, joint + y * n_source, n_source);
+    return status;
+}
+#endif /* LF_AVX512 */
+
 /* float16 blocks: each row is converted exactly to float32 in the scratch space (whose
    second half holds it), then takes the float32 path. */
 int leepfast_accumulate_f16(const uint16_t *predictions, const int64_t *labels,
@@ -907,6 +1077,53 @@ int leepfast_accumulate_f16(const uint16_t *predictions, const int64_t *labels,
     }
     lf_hard_flush(&pending);
     return status;
+}
+
+/*
+ * For the Python package's driver (not in leepfast.h: the public primitives allocate
+ * nothing and take no workspace): pass 1 over a float16 block with a workspace of
+ * leepfast_f16_partials(...) int32, in fixed point when that is not 0 (AVX-512, small
+ * enough a state, long enough a block; see acc_block_fixed_f16), else (or with a NULL
+ * workspace) as leepfast_accumulate_f16. Same statuses and results, to rounding: the
+ * joint gets exact sums of up to LF_FIXED_ROWS rows of a class.
+ */
+int64_t leepfast_f16_partials(int64_t n_rows, int64_t n_source, int64_t n_target,
+                              int is_logits, double tol);
+int leepfast_accumulate_f16_partials(const uint16_t *predictions, const int64_t *labels,
+                                     int64_t n_rows, int64_t n_source, int64_t n_target,
+                                     int is_logits, double tol, double *joint,
+                                     int64_t *hard, int64_t *counts, double *scratch,
+                                     int32_t *partials, int64_t *bad_row);
+
+int64_t leepfast_f16_partials(int64_t n_rows, int64_t n_source, int64_t n_target,
+                              int is_logits, double tol)
+{
+#if LF_AVX512
+    if (!is_logits && n_source > 0 && n_target > 0 &&
+        lf_fixed_pays(n_rows, n_source, n_target, tol))
+        return n_target * (n_source + 1);
+#else
+    (void)n_rows, (void)n_source, (void)n_target, (void)is_logits, (void)tol;
+#endif
+    return 0;
+}
+
+int leepfast_accumulate_f16_partials(const uint16_t *predictions, const int64_t *labels,
+                                     int64_t n_rows, int64_t n_source, int64_t n_target,
+                                     int is_logits, double tol, double *joint,
+                                     int64_t *hard, int64_t *counts, double *scratch,
+                                     int32_t *partials, int64_t *bad_row)
+{
+#if LF_AVX512
+    if (partials && predictions && labels && joint && hard && counts &&
+        leepfast_f16_partials(n_rows, n_source, n_target, is_logits, tol) > 0)
+        return acc_block_fixed_f16(predictions, labels, n_rows, n_source, n_target, tol,
+                                   joint, hard, counts, partials, bad_row);
+#else
+    (void)partials;
+#endif
+    return leepfast_accumulate_f16(predictions, labels, n_rows, n_source, n_target,
+                                   is_logits, tol, joint, hard, counts, scratch, bad_row);
 }
 
 int leepfast_score_f16(const uint16_t *predictions, const int64_t *labels,

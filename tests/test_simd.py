@@ -105,3 +105,69 @@ def test_float16_argmax_when_the_maximum_is_subnormal(backend):
         r.hard_counts, _reference.hard_counts(theta.astype(np.float64), labels, 3))
     assert r.leep == pytest.approx(
         _reference.leep(theta.astype(np.float64), labels, 3), rel=1e-12)
+
+
+# float16 blocks with at least 64 rows per class, on a CPU with AVX-512, take a fixed-
+# point pass 1: exact int32 partial sums (a half is a multiple of 2^-24), moved into the
+# float64 joint every 64 rows of a class, row sums in float and re-done in double near
+# the tolerance. One thread, one block: 2000 rows of 3 classes take that pass.
+def fixed_point_data(rng, z, n=2000):
+    theta = rows(rng, n, z, "float16")
+    theta[theta == 0] = np.float16(-0.0)  # -0.0 is not negative
+    return theta, rng.integers(0, 3, n)
+
+
+@pytest.mark.parametrize("z", [1, 5, 31, 32, 33, 100, 1000])
+def test_float16_fixed_point_pass_matches_reference(backend, z):
+    rng = np.random.default_rng(z)
+    theta, labels = fixed_point_data(rng, z)
+    probs = theta.astype(np.float64)
+    for kwargs in ({"n_threads": 1}, {"n_threads": 2, "block_size": 1500}):
+        r = leepfast.score(theta, labels, n_target=3, backend=backend, **kwargs)
+        np.testing.assert_allclose(r.joint, _reference.joint(probs, labels, 3),
+                                   rtol=1e-12, atol=0)
+        np.testing.assert_array_equal(r.hard_counts,
+                                      _reference.hard_counts(probs, labels, 3))
+        assert r.leep == pytest.approx(_reference.leep(probs, labels, 3), rel=1e-12)
+
+
+def edge_rows(rng, z):
+    """Rows summing to within 1e-4 of 1 + 1e-2, and rows 1 + a + k 2^-24 (the smallest
+    subnormal k times) stepping over 1.01 by 2^-24: a float sum loses those."""
+    edge = rng.random((40, z))
+    edge = list((edge / edge.sum(axis=1, keepdims=True) * 1.01).astype(np.float16))
+    a = np.float16(0.0099945068359375)  # the half below 0.01: 1 + a + 92.2 2^-24 = 1.01
+    for k in range(86, 100):
+        row = np.zeros(z, dtype=np.float16)
+        row[0], row[1], row[2 : 2 + k] = 1.0, a, np.float16(2.0**-24)
+        edge.append(row)
+    return edge
+
+
+def test_float16_fixed_point_row_sums_at_the_tolerance(backend):
+    # each row must pass or fail exactly as its float64 sum says
+    rng = np.random.default_rng(7)
+    theta, labels = fixed_point_data(rng, 120)
+    edge = edge_rows(rng, 120)
+    sums = [row.astype(np.float64).sum() for row in edge]
+    assert max(sums) > 1.01 >= min(sums)
+    for row, total in zip(edge, sums):
+        x = theta.copy()
+        x[1500] = row
+        if abs(total - 1.0) <= 1e-2:
+            assert leepfast.leep(x, labels, n_target=3, backend=backend, n_threads=1) \
+                == pytest.approx(_reference.leep(x.astype(np.float64), labels, 3),
+                                 rel=1e-12)
+        else:
+            with pytest.raises(ValueError, match="row 1500 .*sum to 1"):
+                leepfast.leep(x, labels, n_target=3, backend=backend, n_threads=1)
+
+
+@pytest.mark.parametrize("bad, match", [(65504.0, "sum to 1"), (-0.25, "negative value"),
+                                        (np.nan, "NaN or infinity")])
+def test_float16_fixed_point_bad_rows(backend, bad, match):
+    rng = np.random.default_rng(8)
+    theta, labels = fixed_point_data(rng, 40)
+    theta[1500, 7] = bad
+    with pytest.raises(ValueError, match=f"row 1500 .*{match}"):
+        leepfast.leep(theta, labels, n_target=3, backend=backend, n_threads=1)
