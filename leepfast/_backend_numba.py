@@ -15,7 +15,9 @@ vectorise them):
   argmax) is then found by a vectorised scan of the row, still in cache;
 - float16 is read as its bit patterns and converted exactly inside the row loops (by
   LLVM's conversion, vcvtph2ps/vcvtph2pd, where the CPU has F16C; else branch-free bit
-  arithmetic): no float32 copy of the block;
+  arithmetic): no float32 copy of the block. Pass 1 adds float16 probabilities in
+  exact int32 fixed point (value * 2^24) to a partial per class, moved to the float64
+  joint every 64 rows of the class: half the bytes of the joint row per row;
 - each row prefetches the cache lines 4 KiB ahead (the hardware prefetcher stops at
   page boundaries), and rows are passed as (array, index): a row view costs atomic
   reference-count updates on an array that both threads share;
@@ -50,6 +52,11 @@ CHUNK_GROUP = 8  # the chunk count is 1 or a multiple of this (balanced over 1, 
 # adds it to its slot at the end (small slots share cache lines across threads).
 LOCAL_STATE_CELLS = 4096
 PREFETCH_BYTES = 4096  # software prefetch distance, ahead in the stream of rows
+# float16 pass 1 in fixed point (int32 partials, as the C core does on AVX-512): rows of
+# a class per flush, the largest partial, and the rows per class a slice needs
+FIXED_ROWS = 64
+FIXED_MAX_CELLS = 1 << 20
+FIXED_MIN_ROWS_PER_CLASS = 64
 
 _OK = _status.OK
 _LABEL = _status.ERR_LABEL
@@ -347,6 +354,35 @@ def _add_row(rows, i, joint, y):
     return s, u_max, s_max
 
 
+@numba.njit(**_FAST)
+def _add_row_fixed(rows, i, part, y):
+    """_add_row for float16 rows into an int32 partial: part[y] += row * 2^24, exact (a
+    half is a multiple of 2^-24, and a value of a valid row is below 1.5); the row sum
+    is taken in float32 (see _row_sum_status)."""
+    _wide_vectors()
+    u_max = _key(rows[i, 0])
+    s_max = _skey(rows[i, 0])
+    s = np.float32(0.0)
+    for z in range(rows.shape[1]):
+        x = rows[i, z]
+        v = np.float32(_value(x))
+        s += v
+        part[y, z] += np.int32(v * np.float32(16777216.0))
+        k = _key(x)
+        u_max = k if k > u_max else u_max
+        sk = _skey(x)
+        s_max = sk if sk > s_max else s_max
+    return np.float64(s), u_max, s_max
+
+
+@numba.njit(**_ROW)
+def _flush_fixed(part, joint, y):
+    """The partial of class y into its float64 joint row, exactly; zeroes the partial."""
+    for z in range(part.shape[1]):
+        joint[y, z] += part[y, z] * 5.9604644775390625e-08  # 2^-24
+        part[y, z] = 0
+
+
 @numba.njit(**_ROW)
 def _has_nonfinite(rows, i):
     for z in range(rows.shape[1]):
@@ -390,14 +426,17 @@ def _dot(rows, i, conditional, y):
 
 
 @numba.njit(**_ROW)
-def _accumulate_rows(rows, labels, joint, hard, counts, logits, tol, theta):
+def _accumulate_rows(rows, labels, joint, hard, counts, logits, tol, theta, part, rows_in):
     """Pass 1 over consecutive rows into one state; (status, index of the bad row).
 
     Checks per row, in order: label, non-finite, negative, row sum. A bad row may have
-    been added to the joint already (the state is then unspecified).
+    been added to the joint already (the state is then unspecified). With a partial
+    ``part`` (float16 only, see _fixed_pays), rows go to it in fixed point and each
+    class's partial moves to the joint every FIXED_ROWS rows and at the end.
     """
     _wide_vectors()
     n_target = joint.shape[0]
+    fixed = part.shape[0] > 0
     for i in range(rows.shape[0]):
         y = labels[i]
         if y < 0 or y >= n_target:
@@ -410,7 +449,15 @@ def _accumulate_rows(rows, labels, joint, hard, counts, logits, tol, theta):
             s, u_max, s_max = _add_row(theta, 0, joint, y)
             arg = _first_equal(theta, 0, s_max)
         else:
-            s, u_max, s_max = _add_row(rows, i, joint, y)
+            if fixed:
+                s, u_max, s_max = _add_row_fixed(rows, i, part, y)
+                slack = (abs(s) + 1.0) * (rows.shape[1] + 2) * 1.2e-7
+                if math.isfinite(s) and abs(abs(s - 1.0) - tol) <= slack:
+                    s = 0.0  # a float sum this near the tolerance: again in float64
+                    for z in range(rows.shape[1]):
+                        s += _value(rows[i, z])
+            else:
+                s, u_max, s_max = _add_row(rows, i, joint, y)
             if not math.isfinite(s) and _has_nonfinite(rows, i):
                 return _NONFINITE, i
             if _negative_key(u_max):
@@ -420,7 +467,27 @@ def _accumulate_rows(rows, labels, joint, hard, counts, logits, tol, theta):
             arg = _first_equal(rows, i, s_max)
         hard[y, arg] += 1
         counts[y] += 1
+        if fixed:
+            rows_in[y] += 1
+            if rows_in[y] == FIXED_ROWS:
+                _flush_fixed(part, joint, y)
+                rows_in[y] = 0
+    if fixed:
+        for y in range(n_target):
+            if rows_in[y]:
+                _flush_fixed(part, joint, y)
     return _OK, -1
+
+
+@numba.njit(**_ROW)
+def _fixed_pays(itemsize, n_rows, n_source, n_target, logits, tol):
+    """Whether float16 probabilities take the fixed-point pass, as in the C core: a
+    small enough partial, at least FIXED_MIN_ROWS_PER_CLASS rows per class on average to
+    pay for it, and a tolerance under which every value of a valid row is below 1.5
+    (64 of them times 2^24 stay below 2^31)."""
+    return (itemsize == 2 and not logits and tol < 0.5
+            and n_target * n_source <= FIXED_MAX_CELLS
+            and n_rows >= FIXED_MIN_ROWS_PER_CLASS * n_target)
 
 
 @numba.njit(**_ROW)
@@ -438,6 +505,9 @@ def _accumulate_slice(block, labels, start, stop, joint, hard, counts, logits, t
     else:
         local_joint = joint
         local_hard = hard
+    fixed = _fixed_pays(block.itemsize, stop - start, n_source, n_target, logits, tol)
+    part = np.zeros((n_target, n_source) if fixed else (0, 0), dtype=np.int32)
+    rows_in = np.zeros(n_target if fixed else 0, dtype=np.int32)
     status, row = _accumulate_rows(
         block[start:stop],
         labels[start:stop],
@@ -447,6 +517,8 @@ def _accumulate_slice(block, labels, start, stop, joint, hard, counts, logits, t
         logits,
         tol,
         theta,
+        part,
+        rows_in,
     )
     if status != _OK:
         return status, start + row
