@@ -274,6 +274,24 @@ def _half_value_f16c(typingctx, h):
     return types.float64(h), codegen
 
 
+@intrinsic
+def _half_value_f16c_via_float(typingctx, h):
+    """_half_value_f16c for pass 2, where LLVM would convert halves straight to float64
+    with vcvtph2pd (AVX512-FP16), half the speed of vcvtph2ps and vcvtps2pd here (a dot
+    product in L1: 0.29 vs 0.21 ns per value). Adding +0.0 to the float keeps it a float
+    (not an identity for -0.0, so LLVM keeps it); it only turns -0.0 into +0.0, which no
+    sum of the products can tell apart."""
+    if h != types.uint16:
+        return None
+
+    def codegen(context, builder, signature, args):
+        f = builder.fpext(builder.bitcast(args[0], ir.HalfType()), ir.FloatType())
+        f = builder.fadd(f, ir.Constant(ir.FloatType(), 0.0))
+        return builder.fpext(f, ir.DoubleType())
+
+    return types.float64(h), codegen
+
+
 @numba.njit(**_ROW)
 def _half_value_bits(h):
     """IEEE binary16 bits (uint16) to float64, exactly and without branches: normal
@@ -298,6 +316,7 @@ def _target_has_f16c():
 
 
 _half_value = _half_value_f16c if _target_has_f16c() else _half_value_bits
+_half_product_value = _half_value_f16c_via_float if _target_has_f16c() else _half_value_bits
 
 
 def _value(x):
@@ -310,6 +329,19 @@ def _value_overload(x):
         return lambda x: np.float64(x)
     if x == types.uint16:
         return lambda x: _half_value(x)
+    return None
+
+
+def _product_value(x):
+    """_value, for a product in pass 2 (the stub behind the overload below)."""
+
+
+@overload(_product_value)
+def _product_value_overload(x):
+    if isinstance(x, types.Float):
+        return lambda x: np.float64(x)
+    if x == types.uint16:
+        return lambda x: _half_product_value(x)
     return None
 
 
@@ -417,7 +449,7 @@ def _dot(rows, i, conditional, y):
     _wide_vectors()
     s = 0.0
     for z in range(rows.shape[1]):
-        s += conditional[y, z] * _value(rows[i, z])
+        s += conditional[y, z] * _product_value(rows[i, z])
     return s
 
 
