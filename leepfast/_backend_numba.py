@@ -390,7 +390,8 @@ def _add_row(rows, i, joint, y):
 def _add_row_fixed(rows, i, part, y):
     """_add_row for float16 rows into an int32 partial: part[y] += row * 2^24, exact (a
     half is a multiple of 2^-24, and a value of a valid row is below 1.5); the row sum
-    is taken in float32 (see _row_sum_status)."""
+    is taken in float32 (_accumulate_rows takes it again in float64 near the
+    tolerance)."""
     _wide_vectors()
     u_max = _key(rows[i, 0])
     s_max = _skey(rows[i, 0])
