@@ -940,14 +940,21 @@ LF_TARGET_AVX512 static int acc_row_fixed_f16(const uint16_t *row, int64_t n, do
 {
     const __m512 scale = _mm512_set1_ps(16777216.0f); /* 2^24 */
     __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
-    /* hi starts at +0.0: a sign bit (a negative value or -0.0) never wins the signed max */
+    /* hi starts at +0.0: a sign bit (a negative value or -0.0) never wins the signed max.
+       Per lane, `step` keeps the step (z / 32) where hi was first reached: the argmax
+       without a second scan of the row (n <= 2^20, so steps fit 16 bits) */
     __m512i lo = _mm512_set1_epi16((short)row[0]), hi = _mm512_setzero_si512();
+    __m512i step = _mm512_setzero_si512(), here = step;
+    const __m512i one = _mm512_set1_epi16(1);
     int64_t z = 0;
     for (; z + 32 <= n; z += 32) {
         LF_PREFETCH(row + z);
         __m512i raw = _mm512_loadu_si512((const void *)(row + z));
         lo = _mm512_min_epi16(lo, raw); /* on the bits: see below */
-        hi = _mm512_max_epi16(hi, raw);
+        __mmask32 gt = _mm512_cmpgt_epi16_mask(raw, hi);
+        hi = _mm512_mask_mov_epi16(hi, gt, raw);
+        step = _mm512_mask_mov_epi16(step, gt, here);
+        here = _mm512_add_epi16(here, one);
         __m512 v = _mm512_cvtph_ps(_mm512_castsi512_si256(raw));
         __m512 w = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(raw, 1));
         s0 = _mm512_add_ps(s0, v);
@@ -964,7 +971,9 @@ LF_TARGET_AVX512 static int acc_row_fixed_f16(const uint16_t *row, int64_t n, do
         __mmask32 m = n - z >= 32 ? 0xffffffffu : (__mmask32)((1u << (n - z)) - 1u);
         __m512i raw = _mm512_maskz_loadu_epi16(m, row + z);
         lo = _mm512_mask_min_epi16(lo, m, lo, raw);
-        hi = _mm512_mask_max_epi16(hi, m, hi, raw);
+        __mmask32 gt = _mm512_mask_cmpgt_epi16_mask(m, raw, hi);
+        hi = _mm512_mask_mov_epi16(hi, gt, raw);
+        step = _mm512_mask_mov_epi16(step, gt, here);
         __m512 v = _mm512_cvtph_ps(_mm512_castsi512_si256(raw));
         __m512 w = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(raw, 1));
         s0 = _mm512_add_ps(s0, v);
@@ -1003,15 +1012,16 @@ LF_TARGET_AVX512 static int acc_row_fixed_f16(const uint16_t *row, int64_t n, do
     }
     int status = lf_status(s, low, tol, nonfinite);
     if (status == LEEPFAST_OK) {
-        __m512i x = _mm512_set1_epi16((short)lf_hmax_epi16_nonneg(hi));
-        for (z = 0; z < n; z += 32) {
-            __mmask32 m = n - z >= 32 ? 0xffffffffu : (__mmask32)((1u << (n - z)) - 1u);
-            __mmask32 eq = _mm512_mask_cmpeq_epi16_mask(m, _mm512_maskz_loadu_epi16(m, row + z), x);
-            if (eq) {
-                *argmax = z + __builtin_ctz(eq);
-                break;
-            }
-        }
+        /* the lanes holding the maximum; of them, the earliest step, then lane */
+        __mmask32 top = _mm512_cmpeq_epi16_mask(
+            hi, _mm512_set1_epi16((short)lf_hmax_epi16_nonneg(hi)));
+        __m512i steps = _mm512_mask_mov_epi16(_mm512_set1_epi16(-1), top, step);
+        __m256i a = _mm256_min_epu16(_mm512_castsi512_si256(steps),
+                                     _mm512_extracti64x4_epi64(steps, 1));
+        __m128i b = _mm_min_epu16(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1));
+        unsigned first = (unsigned)_mm_cvtsi128_si32(_mm_minpos_epu16(b)) & 0xffffu;
+        __mmask32 lanes = top & _mm512_cmpeq_epi16_mask(step, _mm512_set1_epi16((short)first));
+        *argmax = (int64_t)first * 32 + __builtin_ctz(lanes);
     }
     return status;
 }
