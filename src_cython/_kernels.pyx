@@ -166,6 +166,9 @@ def accumulate(const pred_t[:, ::1] block, const int64_t[::1] labels,
     The per-class counts are always gathered in a buffer private to the thread (the
     (slots, Y) array is small enough for slots to share cache lines), and so are the
     joint and pair counts when Y x Z is small; they are added to slot t at the end.
+    float16 probabilities get a Y x Z int32 workspace per thread where the C core's
+    fixed-point pass pays (``leepfast_f16_partials``; without the memory, the float64
+    path runs).
     """
     cdef Py_ssize_t n = block.shape[0], n_source = block.shape[1]
     cdef Py_ssize_t n_slots = joint.shape[0], n_target = joint.shape[1]
