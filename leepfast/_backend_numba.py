@@ -319,30 +319,28 @@ _half_value = _half_value_f16c if _target_has_f16c() else _half_value_bits
 _half_product_value = _half_value_f16c_via_float if _target_has_f16c() else _half_value_bits
 
 
-def _value(x):
-    """An element as float64 (the stub behind the overload below)."""
+def _as_float64(half_to_float64, doc):
+    """A function taking an element to float64, floats as they are and float16 bit
+    patterns (uint16) through ``half_to_float64``: a stub and its Numba overload."""
+
+    def stub(x):
+        pass
+
+    stub.__doc__ = doc
+
+    @overload(stub)
+    def _overload(x):
+        if isinstance(x, types.Float):
+            return lambda x: np.float64(x)
+        if x == types.uint16:
+            return lambda x: half_to_float64(x)
+        return None
+
+    return stub
 
 
-@overload(_value)
-def _value_overload(x):
-    if isinstance(x, types.Float):
-        return lambda x: np.float64(x)
-    if x == types.uint16:
-        return lambda x: _half_value(x)
-    return None
-
-
-def _product_value(x):
-    """_value, for a product in pass 2 (the stub behind the overload below)."""
-
-
-@overload(_product_value)
-def _product_value_overload(x):
-    if isinstance(x, types.Float):
-        return lambda x: np.float64(x)
-    if x == types.uint16:
-        return lambda x: _half_product_value(x)
-    return None
+_value = _as_float64(_half_value, "An element as float64.")
+_product_value = _as_float64(_half_product_value, "_value, for a product in pass 2.")
 
 
 def _negative_key(k):

@@ -926,13 +926,19 @@ static int lf_fixed_pays(int64_t n_rows, int64_t n_source, int64_t n_target, dou
            n_rows >= LF_FIXED_MIN_ROWS_PER_CLASS * n_target;
 }
 
-/* max of 32 signed 16-bit lanes known to be >= 0 (as unsigned, then, too) */
-LF_TARGET_AVX512 static inline int lf_hmax_epi16_nonneg(__m512i v)
+/* min of 32 unsigned 16-bit lanes */
+LF_TARGET_AVX512 static inline unsigned lf_hmin_epu16(__m512i v)
 {
-    __m256i a = _mm256_max_epi16(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
-    __m128i b = _mm_max_epi16(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1));
-    __m128i m = _mm_minpos_epu16(_mm_xor_si128(b, _mm_set1_epi16(-1)));
-    return (~_mm_cvtsi128_si32(m)) & 0xffff;
+    __m256i a = _mm256_min_epu16(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
+    __m128i b = _mm_min_epu16(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1));
+    return (unsigned)_mm_cvtsi128_si32(_mm_minpos_epu16(b)) & 0xffffu;
+}
+
+/* max of 32 signed 16-bit lanes known to be >= 0 (as unsigned, then, too): the
+   complement of the smallest complement */
+LF_TARGET_AVX512 static inline unsigned lf_hmax_epi16_nonneg(__m512i v)
+{
+    return 0xffffu - lf_hmin_epu16(_mm512_xor_si512(v, _mm512_set1_epi16(-1)));
 }
 
 LF_TARGET_AVX512 static int acc_row_fixed_f16(const uint16_t *row, int64_t n, double tol,
@@ -1015,11 +1021,8 @@ LF_TARGET_AVX512 static int acc_row_fixed_f16(const uint16_t *row, int64_t n, do
         /* the lanes holding the maximum; of them, the earliest step, then lane */
         __mmask32 top = _mm512_cmpeq_epi16_mask(
             hi, _mm512_set1_epi16((short)lf_hmax_epi16_nonneg(hi)));
-        __m512i steps = _mm512_mask_mov_epi16(_mm512_set1_epi16(-1), top, step);
-        __m256i a = _mm256_min_epu16(_mm512_castsi512_si256(steps),
-                                     _mm512_extracti64x4_epi64(steps, 1));
-        __m128i b = _mm_min_epu16(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1));
-        unsigned first = (unsigned)_mm_cvtsi128_si32(_mm_minpos_epu16(b)) & 0xffffu;
+        unsigned first =
+            lf_hmin_epu16(_mm512_mask_mov_epi16(_mm512_set1_epi16(-1), top, step));
         __mmask32 lanes = top & _mm512_cmpeq_epi16_mask(step, _mm512_set1_epi16((short)first));
         *argmax = (int64_t)first * 32 + __builtin_ctz(lanes);
     }
