@@ -8,11 +8,22 @@ the first offending row; this module turns that into one clear exception.
 """
 
 import os
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
 from . import _backends, _reference, _status
+from ._errors import (
+    LabelError,
+    NegativeValueError,
+    NonFiniteError,
+    PassMismatchError,
+    RowSumError,
+    ShapeError,
+    StateSizeError,
+)
+from ._checks import positive_int
 from ._config import resolve_threads
 
 #: Probability rows must sum to 1 within this tolerance, by input dtype.
@@ -93,14 +104,16 @@ def check_predictions(predictions, name="predictions"):
             f"{name}: expected a float16, float32 or float64 array, got dtype={arr.dtype}"
         )
     if arr.ndim != 2:
-        raise ValueError(
+        raise ShapeError(
             f"{name}: expected a 2-D array of shape (n_samples, n_source), "
-            f"got ndim={arr.ndim} with shape {arr.shape}"
+            f"got ndim={arr.ndim} with shape {arr.shape}",
+            name,
         )
     if arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise ValueError(
+        raise ShapeError(
             f"{name}: expected at least one sample and one source class, "
-            f"got shape {arr.shape}"
+            f"got shape {arr.shape}",
+            name,
         )
     return arr
 
@@ -111,26 +124,49 @@ def check_labels(labels, n_samples, name="labels"):
     if arr.dtype.kind not in "iu":
         raise TypeError(f"{name}: expected an integer array, got dtype={arr.dtype}")
     if arr.ndim != 1:
-        raise ValueError(f"{name}: expected a 1-D array, got shape {arr.shape}")
+        raise ShapeError(f"{name}: expected a 1-D array, got shape {arr.shape}", name)
     if arr.shape[0] != n_samples:
-        raise ValueError(
+        raise ShapeError(
             f"{name}: expected {n_samples} labels (one per row of predictions), "
-            f"got {arr.shape[0]}"
+            f"got {arr.shape[0]}",
+            name,
         )
     return arr
 
 
 def check_n_target(n_target):
-    if n_target is None:
-        return None
-    if isinstance(n_target, bool) or not isinstance(n_target, (int, np.integer)):
-        raise TypeError(
-            f"n_target: expected None or a positive integer, "
-            f"got {type(n_target).__name__}"
+    return positive_int(n_target, "n_target")
+
+
+def check_flag(value, name):
+    """A boolean argument as a bool; anything else (``"False"``, 0, None) is refused,
+    since ``bool("False")`` is True."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}: expected True or False, got {value!r}")
+    return bool(value)
+
+
+def warn_if_probabilities(block, name="predictions"):
+    """Warn when logits=True was given rows that are all already probability rows
+    (a softmax of probabilities changes LEEP without any error)."""
+    if block.shape[0] == 0 or block.shape[1] < 2:
+        return
+    with np.errstate(all="ignore"):
+        rows = np.asarray(block[:1024], dtype=np.float64)
+        sums = rows.sum(axis=1)
+        probabilities = (
+            np.isfinite(sums).all()
+            and (rows >= 0).all()
+            and (np.abs(sums - 1.0) <= ROW_SUM_TOLERANCE[block.dtype]).all()
         )
-    if n_target < 1:
-        raise ValueError(f"n_target: expected a positive integer, got {n_target}")
-    return int(n_target)
+    if probabilities:
+        warnings.warn(
+            f"{name}: logits=True, but the first {rows.shape[0]} rows are already "
+            f"probability rows (non-negative, summing to 1); a softmax of "
+            f"probabilities changes LEEP. Pass logits=False if they are probabilities.",
+            UserWarning,
+            stacklevel=4,
+        )
 
 
 def infer_n_target(labels, name="labels", first_row=0):
@@ -142,44 +178,19 @@ def infer_n_target(labels, name="labels", first_row=0):
         low = labels.min()
         if low < 0:
             row = int(np.argmax(labels < 0))
-            raise ValueError(
-                f"{name}: row {first_row + row} is {labels[row]}; expected labels >= 0"
+            raise LabelError(
+                f"{name}: row {first_row + row} is {labels[row]}; expected labels >= 0",
+                "labels",
             )
     high = labels.max()
     if high >= np.iinfo(np.int64).max:  # uint64 labels the kernels' int64 cannot hold
         row = int(np.argmax(labels == high))
-        raise ValueError(
+        raise LabelError(
             f"{name}: row {first_row + row} is {labels[row]}; "
-            f"expected labels < {np.iinfo(np.int64).max}"
+            f"expected labels < {np.iinfo(np.int64).max}",
+            "labels",
         )
     return int(high) + 1
-
-
-def conditional_of(joint_sum):
-    """C[y, z] = S[y, z] / sum_y S[y, z], 0 where the column is 0 (S: class sums).
-
-    The finalize step of every backend; the same value as ``_reference.conditional``
-    (the 1/n of J cancels), without its boolean gathers.
-    """
-    marginal = joint_sum.sum(axis=0)
-    return np.divide(joint_sum, marginal, out=np.zeros_like(joint_sum),
-                     where=marginal > 0)
-
-
-def nce_of(counts):
-    """NCE from the (Y, Z) pair counts H, with n = sum H and H_z = sum_y H[y, z]:
-
-        NCE = sum_{y,z} (H/n) log(H / H_z) = (sum H log H - sum_z H_z log H_z) / n,
-
-    0 log 0 = 0; the same value as ``_reference.nce_from_counts``, without gathers.
-    """
-    def xlogx(a):
-        a = a.astype(np.float64).ravel()  # counts are exact in float64 below 2^53
-        # log(max(a, 1)) is 0 where a is 0 (and 1): no masked ufunc, no log(0). Not
-        # np.dot: BLAS threads spinning after the call would slow the kernels' threads.
-        return float(np.sum(a * np.log(np.maximum(a, 1.0))))
-
-    return float((xlogx(counts) - xlogx(counts.sum(axis=0))) / counts.sum())
 
 
 def check_state_fits(n_slots, n_target, n_source, where=""):
@@ -189,11 +200,12 @@ def check_state_fits(n_slots, n_target, n_source, where=""):
     need = 16 * (n_slots + 2) * n_target * n_source
     have = _physical_memory()
     if have and need > have:
-        raise ValueError(
+        raise StateSizeError(
             f"n_target={n_target} with n_source={n_source} and {n_slots} thread slots "
             f"needs a Y x Z state of {need / 1e9:.3g} GB, more than this machine's "
             f"{have / 1e9:.3g} GB; check the labels{where} (is {n_target - 1} meant to "
-            f"be a label?) or n_target, or pass fewer n_threads"
+            f"be a label?) or n_target, or pass fewer n_threads",
+            "labels",
         )
 
 
@@ -254,9 +266,13 @@ class Accumulator:
     >>> acc.result().leep                    # doctest: +SKIP
     """
 
+    #: What the rows are, as error messages name them.
+    role = "predictions"
+
     def __init__(self, n_target=None, *, logits=False, backend="auto", n_threads=None):
         self.n_target = check_n_target(n_target)
-        self.logits = bool(logits)
+        self.logits = check_flag(logits, "logits")
+        self._logits_checked = not self.logits
         self.backend = _backends.resolve(backend)
         self.n_threads = resolve_threads(n_threads)
         self.n_source = None
@@ -278,7 +294,7 @@ class Accumulator:
     def _takes_large_views(self):
         """Whether the backend takes views of any size without copies of their size
         (the in-memory and file drivers then stream 1 GiB view blocks)."""
-        return getattr(self._kernels(), "TAKES_LARGE_VIEWS", False)
+        return self._kernels().TAKES_LARGE_VIEWS
 
     def _allocate(self, n_source, n_target):
         """Create the state, or grow it to n_target classes (n_target=None)."""
@@ -309,36 +325,41 @@ class Accumulator:
     def _raise(self, status, row, block, labels, first_row, n_target, where=""):
         """Turn a kernel status into the one clear exception."""
         r = first_row + row
-        pred = f"predictions{where}"
+        pred = f"{self.role}{where}"
         kind = "logits" if self.logits else "probabilities"
         hint = "" if self.logits else " (pass logits=True if these are logits)"
         if status == _status.ERR_LABEL:
-            raise ValueError(
+            raise LabelError(
                 f"labels{where}: row {r} is {labels[row]}; expected an integer in "
-                f"[0, {n_target}) (n_target={n_target})"
+                f"[0, {n_target}) (n_target={n_target})",
+                "labels",
             )
         if status == _status.ERR_NONFINITE:
-            raise ValueError(
-                f"{pred}: row {r} contains NaN or infinity; expected finite {kind}"
+            raise NonFiniteError(
+                f"{pred}: row {r} contains NaN or infinity; expected finite {kind}",
+                self.role,
             )
         if status == _status.ERR_NEGATIVE:
             low = float(np.min(block[row]))
-            raise ValueError(
+            raise NegativeValueError(
                 f"{pred}: row {r} contains a negative value ({low:.6g}); expected "
-                f"probabilities >= 0{hint}"
+                f"probabilities >= 0{hint}",
+                self.role,
             )
         if status == _status.ERR_NOT_NORMALISED:
             with np.errstate(over="ignore"):  # a sum of finite values may overflow
                 total = float(np.sum(block[row], dtype=np.float64))
             tol = ROW_SUM_TOLERANCE[block.dtype]
-            raise ValueError(
+            raise RowSumError(
                 f"{pred}: row {r} sums to {total:.8g}; expected probabilities that sum "
-                f"to 1 within {tol:g} (the {block.dtype} tolerance){hint}"
+                f"to 1 within {tol:g} (the {block.dtype} tolerance){hint}",
+                self.role,
             )
         if status == _status.ERR_ZERO_PROB:
-            raise ValueError(
+            raise PassMismatchError(
                 f"{pred}: row {r} has no mass under the conditional of pass 1; pass 2 "
-                f"must see the same rows as pass 1"
+                f"must see the same rows as pass 1",
+                self.role,
             )
         if status == _status.ERR_NOMEM:
             raise MemoryError("leepfast: a kernel could not allocate its row buffer")
@@ -376,6 +397,9 @@ class Accumulator:
             n_target = max(seen, infer_n_target(labels, f"labels{where}", first))
         self._allocate(self.n_source, n_target)
         block = _native_block(predictions)
+        if not self._logits_checked:
+            self._logits_checked = True
+            warn_if_probabilities(block, f"{self.role}{where}")
         status, row = self._kernels().accumulate(
             block,
             _as_int64(labels),
@@ -431,16 +455,8 @@ class Accumulator:
             raise RuntimeError("finalize: already called")
         if self.n_samples == 0:
             raise ValueError("finalize: no rows were accumulated (n_samples = 0)")
-        compiled = getattr(self._kernels(), "finalize", None)
-        if compiled is not None:  # the same values in one pass, in the slots' memory
-            (self.joint_sum, self.hard_counts, self.class_counts, self.conditional,
-             _, self.nce) = compiled(self._joint, self._hard, self._counts)
-        else:
-            self.joint_sum = self._joint.sum(axis=0)
-            self.hard_counts = self._hard.sum(axis=0)
-            self.class_counts = self._counts.sum(axis=0)
-            self.conditional = conditional_of(self.joint_sum)
-            self.nce = nce_of(self.hard_counts)
+        (self.joint_sum, self.hard_counts, self.class_counts, self.conditional,
+         _, self.nce) = self._kernels().finalize(self._joint, self._hard, self._counts)
         # release the slots (the compiled finalize's results are views of them)
         self._joint = self._hard = self._counts = None
         self.n_target = self.joint_sum.shape[0]
@@ -466,7 +482,12 @@ class Accumulator:
         block = _native_block(predictions)
         labels64 = _as_int64(labels)
         status, row, total = self._kernels().score(
-            block, labels64, self.conditional, self.logits, self.n_threads
+            block,
+            labels64,
+            self.conditional,
+            self.logits,
+            ROW_SUM_TOLERANCE[block.dtype],
+            self.n_threads,
         )
         if status:
             first = row_offset + self.n_scored
@@ -482,10 +503,11 @@ class Accumulator:
         if self.phase != "score":
             raise RuntimeError("result: run pass 1, finalize() and pass 2 first")
         if not np.array_equal(self._counts_scored, self.class_counts):
-            raise ValueError(
+            raise PassMismatchError(
                 f"result: pass 2 saw {self.n_scored} rows with class counts "
                 f"{self._counts_scored.tolist()}, pass 1 saw {self.n_samples} with "
-                f"{self.class_counts.tolist()}; both passes must see the same rows"
+                f"{self.class_counts.tolist()}; both passes must see the same rows",
+                "labels",
             )
         J = self.joint_sum / self.n_samples
         return Result(
@@ -512,14 +534,7 @@ def _block_rows(block_size, n_source, itemsize, views=False):
         if views:
             return max(1, min(VIEW_BLOCK_ROWS, VIEW_BLOCK_BYTES // (n_source * itemsize)))
         return max(1, DEFAULT_BLOCK_BYTES // (n_source * itemsize))
-    if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)):
-        raise TypeError(
-            f"block_size: expected None or a positive integer, "
-            f"got {type(block_size).__name__}"
-        )
-    if block_size < 1:
-        raise ValueError(f"block_size: expected a positive integer, got {block_size}")
-    return int(block_size)
+    return positive_int(block_size, "block_size")
 
 
 def _run(predictions, labels, n_target, logits, backend, n_threads, block_size, what):

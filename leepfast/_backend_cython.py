@@ -25,7 +25,7 @@ def accumulate(block, labels, joint_sum, hard, counts, logits, tol, n_threads):
     )
 
 
-def score(block, labels, conditional, logits, n_threads):
+def score(block, labels, conditional, logits, tol, n_threads):
     return _kernels.score(_bits(block), labels, conditional, logits, n_threads)
 
 

@@ -726,7 +726,7 @@ def accumulate(block, labels, joint_sum, hard, counts, logits, tol, n_threads):
     return _status.OK, -1
 
 
-def score(block, labels, conditional, logits, n_threads):
+def score(block, labels, conditional, logits, tol, n_threads):
     block = _kernel_block(block, n_threads)
     k = n_chunks(len(block))
     partial = np.zeros(k)
@@ -741,3 +741,10 @@ def score(block, labels, conditional, logits, n_threads):
     for c in range(k):
         total += partial[c]
     return _status.OK, -1, total
+
+
+def finalize(joint_sum, hard, counts):
+    """The slots reduced, C, the column sums and NCE (the NumPy backend's finalize)."""
+    from .backends import numpy as _numpy
+
+    return _numpy.finalize(joint_sum, hard, counts)

@@ -1,7 +1,7 @@
 """The NumPy reference: LEEP and NCE in plain float64, written to read like the formulas.
 
-This module is the oracle every compiled kernel is tested against, and the ``"numpy"``
-backend when nothing compiled is available. It is deliberately never optimised.
+This module is the oracle every backend is tested against. It is formulas only: it
+imports nothing from the package and is deliberately never optimised.
 
 Notation (DESIGN.md section 1): ``theta`` is (n, Z), row i the source model's softmax
 for target sample i; ``y`` holds n labels in [0, Y).
@@ -14,8 +14,6 @@ for target sample i; ``y`` holds n labels in [0, Y).
 """
 
 import numpy as np
-
-from . import _status
 
 # ---------------------------------------------------------------------------------------
 # Whole-array formulas
@@ -89,82 +87,3 @@ def nce(theta, y, n_target=None):
     if n_target is None:
         n_target = int(y.max()) + 1
     return nce_from_counts(hard_counts(theta, y, n_target))
-
-
-# ---------------------------------------------------------------------------------------
-# The two streaming primitives, with the same contract as every other backend.
-
-
-def first_invalid_row(raw, y, n_target, tol, logits):
-    """(status, row) of the first invalid row of a block, or (OK, -1).
-
-    Checks per row, in order: label range, non-finite value, negative value, row sum
-    (the last two for probabilities only). ``raw`` is the block as given, in float64.
-    """
-    bad_label = (y < 0) | (y >= n_target)
-    nonfinite = ~np.isfinite(raw).all(axis=1)
-    if logits:
-        negative = np.zeros_like(nonfinite)
-        unnormalised = np.zeros_like(nonfinite)
-    else:
-        negative = (raw < 0).any(axis=1)
-        with np.errstate(invalid="ignore", over="ignore"):
-            unnormalised = ~(np.abs(raw.sum(axis=1) - 1.0) <= tol)
-    code = np.select(
-        [bad_label, nonfinite, negative, unnormalised],
-        [_status.ERR_LABEL, _status.ERR_NONFINITE, _status.ERR_NEGATIVE,
-         _status.ERR_NOT_NORMALISED],
-        default=_status.OK,
-    )
-    bad = np.flatnonzero(code)
-    if bad.size:
-        return int(code[bad[0]]), int(bad[0])
-    return _status.OK, -1
-
-
-def _probabilities(raw, logits):
-    if not logits:
-        return raw
-    with np.errstate(invalid="ignore", over="ignore"):
-        return softmax(raw)
-
-
-def n_slots(n_threads):
-    """Thread-local state slots this backend uses: one, it is single-threaded."""
-    return 1
-
-
-def accumulate(block, labels, joint_sum, hard, counts, logits, tol, n_threads=1):
-    """Pass 1: add one block to slot 0 of the state; returns (status, first bad row)."""
-    raw = np.asarray(block, dtype=np.float64)
-    n_target = joint_sum.shape[1]
-    status, row = first_invalid_row(raw, labels, n_target, tol, logits)
-    if status:
-        return status, row
-    theta = _probabilities(raw, logits)
-    joint_sum[0] += class_sums(theta, labels, n_target)
-    hard[0] += hard_counts(theta, labels, n_target)
-    counts[0] += np.bincount(labels, minlength=n_target)
-    return _status.OK, -1
-
-
-def score(block, labels, conditional_, logits, n_threads=1):
-    """Pass 2: (status, first bad row, sum_i log(sum_z C[y_i, z] theta[i, z]))."""
-    raw = np.asarray(block, dtype=np.float64)
-    n_target = conditional_.shape[0]
-    bad_label = (labels < 0) | (labels >= n_target)
-    nonfinite = ~np.isfinite(raw).all(axis=1) if logits else np.zeros_like(bad_label)
-    theta = _probabilities(raw, logits)
-    safe = np.where(bad_label, 0, labels)
-    with np.errstate(invalid="ignore", over="ignore"):
-        p = (theta * conditional_[safe]).sum(axis=1)
-    zero = ~((p > 0) & np.isfinite(p))
-    code = np.select(
-        [bad_label, nonfinite, zero],
-        [_status.ERR_LABEL, _status.ERR_NONFINITE, _status.ERR_ZERO_PROB],
-        default=_status.OK,
-    )
-    bad = np.flatnonzero(code)
-    if bad.size:
-        return int(code[bad[0]]), int(bad[0]), 0.0
-    return _status.OK, -1, float(np.log(p).sum())

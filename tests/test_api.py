@@ -5,13 +5,15 @@ import io
 import os
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
 import leepfast
-from leepfast import _backends, _config, _reference
+from leepfast import _config, _reference
+from leepfast import backends as _backends
 
 # a RuntimeWarning (overflow, invalid value) in the code under test is a failure
 pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")
@@ -250,7 +252,14 @@ def test_missing_backend_says_what_is_installed(monkeypatch):
         r"compiled extension .*\); available backends: numpy$",
     ):
         leepfast.Accumulator(backend="cython")
-    assert leepfast.score([[1.0]], [0]).backend == "numpy"  # auto falls back
+    # auto falls back, and says once what is missing
+    monkeypatch.setattr(_backends, "_WARNED", [])
+    with pytest.warns(RuntimeWarning, match=r"found only the NumPy backend.*missing: "
+                      r"cython \(the compiled extension .*numba \(numba is not"):
+        assert leepfast.score([[1.0]], [0]).backend == "numpy"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert leepfast.score([[1.0]], [0]).backend == "numpy"  # once
     monkeypatch.setattr(_backends, "_importable", real)
 
 

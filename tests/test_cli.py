@@ -4,6 +4,7 @@ import fcntl
 import json
 import math
 import os
+import re
 import pty
 import select
 import shutil
@@ -408,7 +409,9 @@ def test_progress_bar_on_a_terminal(big):
         proc.communicate(timeout=120)
         os.close(leader)
     text = seen.decode("utf8", "replace")
-    assert "GB/s" in text and "rows" in text and "pass 1/2" in text, text
+    # which pass the first redraw shows depends on the machine's speed (pass 1 may end
+    # before the bar's first second), so either pass counts
+    assert "GB/s" in text and "rows" in text and re.search(r"pass [12]/2", text), text
     assert proc.returncode == 130
 
 
