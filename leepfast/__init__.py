@@ -1,20 +1,58 @@
 """leepfast: exact LEEP and NCE transferability scores at memory bandwidth.
 
-Architecture (each layer calls only the one below it):
+Architecture (each layer calls only the one below it; nothing imports the CLI):
 
-    leep, nce, score, Accumulator          _api.py: validate kinds and shapes once,
-          |                                 stream row blocks through two passes,
-          |                                 turn kernel statuses into clear errors
-    dispatcher                              _backends.py: picks a backend, nothing else
-          |
-    kernels (same two primitives each)      cython: _kernels.pyx over the C99 core
-                                            numba:  _backend_numba.py (lazy import)
-                                            numpy:  _reference.py (the oracle)
+    leep, nce, score, rank, Accumulator,   _api.py, _rank.py, _features.py, _files.py:
+    feature scores, file openers            validate kinds and shapes once, stream row
+          |                                 blocks through two passes, turn kernel
+          |                                 statuses into exceptions (_errors.py)
+    backends (one protocol, a registry)     backends/: cython (_kernels.pyx over the C99
+                                            core), numba (lazy import), numpy
+    the oracle                              _reference.py: formulas only
 """
 
 __version__ = "0.1.0"
 
+
+def _refuse_the_source_folder():
+    """Python started in a clone's root imports the uncompiled ``leepfast/`` folder, which
+    would silently run the slow NumPy backend: say so, as NumPy does in its source tree.
+    An in-place build (``pip install -e .``) has the compiled module here and passes."""
+    import os
+    from importlib.machinery import EXTENSION_SUFFIXES
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    root = os.path.dirname(here)
+    in_a_clone = os.path.isfile(os.path.join(root, "setup.py")) and os.path.isdir(
+        os.path.join(root, "src_cython")
+    )
+    built = any(
+        os.path.exists(os.path.join(here, "_kernels" + suffix))
+        for suffix in EXTENSION_SUFFIXES
+    )
+    if in_a_clone and not built and not os.environ.get("LEEPFAST_ALLOW_SOURCE_TREE"):
+        raise ImportError(
+            f"leepfast: this is the source folder {here}, whose compiled backend is not "
+            f"built; you are probably running Python from the clone's root. Run it from "
+            f"another folder to use the installed leepfast (pip install . from the root "
+            f"installs it), or build in place with pip install -e . "
+            f"(LEEPFAST_ALLOW_SOURCE_TREE=1 imports the folder anyway, NumPy backend only)"
+        )
+
+
+_refuse_the_source_folder()
+
 from ._api import ROW_SUM_TOLERANCE, Accumulator, Result, leep, nce, score
+from ._errors import (
+    InputError,
+    LabelError,
+    NegativeValueError,
+    NonFiniteError,
+    PassMismatchError,
+    RowSumError,
+    ShapeError,
+    StateSizeError,
+)
 from ._backends import available_backends
 from ._config import show_config
 from ._demo import demo
@@ -27,6 +65,14 @@ __all__ = [
     "Accumulator",
     "FeatureAccumulator",
     "FileFormatError",
+    "InputError",
+    "LabelError",
+    "NegativeValueError",
+    "NonFiniteError",
+    "PassMismatchError",
+    "RowSumError",
+    "ShapeError",
+    "StateSizeError",
     "Result",
     "available_backends",
     "demo",
