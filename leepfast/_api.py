@@ -7,7 +7,7 @@ NaN, negative, row sums) are fused into pass 1 in the kernels, which report a st
 the first offending row; this module turns that into one clear exception.
 """
 
-import os
+import copy
 import warnings
 from dataclasses import dataclass
 
@@ -25,6 +25,7 @@ from ._errors import (
 )
 from ._checks import positive_int
 from ._config import resolve_threads
+from ._state import Pass1State, Pass2State, check_state_fits
 
 #: Probability rows must sum to 1 within this tolerance, by input dtype.
 ROW_SUM_TOLERANCE = {
@@ -193,30 +194,6 @@ def infer_n_target(labels, name="labels", first_row=0):
     return int(high) + 1
 
 
-def check_state_fits(n_slots, n_target, n_source, where=""):
-    """Refuse a Y x Z state larger than physical memory, with a message that says why
-    (one huge label makes n_target huge) instead of numpy's MemoryError."""
-    # joint (float64) and pair counts (int64) per slot, their reductions and C
-    need = 16 * (n_slots + 2) * n_target * n_source
-    have = _physical_memory()
-    if have and need > have:
-        raise StateSizeError(
-            f"n_target={n_target} with n_source={n_source} and {n_slots} thread slots "
-            f"needs a Y x Z state of {need / 1e9:.3g} GB, more than this machine's "
-            f"{have / 1e9:.3g} GB; check the labels{where} (is {n_target - 1} meant to "
-            f"be a label?) or n_target, or pass fewer n_threads",
-            "labels",
-        )
-
-
-def _physical_memory():
-    """Bytes of physical memory, or None where the platform does not say."""
-    try:
-        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (AttributeError, ValueError, OSError):
-        return None
-
-
 def _native_block(block):
     """A C-contiguous, native-endian version of a block (a view whenever possible)."""
     if not block.dtype.isnative:
@@ -276,15 +253,41 @@ class Accumulator:
         self.backend = _backends.resolve(backend)
         self.n_threads = resolve_threads(n_threads)
         self.n_source = None
-        self.phase = "accumulate"
-        self.n_samples = 0  # rows seen in pass 1
-        self.n_scored = 0  # rows seen in pass 2
-        self._sum = 0.0
         self._slots = _backends.module(self.backend).n_slots(self.n_threads)
-        self._joint = self._hard = self._counts = None
-        self._counts_scored = None
-        self.joint_sum = self.hard_counts = self.class_counts = None
-        self.conditional = self.nce = None
+        #: Pass 1's state until :meth:`finalize`, then None.
+        self.pass1 = Pass1State(self._slots)
+        #: Pass 2's state once :meth:`finalize` has run.
+        self.pass2 = None
+
+    # -- the states' values -------------------------------------------------------------
+
+    @property
+    def phase(self):
+        """"accumulate" (pass 1) or "score" (pass 2)."""
+        return "accumulate" if self.pass2 is None else "score"
+
+    @property
+    def n_samples(self):
+        """Rows seen in pass 1."""
+        return (self.pass1 if self.pass2 is None else self.pass2).n_samples
+
+    @property
+    def n_scored(self):
+        """Rows seen in pass 2."""
+        return 0 if self.pass2 is None else self.pass2.n_scored
+
+    def _finalized(name, doc):  # noqa: N805 - a property factory, not a method
+        return property(
+            lambda self: None if self.pass2 is None else getattr(self.pass2, name),
+            doc=doc,
+        )
+
+    joint_sum = _finalized("joint_sum", "S[y, z], the class sums of pass 1 (Y, Z).")
+    hard_counts = _finalized("hard_counts", "H[y, z], the (label, argmax) pair counts.")
+    class_counts = _finalized("class_counts", "Rows per target class in pass 1 (Y,).")
+    conditional = _finalized("conditional", "C[y, z] = S[y, z] / sum_y S[y, z].")
+    nce = _finalized("nce", "NCE, known once pass 1 is finalized.")
+    del _finalized
 
     # -- helpers ------------------------------------------------------------------------
 
@@ -297,18 +300,8 @@ class Accumulator:
         return self._kernels().TAKES_LARGE_VIEWS
 
     def _allocate(self, n_source, n_target):
-        """Create the state, or grow it to n_target classes (n_target=None)."""
-        shape = (self._slots, n_target, n_source)
-        check_state_fits(self._slots, n_target, n_source)
-        if self._joint is None:
-            self._joint = np.zeros(shape)
-            self._hard = np.zeros(shape, dtype=np.int64)
-            self._counts = np.zeros(shape[:2], dtype=np.int64)
-        elif n_target > self._joint.shape[1]:
-            grow = n_target - self._joint.shape[1]
-            self._joint = np.pad(self._joint, ((0, 0), (0, grow), (0, 0)))
-            self._hard = np.pad(self._hard, ((0, 0), (0, grow), (0, 0)))
-            self._counts = np.pad(self._counts, ((0, 0), (0, grow)))
+        """Create the state, or grow it to n_target classes."""
+        self.pass1.reserve(n_source, n_target)
 
     def _check_batch(self, predictions, labels):
         predictions = check_predictions(predictions)
@@ -392,7 +385,7 @@ class Accumulator:
             return self
         n_target = self.n_target
         if n_target is None:
-            seen = self._joint.shape[1] if self._joint is not None else 1
+            seen = self.pass1.n_target or 1
             first = row_offset + self.n_samples
             n_target = max(seen, infer_n_target(labels, f"labels{where}", first))
         self._allocate(self.n_source, n_target)
@@ -403,9 +396,9 @@ class Accumulator:
         status, row = self._kernels().accumulate(
             block,
             _as_int64(labels),
-            self._joint,
-            self._hard,
-            self._counts,
+            self.pass1.joint,
+            self.pass1.hard,
+            self.pass1.counts,
             self.logits,
             ROW_SUM_TOLERANCE[block.dtype],
             self.n_threads,
@@ -413,7 +406,7 @@ class Accumulator:
         if status:
             first = row_offset + self.n_samples
             self._raise(status, row, block, labels, first, n_target, where)
-        self.n_samples += len(labels)
+        self.pass1.n_samples += len(labels)
         return self
 
     def merge(self, other):
@@ -431,22 +424,11 @@ class Accumulator:
             raise ValueError(
                 f"merge: expected {self.n_source} source classes, got {other.n_source}"
             )
+        self.n_source = other.n_source
         if self.phase == "accumulate":
-            self.n_source = other.n_source
-            self._allocate(other.n_source, max(other._joint.shape[1],
-                                               0 if self._joint is None else
-                                               self._joint.shape[1]))
-            y = other._joint.shape[1]
-            self._joint[0, :y] += other._joint.sum(axis=0)
-            self._hard[0, :y] += other._hard.sum(axis=0)
-            self._counts[0, :y] += other._counts.sum(axis=0)
-            self.n_samples += other.n_samples
-        elif self.phase == "score":
-            if not np.array_equal(self.conditional, other.conditional):
-                raise ValueError("merge: pass-2 states were finalized from different data")
-            self._sum += other._sum
-            self._counts_scored += other._counts_scored
-            self.n_scored += other.n_scored
+            self.pass1.merge(other.pass1)
+        else:
+            self.pass2.merge(other.pass2)
         return self
 
     def finalize(self):
@@ -455,14 +437,22 @@ class Accumulator:
             raise RuntimeError("finalize: already called")
         if self.n_samples == 0:
             raise ValueError("finalize: no rows were accumulated (n_samples = 0)")
-        (self.joint_sum, self.hard_counts, self.class_counts, self.conditional,
-         _, self.nce) = self._kernels().finalize(self._joint, self._hard, self._counts)
-        # release the slots (the compiled finalize's results are views of them)
-        self._joint = self._hard = self._counts = None
-        self.n_target = self.joint_sum.shape[0]
-        self._counts_scored = np.zeros_like(self.class_counts)
-        self.phase = "score"
+        self.pass2 = self.pass1.finalize(self._kernels())
+        self.pass1 = None
+        self.n_target = self.pass2.n_target
         return self
+
+    def spawn(self, n_threads=None):
+        """A pass-2 accumulator of its own over this finalized pass 1 (for a shard or a
+        chunk task: its sums start at 0, the finalized arrays are shared, read-only);
+        merge it back with :meth:`merge`."""
+        if self.phase != "score":
+            raise RuntimeError("spawn: call finalize() after pass 1 first")
+        other = copy.copy(self)
+        other.pass2 = self.pass2.fresh()
+        if n_threads is not None:
+            other.n_threads = resolve_threads(n_threads)
+        return other
 
     # -- pass 2 -------------------------------------------------------------------------
 
@@ -492,26 +482,18 @@ class Accumulator:
         if status:
             first = row_offset + self.n_scored
             self._raise(status, row, block, labels, first, self.n_target, where)
-        self._sum += total
-        if count:
-            self._counts_scored += np.bincount(labels64, minlength=self.n_target)
-        self.n_scored += len(labels)
+        counts = np.bincount(labels64, minlength=self.n_target) if count else None
+        self.pass2.add(total, counts, len(labels))
         return self
 
     def result(self):
         """The :class:`Result`, once both passes have seen the same rows."""
         if self.phase != "score":
             raise RuntimeError("result: run pass 1, finalize() and pass 2 first")
-        if not np.array_equal(self._counts_scored, self.class_counts):
-            raise PassMismatchError(
-                f"result: pass 2 saw {self.n_scored} rows with class counts "
-                f"{self._counts_scored.tolist()}, pass 1 saw {self.n_samples} with "
-                f"{self.class_counts.tolist()}; both passes must see the same rows",
-                "labels",
-            )
+        self.pass2.check_complete()
         J = self.joint_sum / self.n_samples
         return Result(
-            leep=self._sum / self.n_samples,
+            leep=self.pass2.leep,
             nce=self.nce,
             n_samples=self.n_samples,
             n_source=self.n_source,
@@ -564,8 +546,8 @@ def _run(predictions, labels, n_target, logits, backend, n_threads, block_size, 
         acc._score(predictions[start : start + rows], labels[start : start + rows],
                    count=False)
     if what == "leep":  # the value alone: no J, no marginal
-        return acc._sum / acc.n_samples
-    acc._counts_scored = acc.class_counts.copy()  # pass 2 saw the rows of pass 1
+        return acc.pass2.leep
+    acc.pass2.counts[:] = acc.class_counts  # pass 2 saw the rows of pass 1
     return acc.result()
 
 

@@ -25,7 +25,6 @@ unmaps them, so no chunk is ever held between the passes, counted as worker memo
 spilled, or sent to another worker.
 """
 
-import copy
 import math
 import os
 
@@ -161,13 +160,10 @@ def _score_chunk(final, chunk, labels, offset, params):
     n_threads, block_rows = params[3], params[4]
     # A pass-2 state of our own over the shared read-only conditional; ``final`` is a
     # task result that other tasks read, so it is never modified.
-    acc = copy.copy(final)
-    acc.n_threads = resolve_threads(n_threads)
-    acc._sum, acc.n_scored = 0.0, 0
-    acc._counts_scored = np.zeros_like(final.class_counts)
+    acc = final.spawn(n_threads)
     for theta, y in _blocks(block, labels, block_rows):
         acc.score(theta, y, row_offset=offset)
-    return acc._sum, acc._counts_scored, acc.n_scored
+    return acc.pass2.total, acc.pass2.counts, acc.pass2.n_scored
 
 
 def _add_parts(*parts):
@@ -179,8 +175,8 @@ def _add_parts(*parts):
 
 
 def _result(final, part):
-    acc = copy.copy(final)
-    acc._sum, acc._counts_scored, acc.n_scored = part
+    acc = final.spawn()
+    acc.pass2.add(*part)
     return acc.result()  # checks that both passes saw the same rows
 
 

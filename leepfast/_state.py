@@ -1,0 +1,157 @@
+"""The two pass states: mergeable, with public merge and finalize.
+
+:class:`Pass1State` holds pass 1's sufficient statistics in T thread-local slots: the
+class sums S (T, Y, Z) float64, the (label, argmax) pair counts H (T, Y, Z) int64 and the
+class counts (T, Y) int64. States of shards, processes or machines merge by addition;
+:meth:`Pass1State.finalize` reduces the slots and forms C and NCE, and gives the
+:class:`Pass2State`, which sums pass 2's log terms and the class counts it saw. Pass-2
+states over the same finalized pass 1 (:meth:`Pass2State.fresh`) merge by addition too.
+The states know nothing of inputs, backends' dispatch or error messages: the
+:class:`~leepfast.Accumulator` and the drivers feed them.
+"""
+
+import math
+
+import numpy as np
+
+from ._errors import PassMismatchError, StateSizeError
+
+
+def _physical_memory():
+    """Bytes of physical memory, or None where the platform does not say."""
+    import os
+
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_state_fits(n_slots, n_target, n_source, where=""):
+    """Refuse a Y x Z state larger than physical memory, with a message that says why
+    (one huge label makes n_target huge) instead of numpy's MemoryError."""
+    # joint (float64) and pair counts (int64) per slot, their reductions and C
+    need = 16 * (n_slots + 2) * n_target * n_source
+    have = _physical_memory()
+    if have and need > have:
+        raise StateSizeError(
+            f"n_target={n_target} with n_source={n_source} and {n_slots} thread slots "
+            f"needs a Y x Z state of {need / 1e9:.3g} GB, more than this machine's "
+            f"{have / 1e9:.3g} GB; check the labels{where} (is {n_target - 1} meant to "
+            f"be a label?) or n_target, or pass fewer n_threads",
+            "labels",
+        )
+
+
+class Pass1State:
+    """Pass 1's statistics in ``n_slots`` thread-local slots (allocated on first use)."""
+
+    def __init__(self, n_slots):
+        self.n_slots = n_slots
+        self.joint = self.hard = self.counts = None
+        self.n_samples = 0
+
+    @property
+    def n_target(self):
+        """Y so far (None before any row)."""
+        return None if self.joint is None else self.joint.shape[1]
+
+    def reserve(self, n_source, n_target):
+        """Create the slots, or grow them to ``n_target`` classes."""
+        shape = (self.n_slots, n_target, n_source)
+        check_state_fits(self.n_slots, n_target, n_source)
+        if self.joint is None:
+            self.joint = np.zeros(shape)
+            self.hard = np.zeros(shape, dtype=np.int64)
+            self.counts = np.zeros(shape[:2], dtype=np.int64)
+        elif n_target > self.joint.shape[1]:
+            grow = n_target - self.joint.shape[1]
+            self.joint = np.pad(self.joint, ((0, 0), (0, grow), (0, 0)))
+            self.hard = np.pad(self.hard, ((0, 0), (0, grow), (0, 0)))
+            self.counts = np.pad(self.counts, ((0, 0), (0, grow)))
+
+    def merge(self, other):
+        """Add ``other``'s statistics (any slot count, any Y) into slot 0."""
+        if other.joint is None:
+            return self
+        n_source = other.joint.shape[2]
+        self.reserve(n_source, max(other.n_target, self.n_target or 0))
+        y = other.n_target
+        self.joint[0, :y] += other.joint.sum(axis=0)
+        self.hard[0, :y] += other.hard.sum(axis=0)
+        self.counts[0, :y] += other.counts.sum(axis=0)
+        self.n_samples += other.n_samples
+        return self
+
+    def finalize(self, kernels):
+        """Reduce the slots with the backend's ``finalize``; the slots are released (the
+        results may be views of their memory)."""
+        joint, hard, class_counts, conditional, _, nce = kernels.finalize(
+            self.joint, self.hard, self.counts
+        )
+        self.joint = self.hard = self.counts = None
+        return Pass2State(joint, hard, class_counts, conditional, nce, self.n_samples)
+
+
+class Pass2State:
+    """Pass 2's sums over a finalized pass 1 (whose arrays are shared, read-only)."""
+
+    def __init__(self, joint_sum, hard_counts, class_counts, conditional, nce, n_samples):
+        self.joint_sum = joint_sum
+        self.hard_counts = hard_counts
+        self.class_counts = class_counts
+        self.conditional = conditional
+        self.nce = nce
+        self.n_samples = n_samples  # rows of pass 1
+        self.total = 0.0  # sum of log terms
+        self.counts = np.zeros_like(class_counts)  # class counts seen in pass 2
+        self.n_scored = 0
+
+    @property
+    def n_target(self):
+        return self.conditional.shape[0]
+
+    def fresh(self):
+        """A pass-2 state of its own over the same finalized pass 1 (for a chunk task:
+        the finalized arrays are shared, never modified)."""
+        return Pass2State(
+            self.joint_sum,
+            self.hard_counts,
+            self.class_counts,
+            self.conditional,
+            self.nce,
+            self.n_samples,
+        )
+
+    def add(self, total, counts, n_rows):
+        """Add one block's sum of log terms, class counts (None: not counted) and rows."""
+        self.total += total
+        if counts is not None:
+            self.counts += counts
+        self.n_scored += n_rows
+        return self
+
+    def merge(self, other):
+        """Add another pass-2 state over the same pass 1."""
+        if other.conditional is not self.conditional and not np.array_equal(
+            self.conditional, other.conditional
+        ):
+            raise ValueError("merge: pass-2 states were finalized from different data")
+        self.total = math.fsum((self.total, other.total))
+        self.counts += other.counts
+        self.n_scored += other.n_scored
+        return self
+
+    def check_complete(self):
+        """Raise unless pass 2 saw pass 1's rows (the same class counts)."""
+        if not np.array_equal(self.counts, self.class_counts):
+            raise PassMismatchError(
+                f"result: pass 2 saw {self.n_scored} rows with class counts "
+                f"{self.counts.tolist()}, pass 1 saw {self.n_samples} with "
+                f"{self.class_counts.tolist()}; both passes must see the same rows",
+                "labels",
+            )
+
+    @property
+    def leep(self):
+        return self.total / self.n_samples
