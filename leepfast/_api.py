@@ -12,6 +12,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from . import _backends, _reference, _status
 from ._errors import (
@@ -23,8 +24,9 @@ from ._errors import (
     ShapeError,
     StateSizeError,
 )
-from ._checks import positive_int
+from ._checks import check_flag, positive_int
 from ._config import resolve_threads
+from ._options import Options
 from ._state import Pass1State, Pass2State, check_state_fits
 
 #: Probability rows must sum to 1 within this tolerance, by input dtype.
@@ -84,6 +86,18 @@ class Result:
     hard_counts: np.ndarray
     backend: str
 
+    def to_dict(self) -> dict:
+        """The scalars only (for JSON, logs and tables): leep, nce, n_samples,
+        n_source, n_target, backend."""
+        return {
+            "leep": float(self.leep),
+            "nce": float(self.nce),
+            "n_samples": int(self.n_samples),
+            "n_source": int(self.n_source),
+            "n_target": int(self.n_target),
+            "backend": self.backend,
+        }
+
     def __repr__(self):
         return (
             f"Result(leep={self.leep:.6g}, nce={self.nce:.6g}, "
@@ -137,14 +151,6 @@ def check_labels(labels, n_samples, name="labels"):
 
 def check_n_target(n_target):
     return positive_int(n_target, "n_target")
-
-
-def check_flag(value, name):
-    """A boolean argument as a bool; anything else (``"False"``, 0, None) is refused,
-    since ``bool("False")`` is True."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name}: expected True or False, got {value!r}")
-    return bool(value)
 
 
 def warn_if_probabilities(block, name="predictions"):
@@ -246,7 +252,14 @@ class Accumulator:
     #: What the rows are, as error messages name them.
     role = "predictions"
 
-    def __init__(self, n_target=None, *, logits=False, backend="auto", n_threads=None):
+    def __init__(
+        self,
+        n_target: int | None = None,
+        *,
+        logits: bool = False,
+        backend: str = "auto",
+        n_threads: int | None = None,
+    ):
         self.n_target = check_n_target(n_target)
         self.logits = check_flag(logits, "logits")
         self._logits_checked = not self.logits
@@ -360,7 +373,10 @@ class Accumulator:
 
     # -- pass 1 -------------------------------------------------------------------------
 
-    def accumulate(self, predictions, labels, *, where="", row_offset=0):
+    def accumulate(
+        self, predictions: ArrayLike, labels: ArrayLike, *, where: str = "",
+        row_offset: int = 0,
+    ) -> "Accumulator":
         """Pass 1: add a batch.
 
         Parameters
@@ -409,7 +425,7 @@ class Accumulator:
         self.pass1.n_samples += len(labels)
         return self
 
-    def merge(self, other):
+    def merge(self, other: "Accumulator") -> "Accumulator":
         """Add another accumulator's state (same pass, same n_source) to this one."""
         if not isinstance(other, Accumulator):
             raise TypeError(f"merge: expected an Accumulator, got {type(other).__name__}")
@@ -431,7 +447,7 @@ class Accumulator:
             self.pass2.merge(other.pass2)
         return self
 
-    def finalize(self):
+    def finalize(self) -> "Accumulator":
         """End pass 1: reduce the thread-local state, form C and NCE."""
         if self.phase != "accumulate":
             raise RuntimeError("finalize: already called")
@@ -441,6 +457,21 @@ class Accumulator:
         self.pass1 = None
         self.n_target = self.pass2.n_target
         return self
+
+    @classmethod
+    def from_options(cls, options):
+        """An accumulator for a resolved :class:`~leepfast._options.Options`."""
+        return cls(options.n_target, logits=options.logits, backend=options.backend,
+                   n_threads=options.n_threads)
+
+    def __repr__(self):
+        done = "" if self.pass2 is None else f", nce={self.nce:.6g}"
+        return (
+            f"Accumulator(phase={self.phase!r}, n_samples={self.n_samples}, "
+            f"n_scored={self.n_scored}, n_source={self.n_source}, "
+            f"n_target={self.n_target}, logits={self.logits}, "
+            f"backend={self.backend!r}, n_threads={self.n_threads}{done})"
+        )
 
     def spawn(self, n_threads=None):
         """A pass-2 accumulator of its own over this finalized pass 1 (for a shard or a
@@ -456,7 +487,10 @@ class Accumulator:
 
     # -- pass 2 -------------------------------------------------------------------------
 
-    def score(self, predictions, labels, *, where="", row_offset=0):
+    def score(
+        self, predictions: ArrayLike, labels: ArrayLike, *, where: str = "",
+        row_offset: int = 0,
+    ) -> "Accumulator":
         """Pass 2: add a batch's log terms (the same batches as pass 1; ``row_offset``
         as in :meth:`accumulate`)."""
         if self.phase != "score":
@@ -486,7 +520,7 @@ class Accumulator:
         self.pass2.add(total, counts, len(labels))
         return self
 
-    def result(self):
+    def result(self) -> Result:
         """The :class:`Result`, once both passes have seen the same rows."""
         if self.phase != "score":
             raise RuntimeError("result: run pass 1, finalize() and pass 2 first")
@@ -519,21 +553,22 @@ def _block_rows(block_size, n_source, itemsize, views=False):
     return positive_int(block_size, "block_size")
 
 
-def _run(predictions, labels, n_target, logits, backend, n_threads, block_size, what):
+def _run(predictions, labels, what, **options):
     """The two passes over an in-memory array: what = "nce" (pass 1 only), "leep" (the
     value alone) or "result"."""
     predictions = check_predictions(predictions)
     labels = check_labels(labels, predictions.shape[0])
-    n_target = check_n_target(n_target)
-    if n_target is None:
-        n_target = infer_n_target(labels)
-    acc = Accumulator(n_target, logits=logits, backend=backend, n_threads=n_threads)
+    options = Options.resolve(**options)
+    if options.n_target is None:
+        options = options.with_n_target(infer_n_target(labels))
+    acc = Accumulator.from_options(options)
     views = (
         predictions.flags.c_contiguous
         and predictions.dtype.isnative
         and acc._takes_large_views()
     )
-    rows = _block_rows(block_size, predictions.shape[1], predictions.itemsize, views)
+    rows = _block_rows(options.block_size, predictions.shape[1], predictions.itemsize,
+                       views)
     n = predictions.shape[0]
     # the arrays are checked once, here; blocks go to the accumulator's unchecked steps
     acc.n_source = predictions.shape[1]
@@ -578,8 +613,16 @@ _PARAMETERS = """
 """
 
 
-def leep(predictions, labels, *, n_target=None, logits=False, backend="auto",
-         n_threads=None, block_size=None):
+def leep(
+    predictions: ArrayLike,
+    labels: ArrayLike,
+    *,
+    n_target: int | None = None,
+    logits: bool = False,
+    backend: str = "auto",
+    n_threads: int | None = None,
+    block_size: int | None = None,
+) -> float:
     """Exact LEEP of a source model on a labelled target set (Nguyen et al. 2020).
     {params}
     Returns
@@ -589,12 +632,21 @@ def leep(predictions, labels, *, n_target=None, logits=False, backend="auto",
         No epsilon is added: source classes without mass and absent target classes
         give the exact finite value.
     """
-    return _run(predictions, labels, n_target, logits, backend, n_threads, block_size,
-                "leep")
+    return _run(predictions, labels, "leep", n_target=n_target,
+                logits=logits, backend=backend, n_threads=n_threads,
+                block_size=block_size)
 
 
-def nce(predictions, labels, *, n_target=None, logits=False, backend="auto",
-        n_threads=None, block_size=None):
+def nce(
+    predictions: ArrayLike,
+    labels: ArrayLike,
+    *,
+    n_target: int | None = None,
+    logits: bool = False,
+    backend: str = "auto",
+    n_threads: int | None = None,
+    block_size: int | None = None,
+) -> float:
     """Negative Conditional Entropy (Tran et al. 2019) of argmax predictions vs labels.
     {params}
     Returns
@@ -603,12 +655,21 @@ def nce(predictions, labels, *, n_target=None, logits=False, backend="auto",
         NCE = -H(Y | Z) <= 0, with Z the argmax source class (ties: lowest index).
         Needs only pass 1.
     """
-    return _run(predictions, labels, n_target, logits, backend, n_threads, block_size,
-                "nce")
+    return _run(predictions, labels, "nce", n_target=n_target,
+                logits=logits, backend=backend, n_threads=n_threads,
+                block_size=block_size)
 
 
-def score(predictions, labels, *, n_target=None, logits=False, backend="auto",
-          n_threads=None, block_size=None):
+def score(
+    predictions: ArrayLike,
+    labels: ArrayLike,
+    *,
+    n_target: int | None = None,
+    logits: bool = False,
+    backend: str = "auto",
+    n_threads: int | None = None,
+    block_size: int | None = None,
+) -> Result:
     """LEEP, NCE and the empirical joint and conditional, from two passes over the data.
     {params}
     Returns
@@ -617,8 +678,9 @@ def score(predictions, labels, *, n_target=None, logits=False, backend="auto",
         With ``leep``, ``nce``, ``n_samples``, ``n_source``, ``n_target``, ``joint``,
         ``marginal``, ``conditional``, ``class_counts``, ``hard_counts``, ``backend``.
     """
-    return _run(predictions, labels, n_target, logits, backend, n_threads, block_size,
-                "result")
+    return _run(predictions, labels, "result", n_target=n_target,
+                logits=logits, backend=backend, n_threads=n_threads,
+                block_size=block_size)
 
 
 for _f in (leep, nce, score):

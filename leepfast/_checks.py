@@ -18,3 +18,11 @@ def positive_int(value, name, *, allow_none=True):
     if value < 1:
         raise InputError(f"{name}: expected a positive integer, got {value}", name)
     return int(value)
+
+
+def check_flag(value, name):
+    """A boolean argument as a bool; anything else (``"False"``, 0, None) is refused,
+    since ``bool("False")`` is True."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}: expected True or False, got {value!r}")
+    return bool(value)
