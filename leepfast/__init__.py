@@ -59,6 +59,7 @@ from ._demo import demo
 from ._features import FeatureAccumulator, h_score, logme, regularized_h_score
 from ._files import FileFormatError, open_labels, open_predictions, score_files
 from ._include import get_include
+from ._scorer import Scorer, ScorerResult
 
 __all__ = [
     "ROW_SUM_TOLERANCE",
@@ -74,6 +75,8 @@ __all__ = [
     "ShapeError",
     "StateSizeError",
     "Result",
+    "Scorer",
+    "ScorerResult",
     "available_backends",
     "demo",
     "get_include",
