@@ -9,6 +9,7 @@ the first offending row; this module turns that into one clear exception.
 
 import copy
 import warnings
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,6 +29,7 @@ from ._checks import check_flag, positive_int
 from ._config import resolve_threads
 from ._options import Options
 from ._state import Pass1State, Pass2State, check_state_fits
+from ._tensors import as_host_array
 
 #: Probability rows must sum to 1 within this tolerance, by input dtype.
 ROW_SUM_TOLERANCE = {
@@ -35,6 +37,9 @@ ROW_SUM_TOLERANCE = {
     np.dtype(np.float32): 1e-4,
     np.dtype(np.float64): 1e-6,
 }
+
+#: ... and for bfloat16 tensors (8 significant bits), widened to float32 exactly.
+BFLOAT16_TOLERANCE = 1e-2
 
 #: Rows per block are chosen so that one block holds about this many bytes.
 DEFAULT_BLOCK_BYTES = 32 << 20
@@ -111,8 +116,12 @@ class Result:
 
 
 def check_predictions(predictions, name="predictions"):
-    """The predictions as a 2-D float16/32/64 ndarray (never copied here)."""
-    arr = predictions if isinstance(predictions, np.ndarray) else np.asarray(predictions)
+    """The predictions as a 2-D float16/32/64 ndarray (never copied here, but for
+    bfloat16 tensors, widened to float32: see :func:`is_widened_bfloat16`)."""
+    arr, bfloat16 = as_host_array(predictions, name)
+    if bfloat16:
+        _WIDENED.add(id(arr))
+        weakref.finalize(arr, _WIDENED.discard, id(arr))
     # byte-swapped floats are accepted: blocks are converted to native order one by one
     if arr.dtype.newbyteorder("=") not in ROW_SUM_TOLERANCE:
         raise TypeError(
@@ -133,9 +142,19 @@ def check_predictions(predictions, name="predictions"):
     return arr
 
 
+#: ids of the float32 arrays check_predictions widened from bfloat16 (alive ones only)
+_WIDENED = set()
+
+
+def is_widened_bfloat16(arr):
+    """Whether ``arr`` is check_predictions' float32 widening of a bfloat16 tensor (its
+    rows then sum to 1 only within bfloat16's tolerance)."""
+    return id(arr) in _WIDENED
+
+
 def check_labels(labels, n_samples, name="labels"):
     """The labels as a 1-D integer ndarray of length n_samples (never copied here)."""
-    arr = labels if isinstance(labels, np.ndarray) else np.asarray(labels)
+    arr, _ = as_host_array(labels, name)
     if arr.dtype.kind not in "iu":
         raise TypeError(f"{name}: expected an integer array, got dtype={arr.dtype}")
     if arr.ndim != 1:
@@ -269,6 +288,7 @@ class Accumulator:
         self._slots = _backends.module(self.backend).n_slots(self.n_threads)
         #: Pass 1's state until :meth:`finalize`, then None.
         self.pass1 = Pass1State(self._slots)
+        self._bfloat16 = False
         #: Pass 2's state once :meth:`finalize` has run.
         self.pass2 = None
 
@@ -316,8 +336,15 @@ class Accumulator:
         """Create the state, or grow it to n_target classes."""
         self.pass1.reserve(n_source, n_target)
 
+    def _tol(self, block):
+        """The row-sum tolerance of a block's dtype (bfloat16's once a bfloat16 tensor
+        was given: its float32 widening is exact, its rows are not)."""
+        return BFLOAT16_TOLERANCE if self._bfloat16 else ROW_SUM_TOLERANCE[block.dtype]
+
     def _check_batch(self, predictions, labels):
         predictions = check_predictions(predictions)
+        if is_widened_bfloat16(predictions):
+            self._bfloat16 = True
         labels = check_labels(labels, predictions.shape[0])
         if self.n_source is None:
             self.n_source = predictions.shape[1]
@@ -355,10 +382,11 @@ class Accumulator:
         if status == _status.ERR_NOT_NORMALISED:
             with np.errstate(over="ignore"):  # a sum of finite values may overflow
                 total = float(np.sum(block[row], dtype=np.float64))
-            tol = ROW_SUM_TOLERANCE[block.dtype]
+            tol = self._tol(block)
+            kind = "bfloat16" if self._bfloat16 else block.dtype
             raise RowSumError(
                 f"{pred}: row {r} sums to {total:.8g}; expected probabilities that sum "
-                f"to 1 within {tol:g} (the {block.dtype} tolerance){hint}",
+                f"to 1 within {tol:g} (the {kind} tolerance){hint}",
                 self.role,
             )
         if status == _status.ERR_ZERO_PROB:
@@ -416,7 +444,7 @@ class Accumulator:
             self.pass1.hard,
             self.pass1.counts,
             self.logits,
-            ROW_SUM_TOLERANCE[block.dtype],
+            self._tol(block),
             self.n_threads,
         )
         if status:
@@ -510,7 +538,7 @@ class Accumulator:
             labels64,
             self.conditional,
             self.logits,
-            ROW_SUM_TOLERANCE[block.dtype],
+            self._tol(block),
             self.n_threads,
         )
         if status:
@@ -562,6 +590,7 @@ def _run(predictions, labels, what, **options):
     if options.n_target is None:
         options = options.with_n_target(infer_n_target(labels))
     acc = Accumulator.from_options(options)
+    acc._bfloat16 = is_widened_bfloat16(predictions)
     views = (
         predictions.flags.c_contiguous
         and predictions.dtype.isnative

@@ -1,0 +1,96 @@
+"""Tensors (DLPack, __array__), labels of every common kind, bfloat16, device tensors.
+
+PyTorch tests are skipped where torch is absent, except when LEEPFAST_REQUIRE_TORCH is
+set (CI sets it and installs torch==2.13.0, the CPU build)."""
+
+import os
+
+import numpy as np
+import pytest
+
+import leepfast
+from leepfast._errors import InputError, RowSumError
+from leepfast._tensors import widen_bfloat16
+
+if os.environ.get("LEEPFAST_REQUIRE_TORCH"):
+    import torch
+else:
+    torch = pytest.importorskip("torch")
+
+
+def _data(n=500, z=9, y=4, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.dirichlet(np.ones(z), n), rng.integers(0, y, n)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+def test_torch_tensors_score_like_their_arrays(backend, dtype):
+    theta, y = _data()
+    arr = theta.astype(dtype)
+    t = torch.from_numpy(arr)
+    got = leepfast.score(t, torch.from_numpy(y), backend=backend)
+    want = leepfast.score(arr, y, backend=backend)
+    assert got.leep == want.leep and got.nce == want.nce  # the same bits went in
+    from leepfast._api import check_predictions
+
+    assert np.shares_memory(check_predictions(t), arr)  # zero-copy through DLPack
+
+
+def test_a_non_contiguous_tensor_and_logits():
+    theta, y = _data()
+    logits = torch.from_numpy(np.log(theta)).T.contiguous().T  # Fortran order
+    assert not logits.is_contiguous()
+    assert leepfast.leep(logits, y, logits=True) == pytest.approx(
+        leepfast.leep(theta, y), rel=1e-12
+    )
+
+
+def test_bfloat16_agrees_with_the_reference_on_the_widened_values(backend):
+    theta, y = _data()
+    t = torch.from_numpy(theta).to(torch.bfloat16)
+    widened = t.to(torch.float32).numpy().astype(np.float64)
+    np.testing.assert_array_equal(
+        widen_bfloat16(t.view(torch.int16).numpy().view(np.uint16)), widened
+    )
+    from leepfast import _reference
+
+    # the rows of a bfloat16 tensor sum to 1 only within ~2^-8: bfloat16's tolerance
+    got = leepfast.score(t, y, backend=backend)
+    assert got.leep == pytest.approx(_reference.leep(widened, y), rel=1e-12)
+    assert got.nce == pytest.approx(_reference.nce(widened, y), rel=1e-12)
+    bad = t.clone()
+    bad[3] = bad[3] * 1.5
+    with pytest.raises(RowSumError, match=r"row 3 sums to .*within 0.01 \(the bfloat16 "
+                       r"tolerance\)"):
+        leepfast.leep(bad, y, backend=backend)
+    acc = leepfast.Accumulator(backend=backend).accumulate(t, y).finalize()
+    assert acc.score(t, y).result().leep == pytest.approx(got.leep, rel=1e-12)
+
+
+def test_labels_as_lists_series_and_tensors():
+    theta, y = _data()
+    want = leepfast.leep(theta, y)
+    assert leepfast.leep(theta, y.tolist()) == want
+    assert leepfast.leep(theta, torch.from_numpy(y).to(torch.int32)) == want
+    pandas = pytest.importorskip("pandas")
+    assert leepfast.leep(theta, pandas.Series(y)) == want
+
+
+class _DeviceTensor:
+    """What a CUDA tensor shows leepfast: DLPack on device type 2 (kDLCUDA)."""
+
+    def __dlpack_device__(self):
+        return (2, 1)
+
+    def __dlpack__(self, stream=None):
+        raise AssertionError("a device tensor must not be read")
+
+
+def test_a_tensor_on_an_accelerator_is_refused_not_copied():
+    with pytest.raises(InputError, match=r"^predictions: expected an array in host "
+                       r"memory, got a tensor on cuda:1; move it to the host first "
+                       r"\(e.g. tensor.cpu\(\) in PyTorch\)$") as err:
+        leepfast.leep(_DeviceTensor(), [0])
+    assert err.value.argument == "predictions"
+    with pytest.raises(InputError, match=r"^labels: expected an array in host memory"):
+        leepfast.leep(np.array([[1.0]]), _DeviceTensor())
