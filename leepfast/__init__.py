@@ -60,6 +60,7 @@ from ._features import FeatureAccumulator, h_score, logme, regularized_h_score
 from ._files import FileFormatError, open_labels, open_predictions, score_files
 from ._include import get_include
 from ._scorer import Scorer, ScorerResult
+from ._scores_more import gbc, nleep, transrate
 
 __all__ = [
     "ROW_SUM_TOLERANCE",
@@ -80,14 +81,17 @@ __all__ = [
     "available_backends",
     "demo",
     "get_include",
+    "gbc",
     "h_score",
     "leep",
     "logme",
     "nce",
+    "nleep",
     "open_labels",
     "open_predictions",
     "regularized_h_score",
     "score",
     "score_files",
     "show_config",
+    "transrate",
 ]

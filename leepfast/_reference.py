@@ -87,3 +87,45 @@ def nce(theta, y, n_target=None):
     if n_target is None:
         n_target = int(y.max()) + 1
     return nce_from_counts(hard_counts(theta, y, n_target))
+
+
+# ---------------------------------------------------------------------------------------
+# The scores LEEP is compared against, in their public code's conventions
+
+
+def coding_rate(Z, eps):
+    """R(Z) = 1/2 log det(I + Z^T Z / (n eps)) for Z of shape (n, d)."""
+    n, d = Z.shape
+    return 0.5 * np.linalg.slogdet(np.eye(d) + Z.T @ Z / (n * eps))[1]
+
+
+def transrate(features, y, eps=1e-4):
+    """R(Z) - mean over present classes c of R(Z_c), Z centred on the overall mean."""
+    Z = np.asarray(features, dtype=np.float64)
+    Z = Z - Z.mean(axis=0)
+    classes = np.unique(y)
+    return coding_rate(Z, eps) - np.mean([coding_rate(Z[y == c], eps) for c in classes])
+
+
+def bhattacharyya_distance(mu1, mu2, var1, var2):
+    """D_B of two Gaussians with diagonal (or, for scalars, spherical) variances."""
+    avg = (var1 + var2) / 2
+    return np.sum((mu1 - mu2) ** 2 / avg) / 8 + 0.5 * (
+        np.sum(np.log(avg)) - 0.5 * np.sum(np.log(var1)) - 0.5 * np.sum(np.log(var2))
+    )
+
+
+def gbc(features, y, gaussian="spherical", min_variance=1e-4):
+    """-sum over ordered pairs of present classes of exp(-D_B)."""
+    F = np.asarray(features, dtype=np.float64)
+    classes = np.unique(y)
+    means = {c: F[y == c].mean(axis=0) for c in classes}
+    var = {c: np.maximum(F[y == c].var(axis=0), min_variance) for c in classes}
+    if gaussian == "spherical":
+        var = {c: v.mean() for c, v in var.items()}
+    return -sum(
+        np.exp(-bhattacharyya_distance(means[a], means[b], var[a], var[b]))
+        for a in classes
+        for b in classes
+        if a != b
+    )
