@@ -59,6 +59,13 @@ def _blocks(f, y, block_size):
         yield u, np.asarray(y[start : start + rows], dtype=np.int64)
 
 
+def _by_class(u, idx):
+    """(class index, its rows of the block u) for each class present in the block."""
+    order = np.argsort(idx, kind="stable")
+    for part in np.split(order, np.flatnonzero(np.diff(idx[order])) + 1):
+        yield idx[part[0]], u[part]
+
+
 def _classes(y):
     """The classes present, and the labels as indices into them."""
     present, index = np.unique(y, return_inverse=True)
@@ -113,15 +120,10 @@ def transrate(features, labels, *, eps=1e-4, block_size=None,
         if shift is None:
             shift = u.mean(axis=0)
         u -= shift
-        idx = index[start : start + len(u)]
-        start += len(u)
-        order = np.argsort(idx, kind="stable")
-        cuts = np.flatnonzero(np.diff(idx[order])) + 1
-        for part in np.split(order, cuts):
-            c = idx[part[0]]
-            uc = u[part]
+        for c, uc in _by_class(u, index[start : start + len(u)]):
             sums[c] += uc.sum(axis=0)
             grams[c] += uc.T @ uc
+        start += len(u)
     n = f.shape[0]
     mu = sums.sum(axis=0) / n  # the overall mean, in shifted coordinates
     total = grams.sum(axis=0) - n * np.outer(mu, mu)
@@ -199,16 +201,9 @@ def gbc(features, labels, *, gaussian="spherical", pca=None, block_size=None):
     means = np.zeros((n_classes, k))
     m2 = np.zeros((n_classes, k))
     start = 0
-    for u, _ in _blocks(f, y, block_size):
-        if axes is not None:
-            u = (u - axes[0]) @ axes[1]
-        idx = index[start : start + len(u)]
-        start += len(u)
-        order = np.argsort(idx, kind="stable")
-        cuts = np.flatnonzero(np.diff(idx[order])) + 1
-        for part in np.split(order, cuts):
-            c = idx[part[0]]
-            uc = u[part]
+    for rows, _ in _blocks(f, y, block_size):
+        u = rows if axes is None else (rows - axes[0]) @ axes[1]
+        for c, uc in _by_class(u, index[start : start + len(u)]):
             nb = len(uc)
             mb = uc.mean(axis=0)
             m2b = ((uc - mb) ** 2).sum(axis=0)
@@ -218,6 +213,7 @@ def gbc(features, labels, *, gaussian="spherical", pca=None, block_size=None):
             means[c] += delta * (nb / tot)
             m2[c] += m2b + delta**2 * (na * nb / tot)
             counts[c] = tot
+        start += len(rows)
     variances = np.maximum(m2 / counts[:, None], GBC_MIN_VARIANCE)
     if gaussian == "spherical":
         variances = variances.mean(axis=1, keepdims=True)
