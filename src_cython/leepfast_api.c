@@ -79,20 +79,27 @@ static int accumulate_any(enum elem type, const void *predictions, const int64_t
     }
 }
 
+/* pass 2 re-validates every row (the predictions may have changed since pass 1) */
 static int score_any(enum elem type, const void *predictions, const int64_t *labels,
                      int64_t n_rows, int64_t n_source, int64_t n_target, int is_logits,
                      const double *conditional, double *scratch, double *sum)
 {
     switch (type) {
     case ELEM_F16:
-        return leepfast_score_f16((const uint16_t *)predictions, labels, n_rows, n_source,
-                                  n_target, is_logits, conditional, scratch, sum, NULL);
+        return leepfast_score_checked_f16((const uint16_t *)predictions, labels, n_rows,
+                                          n_source, n_target, is_logits, LEEPFAST_TOL_F16,
+                                          conditional, scratch, sum, NULL,
+                                          LEEPFAST_SIMD_BEST);
     case ELEM_F32:
-        return leepfast_score_f32((const float *)predictions, labels, n_rows, n_source,
-                                  n_target, is_logits, conditional, scratch, sum, NULL);
+        return leepfast_score_checked_f32((const float *)predictions, labels, n_rows,
+                                          n_source, n_target, is_logits, LEEPFAST_TOL_F32,
+                                          conditional, scratch, sum, NULL,
+                                          LEEPFAST_SIMD_BEST);
     default:
-        return leepfast_score_f64((const double *)predictions, labels, n_rows, n_source,
-                                  n_target, is_logits, conditional, scratch, sum, NULL);
+        return leepfast_score_checked_f64((const double *)predictions, labels, n_rows,
+                                          n_source, n_target, is_logits, LEEPFAST_TOL_F64,
+                                          conditional, scratch, sum, NULL,
+                                          LEEPFAST_SIMD_BEST);
     }
 }
 
