@@ -73,7 +73,7 @@ def get_include():
         if listed and all(os.path.isfile(os.path.join(folder, name)) for name in listed[1]):
             return folder
     raise FileNotFoundError(
-        f"get_include: expected the leepfast C API files (listed in {MANIFEST}) in "
+        f"get_include: expected the leepfast C API files ({', '.join(C_FILES)}) in "
         f"{candidates[0]} (regular install) or {candidates[1]} (editable install), "
         "found neither; reinstall leepfast"
     )

@@ -329,18 +329,14 @@ def read_floor(const pred_t[:, ::1] block, int n_threads, Py_ssize_t chunk=CHUNK
     return total
 
 
-# h log h for the small counts most cells hold, each computed once per finalize (on
-# first use: a table filled up front would cost 256 logs even for a 10 x 10 state)
-cdef enum:
-    XLOGX_TABLE = 256
-
-
-cdef inline double _xlogx(int64_t h, double *table) noexcept nogil:
-    if h < XLOGX_TABLE:
-        if table[h] < 0.0:
-            table[h] = <double> h * log(<double> h) if h > 1 else 0.0
-        return table[h]
-    return <double> h * log(<double> h)
+cdef inline void _neumaier(double x, double *total, double *carry) noexcept nogil:
+    """total + carry += x, compensated (Neumaier): the sum to about one rounding."""
+    cdef double t = total[0] + x
+    if (total[0] if total[0] >= 0 else -total[0]) >= (x if x >= 0 else -x):
+        carry[0] += (total[0] - t) + x
+    else:
+        carry[0] += (x - t) + total[0]
+    total[0] = t
 
 
 def finalize(joint_slots, hard_slots, counts_slots):
@@ -372,13 +368,10 @@ def finalize(joint_slots, hard_slots, counts_slots):
     cdef double[:, ::1] C = out_cond
     cdef int64_t[::1] Hz = out_hz
     cdef double[::1] M = out_m
-    cdef double table[XLOGX_TABLE]
     cdef Py_ssize_t t, y, z
     cdef int64_t h, n = 0  # n: the number of pairs counted
-    cdef double s, m, hlogh = 0.0, hzlogh = 0.0
+    cdef double s, m, total = 0.0, carry = 0.0
     with nogil:
-        for z in range(XLOGX_TABLE):
-            table[z] = -1.0  # not computed yet
         for y in range(n_target):
             for t in range(1, n_slots):
                 counts[0, y] += counts[t, y]
@@ -393,12 +386,12 @@ def finalize(joint_slots, hard_slots, counts_slots):
                 M[z] += s
                 Hz[z] += h
                 n += h
-                hlogh += _xlogx(h, table)
         for y in range(n_target):  # slot 1 has been read: C takes its place
             for z in range(n_source):
                 m = M[z]
                 C[y, z] = joint[0, y, z] / m if m > 0.0 else 0.0
-        for z in range(n_source):
-            hzlogh += _xlogx(Hz[z], table)
-    nce = (hlogh - hzlogh) / n if n > 0 else float("nan")
+                h = hard[0, y, z]
+                if h > 0:
+                    _neumaier(<double> h * log(<double> h / <double> Hz[z]), &total, &carry)
+    nce = (total + carry) / n if n > 0 else float("nan")
     return joint_slots[0], hard_slots[0], counts_slots[0], out_cond, out_m, nce

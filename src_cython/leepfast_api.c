@@ -40,16 +40,20 @@ int leepfast_nce_from_counts(const int64_t *hard, int64_t n_target, int64_t n_so
         total += (double)hard[k];
     }
     if (!(total > 0.0)) return LEEPFAST_ERR_SIZE;
-    double sum = 0.0;
+    double sum = 0.0, carry = 0.0; /* compensated (Neumaier): all terms are <= 0 */
     for (int64_t z = 0; z < n_source; z++) {
         double column = 0.0; /* n * P(z) */
         for (int64_t y = 0; y < n_target; y++) column += (double)hard[y * n_source + z];
         for (int64_t y = 0; y < n_target; y++) {
             double pair = (double)hard[y * n_source + z]; /* n * P(y, z) */
-            if (pair > 0.0) sum += (pair / total) * log(pair / column);
+            if (pair > 0.0) {
+                double x = pair * log(pair / column), t = sum + x;
+                carry += fabs(sum) >= fabs(x) ? (sum - t) + x : (x - t) + sum;
+                sum = t;
+            }
         }
     }
-    *nce = sum;
+    *nce = (sum + carry) / total;
     return LEEPFAST_OK;
 }
 
