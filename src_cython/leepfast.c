@@ -179,6 +179,64 @@ static int has_nonfinite_f16(const uint16_t *row, int64_t n_source)
     return 0;
 }
 
+/*
+ * exp(x) for x <= 0 in float64, branch-free so that a loop of it vectorises at every
+ * level (the same C compiled under each level's target attributes): x = k ln 2 + r
+ * with |r| <= ln(2)/2 (k rounded with the 1.5 * 2^52 shifter, ln 2 in two parts so
+ * that k * LN2_HI is exact), exp(r) by its Taylor polynomial of degree 13 (truncation
+ * below 5e-18 relative) in Horner form, and 2^k applied as two normal powers of two
+ * (k down to -1076: the result may be subnormal). Within 2 ulp of exp in tests; x below
+ * -746 gives 0 or the smallest subnormal, as exp rounds there.
+ */
+static inline double lf_exp_neg(double x)
+{
+    const double shifter = 6755399441055744.0; /* 1.5 * 2^52 */
+    x = x < -746.0 ? -746.0 : x;
+    double kd = (x * 1.4426950408889634 + shifter) - shifter;
+    double r = (x - kd * 6.93147180369123816490e-01) - kd * 1.90821492927058770002e-10;
+    double p = 1.0 / 6227020800.0;
+    p = p * r + 1.0 / 479001600.0;
+    p = p * r + 1.0 / 39916800.0;
+    p = p * r + 1.0 / 3628800.0;
+    p = p * r + 1.0 / 362880.0;
+    p = p * r + 1.0 / 40320.0;
+    p = p * r + 1.0 / 5040.0;
+    p = p * r + 1.0 / 720.0;
+    p = p * r + 1.0 / 120.0;
+    p = p * r + 1.0 / 24.0;
+    p = p * r + 1.0 / 6.0;
+    p = p * r + 0.5;
+    p = p * r + 1.0;
+    p = p * r + 1.0;
+    double k1 = (kd * 0.5 - 0.25 + shifter) - shifter; /* floor(k / 2) */
+    double t1 = k1 + shifter, t2 = (kd - k1) + shifter;
+    int64_t b1, b2;
+    memcpy(&b1, &t1, sizeof b1);
+    memcpy(&b2, &t2, sizeof b2);
+    b1 = (int64_t)((uint64_t)(b1 - INT64_C(0x4338000000000000) + 1023) << 52);
+    b2 = (int64_t)((uint64_t)(b2 - INT64_C(0x4338000000000000) + 1023) << 52);
+    double s1, s2;
+    memcpy(&s1, &b1, sizeof s1);
+    memcpy(&s2, &b2, sizeof s2);
+    return p * s1 * s2;
+}
+
+/* v[z] = exp(v[z] - hi) in place, and their sum (eight chains); one per level. */
+#define LF_DEFINE_EXP_SUM(NAME, ATTR)                                                  \
+    ATTR static double NAME(double *v, int64_t n, double hi)                           \
+    {                                                                                  \
+        for (int64_t z = 0; z < n; z++) v[z] = lf_exp_neg(v[z] - hi);                  \
+        double acc[8] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};                      \
+        int64_t z = 0;                                                                 \
+        for (; z + 8 <= n; z += 8)                                                     \
+            for (int j = 0; j < 8; j++) acc[j] += v[z + j];                            \
+        double s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) +                           \
+                   ((acc[4] + acc[5]) + (acc[6] + acc[7]));                            \
+        for (; z < n; z++) s += v[z];                                                  \
+        return s;                                                                      \
+    }
+LF_DEFINE_EXP_SUM(exp_sum_scalar, )
+
 /* The levels, lowest first: scalar (every row function per type), then one file each. */
 #define LF_T double
 #define LF_S f64
@@ -194,12 +252,15 @@ static int has_nonfinite_f16(const uint16_t *row, int64_t n_source)
 
 #if LF_SSE2
 #include "leepfast_sse2.inc"
+LF_DEFINE_EXP_SUM(exp_sum_sse2, )
 #endif
 #if LF_AVX2
 #include "leepfast_avx2.inc"
+LF_DEFINE_EXP_SUM(exp_sum_avx2, LF_TARGET_AVX2)
 #endif
 #if LF_AVX512
 #include "leepfast_avx512.inc"
+LF_DEFINE_EXP_SUM(exp_sum_avx512, LF_TARGET_AVX512)
 #endif
 
 /* One row of the table: the row kernels of one level. acc_f16 / dot_f16 are NULL where
@@ -213,32 +274,33 @@ typedef struct {
     double (*dot_f64)(const double *, int64_t, const double *, double *, double *);
     double (*dot_f16)(const uint16_t *, int64_t, const double *, double *, double *);
     void (*to_float)(const uint16_t *, int64_t, float *);
+    double (*exp_sum)(double *, int64_t, double); /* the softmax's exp of logits */
 } lf_kernels;
 
 static const lf_kernels lf_levels[4] = {
     /* LEEPFAST_SIMD_SCALAR */
     {acc_row_scalar_f32, acc_row_scalar_f64, NULL, dot_row_scalar_f32, dot_row_scalar_f64,
-     NULL, half_row_to_float},
+     NULL, half_row_to_float, exp_sum_scalar},
 #if LF_SSE2
     /* LEEPFAST_SIMD_SSE2 */
     {acc_row_sse2_f32, acc_row_sse2_f64, NULL, dot_row_sse2_f32, dot_row_sse2_f64, NULL,
-     half_row_to_float},
+     half_row_to_float, exp_sum_sse2},
 #else
-    {NULL, NULL, NULL, NULL, NULL, NULL, NULL},
+    {NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL},
 #endif
 #if LF_AVX2
     /* LEEPFAST_SIMD_AVX2 */
     {acc_row_avx2_f32, acc_row_avx2_f64, acc_row_avx2_f16, dot_row_avx2_f32,
-     dot_row_avx2_f64, dot_row_avx2_f16, half_row_to_float_f16c},
+     dot_row_avx2_f64, dot_row_avx2_f16, half_row_to_float_f16c, exp_sum_avx2},
 #else
-    {NULL, NULL, NULL, NULL, NULL, NULL, NULL},
+    {NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL},
 #endif
 #if LF_AVX512
     /* LEEPFAST_SIMD_AVX512 */
     {acc_row_avx512_f32, acc_row_avx512_f64, acc_row_avx512_f16, dot_row_avx512_f32,
-     dot_row_avx512_f64, dot_row_avx512_f16, half_row_to_float_f16c},
+     dot_row_avx512_f64, dot_row_avx512_f16, half_row_to_float_f16c, exp_sum_avx512},
 #else
-    {NULL, NULL, NULL, NULL, NULL, NULL, NULL},
+    {NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL},
 #endif
 };
 
