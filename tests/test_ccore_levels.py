@@ -177,3 +177,32 @@ def test_nce_is_summed_carefully():
              np.ones((2, Y), dtype=np.int64))
     nce = _backend_cython.finalize(*slots)[5]
     assert abs(nce - exact) <= 1e-14 * abs(exact)
+
+
+@pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+@pytest.mark.parametrize("scale", [1.0, 30.0, 300.0])
+def test_vectorised_exp_matches_the_float64_reference(monkeypatch, level, dtype, scale):
+    # logits of large magnitude (exp underflows to subnormals and 0 across a row),
+    # float16 input (scale 300 saturates float16 only where it must: 65504 is finite)
+    monkeypatch.setenv("LEEPFAST_SIMD", level)
+    rng = np.random.default_rng(int(scale))
+    n, z, y_count = 3000, 257, 7
+    x = (rng.normal(size=(n, z)) * scale).astype(dtype)
+    x[::5, 3] = -700.0 if dtype != "float16" else -60000.0  # deep in the exp tail
+    labels = rng.integers(0, y_count, n)
+    probs = _reference.softmax(x)
+    r = leepfast.score(x, labels, n_target=y_count, logits=True, backend="cython",
+                       n_threads=2)
+    assert r.leep == pytest.approx(_reference.leep(probs, labels, y_count), rel=1e-13)
+    np.testing.assert_allclose(r.joint, _reference.joint(probs, labels, y_count),
+                               rtol=1e-13, atol=1e-300)
+
+
+@pytest.mark.parametrize("level", LEVELS)
+def test_minus_infinity_logits_are_reported_at_every_level(monkeypatch, level):
+    monkeypatch.setenv("LEEPFAST_SIMD", level)
+    x = np.random.default_rng(0).normal(size=(50, 40))
+    x[31, 17] = -np.inf
+    with pytest.raises(ValueError, match="row 31 contains NaN or infinity"):
+        leepfast.leep(x, np.arange(50) % 3, logits=True, backend="cython")
