@@ -85,8 +85,22 @@ class BuildExt(build_ext):
 
 # The C API (leepfast.get_include()): copied from src_cython/ into leepfast/include/ of
 # the built package, so the repository holds one copy. An editable install has no such
-# copy; get_include() then returns src_cython/ itself.
-C_API_FILES = ["leepfast.h", "leepfast.c", "leepfast_api.c", "leepfast_kernel.inc"]
+# copy; get_include() then returns src_cython/ itself. src_cython/manifest.txt is the one
+# list of its files (leepfast/_include.py and examples/c/Makefile read it too).
+def read_manifest():
+    """(sources to compile, every file) of src_cython/manifest.txt."""
+    sources, files = [], []
+    with open(os.path.join(HERE, "src_cython", "manifest.txt")) as f:
+        for line in f:
+            kind, _, name = line.partition("#")[0].strip().partition(" ")
+            if kind:
+                files.append(name.strip())
+                if kind == "source":
+                    sources.append(name.strip())
+    return sources, files
+
+
+C_SOURCES, C_API_FILES = read_manifest()
 
 
 class BuildPy(build_py):
@@ -112,13 +126,9 @@ directives = {
 extensions = [
     Extension(
         "leepfast._kernels",
-        sources=[
-            "src_cython/_kernels.pyx",
-            "src_cython/leepfast.c",
-            "src_cython/leepfast_api.c",
-        ],
+        sources=["src_cython/_kernels.pyx"] + [f"src_cython/{n}" for n in C_SOURCES],
         include_dirs=["src_cython"],
-        depends=["src_cython/leepfast.h", "src_cython/leepfast_kernel.inc"],
+        depends=[f"src_cython/{n}" for n in C_API_FILES if n not in C_SOURCES],
     )
 ]
 

@@ -1,8 +1,28 @@
 """The compiled backend: Cython over the portable C core (``src_cython/``)."""
 
+import os
+
 import numpy as np
 
 from . import _kernels
+from ._config import simd_cap
+
+# A child forked after OpenMP ran in the parent would hang in its first parallel region
+# (libgomp's thread pool does not survive fork): a forked child runs every kernel on
+# its own thread, outside any OpenMP region, and computes the same values.
+_forked = [False]
+
+
+def _after_fork_in_child():
+    _forked[0] = True
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _team(n_threads):
+    return 1 if _forked[0] else n_threads
 
 #: The kernels read C-contiguous blocks in place and allocate O(Z) per thread, whatever
 #: the block size: the in-memory API may hand them large views of the caller's array.
@@ -10,7 +30,8 @@ TAKES_LARGE_VIEWS = True
 
 
 def n_slots(n_threads):
-    """Thread-local state slots: one per thread."""
+    """Thread-local state slots: one per thread (the team is ``n_threads``, already
+    clamped by ``resolve_threads``; a forked child runs the slots on one thread)."""
     return n_threads
 
 
@@ -21,12 +42,15 @@ def _bits(block):
 
 def accumulate(block, labels, joint_sum, hard, counts, logits, tol, n_threads):
     return _kernels.accumulate(
-        _bits(block), labels, joint_sum, hard, counts, logits, tol, n_threads
+        _bits(block), labels, joint_sum, hard, counts, logits, tol, _team(n_threads),
+        simd=simd_cap(),
     )
 
 
 def score(block, labels, conditional, logits, tol, n_threads):
-    return _kernels.score(_bits(block), labels, conditional, logits, n_threads)
+    """Pass 2, every row validated as pass 1 validates it."""
+    return _kernels.score(_bits(block), labels, conditional, logits, tol,
+                          _team(n_threads), simd=simd_cap())
 
 
 def finalize(joint_sum, hard, counts):

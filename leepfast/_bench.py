@@ -9,6 +9,8 @@ Baselines, measured side by side on the same array:
   masked sums for the joint, then ``predictions @ conditional.T`` and a gather.
 """
 
+import contextlib
+import os
 import time
 from functools import partial
 
@@ -51,11 +53,47 @@ def naive_leep(predictions, labels):
 
 
 def read_floor(predictions, n_threads):
-    """One parallel read of the array (a plain sum), the bandwidth floor."""
-    from . import _kernels
-    from ._backend_cython import _bits  # float16 as the bit patterns the C side reads
+    """One parallel read of the array (a plain sum), the bandwidth floor.
 
+    Without the compiled extension (``--backends numba`` on a build without Cython),
+    a NumPy sum of the same bytes stands in (one thread: a higher floor, so the reads
+    it reports are an underestimate; :func:`format_table` says so).
+    """
+    try:
+        from . import _kernels
+        from ._backend_cython import _bits  # float16 as the bit patterns the C side reads
+    except ImportError:
+        a = np.ascontiguousarray(predictions)
+        return float(a.view(np.uint16).sum(dtype=np.uint64)) if a.dtype == np.float16 \
+            else float(a.sum(dtype=np.float64))
     return _kernels.read_floor(_bits(np.ascontiguousarray(predictions)), n_threads)
+
+
+@contextlib.contextmanager
+def simd_cap(level):
+    """LEEPFAST_SIMD set to ``level`` (None: left as it is) inside the block."""
+    if level is None:
+        yield
+        return
+    old = os.environ.get("LEEPFAST_SIMD")
+    os.environ["LEEPFAST_SIMD"] = level
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["LEEPFAST_SIMD"]
+        else:
+            os.environ["LEEPFAST_SIMD"] = old
+
+
+def cpu_levels():
+    """Every SIMD level the compiled backend runs on this CPU, best first ([] without
+    it): a capped AVX-512 CPU runs the AVX2 rows, it is not an AVX2 CPU."""
+    try:
+        from . import _kernels
+    except ImportError:
+        return []
+    return list(reversed(_kernels.LEVELS[: _kernels.simd_level() + 1]))
 
 
 def median_times(fns, rounds):
@@ -72,7 +110,8 @@ def median_times(fns, rounds):
 
 
 def run(n=100_000, n_source=1000, n_target=100, dtypes=("float32", "float64", "float16"),
-        backends=None, n_threads=None, repeat=7, naive=True, naive_repeat=2):
+        backends=None, n_threads=None, repeat=7, naive=True, naive_repeat=2,
+        levels=None):
     """Measure every backend and dtype against the baselines; returns a list of rows.
 
     Per dtype, each compiled backend is timed round-robin with the read floor
@@ -82,16 +121,28 @@ def run(n=100_000, n_source=1000, n_target=100, dtypes=("float32", "float64", "f
     it; its BLAS threads, spinning after it returns, can then only slow the reference).
     Each row is a dict with ``backend``, ``dtype``, ``seconds`` (median), ``gb_per_s``
     (input bytes / time), ``reads`` (time / read floor) and ``speedup`` (naive time /
-    time, None when the naive baseline was not run).
+    time, None when the naive baseline was not run). ``levels`` (e.g. ``cpu_levels()``):
+    the compiled backend is timed once per SIMD level, capped through LEEPFAST_SIMD, as
+    rows named ``cython[<level>]``.
     """
     n_threads = resolve_threads(n_threads)
-    backends = list(backends or _backends.available_backends())
-    fast = [b for b in backends if b != "numpy"]
+    base = list(backends or _backends.available_backends())
     rows = []
     for dtype in dtypes:
+        backends = list(base)
+        fast = [b for b in backends if b != "numpy"]
         theta, labels = make_predictions(n, n_source, n_target, dtype)
         calls = {b: partial(_api.leep, theta, labels, n_target=n_target, backend=b,
                             n_threads=n_threads) for b in backends}
+        if levels and "cython" in calls:
+            def capped(level, fn=calls.pop("cython")):
+                with simd_cap(level):
+                    return fn()
+            for level in levels:
+                calls[f"cython[{level}]"] = partial(capped, level)
+            backends = [b for b in backends if b != "cython"] + [
+                f"cython[{level}]" for level in levels]
+            fast = [b for b in backends if b != "numpy"]
         # each backend round-robin with its own read floor: one backend's threads,
         # still spinning after its call, would slow the next backend's call
         floor_fn = partial(read_floor, theta, n_threads)
@@ -130,10 +181,12 @@ def format_table(rows, n, n_source, n_target, n_threads):
     """The rows of :func:`run` as a Markdown table."""
     try:
         from . import _kernels
+        from ._config import SIMD_LEVELS, simd_cap as cap
 
-        simd = f", {_kernels.simd()} kernels"
+        simd = (f", {SIMD_LEVELS[_kernels.simd_effective(cap())]} kernels "
+                f"(best on this CPU: {_kernels.simd()})")
     except ImportError:  # no compiled backend
-        simd = ""
+        simd = ", read floor: a one-thread NumPy sum (no compiled extension)"
     head = (f"LEEP, n={n}, Z={n_source}, Y={n_target}, {n_threads} threads{simd}; "
             "reads = time / one parallel read of the same array (exact floor: 2.0); "
             "speedup = naive NumPy time / time\n\n")

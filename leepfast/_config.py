@@ -6,19 +6,61 @@ import sys
 import numpy as np
 
 
+#: The SIMD levels of the compiled backend, lowest first (the C core's level numbers).
+SIMD_LEVELS = ("scalar", "sse2", "avx2", "avx512")
+
+
+def max_threads():
+    """The largest team a call runs: 8 threads per logical CPU, and at least 64.
+
+    More threads than cores never speed up a memory-bound pass, and a few thousand make
+    OpenMP fail to create them (libgomp aborts or segfaults the process), so larger
+    requests are clamped to this.
+    """
+    return max(64, 8 * (os.cpu_count() or 1))
+
+
 def default_threads():
-    """All cores this process may use, or OMP_NUM_THREADS when it is set."""
+    """All cores this process may use, or OMP_NUM_THREADS when it is set (clamped to
+    :func:`max_threads`)."""
     env = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
     if env.isdigit() and int(env) > 0:
-        return int(env)
+        return min(int(env), max_threads())
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         return os.cpu_count() or 1
 
 
+def simd_cap():
+    """The SIMD cap from ``LEEPFAST_SIMD`` (unset or empty: no cap), as an index into
+    :data:`SIMD_LEVELS`; read at every call, and passed down to the C core per call.
+
+    Raises
+    ------
+    ValueError
+        If ``LEEPFAST_SIMD`` is set to anything but a level name.
+    """
+    value = os.environ.get("LEEPFAST_SIMD", "").strip()
+    if not value:
+        return len(SIMD_LEVELS) - 1
+    try:
+        return SIMD_LEVELS.index(value.lower())
+    except ValueError:
+        raise ValueError(
+            f"LEEPFAST_SIMD: expected one of {', '.join(reversed(SIMD_LEVELS))} "
+            f"(or unset), got {value!r}"
+        ) from None
+
+
 def resolve_threads(n_threads):
-    """None or -1: all cores (OMP_NUM_THREADS respected); k >= 1: k threads."""
+    """None or -1: all cores (OMP_NUM_THREADS respected); k >= 1: k threads.
+
+    Absurd counts (``n_threads=100000``, ``OMP_NUM_THREADS=100000``) are clamped to
+    :func:`max_threads`, never passed to OpenMP (which dies creating thousands of
+    threads); the thread slots of pass 1 then equal the clamped team. The result never
+    depends on the clamp beyond the 1e-12 agreement of different thread counts.
+    """
     if n_threads is None:
         return default_threads()
     if isinstance(n_threads, bool) or not isinstance(n_threads, (int, np.integer)):
@@ -33,7 +75,7 @@ def resolve_threads(n_threads):
             f"n_threads: expected None, -1 (all cores) or a positive integer, "
             f"got {n_threads}"
         )
-    return n_threads
+    return min(n_threads, max_threads())
 
 
 def config():
@@ -53,6 +95,12 @@ def config():
 
         info["cython_openmp"] = _kernels.openmp_enabled()
         info["cython_simd"] = _kernels.simd()
+        try:
+            info["simd_cap"] = SIMD_LEVELS[simd_cap()]
+        except ValueError as error:
+            info["simd_cap"] = f"invalid ({error})"
+        else:
+            info["simd_in_use"] = SIMD_LEVELS[_kernels.simd_effective(simd_cap())]
     except ImportError:
         info["cython_openmp"] = info["cython_simd"] = None
     try:
@@ -75,7 +123,9 @@ def show_config(file=None):
         f"numba           {info['numba'] or 'not installed'}",
         f"backends        {', '.join(info['backends'])} (auto picks the first)",
         f"cython OpenMP   {openmp[info['cython_openmp']]}",
-        f"cython SIMD     {info['cython_simd'] or 'n/a (not built)'}",
+        f"cython SIMD     {info['cython_simd'] or 'n/a (not built)'} (best on this CPU)",
+        f"SIMD cap        {info.get('simd_cap') or 'n/a'} (LEEPFAST_SIMD)",
+        f"SIMD in use     {info.get('simd_in_use') or 'n/a'}",
         f"default threads {info['default_threads']}",
     ]
     print("\n".join(lines), file=file or sys.stdout)

@@ -2,12 +2,47 @@
 
 import os
 
-#: The files of the C API, all in the folder returned by :func:`get_include`.
+#: The header of the C API, in the folder returned by :func:`get_include`.
 C_HEADER = "leepfast.h"
-C_SOURCES = ("leepfast.c", "leepfast_api.c")
-C_FILES = (C_HEADER, *C_SOURCES, "leepfast_kernel.inc")
+#: The one list of the C core's files (src_cython/manifest.txt, copied with them).
+MANIFEST = "manifest.txt"
 
 _PACKAGE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _manifest(folder):
+    """(sources, files) listed by ``folder``'s manifest.txt, or None without one."""
+    try:
+        with open(os.path.join(folder, MANIFEST)) as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    sources, files = [], []
+    for line in lines:
+        kind, _, name = line.partition("#")[0].strip().partition(" ")
+        if kind:
+            files.append(name.strip())
+            if kind == "source":
+                sources.append(name.strip())
+    return tuple(sources), tuple(files)
+
+
+def _listed():
+    for folder in (os.path.join(_PACKAGE, "include"),
+                   os.path.join(os.path.dirname(_PACKAGE), "src_cython")):
+        listed = _manifest(folder)
+        if listed:
+            return listed
+    return (), ()
+
+
+#: The C sources to compile and every file of the C API, from the manifest.
+C_SOURCES, C_FILES = _listed()
+
+
+def c_sources():
+    """The C files to compile with ``leepfast.h`` (from the manifest of get_include())."""
+    return _manifest(get_include())[0]
 
 
 def get_include():
@@ -34,7 +69,8 @@ def get_include():
         os.path.join(os.path.dirname(_PACKAGE), "src_cython"),
     )
     for folder in candidates:
-        if all(os.path.isfile(os.path.join(folder, name)) for name in C_FILES):
+        listed = _manifest(folder)
+        if listed and all(os.path.isfile(os.path.join(folder, name)) for name in listed[1]):
             return folder
     raise FileNotFoundError(
         f"get_include: expected the leepfast C API files ({', '.join(C_FILES)}) in "

@@ -4,8 +4,12 @@ import numpy as np
 import numpy.typing as npt
 
 def openmp_enabled() -> bool: ...
-def omp_max_threads() -> int: ...
 def simd() -> str: ...
+
+LEVELS: tuple[str, str, str, str]
+
+def simd_level() -> int: ...
+def simd_effective(cap: int) -> int: ...
 def accumulate(
     block: npt.NDArray[np.float32] | npt.NDArray[np.float64] | npt.NDArray[np.uint16],
     labels: npt.NDArray[np.int64],
@@ -15,17 +19,32 @@ def accumulate(
     logits: bool,
     tol: float,
     n_threads: int,
+    simd: int = ...,
 ) -> tuple[int, int]: ...
 def score(
     block: npt.NDArray[np.float32] | npt.NDArray[np.float64] | npt.NDArray[np.uint16],
     labels: npt.NDArray[np.int64],
     conditional: npt.NDArray[np.float64],
     logits: bool,
+    tol: float,
     n_threads: int,
     chunk: int = ...,
+    simd: int = ...,
 ) -> tuple[int, int, float]: ...
 def read_floor(
     block: npt.NDArray[np.float32] | npt.NDArray[np.float64] | npt.NDArray[np.uint16],
     n_threads: int,
     chunk: int = ...,
 ) -> float: ...
+def finalize(
+    joint_slots: npt.NDArray[np.float64],
+    hard_slots: npt.NDArray[np.int64],
+    counts_slots: npt.NDArray[np.int64],
+) -> tuple[
+    npt.NDArray[np.float64],
+    npt.NDArray[np.int64],
+    npt.NDArray[np.int64],
+    npt.NDArray[np.float64],
+    npt.NDArray[np.float64],
+    float,
+]: ...

@@ -113,3 +113,44 @@ cdef extern from "leepfast.h" nogil:
 
     const char *leepfast_strerror(int status)
     const char *leepfast_simd()
+
+    # SIMD levels: the *_simd / *_checked functions run at min(simd, leepfast_simd_level())
+    enum:
+        LEEPFAST_SIMD_SCALAR
+        LEEPFAST_SIMD_SSE2
+        LEEPFAST_SIMD_AVX2
+        LEEPFAST_SIMD_AVX512
+        LEEPFAST_SIMD_BEST
+    int leepfast_simd_level()
+    const char *leepfast_simd_name(int level)
+    int leepfast_accumulate_simd_f16(const uint16_t *predictions, const int64_t *labels,
+                                     int64_t n_rows, int64_t n_source, int64_t n_target,
+                                     int is_logits, double tol, double *joint,
+                                     int64_t *hard, int64_t *counts, double *scratch,
+                                     int64_t *bad_row, int simd)
+    int leepfast_accumulate_simd_f32(const float *predictions, const int64_t *labels,
+                                     int64_t n_rows, int64_t n_source, int64_t n_target,
+                                     int is_logits, double tol, double *joint,
+                                     int64_t *hard, int64_t *counts, double *scratch,
+                                     int64_t *bad_row, int simd)
+    int leepfast_accumulate_simd_f64(const double *predictions, const int64_t *labels,
+                                     int64_t n_rows, int64_t n_source, int64_t n_target,
+                                     int is_logits, double tol, double *joint,
+                                     int64_t *hard, int64_t *counts, double *scratch,
+                                     int64_t *bad_row, int simd)
+    # pass 2 validated as pass 1 validates (sum, sign, finiteness, labels)
+    int leepfast_score_checked_f16(const uint16_t *predictions, const int64_t *labels,
+                                   int64_t n_rows, int64_t n_source, int64_t n_target,
+                                   int is_logits, double tol, const double *conditional,
+                                   double *scratch, double *sum, int64_t *bad_row,
+                                   int simd)
+    int leepfast_score_checked_f32(const float *predictions, const int64_t *labels,
+                                   int64_t n_rows, int64_t n_source, int64_t n_target,
+                                   int is_logits, double tol, const double *conditional,
+                                   double *scratch, double *sum, int64_t *bad_row,
+                                   int simd)
+    int leepfast_score_checked_f64(const double *predictions, const int64_t *labels,
+                                   int64_t n_rows, int64_t n_source, int64_t n_target,
+                                   int is_logits, double tol, const double *conditional,
+                                   double *scratch, double *sum, int64_t *bad_row,
+                                   int simd)

@@ -17,60 +17,40 @@ Parallelism (OpenMP, when the build found it):
 """
 from cython.parallel cimport parallel, prange
 from libc.stdint cimport int32_t, int64_t, uint16_t
+from leepfast.libleepfast cimport LEEPFAST_SIMD_BEST
 from libc.math cimport log
 from libc.stdlib cimport free, malloc
 from libc.string cimport memset
 
 import numpy as np
 
-cdef extern from "leepfast.h" nogil:
-    int LEEPFAST_ERR_NOMEM
-    const char *leepfast_simd()
-    int leepfast_accumulate_f32(const float *, const int64_t *, int64_t, int64_t,
-                                int64_t, int, double, double *, int64_t *, int64_t *,
-                                double *, int64_t *)
-    int leepfast_accumulate_f64(const double *, const int64_t *, int64_t, int64_t,
-                                int64_t, int, double, double *, int64_t *, int64_t *,
-                                double *, int64_t *)
-    int leepfast_accumulate_f16(const uint16_t *, const int64_t *, int64_t, int64_t,
-                                int64_t, int, double, double *, int64_t *, int64_t *,
-                                double *, int64_t *)
-    int leepfast_score_f32(const float *, const int64_t *, int64_t, int64_t, int64_t,
-                           int, const double *, double *, double *, int64_t *)
-    int leepfast_score_f64(const double *, const int64_t *, int64_t, int64_t, int64_t,
-                           int, const double *, double *, double *, int64_t *)
-    int leepfast_score_f16(const uint16_t *, const int64_t *, int64_t, int64_t, int64_t,
-                           int, const double *, double *, double *, int64_t *)
+from leepfast.libleepfast cimport (
+    LEEPFAST_ERR_NOMEM, leepfast_simd, leepfast_simd_level, leepfast_simd_name,
+    leepfast_accumulate_simd_f32, leepfast_accumulate_simd_f64,
+    leepfast_score_checked_f16, leepfast_score_checked_f32, leepfast_score_checked_f64,
+)
 
-# Defined in leepfast.c for this driver, not in leepfast.h: float16 pass 1 with a
-# workspace of int32 partials (in fixed point where that pays; see leepfast.c).
-cdef extern from *:
-    """
-    int64_t leepfast_f16_partials(int64_t, int64_t, int64_t, int, double);
+# The private entry points of leepfast.c for this driver (not in leepfast.h): float16
+# pass 1 with a workspace of int32 partials (in fixed point where that pays), and the
+# level a cap gives.
+cdef extern from "leepfast_internal.h" nogil:
+    int leepfast_simd_effective(int cap)
+    int64_t leepfast_f16_partials(int64_t, int64_t, int64_t, int, double, int)
     int leepfast_accumulate_f16_partials(const uint16_t *, const int64_t *, int64_t,
                                          int64_t, int64_t, int, double, double *,
                                          int64_t *, int64_t *, double *, int32_t *,
-                                         int64_t *);
-    """
-    int64_t leepfast_f16_partials(int64_t, int64_t, int64_t, int, double) nogil
-    int leepfast_accumulate_f16_partials(const uint16_t *, const int64_t *, int64_t,
-                                         int64_t, int64_t, int, double, double *,
-                                         int64_t *, int64_t *, double *, int32_t *,
-                                         int64_t *) nogil
+                                         int64_t *, int)
 
 cdef extern from *:
     """
     #ifdef _OPENMP
     #include <omp.h>
     #define LF_OPENMP 1
-    static int lf_max_threads(void) { return omp_get_max_threads(); }
     #else
     #define LF_OPENMP 0
-    static int lf_max_threads(void) { return 1; }
     #endif
     """
     int LF_OPENMP
-    int lf_max_threads() nogil
 
 cdef extern from *:
     """
@@ -114,41 +94,50 @@ def simd():
     return leepfast_simd().decode("ascii")
 
 
-def omp_max_threads():
-    """OpenMP's default team size (1 without OpenMP); respects OMP_NUM_THREADS."""
-    return lf_max_threads()
+#: The SIMD level names, lowest first; their index is the C core's level number.
+LEVELS = ("scalar", "sse2", "avx2", "avx512")
+
+
+def simd_level():
+    """The best level this build runs on this CPU, as an index into ``LEVELS``."""
+    return leepfast_simd_level()
+
+
+def simd_effective(int cap):
+    """The level a call capped at ``cap`` (an index into ``LEVELS``) runs at."""
+    return leepfast_simd_effective(cap)
 
 
 cdef inline int _accumulate_rows(const pred_t *rows, const int64_t *labels, int64_t n,
                                  int64_t n_source, int64_t n_target, int logits,
                                  double tol, double *joint, int64_t *hard,
                                  int64_t *counts, double *scratch, int32_t *partials,
-                                 int64_t *bad) noexcept nogil:
+                                 int64_t *bad, int simd) noexcept nogil:
     if pred_t is float:
-        return leepfast_accumulate_f32(rows, labels, n, n_source, n_target, logits, tol,
-                                       joint, hard, counts, scratch, bad)
+        return leepfast_accumulate_simd_f32(rows, labels, n, n_source, n_target, logits,
+                                            tol, joint, hard, counts, scratch, bad, simd)
     elif pred_t is double:
-        return leepfast_accumulate_f64(rows, labels, n, n_source, n_target, logits, tol,
-                                       joint, hard, counts, scratch, bad)
+        return leepfast_accumulate_simd_f64(rows, labels, n, n_source, n_target, logits,
+                                            tol, joint, hard, counts, scratch, bad, simd)
     else:
         return leepfast_accumulate_f16_partials(rows, labels, n, n_source, n_target,
                                                 logits, tol, joint, hard, counts, scratch,
-                                                partials, bad)
+                                                partials, bad, simd)
 
 
 cdef inline int _score_rows(const pred_t *rows, const int64_t *labels, int64_t n,
-                            int64_t n_source, int64_t n_target, int logits,
+                            int64_t n_source, int64_t n_target, int logits, double tol,
                             const double *conditional, double *scratch, double *total,
-                            int64_t *bad) noexcept nogil:
+                            int64_t *bad, int simd) noexcept nogil:
     if pred_t is float:
-        return leepfast_score_f32(rows, labels, n, n_source, n_target, logits,
-                                  conditional, scratch, total, bad)
+        return leepfast_score_checked_f32(rows, labels, n, n_source, n_target, logits,
+                                          tol, conditional, scratch, total, bad, simd)
     elif pred_t is double:
-        return leepfast_score_f64(rows, labels, n, n_source, n_target, logits,
-                                  conditional, scratch, total, bad)
+        return leepfast_score_checked_f64(rows, labels, n, n_source, n_target, logits,
+                                          tol, conditional, scratch, total, bad, simd)
     else:
-        return leepfast_score_f16(rows, labels, n, n_source, n_target, logits,
-                                  conditional, scratch, total, bad)
+        return leepfast_score_checked_f16(rows, labels, n, n_source, n_target, logits,
+                                          tol, conditional, scratch, total, bad, simd)
 
 
 # Up to this many Y x Z cells, pass 1 accumulates into buffers private to the thread
@@ -160,7 +149,8 @@ cdef enum:
 
 def accumulate(const pred_t[:, ::1] block, const int64_t[::1] labels,
                double[:, :, ::1] joint, int64_t[:, :, ::1] hard,
-               int64_t[:, ::1] counts, bint logits, double tol, int n_threads):
+               int64_t[:, ::1] counts, bint logits, double tol, int n_threads,
+               int simd=LEEPFAST_SIMD_BEST):
     """Pass 1 over one block into thread-local slots; returns (status, first_bad_row).
 
     The per-class counts are always gathered in a buffer private to the thread (the
@@ -168,7 +158,8 @@ def accumulate(const pred_t[:, ::1] block, const int64_t[::1] labels,
     joint and pair counts when Y x Z is small; they are added to slot t at the end.
     float16 probabilities get a Y x Z int32 workspace per thread where the C core's
     fixed-point pass pays (``leepfast_f16_partials``; without the memory, the float64
-    path runs).
+    path runs). ``simd`` caps the SIMD level (an index into ``LEVELS``). With
+    ``n_threads == 1`` no OpenMP region is entered (safe in a forked child).
     """
     cdef Py_ssize_t n = block.shape[0], n_source = block.shape[1]
     cdef Py_ssize_t n_slots = joint.shape[0], n_target = joint.shape[1]
@@ -194,8 +185,8 @@ def accumulate(const pred_t[:, ::1] block, const int64_t[::1] labels,
     # float16 probabilities: int32 partials per thread where the fixed-point pass pays
     cdef int64_t n_partials = 0
     if pred_t is uint16_t:
-        n_partials = leepfast_f16_partials(per, n_source, n_target, logits, tol)
-    with nogil, parallel(num_threads=n_threads):
+        n_partials = leepfast_f16_partials(per, n_source, n_target, logits, tol, simd)
+    with nogil, parallel(num_threads=n_threads, use_threads_if=n_threads > 1):
         scratch = <double *> malloc(2 * n_source * sizeof(double))
         local_counts = <int64_t *> malloc(n_target * sizeof(int64_t))
         local_joint = NULL
@@ -227,7 +218,7 @@ def accumulate(const pred_t[:, ::1] block, const int64_t[::1] labels,
                         n_target, logits, tol,
                         local_joint if local_state else &joint[t, 0, 0],
                         local_hard if local_state else &hard[t, 0, 0],
-                        local_counts, scratch, partials, &bad[t])
+                        local_counts, scratch, partials, &bad[t], simd)
                     if status[t] == 0:
                         for k in range(n_target):
                             counts[t, k] += local_counts[k]
@@ -262,9 +253,12 @@ cdef inline Py_ssize_t _n_chunks(Py_ssize_t n, Py_ssize_t chunk) noexcept nogil:
 
 
 def score(const pred_t[:, ::1] block, const int64_t[::1] labels,
-          const double[:, ::1] conditional, bint logits, int n_threads,
-          Py_ssize_t chunk=CHUNK_ROWS):
+          const double[:, ::1] conditional, bint logits, double tol, int n_threads,
+          Py_ssize_t chunk=CHUNK_ROWS, int simd=LEEPFAST_SIMD_BEST):
     """Pass 2 over one block; returns (status, first_bad_row, sum of log terms).
+
+    Every row is validated as pass 1 validates it (``tol``: the row-sum tolerance), so
+    the status and first bad row are those pass 1 would report for the block.
 
     Chunk c holds rows [c * n // k, (c + 1) * n // k) with k = ``_n_chunks(n, chunk)``.
     """
@@ -283,7 +277,7 @@ def score(const pred_t[:, ::1] block, const int64_t[::1] labels,
     cdef Py_ssize_t c, start, stop
     cdef double *scratch
     cdef double total = 0.0
-    with nogil, parallel(num_threads=n_threads):
+    with nogil, parallel(num_threads=n_threads, use_threads_if=n_threads > 1):
         scratch = <double *> malloc(2 * n_source * sizeof(double))
         for c in prange(n_chunks, schedule="static"):
             partial[c] = 0.0
@@ -296,8 +290,9 @@ def score(const pred_t[:, ::1] block, const int64_t[::1] labels,
                 bad[c] = 0
             else:
                 status[c] = _score_rows(&block[start, 0], &labels[start], stop - start,
-                                        n_source, n_target, logits, &conditional[0, 0],
-                                        scratch, &partial[c], &bad[c])
+                                        n_source, n_target, logits, tol,
+                                        &conditional[0, 0], scratch, &partial[c],
+                                        &bad[c], simd)
         free(scratch)
     for c in range(n_chunks):
         if status[c] != 0:
@@ -319,7 +314,8 @@ def read_floor(const pred_t[:, ::1] block, int n_threads, Py_ssize_t chunk=CHUNK
     cdef double[::1] partial = np.zeros(n_chunks)
     cdef Py_ssize_t c, start, stop
     cdef double total = 0.0
-    for c in prange(n_chunks, nogil=True, num_threads=n_threads, schedule="static"):
+    for c in prange(n_chunks, nogil=True, num_threads=n_threads, schedule="static",
+                   use_threads_if=n_threads > 1):
         start = c * n // n_chunks
         stop = (c + 1) * n // n_chunks
         if pred_t is float:
@@ -333,18 +329,14 @@ def read_floor(const pred_t[:, ::1] block, int n_threads, Py_ssize_t chunk=CHUNK
     return total
 
 
-# h log h for the small counts most cells hold, each computed once per finalize (on
-# first use: a table filled up front would cost 256 logs even for a 10 x 10 state)
-cdef enum:
-    XLOGX_TABLE = 256
-
-
-cdef inline double _xlogx(int64_t h, double *table) noexcept nogil:
-    if h < XLOGX_TABLE:
-        if table[h] < 0.0:
-            table[h] = <double> h * log(<double> h) if h > 1 else 0.0
-        return table[h]
-    return <double> h * log(<double> h)
+cdef inline void _neumaier(double x, double *total, double *carry) noexcept nogil:
+    """total + carry += x, compensated (Neumaier): the sum to about one rounding."""
+    cdef double t = total[0] + x
+    if (total[0] if total[0] >= 0 else -total[0]) >= (x if x >= 0 else -x):
+        carry[0] += (total[0] - t) + x
+    else:
+        carry[0] += (x - t) + total[0]
+    total[0] = t
 
 
 def finalize(joint_slots, hard_slots, counts_slots):
@@ -376,13 +368,10 @@ def finalize(joint_slots, hard_slots, counts_slots):
     cdef double[:, ::1] C = out_cond
     cdef int64_t[::1] Hz = out_hz
     cdef double[::1] M = out_m
-    cdef double table[XLOGX_TABLE]
     cdef Py_ssize_t t, y, z
     cdef int64_t h, n = 0  # n: the number of pairs counted
-    cdef double s, m, hlogh = 0.0, hzlogh = 0.0
+    cdef double s, m, total = 0.0, carry = 0.0
     with nogil:
-        for z in range(XLOGX_TABLE):
-            table[z] = -1.0  # not computed yet
         for y in range(n_target):
             for t in range(1, n_slots):
                 counts[0, y] += counts[t, y]
@@ -397,12 +386,12 @@ def finalize(joint_slots, hard_slots, counts_slots):
                 M[z] += s
                 Hz[z] += h
                 n += h
-                hlogh += _xlogx(h, table)
         for y in range(n_target):  # slot 1 has been read: C takes its place
             for z in range(n_source):
                 m = M[z]
                 C[y, z] = joint[0, y, z] / m if m > 0.0 else 0.0
-        for z in range(n_source):
-            hzlogh += _xlogx(Hz[z], table)
-    nce = (hlogh - hzlogh) / n if n > 0 else float("nan")
+                h = hard[0, y, z]
+                if h > 0:
+                    _neumaier(<double> h * log(<double> h / <double> Hz[z]), &total, &carry)
+    nce = (total + carry) / n if n > 0 else float("nan")
     return joint_slots[0], hard_slots[0], counts_slots[0], out_cond, out_m, nce

@@ -221,6 +221,64 @@ int leepfast_nce_logits_f16(const uint16_t *logits, const int64_t *labels,
                             int64_t n_samples, int64_t n_source, int64_t n_target,
                             double *nce);
 
+/*
+ * SIMD levels (leepfast.c: a table of row kernels, one file per level). Every block
+ * call runs at one level, picked once per call: the lower of a cap and the best level
+ * this build runs on this CPU. The functions without a cap argument use
+ * LEEPFAST_SIMD_BEST; nothing in the C API reads the environment (the Python package
+ * reads LEEPFAST_SIMD and passes it as the cap). A cap below SCALAR means SCALAR.
+ */
+enum leepfast_simd_levels {
+    LEEPFAST_SIMD_SCALAR = 0, /* portable C */
+    LEEPFAST_SIMD_SSE2 = 1,
+    LEEPFAST_SIMD_AVX2 = 2,   /* AVX2 + FMA + F16C */
+    LEEPFAST_SIMD_AVX512 = 3, /* AVX-512 F, BW, VL */
+    LEEPFAST_SIMD_BEST = 3
+};
+
+/* The best level this build runs on this CPU. */
+int leepfast_simd_level(void);
+/* "scalar", "sse2", "avx2", "avx512" (static storage), "unknown" for other values. */
+const char *leepfast_simd_name(int level);
+
+/* Pass 1 as leepfast_accumulate_*, at the level min(simd, leepfast_simd_level()). */
+int leepfast_accumulate_simd_f32(const float *predictions, const int64_t *labels,
+                                 int64_t n_rows, int64_t n_source, int64_t n_target,
+                                 int is_logits, double tol, double *joint, int64_t *hard,
+                                 int64_t *counts, double *scratch, int64_t *bad_row,
+                                 int simd);
+int leepfast_accumulate_simd_f64(const double *predictions, const int64_t *labels,
+                                 int64_t n_rows, int64_t n_source, int64_t n_target,
+                                 int is_logits, double tol, double *joint, int64_t *hard,
+                                 int64_t *counts, double *scratch, int64_t *bad_row,
+                                 int simd);
+int leepfast_accumulate_simd_f16(const uint16_t *predictions, const int64_t *labels,
+                                 int64_t n_rows, int64_t n_source, int64_t n_target,
+                                 int is_logits, double tol, double *joint, int64_t *hard,
+                                 int64_t *counts, double *scratch, int64_t *bad_row,
+                                 int simd);
+
+/*
+ * Pass 2, validated: as leepfast_score_*, but every row is checked exactly as pass 1
+ * checks it, in the same order (label, non-finite, negative, |sum - 1| <= tol for
+ * probabilities; label, non-finite for logits), before ZERO_PROB: rows changed between
+ * the passes give the status pass 1 would give, never a wrong sum. At the level
+ * min(simd, leepfast_simd_level()). *sum is left untouched on failure.
+ * Statuses: OK, NULL, SIZE, LABEL, NONFINITE, NEGATIVE, NOT_NORMALISED, ZERO_PROB.
+ */
+int leepfast_score_checked_f32(const float *predictions, const int64_t *labels,
+                               int64_t n_rows, int64_t n_source, int64_t n_target,
+                               int is_logits, double tol, const double *conditional,
+                               double *scratch, double *sum, int64_t *bad_row, int simd);
+int leepfast_score_checked_f64(const double *predictions, const int64_t *labels,
+                               int64_t n_rows, int64_t n_source, int64_t n_target,
+                               int is_logits, double tol, const double *conditional,
+                               double *scratch, double *sum, int64_t *bad_row, int simd);
+int leepfast_score_checked_f16(const uint16_t *predictions, const int64_t *labels,
+                               int64_t n_rows, int64_t n_source, int64_t n_target,
+                               int is_logits, double tol, const double *conditional,
+                               double *scratch, double *sum, int64_t *bad_row, int simd);
+
 /* A short English description of a status code (never NULL, static storage: do not
    free it). Unknown codes give "unknown leepfast status". */
 const char *leepfast_strerror(int status);
@@ -228,7 +286,8 @@ const char *leepfast_strerror(int status);
 /* The instruction set this CPU runs the row kernels with, chosen at run time (never
    NULL, static storage): "avx512" (AVX-512 F/BW/VL), "avx2" (AVX2 + FMA + F16C), "sse2",
    or "scalar" (portable C; also any build with LEEPFAST_NO_SIMD). LEEPFAST_NO_AVX512
-   and LEEPFAST_NO_AVX2 at compile time cap it. */
+   and LEEPFAST_NO_AVX2 at compile time cap it. The same as
+   leepfast_simd_name(leepfast_simd_level()). */
 const char *leepfast_simd(void);
 
 #ifdef __cplusplus

@@ -40,16 +40,20 @@ int leepfast_nce_from_counts(const int64_t *hard, int64_t n_target, int64_t n_so
         total += (double)hard[k];
     }
     if (!(total > 0.0)) return LEEPFAST_ERR_SIZE;
-    double sum = 0.0;
+    double sum = 0.0, carry = 0.0; /* compensated (Neumaier): all terms are <= 0 */
     for (int64_t z = 0; z < n_source; z++) {
         double column = 0.0; /* n * P(z) */
         for (int64_t y = 0; y < n_target; y++) column += (double)hard[y * n_source + z];
         for (int64_t y = 0; y < n_target; y++) {
             double pair = (double)hard[y * n_source + z]; /* n * P(y, z) */
-            if (pair > 0.0) sum += (pair / total) * log(pair / column);
+            if (pair > 0.0) {
+                double x = pair * log(pair / column), t = sum + x;
+                carry += fabs(sum) >= fabs(x) ? (sum - t) + x : (x - t) + sum;
+                sum = t;
+            }
         }
     }
-    *nce = sum;
+    *nce = (sum + carry) / total;
     return LEEPFAST_OK;
 }
 
@@ -79,20 +83,27 @@ static int accumulate_any(enum elem type, const void *predictions, const int64_t
     }
 }
 
+/* pass 2 re-validates every row (the predictions may have changed since pass 1) */
 static int score_any(enum elem type, const void *predictions, const int64_t *labels,
                      int64_t n_rows, int64_t n_source, int64_t n_target, int is_logits,
                      const double *conditional, double *scratch, double *sum)
 {
     switch (type) {
     case ELEM_F16:
-        return leepfast_score_f16((const uint16_t *)predictions, labels, n_rows, n_source,
-                                  n_target, is_logits, conditional, scratch, sum, NULL);
+        return leepfast_score_checked_f16((const uint16_t *)predictions, labels, n_rows,
+                                          n_source, n_target, is_logits, LEEPFAST_TOL_F16,
+                                          conditional, scratch, sum, NULL,
+                                          LEEPFAST_SIMD_BEST);
     case ELEM_F32:
-        return leepfast_score_f32((const float *)predictions, labels, n_rows, n_source,
-                                  n_target, is_logits, conditional, scratch, sum, NULL);
+        return leepfast_score_checked_f32((const float *)predictions, labels, n_rows,
+                                          n_source, n_target, is_logits, LEEPFAST_TOL_F32,
+                                          conditional, scratch, sum, NULL,
+                                          LEEPFAST_SIMD_BEST);
     default:
-        return leepfast_score_f64((const double *)predictions, labels, n_rows, n_source,
-                                  n_target, is_logits, conditional, scratch, sum, NULL);
+        return leepfast_score_checked_f64((const double *)predictions, labels, n_rows,
+                                          n_source, n_target, is_logits, LEEPFAST_TOL_F64,
+                                          conditional, scratch, sum, NULL,
+                                          LEEPFAST_SIMD_BEST);
     }
 }
 
