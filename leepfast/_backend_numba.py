@@ -23,6 +23,12 @@ vectorise them):
   reference-count updates on an array that both threads share;
 - pass 2 keeps, per chunk, a running product of the row probabilities as a mantissa
   and an exponent, and takes one log per chunk instead of one per row.
+- pass 2 re-checks every row as pass 1 does (label, non-finite, negative, row sum
+  within ``tol``; logits: label, non-finite) in the same read as its dot product, so a
+  block changed between the passes gives pass 1's status and first bad row;
+- the caller's Numba thread count is restored after every call; in a child forked
+  from a process whose threading layer had started (only TBB survives a fork), the
+  serial twins of the parallel loops run instead: same slices, same values.
 The row loops allow LLVM to reorder the float64 sums ('reassoc') and to use 512-bit
 vectors where the CPU has them; the element-wise joint update, the checks and the
 NaN/infinity semantics are untouched.
