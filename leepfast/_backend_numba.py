@@ -23,12 +23,19 @@ vectorise them):
   reference-count updates on an array that both threads share;
 - pass 2 keeps, per chunk, a running product of the row probabilities as a mantissa
   and an exponent, and takes one log per chunk instead of one per row.
+- pass 2 re-checks every row as pass 1 does (label, non-finite, negative, row sum
+  within ``tol``; logits: label, non-finite) in the same read as its dot product, so a
+  block changed between the passes gives pass 1's status and first bad row;
+- the caller's Numba thread count is restored after every call; in a child forked
+  from a process whose threading layer had started (only TBB survives a fork), the
+  serial twins of the parallel loops run instead: same slices, same values.
 The row loops allow LLVM to reorder the float64 sums ('reassoc') and to use 512-bit
 vectors where the CPU has them; the element-wise joint update, the checks and the
 NaN/infinity semantics are untouched.
 """
 
 import math
+import os
 import threading
 
 import numba
@@ -429,13 +436,14 @@ def _softmax_into(rows, i, out):
     hi = _value(rows[i, 0])
     for z in range(rows.shape[1]):
         v = _value(rows[i, z])
+        out[0, z] = v  # each value converted once (float16: the exp loop ran 3x slower)
         if not math.isfinite(v):
             return False
         if v > hi:
             hi = v
     s = 0.0
     for z in range(rows.shape[1]):
-        out[0, z] = math.exp(_value(rows[i, z]) - hi)
+        out[0, z] = math.exp(out[0, z] - hi)
         s += out[0, z]
     for z in range(rows.shape[1]):
         out[0, z] /= s
@@ -450,6 +458,24 @@ def _dot(rows, i, conditional, y):
     for z in range(rows.shape[1]):
         s += conditional[y, z] * _product_value(rows[i, z])
     return s
+
+
+@numba.njit(**_FAST)
+def _dot_checked(rows, i, conditional, y):
+    """_dot, with what pass 1 checks a row of probabilities by, in the same read:
+    (dot product, row sum, maximum of the unsigned keys; see _add_row)."""
+    _wide_vectors()
+    u_max = _key(rows[i, 0])
+    p = 0.0
+    s = 0.0
+    for z in range(rows.shape[1]):
+        x = rows[i, z]
+        v = _product_value(x)
+        p += conditional[y, z] * v
+        s += v
+        k = _key(x)
+        u_max = k if k > u_max else u_max
+    return p, s, u_max
 
 
 # ---------------------------------------------------------------------------------------
@@ -591,10 +617,13 @@ def _accumulate(block, labels, joint, hard, counts, logits, tol, status, bad):
 
 
 @numba.njit(**_ROW)
-def _score_rows(rows, labels, conditional, logits, theta):
+def _score_rows(rows, labels, conditional, logits, tol, theta):
     """Pass 2 over consecutive rows; (status, index of the bad row, sum of log terms).
 
-    The product of the row probabilities is kept as a mantissa in [0.5, 1) times 2^e
+    Each row is checked as pass 1 checks it, in the same order (label, non-finite,
+    negative, row sum; logits: label, non-finite), so that rows changed since pass 1
+    give pass 1's status and row; a row that passes them but has no mass under C gives
+    _ZERO_PROB. The product of the row probabilities is kept as a mantissa in [0.5, 1) times 2^e
     (the exponent taken from the bits, exactly), and one log is taken at the end; terms
     below 1e-280 (where the product could leave the normal range) take a direct log.
     """
@@ -614,7 +643,13 @@ def _score_rows(rows, labels, conditional, logits, theta):
                 return _NONFINITE, i, 0.0
             p = _dot(theta, 0, conditional, y)
         else:
-            p = _dot(rows, i, conditional, y)
+            p, s, u_max = _dot_checked(rows, i, conditional, y)
+            if not math.isfinite(s) and _has_nonfinite(rows, i):
+                return _NONFINITE, i, 0.0
+            if _negative_key(u_max):
+                return _NEGATIVE, i, 0.0
+            if not abs(s - 1.0) <= tol:
+                return _NOT_NORMALISED, i, 0.0
         if not (p > 0.0 and math.isfinite(p)):
             return _ZERO_PROB, i, 0.0
         if p >= 1e-280:
@@ -627,23 +662,53 @@ def _score_rows(rows, labels, conditional, logits, theta):
 
 
 @numba.njit(**_ROW)
-def _score_slice(block, labels, start, stop, conditional, logits):
+def _score_slice(block, labels, start, stop, conditional, logits, tol):
     """Pass 2 over rows [start, stop) of a block; (status, index of the bad row in the
     block, sum of log terms)."""
     theta = np.empty((1, block.shape[1] if logits else 0))
     status, row, total = _score_rows(
-        block[start:stop], labels[start:stop], conditional, logits, theta
+        block[start:stop], labels[start:stop], conditional, logits, tol, theta
     )
     return status, (start + row if status != _OK else -1), total
 
 
 @numba.njit(parallel=True, **_ROW)
-def _score(block, labels, conditional, logits, partial, status, bad):
+def _score(block, labels, conditional, logits, tol, partial, status, bad):
     n = block.shape[0]
     n_chunks = partial.shape[0]
     for c in numba.prange(n_chunks):
         status[c], bad[c], partial[c] = _score_slice(
-            block, labels, c * n // n_chunks, (c + 1) * n // n_chunks, conditional, logits
+            block, labels, c * n // n_chunks, (c + 1) * n // n_chunks, conditional,
+            logits, tol,
+        )
+
+
+# The same loops without a thread team, for a process forked from one whose threading
+# layer was running (see _forked_serial): the same slices and chunks, so the same
+# values as the parallel loops with any thread count.
+
+
+@numba.njit(**_ROW)
+def _accumulate_serial(block, labels, joint, hard, counts, logits, tol, status, bad):
+    n = block.shape[0]
+    n_slots = joint.shape[0]
+    per = (n + n_slots - 1) // n_slots
+    for t in range(n_slots):
+        start = min(n, t * per)
+        status[t], bad[t] = _accumulate_slice(
+            block, labels, start, min(n, start + per), joint[t], hard[t], counts[t],
+            logits, tol,
+        )
+
+
+@numba.njit(**_ROW)
+def _score_serial(block, labels, conditional, logits, tol, partial, status, bad):
+    n = block.shape[0]
+    n_chunks = partial.shape[0]
+    for c in range(n_chunks):
+        status[c], bad[c], partial[c] = _score_slice(
+            block, labels, c * n // n_chunks, (c + 1) * n // n_chunks, conditional,
+            logits, tol,
         )
 
 
@@ -658,12 +723,98 @@ def n_chunks(n):
 
 
 # ---------------------------------------------------------------------------------------
+# Finalize
+
+
+@numba.njit(**_ROW)
+def _xlogx(h):
+    return h * math.log(h) if h > 1 else 0.0
+
+
+@numba.njit(**_ROW)
+def _finalize_slots(joint, hard, counts, conditional, marginal, column_counts):
+    """The slots reduced in order into slot 0, C = S / M into ``conditional`` (0 where
+    M = 0; M summed over y in order, as ``joint_sum.sum(axis=0)``), M and H_z into
+    ``marginal`` and ``column_counts``; returns NCE = (sum H log H - sum_z H_z log H_z)
+    / sum H, both sums compensated (Neumaier), NaN without pairs. ``conditional`` may
+    be slot 1 of ``joint``: it is written after every slot has been read."""
+    n_slots, n_target, n_source = joint.shape
+    n = 0
+    hlogh = 0.0
+    hlogh_c = 0.0
+    for y in range(n_target):
+        for t in range(1, n_slots):
+            counts[0, y] += counts[t, y]
+        for z in range(n_source):
+            s = joint[0, y, z]
+            h = hard[0, y, z]
+            for t in range(1, n_slots):
+                s = s + joint[t, y, z]
+                h = h + hard[t, y, z]
+            joint[0, y, z] = s
+            hard[0, y, z] = h
+            marginal[z] += s
+            column_counts[z] += h
+            n += h
+            term = _xlogx(h)
+            total = hlogh + term
+            if abs(hlogh) >= abs(term):
+                hlogh_c += (hlogh - total) + term
+            else:
+                hlogh_c += (term - total) + hlogh
+            hlogh = total
+    for y in range(n_target):
+        for z in range(n_source):
+            m = marginal[z]
+            conditional[y, z] = joint[0, y, z] / m if m > 0.0 else 0.0
+    hz = 0.0
+    hz_c = 0.0
+    for z in range(n_source):
+        term = _xlogx(column_counts[z])
+        total = hz + term
+        if abs(hz) >= abs(term):
+            hz_c += (hz - total) + term
+        else:
+            hz_c += (term - total) + hz
+        hz = total
+    if n == 0:
+        return math.nan
+    return ((hlogh - hz) + (hlogh_c - hz_c)) / n
+
+
+def finalize(joint_sum, hard, counts):
+    """End of pass 1 over the thread slots, in place (as the compiled backend's).
+
+    Returns ``(joint_sum, hard_sum, class_counts, conditional, column_sums, nce)``:
+    the slots reduced in order into slot 0 (the same values as ``joint.sum(axis=0)``),
+    C written over slot 1 of ``joint_sum`` (a new array with one slot), so the first
+    four are views of the slots, which hold nothing else afterwards; M (float64, Z)
+    and NCE from the pair counts.
+    """
+    n_slots_, n_target, n_source = joint_sum.shape
+    if (hard.shape != joint_sum.shape or counts.shape != (n_slots_, n_target)):
+        raise ValueError("finalize: joint, hard and counts disagree in shape")
+    if n_slots_ == 0:
+        raise ValueError("finalize: no slots")
+    conditional = joint_sum[1] if n_slots_ > 1 else np.empty((n_target, n_source))
+    marginal = np.zeros(n_source)
+    column_counts = np.zeros(n_source, dtype=np.int64)
+    nce = _finalize_slots(joint_sum, hard, counts, conditional, marginal, column_counts)
+    return joint_sum[0], hard[0], counts[0], conditional, marginal, float(nce)
+
+
+# ---------------------------------------------------------------------------------------
 # The backend interface
 
 
+def _team(n_threads):
+    """The thread team for ``n_threads``: at most the threads Numba started."""
+    return max(1, min(int(n_threads), numba.config.NUMBA_NUM_THREADS))
+
+
 def n_slots(n_threads):
-    """Thread-local state slots: one per thread."""
-    return n_threads
+    """Thread-local state slots: one per thread of the team (see _team)."""
+    return _team(n_threads)
 
 
 # Numba's "workqueue" threading layer (used when neither OpenMP nor TBB is available)
@@ -684,9 +835,49 @@ def _run(kernel, *args):
     return kernel(*args)
 
 
-def _kernel_block(block, n_threads):
-    """The block as the kernels take it (float16 as its bits); sets the thread count."""
-    numba.set_num_threads(max(1, min(n_threads, numba.config.NUMBA_NUM_THREADS)))
+# A child forked (multiprocessing's default start method on Linux) from a process whose
+# threading layer had started inherits a layer whose threads do not exist in it: GNU
+# OpenMP then hangs, and Numba's guard against that kills the child; only TBB is safe.
+# Such a child runs the serial twins of the kernels instead (the same slices and chunks,
+# so the same values). Decided once, at the fork, by this hook.
+_FORKED_SERIAL = False
+
+
+def _layer_started():
+    from numba.np.ufunc import parallel
+
+    return bool(getattr(parallel, "_is_initialized", True))
+
+
+def _after_fork_in_child():
+    global _FORKED_SERIAL
+    if _FORKED_SERIAL:
+        return
+    try:
+        _FORKED_SERIAL = _layer_started() and numba.threading_layer() != "tbb"
+    except ValueError:  # the layer has not started: the child may start its own
+        _FORKED_SERIAL = False
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _call(parallel_kernel, serial_kernel, n_threads, *args):
+    """Run a kernel with a team of ``n_threads`` (clamped, see _team), leaving the
+    calling thread's Numba thread count as it was; serially in a forked child."""
+    if _FORKED_SERIAL:
+        return serial_kernel(*args)
+    previous = numba.get_num_threads()
+    numba.set_num_threads(_team(n_threads))
+    try:
+        return _run(parallel_kernel, *args)
+    finally:
+        numba.set_num_threads(previous)
+
+
+def _kernel_block(block):
+    """The block as the kernels take it (float16 as its bits)."""
     if block.dtype == np.float16:  # Numba has no float16 type
         return block.view(np.uint16)
     return block
@@ -700,26 +891,36 @@ def _halves_to_float32(halves, out):
         flat_out[i] = np.float32(_value(flat_in[i]))
 
 
+@numba.njit(**_ROW)
+def _halves_to_float32_serial(halves, out):
+    flat_in = halves.reshape(-1)
+    flat_out = out.reshape(-1)
+    for i in range(flat_in.shape[0]):
+        flat_out[i] = np.float32(_value(flat_in[i]))
+
+
 def _prepare(block, n_threads):
     """The values of a block as the kernels read them, as an array: float16 becomes
     float32 through the kernels' own element conversion (exact: every half is a
     float). The kernels convert inside their row loops and never call this; it lets a
     test check that conversion on every bit pattern."""
-    block = _kernel_block(block, n_threads)
+    block = _kernel_block(block)
     if block.dtype != np.uint16:
         return block
     out = np.empty(block.shape, dtype=np.float32)
-    _run(_halves_to_float32, block, out)
+    _call(_halves_to_float32, _halves_to_float32_serial, n_threads, block, out)
     return out
 
 
 def accumulate(block, labels, joint_sum, hard, counts, logits, tol, n_threads):
-    block = _kernel_block(block, n_threads)
+    """Pass 1: add a block to the slots; (status, first bad row)."""
+    block = _kernel_block(block)
     n_slots_ = joint_sum.shape[0]
     status = np.zeros(n_slots_, dtype=np.int64)
     bad = np.full(n_slots_, -1, dtype=np.int64)
     if len(block):
-        _run(_accumulate, block, labels, joint_sum, hard, counts, logits, tol, status, bad)
+        _call(_accumulate, _accumulate_serial, n_threads,
+              block, labels, joint_sum, hard, counts, logits, tol, status, bad)
     for t in range(n_slots_):
         if status[t]:
             return int(status[t]), int(bad[t])
@@ -727,13 +928,16 @@ def accumulate(block, labels, joint_sum, hard, counts, logits, tol, n_threads):
 
 
 def score(block, labels, conditional, logits, tol, n_threads):
-    block = _kernel_block(block, n_threads)
+    """Pass 2: (status, first bad row, sum of log terms); each row is validated as
+    pass 1 validates it (``tol``: the row-sum tolerance of pass 1)."""
+    block = _kernel_block(block)
     k = n_chunks(len(block))
     partial = np.zeros(k)
     status = np.zeros(k, dtype=np.int64)
     bad = np.full(k, -1, dtype=np.int64)
     if k:
-        _run(_score, block, labels, conditional, logits, partial, status, bad)
+        _call(_score, _score_serial, n_threads,
+              block, labels, conditional, logits, float(tol), partial, status, bad)
     for c in range(k):
         if status[c]:
             return int(status[c]), int(bad[c]), 0.0
@@ -741,10 +945,3 @@ def score(block, labels, conditional, logits, tol, n_threads):
     for c in range(k):
         total += partial[c]
     return _status.OK, -1, total
-
-
-def finalize(joint_sum, hard, counts):
-    """The slots reduced, C, the column sums and NCE (the NumPy backend's finalize)."""
-    from .backends import numpy as _numpy
-
-    return _numpy.finalize(joint_sum, hard, counts)

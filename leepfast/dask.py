@@ -27,6 +27,7 @@ spilled, or sent to another worker.
 
 import math
 import os
+import weakref
 
 import numpy as np
 
@@ -431,8 +432,30 @@ def _npy_header(path):
 
 
 #: dask array name -> its _NpyChunk's, for the arrays from_npy_shards made (the name is a
-#: token of the paths, headers and chunks, so an equal array finds the same entry)
+#: token of the paths, headers and chunks, so an equal array finds the same entry); an
+#: entry lives as long as one of the arrays made for it (_remember, _forget)
 _NPY_ARRAYS = {}
+_NPY_USERS = {}  # dask array name -> how many arrays made for it are alive
+
+#: Seconds the client waits for the headers read on the workers named by ``workers=``.
+HEADER_TIMEOUT = 60.0
+
+
+def _remember(array, chunks):
+    """Record ``array``'s chunks until the last array made with its name is collected."""
+    name = array.name
+    _NPY_ARRAYS[name] = chunks
+    _NPY_USERS[name] = _NPY_USERS.get(name, 0) + 1
+    weakref.finalize(array, _forget, name)
+
+
+def _forget(name):
+    left = _NPY_USERS.get(name, 0) - 1
+    if left > 0:
+        _NPY_USERS[name] = left
+    else:
+        _NPY_USERS.pop(name, None)
+        _NPY_ARRAYS.pop(name, None)
 
 
 class _NpyChunk:
@@ -524,13 +547,55 @@ def _places(workers, paths):
             "workers: reading the headers where the shards are needs a "
             "distributed.Client (none is running)"
         ) from None
+    known = client.scheduler_info().get("workers", {})
+    for path, place in zip(paths, places, strict=True):
+        for entry in place:  # distributed waits forever for (or fails on) a stray one
+            if not any(_names_worker(entry, a, info) for a, info in known.items()):
+                raise ValueError(
+                    f"workers: {entry!r} (for {path}) matches no worker of the cluster "
+                    f"by address, name or host; expected one of {_known(known)}"
+                )
     futures = [
         client.submit(
             _npy_header, path, workers=list(place), allow_other_workers=False, pure=False
         )
         for path, place in zip(paths, places, strict=True)
     ]
+    import asyncio
+
+    from distributed import wait
+
+    try:  # the workers may have left since: bounded, never a hang
+        wait(futures, timeout=HEADER_TIMEOUT)
+    except (TimeoutError, asyncio.TimeoutError):
+        late = [p for p, f in zip(paths, futures, strict=True) if not f.done()]
+        for f in futures:
+            f.cancel()
+        known = client.scheduler_info().get("workers", {})
+        raise ValueError(
+            f"workers: the header of {late[0]} was not read within {HEADER_TIMEOUT:g} s "
+            f"on {list(places[paths.index(late[0])])}; the cluster has {_known(known)}"
+        ) from None
     return places, client.gather(futures)
+
+
+def _names_worker(entry, address, info):
+    """Whether a ``workers`` entry names this worker as the scheduler matches it: its
+    address (with or without the protocol), its name, or its host."""
+    if isinstance(entry, str) and (
+        entry == address or address.split("://", 1)[-1] == entry or entry == info.get("host")
+    ):
+        return True
+    return entry == info.get("name")
+
+
+def _known(known):
+    if not known:
+        return "no workers (none has connected)"
+    return ", ".join(
+        f"{address} (name {info.get('name')!r}, host {info.get('host')!r})"
+        for address, info in sorted(known.items())
+    )
 
 
 def from_npy_shards(paths, *, chunk_rows=None, workers=None):
@@ -559,6 +624,10 @@ def from_npy_shards(paths, *, chunk_rows=None, workers=None):
         that reads the shard is restricted to those workers (``allow_other_workers=
         False``): a worker restarted on the same host, or with the same name, takes
         them over. Without a client (threaded scheduler) the restrictions are ignored.
+        An entry that names no connected worker (addresses, names and hosts are
+        compared as the scheduler compares them: a host name does not match workers
+        registered by IP) is a ValueError naming the known workers; headers not read
+        within ``HEADER_TIMEOUT`` seconds are one too.
 
     Returns
     -------
@@ -606,5 +675,5 @@ def from_npy_shards(paths, *, chunk_rows=None, workers=None):
                 )
             )
     array = da.concatenate(pieces, axis=0)
-    _NPY_ARRAYS[array.name] = tuple(chunks)
+    _remember(array, tuple(chunks))
     return array

@@ -468,3 +468,58 @@ def test_worker_killed_mid_run(client):
     got = future.result(timeout=120)
     assert_same(got, want)
     client.wait_for_workers(2, timeout=60)
+
+
+# ---------------------------------------------------------------------------------------
+# workers= naming no worker, and the shard registry
+
+
+def test_workers_matching_no_worker_is_a_clear_error(client, data, tmp_path):
+    # 13.16: names that match no worker (the README's example, the machine's host name
+    # when the workers registered as 127.0.0.1) made from_npy_shards hang forever
+    theta, _ = data
+    paths = write_shards(tmp_path, theta, [5000, 5007])
+    with client.as_current():
+        for bad in (["worker-a", "worker-b"], [0, "no-such-host"], [0, [7, "x"]],
+                    [0, "tcp://127.0.0.1:1"]):
+            start = time.monotonic()
+            with pytest.raises(ValueError) as info:
+                ld.from_npy_shards(paths, workers=bad)
+            assert time.monotonic() - start < 30  # bounded: it used to never return
+            message = str(info.value)
+            assert message.startswith("workers: ")
+            assert "matches no worker of the cluster by address, name or host" in message
+            for address, w in client.scheduler_info()["workers"].items():
+                assert address in message and f"name {w['name']!r}" in message
+        # by address (with and without the protocol), name and host: accepted
+        (a0, w0), (a1, _) = sorted(client.scheduler_info()["workers"].items())
+        for good in ([a0, a1], [a0.split("://")[1], w0["name"]], ["127.0.0.1", [a0, a1]]):
+            predictions = ld.from_npy_shards(paths, workers=good)
+            assert predictions.shape == theta.shape
+
+
+def test_shard_registry_is_emptied_when_the_arrays_go(data, tmp_path):
+    # dask._NPY_ARRAYS kept every array's chunks for the life of the process
+    import gc
+
+    theta, labels = data
+    paths = write_shards(tmp_path, theta, [4000, 6007])
+    first = ld.from_npy_shards(paths)
+    second = ld.from_npy_shards(paths)  # an equal array: the same name, one entry
+    name = first.name
+    assert second.name == name and name in ld._NPY_ARRAYS
+    other = ld.from_npy_shards(paths, chunk_rows=3000)
+    del first
+    gc.collect()
+    assert name in ld._NPY_ARRAYS  # the equal array still uses it
+    with dask.config.set(scheduler="sync"):
+        assert ld.leep(second, labels) == pytest.approx(leepfast.leep(theta, labels),
+                                                        rel=RTOL)
+    del second
+    gc.collect()
+    assert name not in ld._NPY_ARRAYS and name not in ld._NPY_USERS
+    assert other.name in ld._NPY_ARRAYS
+    other_name = other.name
+    del other
+    gc.collect()
+    assert other_name not in ld._NPY_ARRAYS and other_name not in ld._NPY_USERS
