@@ -15,7 +15,7 @@ from importlib import resources
 
 import numpy as np
 
-from ._api import score
+from ._rank import Ranking, rank
 
 DEMO_PACKAGE_PATH = ("data", "demo")
 
@@ -33,6 +33,9 @@ class DemoResult:
         Kendall tau-b between the score and the measured accuracy over the models.
     n_samples, n_target : int
         Target samples and classes the scores were computed on.
+    ranking : Ranking
+        The full :func:`leepfast.rank` result, with every correlation of the protocol
+        (weighted tau, Pearson r, top-1 hit, regret).
     """
 
     rows: list
@@ -40,27 +43,17 @@ class DemoResult:
     kendall_nce: float
     n_samples: int
     n_target: int
+    ranking: Ranking = None
 
     def format(self):
-        """The ranking as a text table, one model a line, and the two tau values."""
-        width = max(len("model"), *(len(r["model"]) for r in self.rows))
+        """The ranking as a text table, one model a line, then the correlations."""
         out = [
             f"{len(self.rows)} source models (one-hidden-layer MLPs trained on MNIST "
             f"tasks) scored on a {self.n_target}-class target task ({self.n_samples} "
             f"images of sklearn's digits);",
             "accuracy: measured after training a new head on the frozen features.",
             "",
-            f"{'rank':>4}  {'model':<{width}}  {'LEEP':>9}  {'NCE':>9}  {'accuracy':>8}",
-        ]
-        for i, r in enumerate(self.rows, start=1):
-            out.append(
-                f"{i:>4}  {r['model']:<{width}}  {r['leep']:>9.4f}  {r['nce']:>9.4f}  "
-                f"{r['accuracy']:>8.4f}"
-            )
-        out += [
-            "",
-            f"Kendall tau-b with accuracy over {len(self.rows)} models: "
-            f"LEEP {self.kendall_leep:+.3f}, NCE {self.kendall_nce:+.3f}",
+            self.ranking.format(precision=4),
         ]
         return "\n".join(out)
 
@@ -103,20 +96,24 @@ def demo(*, backend="auto"):
         with the measured accuracies. ``print(leepfast.demo().format())`` shows it; the
         command line ``leepfast demo`` prints the same.
     """
-    from .cli import kendall_tau_b
-
     labels_file, models, accuracy = demo_files()
     labels = _load(labels_file)
-    rows = []
-    for name, path in models.items():
-        r = score(_load(path), labels, backend=backend)
-        rows.append(dict(model=name, leep=r.leep, nce=r.nce, accuracy=accuracy[name]))
-    rows.sort(key=lambda r: -r["leep"])
-    acc = [r["accuracy"] for r in rows]
+    ranking = rank(
+        {name: _load(path) for name, path in models.items()},
+        labels,
+        accuracy=accuracy,
+        backend=backend,
+        progress=False,
+    )
+    rows = [
+        dict(model=r["model"], leep=r["leep"], nce=r["nce"], accuracy=r["accuracy"])
+        for r in ranking.rows
+    ]
     return DemoResult(
         rows=rows,
-        kendall_leep=kendall_tau_b([r["leep"] for r in rows], acc),
-        kendall_nce=kendall_tau_b([r["nce"] for r in rows], acc),
-        n_samples=int(labels.shape[0]),
-        n_target=int(labels.max()) + 1,
+        kendall_leep=ranking.correlations["leep"]["kendall_tau_b"],
+        kendall_nce=ranking.correlations["nce"]["kendall_tau_b"],
+        n_samples=ranking.n_samples,
+        n_target=ranking.n_target,
+        ranking=ranking,
     )

@@ -206,7 +206,8 @@ def _add_rank(subparsers):
     p = subparsers.add_parser(
         "rank",
         formatter_class=_FORMATTER,
-        help="rank several models' dumps by LEEP (with NCE and Kendall tau)",
+        help="rank several models' dumps by LEEP (with NCE and correlations with "
+        "accuracy)",
         description="Score several source models on one labelled target set and print "
         "them sorted by LEEP, best first, with NCE beside it. Each MODEL is "
         "one model's dump: a file, a directory of shards, or a quoted glob "
@@ -216,13 +217,18 @@ def _add_rank(subparsers):
   leepfast rank --labels y.npy resnet50.npy vit_b16.npy convnext/
   leepfast rank --labels y.txt --accuracy acc.csv dumps/*.npy
   leepfast rank --labels y.npy --json 'dumps/*.npy'
+  leepfast rank --labels y.npy --csv a.npy b_logits.npy --logits-for b_logits
 
 --accuracy FILE: a CSV of model,accuracy lines (a header line is allowed), e.g.
   model,accuracy
   resnet50,0.812
   vit_b16,0.874
-adds each model's measured accuracy and the Kendall tau-b rank correlation between
-the scores (LEEP, NCE) and the accuracies.""",
+adds each model's measured accuracy and, for each score (LEEP, NCE), its correlation
+with the accuracies: Kendall tau-b, weighted Kendall tau with hyperbolic weights
+(as scipy.stats.weightedtau), Pearson r, and the model it picks (top-1 hit or miss,
+and the regret: the accuracy lost by taking it instead of the most accurate model).
+Every model's files, row count and accuracy line are checked before any is scored.
+With progress on (stderr a terminal), one line per model names it.""",
     )
     p.add_argument(
         "models",
@@ -233,7 +239,18 @@ the scores (LEEP, NCE) and the accuracies.""",
     p.add_argument(
         "--accuracy",
         metavar="FILE",
-        help="CSV of model,accuracy: adds accuracies and Kendall tau-b",
+        help="CSV of model,accuracy: adds accuracies, Kendall tau-b, weighted tau, "
+        "Pearson r, top-1 hit and regret",
+    )
+    p.add_argument(
+        "--logits-for",
+        action="append",
+        metavar="MODEL",
+        help="this model's dump holds logits (repeat it for several; a name as "
+        "shown in the table or the MODEL as given); --logits: every model",
+    )
+    p.add_argument(
+        "--csv", action="store_true", help="print the rows as CSV instead of a table"
     )
     _common_options(p)
     p.set_defaults(func=_cmd_rank)
@@ -251,7 +268,8 @@ def _read_accuracy(path):
     out = {}
     try:
         with open(path, newline="", encoding="utf-8") as f:
-            for i, row in enumerate(csv.reader(f), start=1):
+            reader = csv.reader(f)
+            for i, row in enumerate(reader, start=1):
                 if not row or all(not c.strip() for c in row):
                     continue
                 if len(row) != 2:
@@ -276,99 +294,94 @@ def _read_accuracy(path):
                 out[name] = acc
     except UnicodeDecodeError as err:
         raise CLIError(f"accuracy (file {path}): not UTF-8 text ({err.reason})") from None
+    except csv.Error as err:  # a field over csv.field_size_limit(), a NUL byte, ...
+        raise CLIError(
+            f"accuracy (file {path}): line {reader.line_num}: {err}; expected "
+            f"model,accuracy lines"
+        ) from None
     if not out:
         raise CLIError(f"accuracy (file {path}): no model,accuracy lines")
     return out
 
 
 def kendall_tau_b(x, y):
-    """Kendall's tau-b rank correlation of two equal-length sequences (ties handled).
+    """Kendall's tau-b (kept here for callers of the command line module; the
+    implementation is :func:`leepfast._rank.kendall_tau_b`)."""
+    from ._rank import kendall_tau_b as tau
 
-    tau_b = (concordant - discordant) / sqrt((n0 - n1) (n0 - n2)), n0 = n(n-1)/2, n1 and
-    n2 the pairs tied in x and in y. NaN when either sequence is constant or n < 2.
-    """
-    x, y = [float(v) for v in x], [float(v) for v in y]  # NumPy scalars too
-    if len(x) != len(y):
-        raise ValueError(f"kendall_tau_b: lengths differ ({len(x)} and {len(y)})")
-    n = len(x)
-    concordant = discordant = ties_x = ties_y = 0
-    for i in range(n):
-        for j in range(i + 1, n):
-            dx = (x[i] > x[j]) - (x[i] < x[j])
-            dy = (y[i] > y[j]) - (y[i] < y[j])
-            ties_x += dx == 0
-            ties_y += dy == 0
-            s = dx * dy
-            concordant += s > 0
-            discordant += s < 0
-    n0 = n * (n - 1) // 2
-    denom = math.sqrt((n0 - ties_x) * (n0 - ties_y))
-    return (concordant - discordant) / denom if denom > 0 else math.nan
+    return tau(x, y)
 
 
 def _cmd_rank(args):
-    from . import _files
+    from ._rank import rank
 
-    accuracy = _read_accuracy(args.accuracy) if args.accuracy else None
+    if args.json and args.csv:
+        raise CLIError("--csv: not with --json (choose one output)")
     names = [_model_name(m) for m in args.models]
     if len(set(names)) < len(names):
         names = list(args.models)  # same base names: show the paths
-    labels = _files.open_labels(args.labels)
-    results = []
-    for name, model in zip(names, args.models, strict=True):
-        t0 = time.perf_counter()
-        with _files.open_predictions(
-            model, dtype=args.dtype, n_source=args.n_source
-        ) as preds:
-            r = _files.score_files(preds, labels, **_score_kwargs(args))
-            files = [f.path for f in preds.files]
-        entry = {
-            "model": name,
-            "files": files,
-            "leep": r.leep,
-            "nce": r.nce,
-            "n_samples": r.n_samples,
-            "n_source": r.n_source,
-            "n_target": r.n_target,
-            "seconds": time.perf_counter() - t0,
-        }
-        if accuracy is not None:
-            acc = accuracy.get(name, accuracy.get(model))
+    if len(set(names)) < len(names):
+        twice = next(n for n in names if names.count(n) > 1)
+        raise CLIError(f"MODEL: {twice!r} is given twice")
+    accuracy = None
+    if args.accuracy:
+        table = _read_accuracy(args.accuracy)
+        accuracy = {}
+        for name, model in zip(names, args.models, strict=True):
+            acc = table.get(name, table.get(model))
             if acc is None:
                 raise CLIError(
                     f"accuracy (file {args.accuracy}): no line for model "
-                    f"{name!r}; it lists {', '.join(sorted(accuracy))}"
+                    f"{name!r}; it lists {', '.join(sorted(table))}"
                 )
-            entry["accuracy"] = acc
-        results.append(entry)
-    results.sort(key=lambda e: -e["leep"])
-    tau = None
-    if accuracy is not None:
-        acc = [e["accuracy"] for e in results]
-        tau = {k: kendall_tau_b([e[k] for e in results], acc) for k in ("leep", "nce")}
+            accuracy[name] = acc
+    logits = args.logits
+    if args.logits_for:
+        by_arg = dict(zip(args.models, names, strict=True))
+        chosen = set()
+        for given in args.logits_for:
+            name = given if given in names else by_arg.get(given)
+            if name is None:
+                raise CLIError(
+                    f"--logits-for: no model {given!r}; the models are "
+                    f"{', '.join(names)}"
+                )
+            chosen.add(name)
+        logits = {name: args.logits or name in chosen for name in names}
+    ranking = rank(
+        dict(zip(names, args.models, strict=True)),
+        args.labels,
+        accuracy=accuracy,
+        n_target=args.n_target,
+        logits=logits,
+        dtype=args.dtype,
+        n_source=args.n_source,
+        backend=args.backend,
+        n_threads=args.threads,
+        block_size=args.block_size,
+        progress=False if args.no_progress else None,
+    )
     if args.json:
-        out = {"models": results}
-        if tau is not None:
-            out["kendall_tau_b"] = {
-                k: (None if math.isnan(v) else v) for k, v in tau.items()
-            }
-        print(json.dumps(out))
-        return EXIT_OK
-    width = max(len("model"), *(len(e["model"]) for e in results))
-    head = f"{'rank':>4}  {'model':<{width}}  {'LEEP':>10}  {'NCE':>10}"
-    print(head + ("  accuracy" if accuracy is not None else ""))
-    for i, e in enumerate(results, start=1):
-        line = f"{i:>4}  {e['model']:<{width}}  {e['leep']:>10.6f}  {e['nce']:>10.6f}"
-        if accuracy is not None:
-            line += f"  {e['accuracy']:>8.4f}"
-        print(line)
-    if tau is not None:
-        show = {k: "undefined" if math.isnan(v) else f"{v:.3f}" for k, v in tau.items()}
-        print(
-            f"Kendall tau-b with accuracy over {len(results)} models: "
-            f"LEEP {show['leep']}, NCE {show['nce']}"
-        )
+        print(ranking.to_json())
+    elif args.csv:
+        _print_csv(ranking)
+    else:
+        print(ranking.format())
     return EXIT_OK
+
+
+def _print_csv(ranking):
+    """The rows as CSV on stdout: rank, model, leep, nce[, accuracy], n_samples, ..."""
+    columns = ["rank", "model", "leep", "nce"]
+    if ranking.has_accuracy:
+        columns.append("accuracy")
+    columns += ["n_samples", "n_source", "n_target", "logits", "seconds"]
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(columns)
+    for i, row in enumerate(ranking.to_records(), start=1):
+        row["rank"] = i
+        writer.writerow([repr(row[c]) if isinstance(row[c], float) else row[c]
+                         for c in columns])
 
 
 # ---------------------------------------------------------------------------------------
@@ -494,19 +507,7 @@ def _cmd_demo(args):
 
     result = demo(backend=args.backend)
     if args.json:
-        tau = {"leep": result.kendall_leep, "nce": result.kendall_nce}
-        print(
-            json.dumps(
-                {
-                    "models": result.rows,
-                    "n_samples": result.n_samples,
-                    "n_target": result.n_target,
-                    "kendall_tau_b": {
-                        k: (None if math.isnan(v) else v) for k, v in tau.items()
-                    },
-                }
-            )
-        )
+        print(result.ranking.to_json())
         return EXIT_OK
     print(result.format())
     return EXIT_OK

@@ -187,6 +187,79 @@ def test_rank_missing_accuracy(models):
                         "'poor'; it lists fair, good\n")
 
 
+def test_rank_csv_json_protocol_and_per_model_logits(models, rng):
+    tmp, dumps, y = models
+    logits = np.log(dumps["fair"].astype(np.float64) + 1e-3) * 2.0 + rng.normal(
+        size=dumps["fair"].shape)
+    np.save(tmp / "fair_logits.npy", logits)
+    (tmp / "acc.csv").write_text("good,0.9\nfair,0.5\npoor,0.6\nfair_logits,0.45\n")
+    args = ["rank", "--labels", "y.npy", "--accuracy", "acc.csv", "poor.npy", "fair",
+            "good.npy", "fair_logits.npy", "--logits-for", "fair_logits"]
+    p = run(*args, "--json", cwd=tmp)
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    by = {m["model"]: m for m in out["models"]}
+    np.testing.assert_allclose(by["fair_logits"]["leep"],
+                               leepfast.leep(logits, y, logits=True), rtol=RTOL)
+    assert by["fair_logits"]["logits"] is True and by["good"]["logits"] is False
+    leeps = [m["leep"] for m in out["models"]]
+    acc = [m["accuracy"] for m in out["models"]]
+    from scipy import stats
+    c = out["correlations"]["leep"]
+    assert c["weighted_tau"] == pytest.approx(stats.weightedtau(leeps, acc).statistic)
+    assert c["pearson"] == pytest.approx(stats.pearsonr(leeps, acc).statistic)
+    assert (c["top1"], c["top1_hit"], c["regret"]) == ("good", True, 0.0)
+    p = run(*args, "--csv", cwd=tmp)
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert lines[0] == "rank,model,leep,nce,accuracy,n_samples,n_source,n_target,logits,seconds"
+    first = lines[1].split(",")
+    assert first[:2] == ["1", "good"] and float(first[2]) == by["good"]["leep"]
+    assert len(lines) == 5
+    p = run(*args, cwd=tmp)
+    assert "top-1: LEEP picks good (hit, regret 0.0000)" in p.stdout
+    p = run(*args[:-2], "--logits-for", "nope", cwd=tmp)
+    assert p.returncode == 2
+    assert p.stderr == ("leepfast: error: --logits-for: no model 'nope'; the models are "
+                        "poor, fair, good, fair_logits\n")
+
+
+def test_rank_checks_every_model_before_scoring_any(models):
+    """13.18: the first model is bad (a NaN), the last lacks its accuracy line, its file,
+    or one row: the last model's fault is reported, so nothing was scored first."""
+    tmp, dumps, y = models
+    bad = dumps["good"].copy()
+    bad[5, 0] = np.nan
+    np.save(tmp / "nan.npy", bad)
+    np.save(tmp / "short.npy", dumps["good"][:-1])
+    (tmp / "acc.csv").write_text("nan,0.9\ngood,0.5\n")
+    p = run("rank", "--labels", "y.npy", "--accuracy", "acc.csv", "nan.npy", "good.npy",
+            "poor.npy", cwd=tmp)
+    assert p.returncode == 2
+    assert p.stderr == ("leepfast: error: accuracy (file acc.csv): no line for model "
+                        "'poor'; it lists good, nan\n")
+    p = run("rank", "--labels", "y.npy", "nan.npy", "good.npy", "gone.npy", cwd=tmp)
+    assert p.returncode == 2
+    assert p.stderr == "leepfast: error: predictions: no such file or directory: " \
+        "'gone.npy'\n"
+    p = run("rank", "--labels", "y.npy", "nan.npy", "short.npy", cwd=tmp)
+    assert p.returncode == 2
+    assert p.stderr == ("leepfast: error: models['short'] (file short.npy): has 1999 rows "
+                        "of predictions; expected 2000, one per label in labels (file "
+                        "y.npy)\n")
+
+
+def test_accuracy_csv_field_over_the_csv_limit_is_one_line(models):
+    """13.7: a field over 128 KiB is csv's _csv.Error: one line, exit 2."""
+    tmp, _, _ = models
+    (tmp / "acc.csv").write_text("good," + "9" * (200 << 10) + "\n")
+    p = run("rank", "--labels", "y.npy", "--accuracy", "acc.csv", "good.npy", cwd=tmp)
+    assert p.returncode == 2
+    assert p.stderr.startswith("leepfast: error: accuracy (file acc.csv): line 1: field "
+                               "larger than field limit"), p.stderr
+    assert p.stderr.count("\n") == 1 and "Traceback" not in p.stderr
+
+
 @pytest.mark.parametrize("x, y, tau", [
     ([1, 2, 3, 4], [10, 20, 30, 40], 1.0),
     ([1, 2, 3, 4], [4, 3, 2, 1], -1.0),
@@ -284,8 +357,8 @@ def test_usage_errors_one_line_exit_2(files, args, message):
     (["score"], ["--labels", "--logits", "--n-target", "--dtype", "--n-source",
                  "--backend", "--threads", "--block-size", "--json", "--no-progress",
                  "examples:", "leepfast score preds.npy --labels y.npy"]),
-    (["rank"], ["--labels", "--accuracy", "--json", "examples:", "Kendall tau-b",
-                "model,accuracy"]),
+    (["rank"], ["--labels", "--accuracy", "--json", "--csv", "--logits-for", "examples:",
+                "Kendall tau-b", "weighted Kendall tau", "regret", "model,accuracy"]),
     (["config"], ["leepfast config"]),
 ])
 def test_help_explains_every_option_with_examples(command, options):
