@@ -59,6 +59,7 @@ from ._demo import demo
 from ._features import FeatureAccumulator, h_score, logme, regularized_h_score
 from ._files import FileFormatError, open_labels, open_predictions, score_files
 from ._include import get_include
+from ._rank import Ranking, rank
 from ._scorer import Scorer, ScorerResult
 from ._scores_more import gbc, nleep, transrate
 
@@ -72,6 +73,7 @@ __all__ = [
     "NegativeValueError",
     "NonFiniteError",
     "PassMismatchError",
+    "Ranking",
     "RowSumError",
     "ShapeError",
     "StateSizeError",
@@ -89,6 +91,7 @@ __all__ = [
     "nleep",
     "open_labels",
     "open_predictions",
+    "rank",
     "regularized_h_score",
     "score",
     "score_files",
