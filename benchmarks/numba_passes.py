@@ -6,7 +6,9 @@ Medians of 7 round-robin rounds, 2 threads; prints each pass's ms and numba/comp
 (The compiled score is called with the pre-`tol` signature until the C side takes it.)
 """
 import time, numpy as np, sys
-from leepfast import _backend_numba as nb, _backend_cython as cy, _reference
+from leepfast import _reference
+from leepfast.backends import cython as cy
+from leepfast.backends import numba as nb
 rng = np.random.default_rng(0)
 n, Z, Y = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 dtype = sys.argv[4]

@@ -61,7 +61,7 @@ def read_floor(predictions, n_threads):
     """
     try:
         from . import _kernels
-        from ._backend_cython import _bits  # float16 as the bit patterns the C side reads
+        from .backends.cython import _bits  # float16 as the bit patterns the C side reads
     except ImportError:
         a = np.ascontiguousarray(predictions)
         return float(a.view(np.uint16).sum(dtype=np.uint64)) if a.dtype == np.float16 \

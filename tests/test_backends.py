@@ -105,7 +105,7 @@ def test_required_backends_are_available_and_import():
             assert isinstance(kernels.openmp_enabled(), bool)
         if name == "numba":
             importlib.import_module("numba")
-            importlib.import_module("leepfast._backend_numba")
+            importlib.import_module("leepfast.backends.numba")
         theta = np.array([[0.25, 0.75], [0.5, 0.5], [1.0, 0.0]])
         assert leepfast.leep(theta, [0, 1, 1], backend=name) == pytest.approx(
             _reference.leep(theta, [0, 1, 1]), rel=RTOL
@@ -461,7 +461,7 @@ def test_numba_portable_half_conversion_is_exact():
     # Numba targets a CPU with F16C (checked on every pattern through _prepare in
     # test_simd.py), else by a branch-free bit-level function, checked here directly.
     numba = pytest.importorskip("numba")
-    nb = pytest.importorskip("leepfast._backend_numba")
+    nb = pytest.importorskip("leepfast.backends.numba")
 
     @numba.njit
     def convert(bits, out):

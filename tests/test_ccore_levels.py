@@ -16,7 +16,7 @@ import leepfast
 from leepfast import _reference
 
 _kernels = pytest.importorskip("leepfast._kernels")
-from leepfast import _backend_cython  # noqa: E402
+from leepfast.backends import cython as _backend_cython  # noqa: E402
 from leepfast._config import SIMD_LEVELS, max_threads, resolve_threads, simd_cap  # noqa: E402
 
 #: every level this CPU runs (a capped AVX-512 CPU stands in for the lower ones)

@@ -491,7 +491,7 @@ def test_progress_bar_on_a_terminal(big):
 def test_peak_anonymous_memory_bounded(big):
     # RssAnon of a process that just imports leepfast and its compiled backend ...
     base = subprocess.run(
-        [sys.executable, "-c", "import leepfast, leepfast.cli, leepfast._backend_cython\n"
+        [sys.executable, "-c", "import leepfast, leepfast.cli, leepfast.backends.cython\n"
          "for line in open('/proc/self/status'):\n"
          "    if line.startswith('RssAnon:'): print(line.split()[1])"],
         capture_output=True, text=True, timeout=120, check=True,

@@ -18,8 +18,8 @@ from leepfast import _reference, _status
 from leepfast.backends import numpy as numpy_backend
 
 numba = pytest.importorskip("numba")
-nb = pytest.importorskip("leepfast._backend_numba")
-cy = pytest.importorskip("leepfast._backend_cython")
+nb = pytest.importorskip("leepfast.backends.numba")
+cy = pytest.importorskip("leepfast.backends.cython")
 
 TOL = {np.dtype(k): v for k, v in leepfast.ROW_SUM_TOLERANCE.items()}
 DTYPES = (np.float16, np.float32, np.float64)

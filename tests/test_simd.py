@@ -80,7 +80,7 @@ def test_bad_value_found_in_every_position(backend, z, dtype, where):
 def test_numba_converts_every_half_exactly():
     # Numba has no float16: its backend converts the bit patterns itself (the
     # compiled backend's conversions are checked through the values above)
-    nb = pytest.importorskip("leepfast._backend_numba")  # required in CI: test_backends
+    nb = pytest.importorskip("leepfast.backends.numba")  # required in CI: test_backends
     halves = np.arange(1 << 16, dtype=np.uint16).view(np.float16).reshape(256, 256)
     got = nb._prepare(halves, 2)
     want = halves.astype(np.float32)

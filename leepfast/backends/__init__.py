@@ -45,8 +45,8 @@ PROTOCOL = {
 }
 
 _MODULES = {
-    "cython": "leepfast._backend_cython",
-    "numba": "leepfast._backend_numba",
+    "cython": "leepfast.backends.cython",
+    "numba": "leepfast.backends.numba",
     "numpy": "leepfast.backends.numpy",
 }
 _INSTALL_HINT = {

@@ -4,8 +4,8 @@ import os
 
 import numpy as np
 
-from . import _kernels
-from ._config import simd_cap
+from .. import _kernels
+from .._config import simd_cap
 
 # A child forked after OpenMP ran in the parent would hang in its first parallel region
 # (libgomp's thread pool does not survive fork): a forked child runs every kernel on

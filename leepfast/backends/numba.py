@@ -46,7 +46,7 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
-from . import _status
+from .. import _status
 
 #: The kernels read C-contiguous blocks in place (float16 too: as its bits) and allocate
 #: O(Z) per thread plus O(rows / CHUNK), whatever the block size: the in-memory API may
