@@ -9,8 +9,8 @@ build warns and produces a serial extension. Environment switches:
 
 No ``-march=native``: the wheel must run on any CPU of its architecture.
 """
+
 import os
-import sys
 import tempfile
 import textwrap
 import warnings

@@ -59,8 +59,11 @@ print(hwm() - base)
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--rounds", type=int, default=15)
-    p.add_argument("--levels", default=",".join(_bench.cpu_levels()),
-                   help="comma-separated SIMD levels (default: every level of this CPU)")
+    p.add_argument(
+        "--levels",
+        default=",".join(_bench.cpu_levels()),
+        help="comma-separated SIMD levels (default: every level of this CPU)",
+    )
     args = p.parse_args(argv)
     threads = default_threads()
     n, z, y = 100_000, 1000, 100
@@ -70,17 +73,31 @@ def main(argv=None):
     # the per-level lines: reads of float32 / float64 probabilities, float16 / float32,
     # float32 logits, and small heads (Z=10, Z=100), each level capped in turn
     levels = [v for v in args.levels.split(",") if v]
-    per_level = {d: _bench.make_predictions(n, z, y, d)
-                 for d in ("float32", "float64", "float16")}
-    heads = {zz: _bench.make_predictions(1_000_000 if zz == 10 else n, zz, 10, "float32")
-             for zz in (10, 100)}
+    per_level = {
+        d: _bench.make_predictions(n, z, y, d) for d in ("float32", "float64", "float16")
+    }
+    heads = {
+        zz: _bench.make_predictions(1_000_000 if zz == 10 else n, zz, 10, "float32")
+        for zz in (10, 100)
+    }
     for level in levels:
+
         def capped(theta, labels, yy, logits=False, level=level):
             with _bench.simd_cap(level):
-                return leepfast.leep(theta, labels, n_target=yy, backend="cython",
-                                     n_threads=threads, logits=logits)
-        fns = {f"floor {d}": partial(_bench.read_floor, a[0], threads)
-               for d, a in per_level.items() if d != "float16"}
+                return leepfast.leep(
+                    theta,
+                    labels,
+                    n_target=yy,
+                    backend="cython",
+                    n_threads=threads,
+                    logits=logits,
+                )
+
+        fns = {
+            f"floor {d}": partial(_bench.read_floor, a[0], threads)
+            for d, a in per_level.items()
+            if d != "float16"
+        }
         fns.update({d: partial(capped, *per_level[d], y) for d in per_level})
         fns["logits"] = partial(capped, *per_level["float32"], y, True)
         for zz, (theta, labels) in heads.items():
@@ -89,17 +106,32 @@ def main(argv=None):
         m = _bench.median_times(fns, max(3, args.rounds // 3))
         for d in ("float32", "float64"):
             r = m[d] / m[f"floor {d}"]
-            lines.append((level, f"LEEP in reads (n=100k, Z=1000, Y=100, {d})", "<= 2.2",
-                          f"{r:.2f}", r <= 2.2))
+            lines.append(
+                (
+                    level,
+                    f"LEEP in reads (n=100k, Z=1000, Y=100, {d})",
+                    "<= 2.2",
+                    f"{r:.2f}",
+                    r <= 2.2,
+                )
+            )
         half = m["float16"] / m["float32"]
-        lines.append((level, "float16 time / float32 time", "<= 0.6", f"{half:.2f}",
-                      half <= 0.6))
+        lines.append(
+            (level, "float16 time / float32 time", "<= 0.6", f"{half:.2f}", half <= 0.6)
+        )
         r = m["logits"] / m["floor float32"]
         lines.append((level, "float32 logits in reads", "<= 4", f"{r:.2f}", r <= 4))
         for zz in heads:
             r = m[f"Z={zz}"] / m[f"floor Z={zz}"]
-            lines.append((level, f"Z={zz} in reads (Y=10, n={len(heads[zz][1])})", "<= 3",
-                          f"{r:.2f}", r <= 3))
+            lines.append(
+                (
+                    level,
+                    f"Z={zz} in reads (Y=10, n={len(heads[zz][1])})",
+                    "<= 3",
+                    f"{r:.2f}",
+                    r <= 3,
+                )
+            )
     per_level.clear()
     heads.clear()
 
@@ -110,37 +142,67 @@ def main(argv=None):
 
     def call(backend, d):
         theta, labels = data[d]
-        return partial(leepfast.leep, theta, labels, n_target=y, backend=backend,
-                       n_threads=threads)
+        return partial(
+            leepfast.leep, theta, labels, n_target=y, backend=backend, n_threads=threads
+        )
 
-    fns = {"floor float32": partial(_bench.read_floor, data["float32"][0], threads),
-           "cython float32": call("cython", "float32"),
-           "cython float16": call("cython", "float16")}
+    fns = {
+        "floor float32": partial(_bench.read_floor, data["float32"][0], threads),
+        "cython float32": call("cython", "float32"),
+        "cython float16": call("cython", "float16"),
+    }
     m = _bench.median_times(fns, args.rounds)
     reads = m["cython float32"] / m["floor float32"]
-    lines.append((best, "LEEP in reads (n=100k, Z=1000, Y=100, float32)", "<= 2.2",
-                  f"{reads:.2f} ({1e3 * m['cython float32']:.1f} ms / "
-                  f"{1e3 * m['floor float32']:.1f} ms)", reads <= 2.2))
+    lines.append(
+        (
+            best,
+            "LEEP in reads (n=100k, Z=1000, Y=100, float32)",
+            "<= 2.2",
+            f"{reads:.2f} ({1e3 * m['cython float32']:.1f} ms / "
+            f"{1e3 * m['floor float32']:.1f} ms)",
+            reads <= 2.2,
+        )
+    )
     half = m["cython float16"] / m["cython float32"]
-    lines.append((best, "float16 time / float32 time", "<= 0.6",
-                  f"{half:.2f} ({1e3 * m['cython float16']:.1f} / "
-                  f"{1e3 * m['cython float32']:.1f} ms)", half <= 0.6))
+    lines.append(
+        (
+            best,
+            "float16 time / float32 time",
+            "<= 0.6",
+            f"{half:.2f} ({1e3 * m['cython float16']:.1f} / "
+            f"{1e3 * m['cython float32']:.1f} ms)",
+            half <= 0.6,
+        )
+    )
     if "numba" in leepfast.available_backends():
         pairs = {f"{b} {d}": call(b, d) for d in data for b in ("cython", "numba")}
         for fn in pairs.values():
             fn()  # numba compiles on first use
         mb = _bench.median_times(pairs, args.rounds)
         ratio = {d: mb[f"numba {d}"] / mb[f"cython {d}"] for d in data}
-        lines.append((best, "numba time / cython time", "<= 1.5",
-                      ", ".join(f"{d} {r:.2f}" for d, r in ratio.items()),
-                      max(ratio.values()) <= 1.5))
+        lines.append(
+            (
+                best,
+                "numba time / cython time",
+                "<= 1.5",
+                ", ".join(f"{d} {r:.2f}" for d, r in ratio.items()),
+                max(ratio.values()) <= 1.5,
+            )
+        )
     theta, labels = data["float32"]
     naive_fn = partial(_bench.naive_leep, theta, labels)
     naive = _bench.median_times({"naive": naive_fn}, 3)["naive"]
     speedup = naive / m["cython float32"]
-    lines.append((best, "speedup over the naive NumPy implementation", ">= 20x",
-                  f"{speedup:.1f}x (naive {1e3 * naive:.0f} ms = "
-                  f"{naive / m['floor float32']:.1f} reads)", speedup >= 20))
+    lines.append(
+        (
+            best,
+            "speedup over the naive NumPy implementation",
+            ">= 20x",
+            f"{speedup:.1f}x (naive {1e3 * naive:.0f} ms = "
+            f"{naive / m['floor float32']:.1f} reads)",
+            speedup >= 20,
+        )
+    )
     data.clear()  # free the arrays before the next sizes
     del fns, theta, labels
 
@@ -148,15 +210,31 @@ def main(argv=None):
     fns, rows = {}, {}
     for size in (10_000, 100_000, 1_000_000, 10_000_000):
         theta, labels = _bench.make_predictions(size, 100, 10, "float32")
-        run, count = repeated(partial(leepfast.leep, theta, labels, n_target=10,
-                                      backend="cython", n_threads=threads), 0.2)
+        run, count = repeated(
+            partial(
+                leepfast.leep,
+                theta,
+                labels,
+                n_target=10,
+                backend="cython",
+                n_threads=threads,
+            ),
+            0.2,
+        )
         fns[size], rows[size] = run, size * count
     m = _bench.median_times(fns, max(5, args.rounds // 3))
     per_row = {size: 1e9 * m[size] / rows[size] for size in fns}
     spread = max(per_row.values()) / min(per_row.values())
-    lines.append((best, "time per row, n = 10k / 100k / 1M / 10M (Z=100, Y=10)",
-                  "within 20%", " / ".join(f"{v:.1f}" for v in per_row.values())
-                  + f" ns (max/min {spread:.2f})", spread <= 1.2))
+    lines.append(
+        (
+            best,
+            "time per row, n = 10k / 100k / 1M / 10M (Z=100, Y=10)",
+            "within 20%",
+            " / ".join(f"{v:.1f}" for v in per_row.values())
+            + f" ns (max/min {spread:.2f})",
+            spread <= 1.2,
+        )
+    )
     del fns
 
     # Z=21843, Y=1000 runs, and the extra memory of a large state
@@ -164,17 +242,35 @@ def main(argv=None):
     start = time.perf_counter()
     value = leepfast.leep(theta, labels, n_target=1000, n_threads=threads)
     took = time.perf_counter() - start
-    lines.append((best, "Z=21843, Y=1000 (n=2000)", "runs", f"{took:.2f} s, LEEP {value:.4f}",
-                  bool(np.isfinite(value))))
+    lines.append(
+        (
+            best,
+            "Z=21843, Y=1000 (n=2000)",
+            "runs",
+            f"{took:.2f} s, LEEP {value:.4f}",
+            bool(np.isfinite(value)),
+        )
+    )
     del theta, labels
     nn, zz, yy = 2000, 21843, 1000
-    extra = int(subprocess.run(
-        [sys.executable, "-c", PEAK.format(n=nn, z=zz, y=yy, t=threads)],
-        capture_output=True, text=True, check=True).stdout)
+    extra = int(
+        subprocess.run(
+            [sys.executable, "-c", PEAK.format(n=nn, z=zz, y=yy, t=threads)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
     budget = 64 * 2**20 + 2 * threads * yy * zz * 8
-    lines.append((best, f"extra memory (n={nn}, Z={zz}, Y={yy})",
-                  "<= 64 MiB + 2 x threads x Y x Z x 8 B",
-                  f"{extra / 2**20:.0f} MiB of {budget / 2**20:.0f} MiB", extra <= budget))
+    lines.append(
+        (
+            best,
+            f"extra memory (n={nn}, Z={zz}, Y={yy})",
+            "<= 64 MiB + 2 x threads x Y x Z x 8 B",
+            f"{extra / 2**20:.0f} MiB of {budget / 2**20:.0f} MiB",
+            extra <= budget,
+        )
+    )
 
     print(f"{threads} threads, {args.rounds} rounds\n")
     print("| level | contract line | target | measured | holds |")

@@ -37,7 +37,7 @@ def main():
             cases.append((kind, dtype, args.n, 1000, 100))
     for dtype in ("float32", "float64"):
         cases.append(("probabilities", dtype, args.n * 40, 10, 10))
-    print(f"| input | n x Z, Y | compiled ms | numba ms | numba / compiled |")
+    print("| input | n x Z, Y | compiled ms | numba ms | numba / compiled |")
     print("|---|---|---|---|---|")
     for kind, dtype, n, n_source, n_target in cases:
         theta, labels = make(kind, n, n_source, n_target, dtype, rng)
@@ -48,12 +48,16 @@ def main():
         for _ in range(args.repeat):
             for b in times:
                 start = time.perf_counter()
-                leepfast.leep(theta, labels, backend=b, logits=logits,
-                              n_threads=args.threads)
+                leepfast.leep(
+                    theta, labels, backend=b, logits=logits, n_threads=args.threads
+                )
                 times[b].append(time.perf_counter() - start)
         c, m = (float(np.median(times[b])) * 1e3 for b in ("cython", "numba"))
-        print(f"| {dtype} {kind} | {n} x {n_source}, {n_target} | {c:.1f} | {m:.1f} | "
-              f"{m / c:.2f} |", flush=True)
+        print(
+            f"| {dtype} {kind} | {n} x {n_source}, {n_target} | {c:.1f} | {m:.1f} | "
+            f"{m / c:.2f} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -46,8 +46,14 @@ def test_leep(benchmark, data, dtype, backend):
     benchmark.group = f"in-memory {dtype} n={N} Z={Z} Y={Y}"
     theta, labels = data(N, Z, Y, dtype)
     rounds = 2 if backend == "numpy" else 9
-    _run(benchmark, lambda: leepfast.leep(theta, labels, n_target=Y, backend=backend,
-                                          n_threads=THREADS), rounds, theta)
+    _run(
+        benchmark,
+        lambda: leepfast.leep(
+            theta, labels, n_target=Y, backend=backend, n_threads=THREADS
+        ),
+        rounds,
+        theta,
+    )
 
 
 # -- the Z x Y grid ------------------------------------------------------------------------
@@ -70,8 +76,12 @@ def test_grid_floor(benchmark, data, z, y):
 def test_grid_leep(benchmark, data, z, y):
     benchmark.group = f"grid Z={z} Y={y} float32"
     theta, labels = data(_grid_n(z), z, y, "float32")
-    _run(benchmark, lambda: leepfast.leep(theta, labels, n_target=y, backend="cython"),
-         5, theta)
+    _run(
+        benchmark,
+        lambda: leepfast.leep(theta, labels, n_target=y, backend="cython"),
+        5,
+        theta,
+    )
 
 
 # -- time per row from n = 10k to 10M ------------------------------------------------------
@@ -84,8 +94,12 @@ def test_rows_leep(benchmark, data, n):
     benchmark.group = "time per row, Z=100 Y=10 float32, cython"
     theta, labels = data(n, 100, 10, "float32")
     rounds = 25 if n <= 100_000 else 5
-    _run(benchmark, lambda: leepfast.leep(theta, labels, n_target=10, backend="cython"),
-         rounds, theta)
+    _run(
+        benchmark,
+        lambda: leepfast.leep(theta, labels, n_target=10, backend="cython"),
+        rounds,
+        theta,
+    )
 
 
 # -- logits vs probabilities ---------------------------------------------------------------
@@ -96,8 +110,12 @@ def test_logits(benchmark, data, logits):
     benchmark.group = f"logits vs probabilities float32 n={N} Z={Z} Y={Y}, cython"
     theta, labels = data(N, Z, Y, "float32")
     x = np.log(theta) if logits else theta
-    _run(benchmark, lambda: leepfast.leep(x, labels, n_target=Y, logits=logits,
-                                          backend="cython"), 3 if logits else 9, theta)
+    _run(
+        benchmark,
+        lambda: leepfast.leep(x, labels, n_target=Y, logits=logits, backend="cython"),
+        3 if logits else 9,
+        theta,
+    )
 
 
 def test_logits_floor(benchmark, data):
@@ -113,8 +131,14 @@ def test_logits_floor(benchmark, data):
 def test_threads(benchmark, data, threads):
     benchmark.group = f"threads={threads} float32 n={N} Z={Z} Y={Y}"
     theta, labels = data(N, Z, Y, "float32")
-    _run(benchmark, lambda: leepfast.leep(theta, labels, n_target=Y, backend="cython",
-                                          n_threads=threads), 9, theta)
+    _run(
+        benchmark,
+        lambda: leepfast.leep(
+            theta, labels, n_target=Y, backend="cython", n_threads=threads
+        ),
+        9,
+        theta,
+    )
 
 
 @pytest.mark.parametrize("threads", sorted({1, THREADS}))
@@ -142,8 +166,10 @@ def test_npy_vs_memory(benchmark, data, npy_file, source):
     if source == "memory":
         fn = lambda: leepfast.leep(theta, labels, n_target=Y)  # noqa: E731
     else:
+
         def fn():
             return leepfast.score_files(npy_file, labels, n_target=Y, progress=False).leep
+
     _run(benchmark, fn, 9, theta)
 
 

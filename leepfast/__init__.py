@@ -14,33 +14,8 @@ Architecture (each layer calls only the one below it; nothing imports the CLI):
 __version__ = "0.1.0"
 
 
-def _refuse_the_source_folder():
-    """Python started in a clone's root imports the uncompiled ``leepfast/`` folder, which
-    would silently run the slow NumPy backend: say so, as NumPy does in its source tree.
-    An in-place build (``pip install -e .``) has the compiled module here and passes."""
-    import os
-    from importlib.machinery import EXTENSION_SUFFIXES
-
-    here = os.path.dirname(os.path.abspath(__file__))
-    root = os.path.dirname(here)
-    in_a_clone = os.path.isfile(os.path.join(root, "setup.py")) and os.path.isdir(
-        os.path.join(root, "src_cython")
-    )
-    built = any(
-        os.path.exists(os.path.join(here, "_kernels" + suffix))
-        for suffix in EXTENSION_SUFFIXES
-    )
-    if in_a_clone and not built and not os.environ.get("LEEPFAST_ALLOW_SOURCE_TREE"):
-        raise ImportError(
-            f"leepfast: this is the source folder {here}, whose compiled backend is not "
-            f"built; you are probably running Python from the clone's root. Run it from "
-            f"another folder to use the installed leepfast (pip install . from the root "
-            f"installs it), or build in place with pip install -e . "
-            f"(LEEPFAST_ALLOW_SOURCE_TREE=1 imports the folder anyway, NumPy backend only)"
-        )
-
-
-_refuse_the_source_folder()
+# first: the uncompiled source folder of a clone refuses to pass for the package
+from . import _source_tree  # noqa: F401, I001
 
 from ._api import ROW_SUM_TOLERANCE, Accumulator, Result, leep, nce, score
 from ._errors import (

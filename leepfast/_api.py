@@ -16,6 +16,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from . import _backends, _reference, _status
+from ._checks import check_flag, positive_int
+from ._config import resolve_threads
 from ._errors import (
     LabelError,
     NegativeValueError,
@@ -23,12 +25,9 @@ from ._errors import (
     PassMismatchError,
     RowSumError,
     ShapeError,
-    StateSizeError,
 )
-from ._checks import check_flag, positive_int
-from ._config import resolve_threads
 from ._options import Options
-from ._state import Pass1State, Pass2State, check_state_fits
+from ._state import Pass1State
 from ._tensors import as_host_array
 
 #: Probability rows must sum to 1 within this tolerance, by input dtype.
@@ -296,7 +295,7 @@ class Accumulator:
 
     @property
     def phase(self):
-        """"accumulate" (pass 1) or "score" (pass 2)."""
+        """ "accumulate" (pass 1) or "score" (pass 2)."""
         return "accumulate" if self.pass2 is None else "score"
 
     @property
@@ -402,7 +401,11 @@ class Accumulator:
     # -- pass 1 -------------------------------------------------------------------------
 
     def accumulate(
-        self, predictions: ArrayLike, labels: ArrayLike, *, where: str = "",
+        self,
+        predictions: ArrayLike,
+        labels: ArrayLike,
+        *,
+        where: str = "",
         row_offset: int = 0,
     ) -> "Accumulator":
         """Pass 1: add a batch.
@@ -489,8 +492,12 @@ class Accumulator:
     @classmethod
     def from_options(cls, options):
         """An accumulator for a resolved :class:`~leepfast._options.Options`."""
-        return cls(options.n_target, logits=options.logits, backend=options.backend,
-                   n_threads=options.n_threads)
+        return cls(
+            options.n_target,
+            logits=options.logits,
+            backend=options.backend,
+            n_threads=options.n_threads,
+        )
 
     def __repr__(self):
         done = "" if self.pass2 is None else f", nce={self.nce:.6g}"
@@ -516,7 +523,11 @@ class Accumulator:
     # -- pass 2 -------------------------------------------------------------------------
 
     def score(
-        self, predictions: ArrayLike, labels: ArrayLike, *, where: str = "",
+        self,
+        predictions: ArrayLike,
+        labels: ArrayLike,
+        *,
+        where: str = "",
         row_offset: int = 0,
     ) -> "Accumulator":
         """Pass 2: add a batch's log terms (the same batches as pass 1; ``row_offset``
@@ -596,8 +607,9 @@ def _run(predictions, labels, what, **options):
         and predictions.dtype.isnative
         and acc._takes_large_views()
     )
-    rows = _block_rows(options.block_size, predictions.shape[1], predictions.itemsize,
-                       views)
+    rows = _block_rows(
+        options.block_size, predictions.shape[1], predictions.itemsize, views
+    )
     n = predictions.shape[0]
     # the arrays are checked once, here; blocks go to the accumulator's unchecked steps
     acc.n_source = predictions.shape[1]
@@ -607,8 +619,9 @@ def _run(predictions, labels, what, **options):
     if what == "nce":
         return acc.nce
     for start in range(0, n, rows):
-        acc._score(predictions[start : start + rows], labels[start : start + rows],
-                   count=False)
+        acc._score(
+            predictions[start : start + rows], labels[start : start + rows], count=False
+        )
     if what == "leep":  # the value alone: no J, no marginal
         return acc.pass2.leep
     acc.pass2.counts[:] = acc.class_counts  # pass 2 saw the rows of pass 1
@@ -661,9 +674,16 @@ def leep(
         No epsilon is added: source classes without mass and absent target classes
         give the exact finite value.
     """
-    return _run(predictions, labels, "leep", n_target=n_target,
-                logits=logits, backend=backend, n_threads=n_threads,
-                block_size=block_size)
+    return _run(
+        predictions,
+        labels,
+        "leep",
+        n_target=n_target,
+        logits=logits,
+        backend=backend,
+        n_threads=n_threads,
+        block_size=block_size,
+    )
 
 
 def nce(
@@ -684,9 +704,16 @@ def nce(
         NCE = -H(Y | Z) <= 0, with Z the argmax source class (ties: lowest index).
         Needs only pass 1.
     """
-    return _run(predictions, labels, "nce", n_target=n_target,
-                logits=logits, backend=backend, n_threads=n_threads,
-                block_size=block_size)
+    return _run(
+        predictions,
+        labels,
+        "nce",
+        n_target=n_target,
+        logits=logits,
+        backend=backend,
+        n_threads=n_threads,
+        block_size=block_size,
+    )
 
 
 def score(
@@ -707,9 +734,16 @@ def score(
         With ``leep``, ``nce``, ``n_samples``, ``n_source``, ``n_target``, ``joint``,
         ``marginal``, ``conditional``, ``class_counts``, ``hard_counts``, ``backend``.
     """
-    return _run(predictions, labels, "result", n_target=n_target,
-                logits=logits, backend=backend, n_threads=n_threads,
-                block_size=block_size)
+    return _run(
+        predictions,
+        labels,
+        "result",
+        n_target=n_target,
+        logits=logits,
+        backend=backend,
+        n_threads=n_threads,
+        block_size=block_size,
+    )
 
 
 for _f in (leep, nce, score):

@@ -64,8 +64,11 @@ def read_floor(predictions, n_threads):
         from .backends.cython import _bits  # float16 as the bit patterns the C side reads
     except ImportError:
         a = np.ascontiguousarray(predictions)
-        return float(a.view(np.uint16).sum(dtype=np.uint64)) if a.dtype == np.float16 \
+        return (
+            float(a.view(np.uint16).sum(dtype=np.uint64))
+            if a.dtype == np.float16
             else float(a.sum(dtype=np.float64))
+        )
     return _kernels.read_floor(_bits(np.ascontiguousarray(predictions)), n_threads)
 
 
@@ -109,9 +112,18 @@ def median_times(fns, rounds):
     return {name: float(np.median(seen)) for name, seen in times.items()}
 
 
-def run(n=100_000, n_source=1000, n_target=100, dtypes=("float32", "float64", "float16"),
-        backends=None, n_threads=None, repeat=7, naive=True, naive_repeat=2,
-        levels=None):
+def run(
+    n=100_000,
+    n_source=1000,
+    n_target=100,
+    dtypes=("float32", "float64", "float16"),
+    backends=None,
+    n_threads=None,
+    repeat=7,
+    naive=True,
+    naive_repeat=2,
+    levels=None,
+):
     """Measure every backend and dtype against the baselines; returns a list of rows.
 
     Per dtype, each compiled backend is timed round-robin with the read floor
@@ -132,16 +144,24 @@ def run(n=100_000, n_source=1000, n_target=100, dtypes=("float32", "float64", "f
         backends = list(base)
         fast = [b for b in backends if b != "numpy"]
         theta, labels = make_predictions(n, n_source, n_target, dtype)
-        calls = {b: partial(_api.leep, theta, labels, n_target=n_target, backend=b,
-                            n_threads=n_threads) for b in backends}
+        calls = {
+            b: partial(
+                _api.leep, theta, labels, n_target=n_target, backend=b, n_threads=n_threads
+            )
+            for b in backends
+        }
         if levels and "cython" in calls:
-            def capped(level, fn=calls.pop("cython")):
+            compiled = calls.pop("cython")
+
+            def capped(level, fn=compiled):
                 with simd_cap(level):
                     return fn()
+
             for level in levels:
                 calls[f"cython[{level}]"] = partial(capped, level)
             backends = [b for b in backends if b != "cython"] + [
-                f"cython[{level}]" for level in levels]
+                f"cython[{level}]" for level in levels
+            ]
             fast = [b for b in backends if b != "numpy"]
         # each backend round-robin with its own read floor: one backend's threads,
         # still spinning after its call, would slow the next backend's call
@@ -151,28 +171,55 @@ def run(n=100_000, n_source=1000, n_target=100, dtypes=("float32", "float64", "f
             calls[b]()  # warm up (numba compiles on first use)
             m = median_times({"floor": floor_fn, b: calls[b]}, repeat)
             floors[b], seconds[b] = m["floor"], m[b]
-        floor = (floors[fast[0]] if fast
-                 else median_times({"floor": floor_fn}, repeat)["floor"])
+        floor = (
+            floors[fast[0]] if fast else median_times({"floor": floor_fn}, repeat)["floor"]
+        )
         # the naive baseline before the NumPy reference: after the reference's large
         # temporaries it ran 1.6x slower (1040 vs 600-650 ms here), which would have
         # flattered every speedup
-        naive_s = (median_times({"naive": partial(naive_leep, theta, labels)},
-                                naive_repeat)["naive"] if naive else None)
+        naive_s = (
+            median_times({"naive": partial(naive_leep, theta, labels)}, naive_repeat)[
+                "naive"
+            ]
+            if naive
+            else None
+        )
         if "numpy" in calls:
             seconds["numpy"] = median_times({"numpy": calls["numpy"]}, 1)["numpy"]
             floors["numpy"] = floor
-        rows.append(dict(backend="read floor", dtype=dtype, seconds=floor,
-                         gb_per_s=theta.nbytes / floor / 1e9, reads=1.0,
-                         speedup=naive_s / floor if naive else None))
+        rows.append(
+            dict(
+                backend="read floor",
+                dtype=dtype,
+                seconds=floor,
+                gb_per_s=theta.nbytes / floor / 1e9,
+                reads=1.0,
+                speedup=naive_s / floor if naive else None,
+            )
+        )
         if naive:
-            rows.append(dict(backend="naive numpy", dtype=dtype, seconds=naive_s,
-                             gb_per_s=theta.nbytes / naive_s / 1e9, reads=naive_s / floor,
-                             speedup=1.0))
+            rows.append(
+                dict(
+                    backend="naive numpy",
+                    dtype=dtype,
+                    seconds=naive_s,
+                    gb_per_s=theta.nbytes / naive_s / 1e9,
+                    reads=naive_s / floor,
+                    speedup=1.0,
+                )
+            )
         for backend in backends:
             t = seconds[backend]
-            rows.append(dict(backend=backend, dtype=dtype, seconds=t,
-                             gb_per_s=theta.nbytes / t / 1e9, reads=t / floors[backend],
-                             speedup=naive_s / t if naive else None))
+            rows.append(
+                dict(
+                    backend=backend,
+                    dtype=dtype,
+                    seconds=t,
+                    gb_per_s=theta.nbytes / t / 1e9,
+                    reads=t / floors[backend],
+                    speedup=naive_s / t if naive else None,
+                )
+            )
         del theta, labels, calls
     return rows
 
@@ -181,19 +228,28 @@ def format_table(rows, n, n_source, n_target, n_threads):
     """The rows of :func:`run` as a Markdown table."""
     try:
         from . import _kernels
-        from ._config import SIMD_LEVELS, simd_cap as cap
+        from ._config import SIMD_LEVELS
+        from ._config import simd_cap as cap
 
-        simd = (f", {SIMD_LEVELS[_kernels.simd_effective(cap())]} kernels "
-                f"(best on this CPU: {_kernels.simd()})")
+        simd = (
+            f", {SIMD_LEVELS[_kernels.simd_effective(cap())]} kernels "
+            f"(best on this CPU: {_kernels.simd()})"
+        )
     except ImportError:  # no compiled backend
         simd = ", read floor: a one-thread NumPy sum (no compiled extension)"
-    head = (f"LEEP, n={n}, Z={n_source}, Y={n_target}, {n_threads} threads{simd}; "
-            "reads = time / one parallel read of the same array (exact floor: 2.0); "
-            "speedup = naive NumPy time / time\n\n")
-    lines = ["| backend | dtype | ms | GB/s | reads | speedup vs naive |",
-             "|---|---|---:|---:|---:|---:|"]
+    head = (
+        f"LEEP, n={n}, Z={n_source}, Y={n_target}, {n_threads} threads{simd}; "
+        "reads = time / one parallel read of the same array (exact floor: 2.0); "
+        "speedup = naive NumPy time / time\n\n"
+    )
+    lines = [
+        "| backend | dtype | ms | GB/s | reads | speedup vs naive |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
     for r in rows:
         speed = "" if r["speedup"] is None else f"{r['speedup']:.1f}x"
-        lines.append(f"| {r['backend']} | {r['dtype']} | {1e3 * r['seconds']:.1f} | "
-                     f"{r['gb_per_s']:.2f} | {r['reads']:.2f} | {speed} |")
+        lines.append(
+            f"| {r['backend']} | {r['dtype']} | {1e3 * r['seconds']:.1f} | "
+            f"{r['gb_per_s']:.2f} | {r['reads']:.2f} | {speed} |"
+        )
     return head + "\n".join(lines)

@@ -5,7 +5,6 @@ import sys
 
 import numpy as np
 
-
 #: The SIMD levels of the compiled backend, lowest first (the C core's level numbers).
 SIMD_LEVELS = ("scalar", "sse2", "avx2", "avx512")
 

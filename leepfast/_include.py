@@ -28,8 +28,10 @@ def _manifest(folder):
 
 
 def _listed():
-    for folder in (os.path.join(_PACKAGE, "include"),
-                   os.path.join(os.path.dirname(_PACKAGE), "src_cython")):
+    for folder in (
+        os.path.join(_PACKAGE, "include"),
+        os.path.join(os.path.dirname(_PACKAGE), "src_cython"),
+    ):
         listed = _manifest(folder)
         if listed:
             return listed

@@ -38,8 +38,9 @@ class Options:
     block_size: int | None = None
 
     @classmethod
-    def resolve(cls, *, n_target=None, logits=False, backend="auto", n_threads=None,
-                block_size=None):
+    def resolve(
+        cls, *, n_target=None, logits=False, backend="auto", n_threads=None, block_size=None
+    ):
         """Check every argument (in this order, which fixes which error comes first)."""
         return cls(
             n_target=positive_int(n_target, "n_target"),

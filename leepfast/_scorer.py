@@ -81,9 +81,7 @@ class _Spill:
             return
         if self.file is None:
             # unlinked at once (O_TMPFILE where the system has it): nothing can survive
-            self.file = tempfile.TemporaryFile(
-                prefix="leepfast-spill-", dir=self.spill_dir
-            )
+            self.file = tempfile.TemporaryFile(prefix="leepfast-spill-", dir=self.spill_dir)
         data = np.ascontiguousarray(block)
         offset = self.size
         self.file.seek(offset)
@@ -98,8 +96,9 @@ class _Spill:
         if self.file is not None:
             found = os.fstat(self.file.fileno()).st_size
             if found != self.size:
+                folder = self.spill_dir or tempfile.gettempdir()
                 raise FileChangedError(
-                    f"spill: the temporary file in {self.spill_dir or tempfile.gettempdir()} "
+                    f"spill: the temporary file in {folder} "
                     f"holds {found} bytes, expected {self.size}; it was changed while "
                     f"scoring",
                     "spill_dir",
@@ -192,8 +191,9 @@ class Scorer:
             raise ValueError(
                 f"memory_budget: expected bytes as an integer >= 0, got {memory_budget}"
             )
-        self._acc = Accumulator(n_target, logits=logits, backend=backend,
-                                n_threads=n_threads)
+        self._acc = Accumulator(
+            n_target, logits=logits, backend=backend, n_threads=n_threads
+        )
         self._spill = _Spill(int(memory_budget), spill_dir)
         self._feature_acc = None
         if self.features:
@@ -216,7 +216,9 @@ class Scorer:
         predictions = check_predictions(predictions)
         labels = check_labels(labels, predictions.shape[0])
         if self.features and features is None:
-            raise TypeError("features: expected an array, as Scorer(features=True), got None")
+            raise TypeError(
+                "features: expected an array, as Scorer(features=True), got None"
+            )
         if not self.features and features is not None:
             raise TypeError("features: given, but the Scorer was made with features=False")
         first = self._acc.n_samples
@@ -270,8 +272,10 @@ class Scorer:
         self.close()
 
     def __repr__(self):
-        state = "done" if self._done is not None else (
-            "closed" if self._spill is None else "adding"
+        state = (
+            "done"
+            if self._done is not None
+            else ("closed" if self._spill is None else "adding")
         )
         return (
             f"Scorer({state}, n_samples={self.n_samples}, features={self.features}, "

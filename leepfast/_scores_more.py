@@ -83,8 +83,14 @@ def _coding_rate(gram, n, eps):
     return 0.5 * logdet
 
 
-def transrate(features, labels, *, eps=1e-4, block_size=None,
-              max_state_bytes=TRANSRATE_MAX_STATE_BYTES):
+def transrate(
+    features,
+    labels,
+    *,
+    eps=1e-4,
+    block_size=None,
+    max_state_bytes=TRANSRATE_MAX_STATE_BYTES,
+):
     """TransRate (Huang et al., ICML 2022): how well the features code the classes.
 
     With Z the features centred on their mean,
@@ -158,7 +164,9 @@ def _principal_axes(f, y, block_size, n_components=None, variance_kept=None):
     values, vectors = np.linalg.eigh((cov + cov.T) / 2)
     values, vectors = values[::-1], vectors[:, ::-1]
     if n_components is None:
-        ratio = np.cumsum(np.maximum(values, 0)) / max(np.sum(np.maximum(values, 0)), 1e-300)
+        ratio = np.cumsum(np.maximum(values, 0)) / max(
+            np.sum(np.maximum(values, 0)), 1e-300
+        )
         n_components = int(np.searchsorted(ratio, variance_kept, side="right")) + 1
     n_components = min(n_components, d, n)
     return shift + m, vectors[:, :n_components]
@@ -181,9 +189,7 @@ def gbc(features, labels, *, gaussian="spherical", pca=None, block_size=None):
     per-class means and variances, merged block by block with Chan's update).
     """
     if gaussian not in ("spherical", "diagonal"):
-        raise ValueError(
-            f"gaussian: expected 'spherical' or 'diagonal', got {gaussian!r}"
-        )
+        raise ValueError(f"gaussian: expected 'spherical' or 'diagonal', got {gaussian!r}")
     f, y = _inputs(features, labels)
     present, index = _classes(y)
     if len(present) < 2:
@@ -233,9 +239,18 @@ def gbc(features, labels, *, gaussian="spherical", pca=None, block_size=None):
 # N-LEEP
 
 
-def nleep(features, labels, *, variance_kept=0.8, components_per_class=5,
-          covariance_type="full", random_state=0, max_iter=100, backend="auto",
-          block_size=None):
+def nleep(
+    features,
+    labels,
+    *,
+    variance_kept=0.8,
+    components_per_class=5,
+    covariance_type="full",
+    random_state=0,
+    max_iter=100,
+    backend="auto",
+    block_size=None,
+):
     """N-LEEP (Li et al., CVPR 2021, "Ranking Neural Checkpoints").
 
     The features are reduced by PCA to the fewest principal axes that explain more than

@@ -15,8 +15,19 @@ from ._errors import InputError
 # DLPack device types whose memory the CPU reads: kDLCPU, kDLCUDAHost, kDLROCMHost,
 # kDLCUDAManaged
 _HOST_DEVICES = {1, 3, 11, 13}
-_DEVICE_NAMES = {2: "cuda", 4: "opencl", 7: "vulkan", 8: "metal", 9: "vpi", 10: "rocm",
-                 12: "ext_dev", 14: "oneapi", 15: "webgpu", 16: "hexagon", 17: "maia"}
+_DEVICE_NAMES = {
+    2: "cuda",
+    4: "opencl",
+    7: "vulkan",
+    8: "metal",
+    9: "vpi",
+    10: "rocm",
+    12: "ext_dev",
+    14: "oneapi",
+    15: "webgpu",
+    16: "hexagon",
+    17: "maia",
+}
 
 
 def _is_bfloat16(obj):

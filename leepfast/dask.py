@@ -583,7 +583,9 @@ def _names_worker(entry, address, info):
     """Whether a ``workers`` entry names this worker as the scheduler matches it: its
     address (with or without the protocol), its name, or its host."""
     if isinstance(entry, str) and (
-        entry == address or address.split("://", 1)[-1] == entry or entry == info.get("host")
+        entry == address
+        or address.split("://", 1)[-1] == entry
+        or entry == info.get("host")
     ):
         return True
     return entry == info.get("name")

@@ -25,7 +25,7 @@ from libc.string cimport memset
 import numpy as np
 
 from leepfast.libleepfast cimport (
-    LEEPFAST_ERR_NOMEM, leepfast_simd, leepfast_simd_level, leepfast_simd_name,
+    LEEPFAST_ERR_NOMEM, leepfast_simd, leepfast_simd_level,
     leepfast_accumulate_simd_f32, leepfast_accumulate_simd_f64,
     leepfast_score_checked_f16, leepfast_score_checked_f32, leepfast_score_checked_f64,
 )
@@ -315,7 +315,7 @@ def read_floor(const pred_t[:, ::1] block, int n_threads, Py_ssize_t chunk=CHUNK
     cdef Py_ssize_t c, start, stop
     cdef double total = 0.0
     for c in prange(n_chunks, nogil=True, num_threads=n_threads, schedule="static",
-                   use_threads_if=n_threads > 1):
+                    use_threads_if=n_threads > 1):
         start = c * n // n_chunks
         stop = (c + 1) * n // n_chunks
         if pred_t is float:

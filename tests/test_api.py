@@ -254,8 +254,11 @@ def test_missing_backend_says_what_is_installed(monkeypatch):
         leepfast.Accumulator(backend="cython")
     # auto falls back, and says once what is missing
     monkeypatch.setattr(_backends, "_WARNED", [])
-    with pytest.warns(RuntimeWarning, match=r"found only the NumPy backend.*missing: "
-                      r"cython \(the compiled extension .*numba \(numba is not"):
+    with pytest.warns(
+        RuntimeWarning,
+        match=r"found only the NumPy backend.*missing: "
+        r"cython \(the compiled extension .*numba \(numba is not",
+    ):
         assert leepfast.score([[1.0]], [0]).backend == "numpy"
     with warnings.catch_warnings():
         warnings.simplefilter("error")

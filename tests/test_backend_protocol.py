@@ -122,8 +122,11 @@ def test_logits_on_probabilities_warn():
     rng = np.random.default_rng(1)
     theta = rng.dirichlet(np.ones(6), 50)
     y = rng.integers(0, 3, 50)
-    with pytest.warns(UserWarning, match=r"logits=True, but the first 50 rows are "
-                      r"already probability rows"):
+    with pytest.warns(
+        UserWarning,
+        match=r"logits=True, but the first 50 rows are "
+        r"already probability rows",
+    ):
         leepfast.leep(theta, y, logits=True)
     logits = np.log(theta) + 3.0  # real logits: no warning
     import warnings

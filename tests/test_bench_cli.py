@@ -11,16 +11,39 @@ from leepfast import _bench, _reference
 
 
 def run(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "leepfast", "bench", *map(str, args)],
-                          capture_output=True, text=True, timeout=300, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "leepfast", "bench", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=cwd,
+    )
 
 
 def test_bench_prints_a_table_of_ratios(tmp_path):
-    p = run("--n", 20000, "--n-source", 100, "--n-target", 5, "--repeat", 1, "--dtypes",
-            "float32", "float16", "--backends", "cython", "numpy", cwd=tmp_path)
+    p = run(
+        "--n",
+        20000,
+        "--n-source",
+        100,
+        "--n-target",
+        5,
+        "--repeat",
+        1,
+        "--dtypes",
+        "float32",
+        "float16",
+        "--backends",
+        "cython",
+        "numpy",
+        cwd=tmp_path,
+    )
     assert p.returncode == 0, p.stderr
-    rows = [line.split("|")[1:-1] for line in p.stdout.splitlines()
-            if line.startswith("| ") and "---" not in line][1:]
+    rows = [
+        line.split("|")[1:-1]
+        for line in p.stdout.splitlines()
+        if line.startswith("| ") and "---" not in line
+    ][1:]
     names = [(r[0].strip(), r[1].strip()) for r in rows]
     for dtype in ("float32", "float16"):
         for backend in ("read floor", "naive numpy", "cython", "numpy"):
@@ -43,9 +66,11 @@ def test_bench_rejects_bad_sizes_in_one_line(tmp_path):
 def test_naive_baseline_computes_leep():
     theta, labels = _bench.make_predictions(500, 30, 4, "float64", seed=3)
     assert _bench.naive_leep(theta, labels) == pytest.approx(
-        _reference.leep(theta, labels, 4), rel=1e-12)
-    assert leepfast.leep(theta, labels) == pytest.approx(_bench.naive_leep(theta, labels),
-                                                         rel=1e-12)
+        _reference.leep(theta, labels, 4), rel=1e-12
+    )
+    assert leepfast.leep(theta, labels) == pytest.approx(
+        _bench.naive_leep(theta, labels), rel=1e-12
+    )
 
 
 def test_generated_rows_pass_each_dtype_tolerance():

@@ -175,11 +175,27 @@ def builds(tmp_path_factory):
 
     # the SIMD levels below the one this CPU picks at run time: AVX2, SSE2 only, and the
     # portable scalar C of non-x86 machines; all must give the same values
-    for name, flag in (("avx2", "-DLEEPFAST_NO_AVX512"), ("sse2", "-DLEEPFAST_NO_AVX2"),
-                       ("scalar", "-DLEEPFAST_NO_SIMD")):
+    for name, flag in (
+        ("avx2", "-DLEEPFAST_NO_AVX512"),
+        ("sse2", "-DLEEPFAST_NO_AVX2"),
+        ("scalar", "-DLEEPFAST_NO_SIMD"),
+    ):
         programs[name] = out / f"check_{name}"
-        run(["gcc", "-std=c99", "-O2", flag, *SOURCE_FLAGS, f"-I{inc}", "-o",
-             programs[name], CHECK_SOURCE, *sources, "-lm"])
+        run(
+            [
+                "gcc",
+                "-std=c99",
+                "-O2",
+                flag,
+                *SOURCE_FLAGS,
+                f"-I{inc}",
+                "-o",
+                programs[name],
+                CHECK_SOURCE,
+                *sources,
+                "-lm",
+            ]
+        )
 
     # the example, with its own Makefile, built outside the source tree
     example_dir = out / "example"
@@ -373,8 +389,9 @@ SIMD_BUILDS = ["c99", "avx2", "sse2", "scalar"]  # the default build picks at ru
 def test_each_build_reports_its_instruction_set(builds):
     from leepfast import _kernels
 
-    picked = {name: run_clean([builds[name], "simd"]).stdout.strip()
-              for name in SIMD_BUILDS}
+    picked = {
+        name: run_clean([builds[name], "simd"]).stdout.strip() for name in SIMD_BUILDS
+    }
     assert picked["c99"] == _kernels.simd()  # the same sources, the same CPU
     assert picked["c99"] in ("avx512", "avx2", "sse2")  # this suite runs on x86-64
     assert picked["avx2"] in ("avx2", "sse2") and picked["avx2"] != "avx512"
@@ -403,7 +420,8 @@ def width_files(tmp_path_factory):
         labels.tofile(folder / f"labels_{z}.i64")
         for name in ("f64", "f32", "f16"):
             arr = theta.astype(
-                {"f64": np.float64, "f32": np.float32, "f16": np.float16}[name])
+                {"f64": np.float64, "f32": np.float32, "f16": np.float16}[name]
+            )
             arr.tofile(folder / f"{name}_{z}.bin")
             files.append((name, z, n, arr, labels, folder))
     return files
@@ -413,8 +431,15 @@ def width_files(tmp_path_factory):
 def test_every_simd_build_matches_python_around_every_width(builds, width_files, program):
     for name, z, n, arr, labels, folder in width_files:
         for metric, f in (("leep", leepfast.leep), ("nce", leepfast.nce)):
-            got = call(builds[program], f"{metric}_{name}", folder / f"{name}_{z}.bin",
-                       folder / f"labels_{z}.i64", n=n, z=z, y=4)
+            got = call(
+                builds[program],
+                f"{metric}_{name}",
+                folder / f"{name}_{z}.bin",
+                folder / f"labels_{z}.i64",
+                n=n,
+                z=z,
+                y=4,
+            )
             assert got[0] == "ok", (name, z, metric, got)
             want = f(arr, labels, n_target=4)
             assert got[1] == pytest.approx(want, rel=RTOL, abs=RTOL), (name, z, metric)

@@ -16,8 +16,8 @@ import leepfast
 from leepfast import _reference
 
 _kernels = pytest.importorskip("leepfast._kernels")
-from leepfast.backends import cython as _backend_cython  # noqa: E402
 from leepfast._config import SIMD_LEVELS, max_threads, resolve_threads, simd_cap  # noqa: E402
+from leepfast.backends import cython as _backend_cython  # noqa: E402
 
 #: every level this CPU runs (a capped AVX-512 CPU stands in for the lower ones)
 LEVELS = SIMD_LEVELS[: _kernels.simd_level() + 1]
@@ -32,7 +32,7 @@ def rows(rng, n, z, dtype):
 
 def test_every_level_below_the_best_is_available():
     assert "scalar" in LEVELS and _kernels.simd() == LEVELS[-1]
-    for i, name in enumerate(SIMD_LEVELS):
+    for i in range(len(SIMD_LEVELS)):
         assert _kernels.simd_effective(i) == min(i, _kernels.simd_level())
 
 
@@ -49,8 +49,11 @@ def test_cap_is_read_per_call_and_shown(monkeypatch, level):
 def test_invalid_cap_is_one_clear_error(monkeypatch):
     monkeypatch.setenv("LEEPFAST_SIMD", "avx3")
     theta = rows(np.random.default_rng(0), 20, 5, np.float32)
-    with pytest.raises(ValueError, match=r"LEEPFAST_SIMD: expected one of avx512, avx2, "
-                                         r"sse2, scalar \(or unset\), got 'avx3'"):
+    with pytest.raises(
+        ValueError,
+        match=r"LEEPFAST_SIMD: expected one of avx512, avx2, "
+        r"sse2, scalar \(or unset\), got 'avx3'",
+    ):
         leepfast.leep(theta, np.zeros(20, dtype=int), backend="cython")
 
 
@@ -65,13 +68,16 @@ def test_every_level_agrees_with_the_reference(monkeypatch, level, dtype, logits
     labels = rng.integers(0, y_count, n)
     x = (rng.normal(size=(n, z)) * 3).astype(dtype) if logits else rows(rng, n, z, dtype)
     probs = _reference.softmax(x) if logits else x.astype(np.float64)
-    r = leepfast.score(x, labels, n_target=y_count, logits=logits, backend="cython",
-                       n_threads=2)
+    r = leepfast.score(
+        x, labels, n_target=y_count, logits=logits, backend="cython", n_threads=2
+    )
     assert r.leep == pytest.approx(_reference.leep(probs, labels, y_count), rel=1e-12)
-    assert r.nce == pytest.approx(_reference.nce(probs, labels, y_count), rel=1e-12,
-                                  abs=1e-15)
-    np.testing.assert_array_equal(r.hard_counts,
-                                  _reference.hard_counts(probs, labels, y_count))
+    assert r.nce == pytest.approx(
+        _reference.nce(probs, labels, y_count), rel=1e-12, abs=1e-15
+    )
+    np.testing.assert_array_equal(
+        r.hard_counts, _reference.hard_counts(probs, labels, y_count)
+    )
 
 
 @pytest.mark.parametrize("level", LEVELS)
@@ -85,15 +91,24 @@ def test_pass_two_validates_rows_as_pass_one(monkeypatch, level, dtype, z, bad, 
     theta = rows(rng, 300, z, dtype)
     labels = rng.integers(0, 3, 300)
     tol = {"float16": 1e-2, "float32": 1e-4, "float64": 1e-6}[dtype]
-    slots = (np.zeros((1, 3, z)), np.zeros((1, 3, z), dtype=np.int64),
-             np.zeros((1, 3), dtype=np.int64))
+    slots = (
+        np.zeros((1, 3, z)),
+        np.zeros((1, 3, z), dtype=np.int64),
+        np.zeros((1, 3), dtype=np.int64),
+    )
     assert _backend_cython.accumulate(theta, labels, *slots, False, tol, 1) == (0, -1)
     cond = _backend_cython.finalize(*slots)[3]
     changed = theta.copy()
     changed[123, z // 2] = changed[123, z // 2] + bad if bad == 0.5 else bad
-    fresh = (np.zeros((1, 3, z)), np.zeros((1, 3, z), dtype=np.int64),
-             np.zeros((1, 3), dtype=np.int64))
-    assert _backend_cython.accumulate(changed, labels, *fresh, False, tol, 1) == (status, 123)
+    fresh = (
+        np.zeros((1, 3, z)),
+        np.zeros((1, 3, z), dtype=np.int64),
+        np.zeros((1, 3), dtype=np.int64),
+    )
+    assert _backend_cython.accumulate(changed, labels, *fresh, False, tol, 1) == (
+        status,
+        123,
+    )
     got = _backend_cython.score(changed, labels, cond, False, tol, 2)
     assert got[:2] == (status, 123)
     assert _backend_cython.score(theta, labels, cond, False, tol, 2)[0] == 0
@@ -115,9 +130,14 @@ def test_pass_two_of_an_accumulator_fed_other_rows_raises():
 def _run(code, env=None, timeout=120):
     full = dict(os.environ, **(env or {}))
     # run outside the source tree: the installed package is imported
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=full,
-                          capture_output=True, text=True, timeout=timeout,
-                          cwd=os.path.dirname(sys.executable))
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env=full,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=os.path.dirname(sys.executable),
+    )
 
 
 SCORE = """
@@ -171,10 +191,17 @@ def test_nce_is_summed_carefully():
     hard[0, :] += 1 + rng.integers(0, 5_000_000, Z)
     hard = hard.astype(np.int64)
     hz, n = hard.sum(axis=0), hard.sum()
-    exact = math.fsum(float(v) * math.log(v / hz[z])
-                      for (_, z), v in np.ndenumerate(hard) if v > 0) / n
-    slots = (np.ones((2, Y, Z)), np.stack([hard, np.zeros_like(hard)]),
-             np.ones((2, Y), dtype=np.int64))
+    exact = (
+        math.fsum(
+            float(v) * math.log(v / hz[z]) for (_, z), v in np.ndenumerate(hard) if v > 0
+        )
+        / n
+    )
+    slots = (
+        np.ones((2, Y, Z)),
+        np.stack([hard, np.zeros_like(hard)]),
+        np.ones((2, Y), dtype=np.int64),
+    )
     nce = _backend_cython.finalize(*slots)[5]
     assert abs(nce - exact) <= 1e-14 * abs(exact)
 
@@ -192,11 +219,13 @@ def test_vectorised_exp_matches_the_float64_reference(monkeypatch, level, dtype,
     x[::5, 3] = -700.0 if dtype != "float16" else -60000.0  # deep in the exp tail
     labels = rng.integers(0, y_count, n)
     probs = _reference.softmax(x)
-    r = leepfast.score(x, labels, n_target=y_count, logits=True, backend="cython",
-                       n_threads=2)
+    r = leepfast.score(
+        x, labels, n_target=y_count, logits=True, backend="cython", n_threads=2
+    )
     assert r.leep == pytest.approx(_reference.leep(probs, labels, y_count), rel=1e-13)
-    np.testing.assert_allclose(r.joint, _reference.joint(probs, labels, y_count),
-                               rtol=1e-13, atol=1e-300)
+    np.testing.assert_allclose(
+        r.joint, _reference.joint(probs, labels, y_count), rtol=1e-13, atol=1e-300
+    )
 
 
 @pytest.mark.parametrize("level", LEVELS)

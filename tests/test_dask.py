@@ -480,8 +480,12 @@ def test_workers_matching_no_worker_is_a_clear_error(client, data, tmp_path):
     theta, _ = data
     paths = write_shards(tmp_path, theta, [5000, 5007])
     with client.as_current():
-        for bad in (["worker-a", "worker-b"], [0, "no-such-host"], [0, [7, "x"]],
-                    [0, "tcp://127.0.0.1:1"]):
+        for bad in (
+            ["worker-a", "worker-b"],
+            [0, "no-such-host"],
+            [0, [7, "x"]],
+            [0, "tcp://127.0.0.1:1"],
+        ):
             start = time.monotonic()
             with pytest.raises(ValueError) as info:
                 ld.from_npy_shards(paths, workers=bad)
@@ -513,8 +517,9 @@ def test_shard_registry_is_emptied_when_the_arrays_go(data, tmp_path):
     gc.collect()
     assert name in ld._NPY_ARRAYS  # the equal array still uses it
     with dask.config.set(scheduler="sync"):
-        assert ld.leep(second, labels) == pytest.approx(leepfast.leep(theta, labels),
-                                                        rel=RTOL)
+        assert ld.leep(second, labels) == pytest.approx(
+            leepfast.leep(theta, labels), rel=RTOL
+        )
     del second
     gc.collect()
     assert name not in ld._NPY_ARRAYS and name not in ld._NPY_USERS

@@ -79,7 +79,7 @@ def test_module_level_imports_have_no_cycle():
         state[node] = "open"
         for nxt in sorted(graph[node]):
             if state.get(nxt) == "open":
-                cycles.append(stack[stack.index(nxt):] + [nxt])
+                cycles.append(stack[stack.index(nxt) :] + [nxt])
             elif nxt not in state:
                 visit(nxt, stack + [nxt])
         state[node] = "done"
@@ -99,9 +99,9 @@ def _fake_clone(tmp_path, with_build):
     shutil.copytree(
         PACKAGE,
         tmp_path / "leepfast",
-        ignore=lambda d, names: [n for n in names if n.startswith(compiled)]
-        if not with_build
-        else [],
+        ignore=lambda d, names: (
+            [n for n in names if n.startswith(compiled)] if not with_build else []
+        ),
     )
     return tmp_path
 
@@ -109,8 +109,14 @@ def _fake_clone(tmp_path, with_build):
 def test_the_uncompiled_source_folder_says_so(tmp_path):
     clone = _fake_clone(tmp_path, with_build=False)
     env = {k: v for k, v in os.environ.items() if k != "LEEPFAST_ALLOW_SOURCE_TREE"}
-    p = subprocess.run([sys.executable, "-c", "import leepfast"], cwd=clone, env=env,
-                       capture_output=True, text=True, timeout=120)
+    p = subprocess.run(
+        [sys.executable, "-c", "import leepfast"],
+        cwd=clone,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert p.returncode == 1
     last = p.stderr.strip().splitlines()[-1]
     assert last.startswith(
@@ -119,8 +125,14 @@ def test_the_uncompiled_source_folder_says_so(tmp_path):
     ), p.stderr
     assert "pip install -e ." in last
     env["LEEPFAST_ALLOW_SOURCE_TREE"] = "1"
-    p = subprocess.run([sys.executable, "-c", "import leepfast; print(leepfast.__file__)"],
-                       cwd=clone, env=env, capture_output=True, text=True, timeout=120)
+    p = subprocess.run(
+        [sys.executable, "-c", "import leepfast; print(leepfast.__file__)"],
+        cwd=clone,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert p.returncode == 0 and p.stdout.strip() == str(clone / "leepfast/__init__.py")
 
 
@@ -128,7 +140,10 @@ def test_an_in_place_build_imports_from_its_folder(tmp_path):
     clone = _fake_clone(tmp_path, with_build=True)
     p = subprocess.run(
         [sys.executable, "-c", "import leepfast; print(leepfast.__file__)"],
-        cwd=clone, capture_output=True, text=True, timeout=120,
+        cwd=clone,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert p.returncode == 0, p.stderr
     assert p.stdout.strip() == str(clone / "leepfast/__init__.py")

@@ -3,8 +3,6 @@ pass 1 does, finalize, TAKES_LARGE_VIEWS), no global side effect on Numba's thre
 count, and a child forked after a call computes the right value."""
 
 import inspect
-import multiprocessing
-import os
 import subprocess
 import sys
 import textwrap
@@ -31,14 +29,17 @@ def _probabilities(rng, n, n_source, dtype):
 
 
 def _slots(n_slots, n_target, n_source):
-    return (np.zeros((n_slots, n_target, n_source)),
-            np.zeros((n_slots, n_target, n_source), dtype=np.int64),
-            np.zeros((n_slots, n_target), dtype=np.int64))
+    return (
+        np.zeros((n_slots, n_target, n_source)),
+        np.zeros((n_slots, n_target, n_source), dtype=np.int64),
+        np.zeros((n_slots, n_target), dtype=np.int64),
+    )
 
 
 def _conditional(theta, labels, n_target):
     return _reference.conditional(
-        _reference.joint(theta.astype(np.float64), labels, n_target))
+        _reference.joint(theta.astype(np.float64), labels, n_target)
+    )
 
 
 def _pass1(backend, block, labels, n_target, logits, n_threads):
@@ -56,10 +57,21 @@ def test_protocol_members():
     params = list(inspect.signature(nb.score).parameters)
     assert params == ["block", "labels", "conditional", "logits", "tol", "n_threads"]
     params = list(inspect.signature(nb.accumulate).parameters)
-    assert params == ["block", "labels", "joint_sum", "hard", "counts", "logits", "tol",
-                      "n_threads"]
-    assert list(inspect.signature(nb.finalize).parameters) == ["joint_sum", "hard",
-                                                               "counts"]
+    assert params == [
+        "block",
+        "labels",
+        "joint_sum",
+        "hard",
+        "counts",
+        "logits",
+        "tol",
+        "n_threads",
+    ]
+    assert list(inspect.signature(nb.finalize).parameters) == [
+        "joint_sum",
+        "hard",
+        "counts",
+    ]
 
 
 def _corrupt(kind, block, labels, row):
@@ -82,9 +94,14 @@ def _corrupt(kind, block, labels, row):
 
 
 KINDS = ["label", "nan", "inf", "negative", "sum", "sum_small"]
-EXPECTED = {"label": _status.ERR_LABEL, "nan": _status.ERR_NONFINITE,
-            "inf": _status.ERR_NONFINITE, "negative": _status.ERR_NEGATIVE,
-            "sum": _status.ERR_NOT_NORMALISED, "sum_small": _status.ERR_NOT_NORMALISED}
+EXPECTED = {
+    "label": _status.ERR_LABEL,
+    "nan": _status.ERR_NONFINITE,
+    "inf": _status.ERR_NONFINITE,
+    "negative": _status.ERR_NEGATIVE,
+    "sum": _status.ERR_NOT_NORMALISED,
+    "sum_small": _status.ERR_NOT_NORMALISED,
+}
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -108,12 +125,15 @@ def test_pass2_validates_rows_like_pass1(dtype, kind, n_threads):
             assert np.isfinite(block[rows[0]]).all()
         want = (EXPECTED[kind], rows[0])
         tol = TOL[block.dtype]
-        assert numpy_backend.first_invalid_row(
-            block.astype(np.float64), bad_labels, n_target, tol, False) == want
+        assert (
+            numpy_backend.first_invalid_row(
+                block.astype(np.float64), bad_labels, n_target, tol, False
+            )
+            == want
+        )
         assert _pass1(nb, block, bad_labels, n_target, False, n_threads) == want
         assert _pass1(cy, block, bad_labels, n_target, False, n_threads) == want
-        status, row, total = nb.score(block, bad_labels, conditional, False, tol,
-                                      n_threads)
+        status, row, total = nb.score(block, bad_labels, conditional, False, tol, n_threads)
         assert (status, row, total) == (*want, 0.0), (kind, rows)
 
 
@@ -136,7 +156,9 @@ def test_pass2_validates_logit_rows_like_pass1(dtype, kind):
     block2[5] = -abs(block2[5])
     assert nb.score(block2, labels, conditional, True, TOL[block.dtype], 2)[:2] == (0, -1)
     assert nb.score(block, bad_labels, conditional, True, TOL[block.dtype], 2) == (
-        *want, 0.0)
+        *want,
+        0.0,
+    )
 
 
 def test_pass2_on_valid_rows_unchanged_and_zero_mass_still_detected():
@@ -151,9 +173,10 @@ def test_pass2_on_valid_rows_unchanged_and_zero_mass_still_detected():
     # a valid row that has no mass under C: still ERR_ZERO_PROB, not a row-sum error
     c = conditional.copy()
     c[labels[4321]] = 0.0
-    assert nb.score(theta, labels, c, False, 1e-6, 2)[:2] == (_status.ERR_ZERO_PROB,
-                                                              int(np.argmax(
-                                                                  labels == labels[4321])))
+    assert nb.score(theta, labels, c, False, 1e-6, 2)[:2] == (
+        _status.ERR_ZERO_PROB,
+        int(np.argmax(labels == labels[4321])),
+    )
 
 
 def test_pass2_uses_tol():
@@ -162,8 +185,11 @@ def test_pass2_uses_tol():
     labels = np.array([0, 1])
     c = _conditional(theta, labels, 2)
     assert nb.score(theta, labels, c, False, 1e-3, 1)[:2] == (0, -1)
-    assert nb.score(theta, labels, c, False, 1e-6, 1) == (_status.ERR_NOT_NORMALISED,
-                                                          0, 0.0)
+    assert nb.score(theta, labels, c, False, 1e-6, 1) == (
+        _status.ERR_NOT_NORMALISED,
+        0,
+        0.0,
+    )
 
 
 @pytest.mark.parametrize("n_slots", [1, 2, 3])
@@ -221,8 +247,9 @@ def test_thread_count_of_the_caller_is_restored():
     try:
         for n_threads in (2, 1, 100_000):
             for logits in (False, True):
-                leepfast.score(theta, labels, backend="numba", n_threads=n_threads,
-                               logits=logits)
+                leepfast.score(
+                    theta, labels, backend="numba", n_threads=n_threads, logits=logits
+                )
                 assert numba.get_num_threads() == 1, n_threads
         if numba.config.NUMBA_NUM_THREADS >= 2:
             numba.set_num_threads(2)
@@ -276,8 +303,13 @@ def test_forked_child_after_a_call_computes_the_right_value(tmp_path):
         print("ok")
         """
     )
-    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=240)
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.split() == ["ok"]
     assert "Terminating" not in proc.stderr

@@ -15,9 +15,11 @@ def _batches(n=3000, z=12, y=5, dtype=np.float64, seed=0, size=400):
     rng = np.random.default_rng(seed)
     theta = rng.dirichlet(np.ones(z), n).astype(dtype)
     labels = rng.integers(0, y, n)
-    return theta, labels, [
-        (theta[i : i + size], labels[i : i + size]) for i in range(0, n, size)
-    ]
+    return (
+        theta,
+        labels,
+        [(theta[i : i + size], labels[i : i + size]) for i in range(0, n, size)],
+    )
 
 
 def _spill_fds(folder):
@@ -55,8 +57,9 @@ def test_scorer_on_logits_and_with_features(tmp_path):
     logits = rng.normal(size=(900, 7)).astype(np.float32)
     labels = rng.integers(0, 3, 900)
     feats = rng.normal(size=(900, 6)) + labels[:, None]
-    scorer = leepfast.Scorer(n_target=3, features=True, logits=True, spill_dir=tmp_path,
-                             memory_budget=10_000)
+    scorer = leepfast.Scorer(
+        n_target=3, features=True, logits=True, spill_dir=tmp_path, memory_budget=10_000
+    )
     for i in range(0, 900, 128):
         sl = slice(i, i + 128)
         scorer.add(logits[sl], labels[sl], features=feats[sl])
@@ -119,8 +122,11 @@ def test_a_spill_changed_behind_the_scorers_back_is_an_error(tmp_path):
     for t, y in batches:
         scorer.add(t, y)
     os.ftruncate(scorer._spill.file.fileno(), 100)
-    with pytest.raises(FileChangedError, match=r"^spill: the temporary file in .* holds "
-                       r"100 bytes, expected \d+; it was changed while scoring$"):
+    with pytest.raises(
+        FileChangedError,
+        match=r"^spill: the temporary file in .* holds "
+        r"100 bytes, expected \d+; it was changed while scoring$",
+    ):
         scorer.result()
 
 
@@ -146,13 +152,19 @@ def test_peak_memory_is_the_budget_plus_one_batch(tmp_path):
 
 
 def test_scorer_arguments():
-    with pytest.raises(TypeError, match=r"^memory_budget: expected bytes as an integer "
-                       r">= 0, got float$"):
+    with pytest.raises(
+        TypeError,
+        match=r"^memory_budget: expected bytes as an integer "
+        r">= 0, got float$",
+    ):
         leepfast.Scorer(memory_budget=1.5)
     with pytest.raises(ValueError, match=r"^memory_budget: .* got -1$"):
         leepfast.Scorer(memory_budget=-1)
-    with pytest.raises(NotADirectoryError, match=r"^spill_dir: expected an existing "
-                       r"folder, got '/no/such/folder'$"):
+    with pytest.raises(
+        NotADirectoryError,
+        match=r"^spill_dir: expected an existing "
+        r"folder, got '/no/such/folder'$",
+    ):
         leepfast.Scorer(spill_dir="/no/such/folder")
     theta = np.array([[0.5, 0.5]])
     with pytest.raises(TypeError, match=r"^features: expected an array"):

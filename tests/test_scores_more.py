@@ -31,16 +31,20 @@ def test_transrate_equals_the_public_definition(block_size):
 def test_transrate_ignores_absent_classes_and_ranks_separability():
     f, y = _features()
     shifted = y * 2  # classes 0, 2, 4, 6: the same partition
-    assert leepfast.transrate(f, shifted) == pytest.approx(leepfast.transrate(f, y),
-                                                           rel=1e-12)
+    assert leepfast.transrate(f, shifted) == pytest.approx(
+        leepfast.transrate(f, y), rel=1e-12
+    )
     rng = np.random.default_rng(1)
     assert leepfast.transrate(f, rng.permutation(y)) < leepfast.transrate(f, y)
 
 
 def test_transrate_refuses_a_state_past_its_budget():
     f, y = _features(d=40)
-    with pytest.raises(StateSizeError, match=r"^features: TransRate needs 4 per-class "
-                       r"Gram matrices of 40 x 40 .* more than max_state_bytes=1000;"):
+    with pytest.raises(
+        StateSizeError,
+        match=r"^features: TransRate needs 4 per-class "
+        r"Gram matrices of 40 x 40 .* more than max_state_bytes=1000;",
+    ):
         leepfast.transrate(f, y, max_state_bytes=1000)
 
 
@@ -67,8 +71,9 @@ def test_gbc_by_hand_two_classes_one_dimension():
     # classes at 0 and 2 with variance 1 each: D_B = (2^2 / 1) / 8 = 1/2, both orders
     f = np.array([[-1.0], [1.0], [1.0], [3.0]])
     y = np.array([0, 0, 1, 1])
-    assert leepfast.gbc(f, y, gaussian="diagonal") == pytest.approx(-2 * np.exp(-0.5),
-                                                                   rel=1e-15)
+    assert leepfast.gbc(f, y, gaussian="diagonal") == pytest.approx(
+        -2 * np.exp(-0.5), rel=1e-15
+    )
 
 
 def test_nleep_equals_the_public_pipeline():

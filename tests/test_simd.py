@@ -29,15 +29,19 @@ def test_widths_match_reference(backend, z, dtype, logits):
     labels = rng.integers(0, y_count, n)
     x = (rng.normal(size=(n, z)) * 3).astype(dtype) if logits else theta
     probs = _reference.softmax(x) if logits else x.astype(np.float64)
-    r = leepfast.score(x, labels, n_target=y_count, logits=logits, backend=backend,
-                       block_size=97)
+    r = leepfast.score(
+        x, labels, n_target=y_count, logits=logits, backend=backend, block_size=97
+    )
     assert r.leep == pytest.approx(_reference.leep(probs, labels, y_count), rel=1e-12)
-    assert r.nce == pytest.approx(_reference.nce(probs, labels, y_count), rel=1e-12,
-                                  abs=1e-15)
-    np.testing.assert_array_equal(r.hard_counts,
-                                  _reference.hard_counts(probs, labels, y_count))
-    np.testing.assert_allclose(r.joint, _reference.joint(probs, labels, y_count),
-                               rtol=1e-12, atol=1e-17)
+    assert r.nce == pytest.approx(
+        _reference.nce(probs, labels, y_count), rel=1e-12, abs=1e-15
+    )
+    np.testing.assert_array_equal(
+        r.hard_counts, _reference.hard_counts(probs, labels, y_count)
+    )
+    np.testing.assert_allclose(
+        r.joint, _reference.joint(probs, labels, y_count), rtol=1e-12, atol=1e-17
+    )
 
 
 @pytest.mark.parametrize("z", [40, 100])
@@ -56,7 +60,8 @@ def test_argmax_ties_take_the_lowest_index_in_every_lane(backend, dtype, z):
     theta, labels = theta[:i].astype(dtype), labels[:i]
     r = leepfast.score(theta, labels, n_target=3, backend=backend)
     np.testing.assert_array_equal(
-        r.hard_counts, _reference.hard_counts(theta.astype(np.float64), labels, 3))
+        r.hard_counts, _reference.hard_counts(theta.astype(np.float64), labels, 3)
+    )
     assert r.nce == pytest.approx(_reference.nce(theta, labels, 3), rel=1e-12)
 
 
@@ -68,13 +73,15 @@ def test_bad_value_found_in_every_position(backend, z, dtype, where):
     theta = rows(rng, 50, z, dtype)
     labels = rng.integers(0, 3, 50)
     col = where % z
-    for bad, match in ((np.nan, "NaN or infinity"), (np.inf, "NaN or infinity"),
-                       (-0.25, "negative value")):
+    for bad, match in (
+        (np.nan, "NaN or infinity"),
+        (np.inf, "NaN or infinity"),
+        (-0.25, "negative value"),
+    ):
         x = theta.copy()
         x[31, col] = bad
         with pytest.raises(ValueError, match=f"row 31 contains .*{match}"):
             leepfast.leep(x, labels, backend=backend)
-
 
 
 def test_numba_converts_every_half_exactly():
@@ -104,9 +111,11 @@ def test_float16_argmax_when_the_maximum_is_subnormal(backend):
     labels = np.arange(n) % 3
     r = leepfast.score(theta, labels, n_target=3, backend=backend)
     np.testing.assert_array_equal(
-        r.hard_counts, _reference.hard_counts(theta.astype(np.float64), labels, 3))
+        r.hard_counts, _reference.hard_counts(theta.astype(np.float64), labels, 3)
+    )
     assert r.leep == pytest.approx(
-        _reference.leep(theta.astype(np.float64), labels, 3), rel=1e-12)
+        _reference.leep(theta.astype(np.float64), labels, 3), rel=1e-12
+    )
 
 
 # float16 blocks with at least 64 rows per class, on a CPU with AVX-512, take a fixed-
@@ -126,10 +135,12 @@ def test_float16_fixed_point_pass_matches_reference(backend, z):
     probs = theta.astype(np.float64)
     for kwargs in ({"n_threads": 1}, {"n_threads": 2, "block_size": 1500}):
         r = leepfast.score(theta, labels, n_target=3, backend=backend, **kwargs)
-        np.testing.assert_allclose(r.joint, _reference.joint(probs, labels, 3),
-                                   rtol=1e-12, atol=0)
-        np.testing.assert_array_equal(r.hard_counts,
-                                      _reference.hard_counts(probs, labels, 3))
+        np.testing.assert_allclose(
+            r.joint, _reference.joint(probs, labels, 3), rtol=1e-12, atol=0
+        )
+        np.testing.assert_array_equal(
+            r.hard_counts, _reference.hard_counts(probs, labels, 3)
+        )
         assert r.leep == pytest.approx(_reference.leep(probs, labels, 3), rel=1e-12)
 
 
@@ -153,20 +164,22 @@ def test_float16_fixed_point_row_sums_at_the_tolerance(backend):
     edge = edge_rows(rng, 120)
     sums = [row.astype(np.float64).sum() for row in edge]
     assert max(sums) > 1.01 >= min(sums)
-    for row, total in zip(edge, sums):
+    for row, total in zip(edge, sums, strict=True):
         x = theta.copy()
         x[1500] = row
         if abs(total - 1.0) <= 1e-2:
-            assert leepfast.leep(x, labels, n_target=3, backend=backend, n_threads=1) \
-                == pytest.approx(_reference.leep(x.astype(np.float64), labels, 3),
-                                 rel=1e-12)
+            assert leepfast.leep(
+                x, labels, n_target=3, backend=backend, n_threads=1
+            ) == pytest.approx(_reference.leep(x.astype(np.float64), labels, 3), rel=1e-12)
         else:
             with pytest.raises(ValueError, match="row 1500 .*sum to 1"):
                 leepfast.leep(x, labels, n_target=3, backend=backend, n_threads=1)
 
 
-@pytest.mark.parametrize("bad, match", [(65504.0, "sum to 1"), (-0.25, "negative value"),
-                                        (np.nan, "NaN or infinity")])
+@pytest.mark.parametrize(
+    "bad, match",
+    [(65504.0, "sum to 1"), (-0.25, "negative value"), (np.nan, "NaN or infinity")],
+)
 def test_float16_fixed_point_bad_rows(backend, bad, match):
     rng = np.random.default_rng(8)
     theta, labels = fixed_point_data(rng, 40)

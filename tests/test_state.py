@@ -8,8 +8,11 @@ import leepfast
 
 def test_state_larger_than_memory_is_a_clear_error():
     theta = np.full((2, 1000), 1e-3)
-    with pytest.raises(ValueError, match=r"n_target=100000000 with n_source=1000 .* "
-                       r"needs a Y x Z state of .* GB, more than this machine's"):
+    with pytest.raises(
+        ValueError,
+        match=r"n_target=100000000 with n_source=1000 .* "
+        r"needs a Y x Z state of .* GB, more than this machine's",
+    ):
         leepfast.leep(theta, np.array([0, 99_999_999]))
 
 
@@ -77,8 +80,13 @@ def test_extra_memory_of_a_large_state_stays_within_the_contract(tmp_path):
     import subprocess
     import sys
 
-    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                         cwd=tmp_path, check=True).stdout.split()
+    out = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=True,
+    ).stdout.split()
     extra, budget, value = int(out[0]), int(out[1]), float(out[2])
     assert np.isfinite(value) and value < 0
     assert extra <= budget, f"extra {extra / 2**20:.0f} MiB > {budget / 2**20:.0f} MiB"
@@ -91,5 +99,6 @@ def test_compiled_finalize_checks_shapes():
 
     joint = np.zeros((2, 3, 4))
     with pytest.raises(ValueError, match="disagree in shape"):
-        _kernels.finalize(joint, np.zeros((2, 3, 5), dtype=np.int64),
-                          np.zeros((2, 3), dtype=np.int64))
+        _kernels.finalize(
+            joint, np.zeros((2, 3, 5), dtype=np.int64), np.zeros((2, 3), dtype=np.int64)
+        )

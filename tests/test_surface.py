@@ -35,11 +35,17 @@ def test_accumulator_repr_says_where_it_is():
 def test_options_resolve_checks_each_argument_once():
     o = Options.resolve(n_target=np.int64(3), backend="numpy", n_threads=2)
     assert o == Options(n_target=3, logits=False, backend="numpy", n_threads=2)
-    with pytest.raises(TypeError, match=r"^n_target: expected None or a positive integer, "
-                       r"got bool$"):
+    with pytest.raises(
+        TypeError,
+        match=r"^n_target: expected None or a positive integer, "
+        r"got bool$",
+    ):
         Options.resolve(n_target=True)
-    with pytest.raises(ValueError, match=r"^block_size: expected a positive integer, "
-                       r"got 0$"):
+    with pytest.raises(
+        ValueError,
+        match=r"^block_size: expected a positive integer, "
+        r"got 0$",
+    ):
         Options.resolve(block_size=0)
     with pytest.raises(TypeError, match=r"^logits: expected True or False, got 'no'$"):
         Options.resolve(logits="no")
@@ -57,8 +63,9 @@ def test_spawned_pass_2_states_merge_to_the_whole():
     b.score(theta[1:], y[1:], row_offset=1)
     assert acc.n_scored == 0  # the spawned states are their own
     acc.merge(a).merge(b)
-    assert acc.result().leep == pytest.approx(float(np.log(float(Fraction(8, 15)))),
-                                              rel=1e-15)
+    assert acc.result().leep == pytest.approx(
+        float(np.log(float(Fraction(8, 15)))), rel=1e-15
+    )
 
 
 def test_pass_1_states_of_different_sizes_merge():

@@ -60,8 +60,11 @@ def test_bfloat16_agrees_with_the_reference_on_the_widened_values(backend):
     assert got.nce == pytest.approx(_reference.nce(widened, y), rel=1e-12)
     bad = t.clone()
     bad[3] = bad[3] * 1.5
-    with pytest.raises(RowSumError, match=r"row 3 sums to .*within 0.01 \(the bfloat16 "
-                       r"tolerance\)"):
+    with pytest.raises(
+        RowSumError,
+        match=r"row 3 sums to .*within 0.01 \(the bfloat16 "
+        r"tolerance\)",
+    ):
         leepfast.leep(bad, y, backend=backend)
     acc = leepfast.Accumulator(backend=backend).accumulate(t, y).finalize()
     assert acc.score(t, y).result().leep == pytest.approx(got.leep, rel=1e-12)
@@ -87,9 +90,12 @@ class _DeviceTensor:
 
 
 def test_a_tensor_on_an_accelerator_is_refused_not_copied():
-    with pytest.raises(InputError, match=r"^predictions: expected an array in host "
-                       r"memory, got a tensor on cuda:1; move it to the host first "
-                       r"\(e.g. tensor.cpu\(\) in PyTorch\)$") as err:
+    with pytest.raises(
+        InputError,
+        match=r"^predictions: expected an array in host "
+        r"memory, got a tensor on cuda:1; move it to the host first "
+        r"\(e.g. tensor.cpu\(\) in PyTorch\)$",
+    ) as err:
         leepfast.leep(_DeviceTensor(), [0])
     assert err.value.argument == "predictions"
     with pytest.raises(InputError, match=r"^labels: expected an array in host memory"):

@@ -24,6 +24,7 @@ if hasattr(os, "register_at_fork"):
 def _team(n_threads):
     return 1 if _forked[0] else n_threads
 
+
 #: The kernels read C-contiguous blocks in place and allocate O(Z) per thread, whatever
 #: the block size: the in-memory API may hand them large views of the caller's array.
 TAKES_LARGE_VIEWS = True
@@ -42,15 +43,23 @@ def _bits(block):
 
 def accumulate(block, labels, joint_sum, hard, counts, logits, tol, n_threads):
     return _kernels.accumulate(
-        _bits(block), labels, joint_sum, hard, counts, logits, tol, _team(n_threads),
+        _bits(block),
+        labels,
+        joint_sum,
+        hard,
+        counts,
+        logits,
+        tol,
+        _team(n_threads),
         simd=simd_cap(),
     )
 
 
 def score(block, labels, conditional, logits, tol, n_threads):
     """Pass 2, every row validated as pass 1 validates it."""
-    return _kernels.score(_bits(block), labels, conditional, logits, tol,
-                          _team(n_threads), simd=simd_cap())
+    return _kernels.score(
+        _bits(block), labels, conditional, logits, tol, _team(n_threads), simd=simd_cap()
+    )
 
 
 def finalize(joint_sum, hard, counts):

@@ -542,9 +542,13 @@ def _fixed_pays(itemsize, n_rows, n_source, n_target, logits, tol):
     small enough partial, at least FIXED_MIN_ROWS_PER_CLASS rows per class on average to
     pay for it, and a tolerance under which every value of a valid row is below 1.5
     (64 of them times 2^24 stay below 2^31)."""
-    return (itemsize == 2 and not logits and tol < 0.5
-            and n_target * n_source <= FIXED_MAX_CELLS
-            and n_rows >= FIXED_MIN_ROWS_PER_CLASS * n_target)
+    return (
+        itemsize == 2
+        and not logits
+        and tol < 0.5
+        and n_target * n_source <= FIXED_MAX_CELLS
+        and n_rows >= FIXED_MIN_ROWS_PER_CLASS * n_target
+    )
 
 
 @numba.njit(**_ROW)
@@ -623,7 +627,8 @@ def _score_rows(rows, labels, conditional, logits, tol, theta):
     Each row is checked as pass 1 checks it, in the same order (label, non-finite,
     negative, row sum; logits: label, non-finite), so that rows changed since pass 1
     give pass 1's status and row; a row that passes them but has no mass under C gives
-    _ZERO_PROB. The product of the row probabilities is kept as a mantissa in [0.5, 1) times 2^e
+    _ZERO_PROB. The product of the row probabilities is kept as a mantissa in [0.5, 1)
+    times 2^e
     (the exponent taken from the bits, exactly), and one log is taken at the end; terms
     below 1e-280 (where the product could leave the normal range) take a direct log.
     """
@@ -678,8 +683,13 @@ def _score(block, labels, conditional, logits, tol, partial, status, bad):
     n_chunks = partial.shape[0]
     for c in numba.prange(n_chunks):
         status[c], bad[c], partial[c] = _score_slice(
-            block, labels, c * n // n_chunks, (c + 1) * n // n_chunks, conditional,
-            logits, tol,
+            block,
+            labels,
+            c * n // n_chunks,
+            (c + 1) * n // n_chunks,
+            conditional,
+            logits,
+            tol,
         )
 
 
@@ -696,8 +706,15 @@ def _accumulate_serial(block, labels, joint, hard, counts, logits, tol, status, 
     for t in range(n_slots):
         start = min(n, t * per)
         status[t], bad[t] = _accumulate_slice(
-            block, labels, start, min(n, start + per), joint[t], hard[t], counts[t],
-            logits, tol,
+            block,
+            labels,
+            start,
+            min(n, start + per),
+            joint[t],
+            hard[t],
+            counts[t],
+            logits,
+            tol,
         )
 
 
@@ -707,8 +724,13 @@ def _score_serial(block, labels, conditional, logits, tol, partial, status, bad)
     n_chunks = partial.shape[0]
     for c in range(n_chunks):
         status[c], bad[c], partial[c] = _score_slice(
-            block, labels, c * n // n_chunks, (c + 1) * n // n_chunks, conditional,
-            logits, tol,
+            block,
+            labels,
+            c * n // n_chunks,
+            (c + 1) * n // n_chunks,
+            conditional,
+            logits,
+            tol,
         )
 
 
@@ -792,7 +814,7 @@ def finalize(joint_sum, hard, counts):
     and NCE from the pair counts.
     """
     n_slots_, n_target, n_source = joint_sum.shape
-    if (hard.shape != joint_sum.shape or counts.shape != (n_slots_, n_target)):
+    if hard.shape != joint_sum.shape or counts.shape != (n_slots_, n_target):
         raise ValueError("finalize: joint, hard and counts disagree in shape")
     if n_slots_ == 0:
         raise ValueError("finalize: no slots")
@@ -919,8 +941,20 @@ def accumulate(block, labels, joint_sum, hard, counts, logits, tol, n_threads):
     status = np.zeros(n_slots_, dtype=np.int64)
     bad = np.full(n_slots_, -1, dtype=np.int64)
     if len(block):
-        _call(_accumulate, _accumulate_serial, n_threads,
-              block, labels, joint_sum, hard, counts, logits, tol, status, bad)
+        _call(
+            _accumulate,
+            _accumulate_serial,
+            n_threads,
+            block,
+            labels,
+            joint_sum,
+            hard,
+            counts,
+            logits,
+            tol,
+            status,
+            bad,
+        )
     for t in range(n_slots_):
         if status[t]:
             return int(status[t]), int(bad[t])
@@ -936,8 +970,19 @@ def score(block, labels, conditional, logits, tol, n_threads):
     status = np.zeros(k, dtype=np.int64)
     bad = np.full(k, -1, dtype=np.int64)
     if k:
-        _call(_score, _score_serial, n_threads,
-              block, labels, conditional, logits, float(tol), partial, status, bad)
+        _call(
+            _score,
+            _score_serial,
+            n_threads,
+            block,
+            labels,
+            conditional,
+            logits,
+            float(tol),
+            partial,
+            status,
+            bad,
+        )
     for c in range(k):
         if status[c]:
             return int(status[c]), int(bad[c]), 0.0
