@@ -39,7 +39,7 @@ import warnings
 
 import numpy as np
 
-from . import _api, _backends
+from . import _api, _backends, _state
 
 __all__ = [
     "FileFormatError",
@@ -52,8 +52,7 @@ __all__ = [
 ]
 
 
-class FileFormatError(ValueError):
-    """A file that cannot be read as what it was given as; the message names the file."""
+from ._errors import FileFormatError  # noqa: E402 - one class, defined with the others
 
 
 NPY_MAGIC = b"\x93NUMPY"
@@ -303,8 +302,50 @@ class PredictionFile:
         self.n_samples, self.n_source = shape
         self.fortran_order = fortran_order
         self.nbytes = self.n_samples * self.n_source * dtype.itemsize
-        self._map = _map(path, dtype, shape, offset, fortran_order)
-        self.array = self._map.view(np.ndarray)
+        self.offset = offset
+        st = os.stat(self.path)
+        #: (size, mtime_ns, inode) when opened: checked again before each pass reads it
+        self.identity = (st.st_size, st.st_mtime_ns, st.st_ino)
+        self._map = self._array = None
+        self._closed = False
+
+    @property
+    def array(self):
+        """A read-only view of a memory map of the data, mapped on first use (a map holds
+        a descriptor: the driver maps one shard at a time and releases it after its
+        blocks). None once the file is closed."""
+        if self._array is None and not self._closed:
+            shape = (self.n_samples, self.n_source)
+            self._map = _map(self.path, self.dtype, shape, self.offset, self.fortran_order)
+            self._array = self._map.view(np.ndarray)
+        return self._array
+
+    @array.setter
+    def array(self, value):
+        self._array = value
+        if value is None:
+            self._map = None
+            self._closed = True
+
+    def release(self):
+        """Drop the map (and its descriptor) until the rows are asked for again."""
+        self._map = self._array = None
+
+    def check_unchanged(self):
+        """Refuse a file whose size, modification time or inode differ from those seen
+        when it was opened (a re-dumping job replaced or rewrote it)."""
+        try:
+            st = os.stat(self.path)
+            now = (st.st_size, st.st_mtime_ns, st.st_ino)
+        except OSError:
+            now = None
+        if now != self.identity:
+            _fail(
+                "predictions",
+                self.path,
+                "changed since it was opened (size, modification time or inode "
+                "differ): was it re-dumped? Score it again from the start",
+            )
 
     def __repr__(self):
         order = ", Fortran order" if self.fortran_order else ""
@@ -463,6 +504,11 @@ class Predictions:
         """
         offset = 0
         for f in self.files:
+            if f._closed:
+                raise ValueError(
+                    f"predictions: {f.path} was closed; open the predictions again"
+                )
+            f.check_unchanged()
             native = f.dtype.newbyteorder("=")
             direct = f.array.flags.aligned and f.dtype.isnative and not f.fortran_order
             rows = _api._block_rows(block_size, f.n_source, f.dtype.itemsize,
@@ -472,12 +518,15 @@ class Predictions:
                 if not direct:  # for Fortran order: one contiguous run per column
                     block = np.array(block, dtype=native, order="C")
                 yield f, offset, start, block
+                del block
+            if len(self.files) > 1:
+                f.release()  # one shard's map (and descriptor) at a time
             offset += f.n_samples
 
     def close(self):
         """Drop the maps (they are unmapped once no block refers to them)."""
         for f in self.files:
-            f.array = f._map = None
+            f.array = None
 
     def __enter__(self):
         return self
@@ -888,7 +937,7 @@ def _drive(preds, labels, n_target, logits, backend, n_threads, block_size, prog
     acc = _api.Accumulator(n_target, logits=logits, backend=backend, n_threads=n_threads)
     slots = _backends.module(acc.backend).n_slots(acc.n_threads)
     where = "" if labels.path is None else f" in {labels.path}"
-    _api.check_state_fits(slots, n_target, preds.n_source, where=where)
+    _state.check_state_fits(slots, n_target, preds.n_source, where=where)
     bar = _Progress(progress, preds)
     large = acc._takes_large_views()
     try:
