@@ -54,7 +54,6 @@ __all__ = [
 
 from ._errors import FileFormatError  # noqa: E402 - one class, defined with the others
 
-
 NPY_MAGIC = b"\x93NUMPY"
 #: Longest .npy header accepted (a float array's header is about 128 bytes).
 MAX_NPY_HEADER = 1 << 16
@@ -511,8 +510,9 @@ class Predictions:
             f.check_unchanged()
             native = f.dtype.newbyteorder("=")
             direct = f.array.flags.aligned and f.dtype.isnative and not f.fortran_order
-            rows = _api._block_rows(block_size, f.n_source, f.dtype.itemsize,
-                                    views=direct and large_views)
+            rows = _api._block_rows(
+                block_size, f.n_source, f.dtype.itemsize, views=direct and large_views
+            )
             for start in range(0, f.n_samples, rows):
                 block = f.array[start : start + rows]
                 if not direct:  # for Fortran order: one contiguous run per column

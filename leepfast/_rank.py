@@ -226,8 +226,10 @@ class Ranking:
 
         lines += [
             "",
-            f"Kendall tau-b with accuracy over {len(self.rows)} models: {both('kendall_tau_b')}",
-            f"weighted tau (hyperbolic, as scipy.stats.weightedtau): {both('weighted_tau')}",
+            f"Kendall tau-b with accuracy over {len(self.rows)} models: "
+            f"{both('kendall_tau_b')}",
+            f"weighted tau (hyperbolic, as scipy.stats.weightedtau): "
+            f"{both('weighted_tau')}",
             f"Pearson r: {both('pearson')}",
         ]
         picks = []
@@ -242,15 +244,20 @@ class Ranking:
 
     def to_records(self):
         """The rows as a list of new dicts (best LEEP first)."""
-        return [dict(r, files=None if r["files"] is None else list(r["files"]))
-                for r in self.rows]
+        return [
+            dict(r, files=None if r["files"] is None else list(r["files"]))
+            for r in self.rows
+        ]
 
     def to_dict(self):
         """Everything as plain Python values (NaN as None): ``models`` (the records),
         ``n_samples``, ``n_target``, and with accuracies ``correlations`` and
         ``kendall_tau_b`` ({score: tau-b})."""
-        out = {"models": self.to_records(), "n_samples": self.n_samples,
-               "n_target": self.n_target}
+        out = {
+            "models": self.to_records(),
+            "n_samples": self.n_samples,
+            "n_target": self.n_target,
+        }
         if self.correlations is not None:
             out["correlations"] = {
                 key: {k: _clean(v) for k, v in e.items()}
@@ -360,17 +367,36 @@ class _ModelProgress:
 
     def start(self, i, name):
         if self.enabled:
-            print(f"leepfast rank: model {i}/{self.total} {name} ...", file=sys.stderr,
-                  flush=True)
+            print(
+                f"leepfast rank: model {i}/{self.total} {name} ...",
+                file=sys.stderr,
+                flush=True,
+            )
 
     def done(self, i, name, leep, seconds):
         if self.enabled:
-            print(f"leepfast rank: model {i}/{self.total} {name}: LEEP {leep:.6f} "
-                  f"({seconds:.2f} s)", file=sys.stderr, flush=True)
+            print(
+                f"leepfast rank: model {i}/{self.total} {name}: LEEP {leep:.6f} "
+                f"({seconds:.2f} s)",
+                file=sys.stderr,
+                flush=True,
+            )
 
 
-def rank(models, labels, *, accuracy=None, n_target=None, logits=False, dtype=None,
-         n_source=None, backend="auto", n_threads=None, block_size=None, progress=None):
+def rank(
+    models,
+    labels,
+    *,
+    accuracy=None,
+    n_target=None,
+    logits=False,
+    dtype=None,
+    n_source=None,
+    backend="auto",
+    n_threads=None,
+    block_size=None,
+    progress=None,
+):
     """Score several source models on one labelled target set and rank them by LEEP.
 
     Every model is checked before any is scored: file headers and sizes, row counts
@@ -427,8 +453,9 @@ def rank(models, labels, *, accuracy=None, n_target=None, logits=False, dtype=No
     names = list(models)
     for name in names:
         if not isinstance(name, str):
-            raise TypeError(f"models: expected str names, got {type(name).__name__} "
-                            f"{name!r}")
+            raise TypeError(
+                f"models: expected str names, got {type(name).__name__} {name!r}"
+            )
     flags = _logits_flags(logits, names)
     acc = _accuracies(accuracy, names)
     if progress is not None and not isinstance(progress, (bool, np.bool_)):
@@ -436,8 +463,9 @@ def rank(models, labels, *, accuracy=None, n_target=None, logits=False, dtype=No
     opened_labels = open_labels(labels)
     n = opened_labels.n_samples
     y_classes = opened_labels.check_range(n_target)
-    label_where = "labels" if opened_labels.path is None else (
-        f"labels (file {opened_labels.path})")
+    label_where = (
+        "labels" if opened_labels.path is None else (f"labels (file {opened_labels.path})")
+    )
     array_labels = None
 
     # every model checked before any is scored
@@ -470,8 +498,9 @@ def rank(models, labels, *, accuracy=None, n_target=None, logits=False, dtype=No
         plan.append((name, model, files))
 
     report = _ModelProgress(progress, len(plan))
-    kwargs = dict(n_target=y_classes, backend=backend, n_threads=n_threads,
-                  block_size=block_size)
+    kwargs = dict(
+        n_target=y_classes, backend=backend, n_threads=n_threads, block_size=block_size
+    )
     rows = []
     for i, (name, model, files) in enumerate(plan, start=1):
         report.start(i, name)
@@ -481,14 +510,27 @@ def rank(models, labels, *, accuracy=None, n_target=None, logits=False, dtype=No
                 array_labels = np.concatenate(list(opened_labels.chunks()))
             r = score(model, array_labels, logits=flags[name], **kwargs)
         else:
-            r = score_files(model, opened_labels, logits=flags[name], dtype=dtype,
-                            n_source=n_source, progress=progress, **kwargs)
+            r = score_files(
+                model,
+                opened_labels,
+                logits=flags[name],
+                dtype=dtype,
+                n_source=n_source,
+                progress=progress,
+                **kwargs,
+            )
         seconds = time.perf_counter() - t0
         report.done(i, name, r.leep, seconds)
         row = {"model": name, "leep": r.leep, "nce": r.nce}
         if acc is not None:
             row["accuracy"] = acc[name]
-        row.update(n_samples=r.n_samples, n_source=r.n_source, n_target=r.n_target,
-                   logits=flags[name], files=files, seconds=seconds)
+        row.update(
+            n_samples=r.n_samples,
+            n_source=r.n_source,
+            n_target=r.n_target,
+            logits=flags[name],
+            files=files,
+            seconds=seconds,
+        )
         rows.append(row)
     return Ranking(rows, n, y_classes, acc is not None)

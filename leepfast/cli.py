@@ -206,8 +206,7 @@ def _add_rank(subparsers):
     p = subparsers.add_parser(
         "rank",
         formatter_class=_FORMATTER,
-        help="rank several models' dumps by LEEP (with NCE and correlations with "
-        "accuracy)",
+        help="rank several models' dumps by LEEP (with NCE and correlations with accuracy)",
         description="Score several source models on one labelled target set and print "
         "them sorted by LEEP, best first, with NCE beside it. Each MODEL is "
         "one model's dump: a file, a directory of shards, or a quoted glob "
@@ -343,8 +342,7 @@ def _cmd_rank(args):
             name = given if given in names else by_arg.get(given)
             if name is None:
                 raise CLIError(
-                    f"--logits-for: no model {given!r}; the models are "
-                    f"{', '.join(names)}"
+                    f"--logits-for: no model {given!r}; the models are {', '.join(names)}"
                 )
             chosen.add(name)
         logits = {name: args.logits or name in chosen for name in names}
@@ -380,8 +378,9 @@ def _print_csv(ranking):
     writer.writerow(columns)
     for i, row in enumerate(ranking.to_records(), start=1):
         row["rank"] = i
-        writer.writerow([repr(row[c]) if isinstance(row[c], float) else row[c]
-                         for c in columns])
+        writer.writerow(
+            [repr(row[c]) if isinstance(row[c], float) else row[c] for c in columns]
+        )
 
 
 # ---------------------------------------------------------------------------------------
@@ -437,22 +436,51 @@ def _add_bench(subparsers):
         "--dtypes float32 --backends cython numba",
     )
     p.add_argument("--n", type=int, default=100_000, help="samples (default 100000)")
-    p.add_argument("--n-source", type=int, default=1000, metavar="Z",
-                   help="source classes (default 1000)")
-    p.add_argument("--n-target", type=int, default=100, metavar="Y",
-                   help="target classes (default 100)")
-    p.add_argument("--dtypes", nargs="+", default=["float32", "float64", "float16"],
-                   choices=["float16", "float32", "float64"], metavar="D",
-                   help="input dtypes (default: float32 float64 float16)")
-    p.add_argument("--backends", nargs="+", choices=["cython", "numba", "numpy"],
-                   metavar="B", help="backends (default: every available one)")
-    p.add_argument("--threads", type=int, metavar="N",
-                   help="threads (default: all cores, OMP_NUM_THREADS respected)")
-    p.add_argument("--repeat", type=int, default=7,
-                   help="rounds of the read floor and the compiled backends, timed "
-                   "round-robin; the median is shown (default 7)")
-    p.add_argument("--no-naive", action="store_true",
-                   help="skip the (slow) naive NumPy baseline")
+    p.add_argument(
+        "--n-source",
+        type=int,
+        default=1000,
+        metavar="Z",
+        help="source classes (default 1000)",
+    )
+    p.add_argument(
+        "--n-target",
+        type=int,
+        default=100,
+        metavar="Y",
+        help="target classes (default 100)",
+    )
+    p.add_argument(
+        "--dtypes",
+        nargs="+",
+        default=["float32", "float64", "float16"],
+        choices=["float16", "float32", "float64"],
+        metavar="D",
+        help="input dtypes (default: float32 float64 float16)",
+    )
+    p.add_argument(
+        "--backends",
+        nargs="+",
+        choices=["cython", "numba", "numpy"],
+        metavar="B",
+        help="backends (default: every available one)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        metavar="N",
+        help="threads (default: all cores, OMP_NUM_THREADS respected)",
+    )
+    p.add_argument(
+        "--repeat",
+        type=int,
+        default=7,
+        help="rounds of the read floor and the compiled backends, timed "
+        "round-robin; the median is shown (default 7)",
+    )
+    p.add_argument(
+        "--no-naive", action="store_true", help="skip the (slow) naive NumPy baseline"
+    )
     p.set_defaults(func=_cmd_bench)
 
 
@@ -462,12 +490,21 @@ def _cmd_bench(args):
 
     for name in ("n", "n_source", "n_target", "repeat"):
         if getattr(args, name) < 1:
-            raise CLIError(f"--{name.replace('_', '-')}: expected a positive integer, "
-                           f"got {getattr(args, name)}")
+            raise CLIError(
+                f"--{name.replace('_', '-')}: expected a positive integer, "
+                f"got {getattr(args, name)}"
+            )
     threads = resolve_threads(args.threads)
-    rows = _bench.run(args.n, args.n_source, args.n_target, dtypes=args.dtypes,
-                      backends=args.backends, n_threads=threads, repeat=args.repeat,
-                      naive=not args.no_naive)
+    rows = _bench.run(
+        args.n,
+        args.n_source,
+        args.n_target,
+        dtypes=args.dtypes,
+        backends=args.backends,
+        n_threads=threads,
+        repeat=args.repeat,
+        naive=not args.no_naive,
+    )
     print(_bench.format_table(rows, args.n, args.n_source, args.n_target, threads))
     return EXIT_OK
 
@@ -545,9 +582,14 @@ input or usage (one line on stderr), 130 interrupted (Ctrl-C).""",
 
 
 # the library's argument names, as the options that set them are spelled
-_OPTION_NAMES = {"n_threads": "--threads", "block_size": "--block-size",
-                 "n_target": "--n-target", "n_source": "--n-source", "dtype": "--dtype",
-                 "logits=True": "--logits"}
+_OPTION_NAMES = {
+    "n_threads": "--threads",
+    "block_size": "--block-size",
+    "n_target": "--n-target",
+    "n_source": "--n-source",
+    "dtype": "--dtype",
+    "logits=True": "--logits",
+}
 
 
 def _message(err):

@@ -4,8 +4,8 @@ import fcntl
 import json
 import math
 import os
-import re
 import pty
+import re
 import select
 import shutil
 import signal
@@ -33,7 +33,10 @@ def run(*args, cwd=None, **kwargs):
     """
     return subprocess.run(
         [sys.executable, "-m", "leepfast", *map(str, args)],
-        capture_output=True, text=True, cwd=cwd or tempfile.gettempdir(), timeout=300,
+        capture_output=True,
+        text=True,
+        cwd=cwd or tempfile.gettempdir(),
+        timeout=300,
         **kwargs,
     )
 
@@ -80,14 +83,30 @@ def test_score_json_shards_raw_and_text_labels(files):
     theta[:1234].tofile(tmp / "a.f32")
     theta[1234:].tofile(tmp / "b.f32")
     expected = leepfast.score(theta, y)
-    p = run("score", "a.f32", "b.f32", "--dtype", "float32", "--n-source", 20,
-            "--labels", "y.txt", "--json", "--block-size", 500, "--threads", 1, cwd=tmp)
+    p = run(
+        "score",
+        "a.f32",
+        "b.f32",
+        "--dtype",
+        "float32",
+        "--n-source",
+        20,
+        "--labels",
+        "y.txt",
+        "--json",
+        "--block-size",
+        500,
+        "--threads",
+        1,
+        cwd=tmp,
+    )
     assert p.returncode == 0, p.stderr
     out = json.loads(p.stdout)
     assert {"leep", "nce", "n_samples", "n_source", "n_target"} <= set(out)
     assert (out["n_samples"], out["n_source"], out["n_target"]) == (3000, 20, 6)
-    np.testing.assert_allclose([out["leep"], out["nce"]], [expected.leep, expected.nce],
-                               rtol=RTOL)
+    np.testing.assert_allclose(
+        [out["leep"], out["nce"]], [expected.leep, expected.nce], rtol=RTOL
+    )
     assert out["files"] == ["a.f32", "b.f32"] and out["bytes"] == theta.nbytes
 
 
@@ -97,8 +116,19 @@ def test_score_quoted_glob_and_logits(files):
     for i in range(3):
         np.save(tmp / f"z-{i}.npy", logits[i * 1000 : (i + 1) * 1000])
     expected = leepfast.score(logits, y, logits=True)
-    p = run("score", "z-*.npy", "--logits", "--labels", "y.npy", "--json",
-            "--n-target", 9, "--backend", "numpy", cwd=tmp)
+    p = run(
+        "score",
+        "z-*.npy",
+        "--logits",
+        "--labels",
+        "y.npy",
+        "--json",
+        "--n-target",
+        9,
+        "--backend",
+        "numpy",
+        cwd=tmp,
+    )
     assert p.returncode == 0, p.stderr
     out = json.loads(p.stdout)
     assert out["files"] == ["z-0.npy", "z-1.npy", "z-2.npy"] and out["n_target"] == 9
@@ -111,8 +141,13 @@ def test_console_script(files):
     tmp, theta, y = files
     exe = shutil.which("leepfast", path=os.path.dirname(sys.executable))
     assert exe, "the leepfast console script is not installed (pip install .)"
-    p = subprocess.run([exe, "score", "p.npy", "--labels", "y.npy", "--json"], cwd=tmp,
-                       capture_output=True, text=True, timeout=120)
+    p = subprocess.run(
+        [exe, "score", "p.npy", "--labels", "y.npy", "--json"],
+        cwd=tmp,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout)["leep"] == pytest.approx(leepfast.leep(theta, y), rel=RTOL)
 
@@ -158,20 +193,42 @@ def test_rank_accuracy_and_kendall_tau(models):
     tmp, dumps, y = models
     # accuracies that disagree with LEEP on one pair: tau = (2 - 1) / 3
     (tmp / "acc.csv").write_text("model,accuracy\ngood,0.9\nfair,0.5\npoor,0.6\n")
-    p = run("rank", "--labels", "y.npy", "--accuracy", "acc.csv", "--json",
-            "poor.npy", "fair", "good.npy", cwd=tmp)
+    p = run(
+        "rank",
+        "--labels",
+        "y.npy",
+        "--accuracy",
+        "acc.csv",
+        "--json",
+        "poor.npy",
+        "fair",
+        "good.npy",
+        cwd=tmp,
+    )
     assert p.returncode == 0, p.stderr
     out = json.loads(p.stdout)
     assert [m["model"] for m in out["models"]] == ["good", "fair", "poor"]
     assert [m["accuracy"] for m in out["models"]] == [0.9, 0.5, 0.6]
-    assert out["models"][1]["files"] == [os.path.join("fair", "0.npy"),
-                                         os.path.join("fair", "1.npy")]
+    assert out["models"][1]["files"] == [
+        os.path.join("fair", "0.npy"),
+        os.path.join("fair", "1.npy"),
+    ]
     for m in out["models"]:
-        np.testing.assert_allclose(m["leep"], leepfast.leep(dumps[m["model"]], y),
-                                   rtol=RTOL)
+        np.testing.assert_allclose(
+            m["leep"], leepfast.leep(dumps[m["model"]], y), rtol=RTOL
+        )
     assert out["kendall_tau_b"]["leep"] == pytest.approx(1 / 3)
-    p = run("rank", "--labels", "y.npy", "--accuracy", "acc.csv", "poor.npy", "fair",
-            "good.npy", cwd=tmp)
+    p = run(
+        "rank",
+        "--labels",
+        "y.npy",
+        "--accuracy",
+        "acc.csv",
+        "poor.npy",
+        "fair",
+        "good.npy",
+        cwd=tmp,
+    )
     assert p.returncode == 0, p.stderr
     assert p.stdout.splitlines()[0].split() == ["rank", "model", "LEEP", "NCE", "accuracy"]
     assert "Kendall tau-b with accuracy over 3 models: LEEP 0.333" in p.stdout
@@ -180,31 +237,55 @@ def test_rank_accuracy_and_kendall_tau(models):
 def test_rank_missing_accuracy(models):
     tmp, _, _ = models
     (tmp / "acc.csv").write_text("good,0.9\nfair,0.5\n")
-    p = run("rank", "--labels", "y.npy", "--accuracy", "acc.csv", "poor.npy", "good.npy",
-            cwd=tmp)
+    p = run(
+        "rank",
+        "--labels",
+        "y.npy",
+        "--accuracy",
+        "acc.csv",
+        "poor.npy",
+        "good.npy",
+        cwd=tmp,
+    )
     assert p.returncode == 2
-    assert p.stderr == ("leepfast: error: accuracy (file acc.csv): no line for model "
-                        "'poor'; it lists fair, good\n")
+    assert p.stderr == (
+        "leepfast: error: accuracy (file acc.csv): no line for model "
+        "'poor'; it lists fair, good\n"
+    )
 
 
 def test_rank_csv_json_protocol_and_per_model_logits(models, rng):
     tmp, dumps, y = models
     logits = np.log(dumps["fair"].astype(np.float64) + 1e-3) * 2.0 + rng.normal(
-        size=dumps["fair"].shape)
+        size=dumps["fair"].shape
+    )
     np.save(tmp / "fair_logits.npy", logits)
     (tmp / "acc.csv").write_text("good,0.9\nfair,0.5\npoor,0.6\nfair_logits,0.45\n")
-    args = ["rank", "--labels", "y.npy", "--accuracy", "acc.csv", "poor.npy", "fair",
-            "good.npy", "fair_logits.npy", "--logits-for", "fair_logits"]
+    args = [
+        "rank",
+        "--labels",
+        "y.npy",
+        "--accuracy",
+        "acc.csv",
+        "poor.npy",
+        "fair",
+        "good.npy",
+        "fair_logits.npy",
+        "--logits-for",
+        "fair_logits",
+    ]
     p = run(*args, "--json", cwd=tmp)
     assert p.returncode == 0, p.stderr
     out = json.loads(p.stdout)
     by = {m["model"]: m for m in out["models"]}
-    np.testing.assert_allclose(by["fair_logits"]["leep"],
-                               leepfast.leep(logits, y, logits=True), rtol=RTOL)
+    np.testing.assert_allclose(
+        by["fair_logits"]["leep"], leepfast.leep(logits, y, logits=True), rtol=RTOL
+    )
     assert by["fair_logits"]["logits"] is True and by["good"]["logits"] is False
     leeps = [m["leep"] for m in out["models"]]
     acc = [m["accuracy"] for m in out["models"]]
     from scipy import stats
+
     c = out["correlations"]["leep"]
     assert c["weighted_tau"] == pytest.approx(stats.weightedtau(leeps, acc).statistic)
     assert c["pearson"] == pytest.approx(stats.pearsonr(leeps, acc).statistic)
@@ -212,7 +293,10 @@ def test_rank_csv_json_protocol_and_per_model_logits(models, rng):
     p = run(*args, "--csv", cwd=tmp)
     assert p.returncode == 0, p.stderr
     lines = p.stdout.splitlines()
-    assert lines[0] == "rank,model,leep,nce,accuracy,n_samples,n_source,n_target,logits,seconds"
+    assert (
+        lines[0]
+        == "rank,model,leep,nce,accuracy,n_samples,n_source,n_target,logits,seconds"
+    )
     first = lines[1].split(",")
     assert first[:2] == ["1", "good"] and float(first[2]) == by["good"]["leep"]
     assert len(lines) == 5
@@ -220,8 +304,10 @@ def test_rank_csv_json_protocol_and_per_model_logits(models, rng):
     assert "top-1: LEEP picks good (hit, regret 0.0000)" in p.stdout
     p = run(*args[:-2], "--logits-for", "nope", cwd=tmp)
     assert p.returncode == 2
-    assert p.stderr == ("leepfast: error: --logits-for: no model 'nope'; the models are "
-                        "poor, fair, good, fair_logits\n")
+    assert p.stderr == (
+        "leepfast: error: --logits-for: no model 'nope'; the models are "
+        "poor, fair, good, fair_logits\n"
+    )
 
 
 def test_rank_checks_every_model_before_scoring_any(models):
@@ -233,20 +319,34 @@ def test_rank_checks_every_model_before_scoring_any(models):
     np.save(tmp / "nan.npy", bad)
     np.save(tmp / "short.npy", dumps["good"][:-1])
     (tmp / "acc.csv").write_text("nan,0.9\ngood,0.5\n")
-    p = run("rank", "--labels", "y.npy", "--accuracy", "acc.csv", "nan.npy", "good.npy",
-            "poor.npy", cwd=tmp)
+    p = run(
+        "rank",
+        "--labels",
+        "y.npy",
+        "--accuracy",
+        "acc.csv",
+        "nan.npy",
+        "good.npy",
+        "poor.npy",
+        cwd=tmp,
+    )
     assert p.returncode == 2
-    assert p.stderr == ("leepfast: error: accuracy (file acc.csv): no line for model "
-                        "'poor'; it lists good, nan\n")
+    assert p.stderr == (
+        "leepfast: error: accuracy (file acc.csv): no line for model "
+        "'poor'; it lists good, nan\n"
+    )
     p = run("rank", "--labels", "y.npy", "nan.npy", "good.npy", "gone.npy", cwd=tmp)
     assert p.returncode == 2
-    assert p.stderr == "leepfast: error: predictions: no such file or directory: " \
-        "'gone.npy'\n"
+    assert (
+        p.stderr == "leepfast: error: predictions: no such file or directory: 'gone.npy'\n"
+    )
     p = run("rank", "--labels", "y.npy", "nan.npy", "short.npy", cwd=tmp)
     assert p.returncode == 2
-    assert p.stderr == ("leepfast: error: models['short'] (file short.npy): has 1999 rows "
-                        "of predictions; expected 2000, one per label in labels (file "
-                        "y.npy)\n")
+    assert p.stderr == (
+        "leepfast: error: models['short'] (file short.npy): has 1999 rows "
+        "of predictions; expected 2000, one per label in labels (file "
+        "y.npy)\n"
+    )
 
 
 def test_accuracy_csv_field_over_the_csv_limit_is_one_line(models):
@@ -255,18 +355,22 @@ def test_accuracy_csv_field_over_the_csv_limit_is_one_line(models):
     (tmp / "acc.csv").write_text("good," + "9" * (200 << 10) + "\n")
     p = run("rank", "--labels", "y.npy", "--accuracy", "acc.csv", "good.npy", cwd=tmp)
     assert p.returncode == 2
-    assert p.stderr.startswith("leepfast: error: accuracy (file acc.csv): line 1: field "
-                               "larger than field limit"), p.stderr
+    assert p.stderr.startswith(
+        "leepfast: error: accuracy (file acc.csv): line 1: field larger than field limit"
+    ), p.stderr
     assert p.stderr.count("\n") == 1 and "Traceback" not in p.stderr
 
 
-@pytest.mark.parametrize("x, y, tau", [
-    ([1, 2, 3, 4], [10, 20, 30, 40], 1.0),
-    ([1, 2, 3, 4], [4, 3, 2, 1], -1.0),
-    ([1, 2, 2, 3], [1, 2, 3, 4], 5 / math.sqrt(5 * 6)),  # one tie in x
-    ([1, 1, 2, 2], [1, 2, 1, 2], 0.0),
-    ([3, 1, 2], [1, 2, 3], -1 / 3),
-])
+@pytest.mark.parametrize(
+    "x, y, tau",
+    [
+        ([1, 2, 3, 4], [10, 20, 30, 40], 1.0),
+        ([1, 2, 3, 4], [4, 3, 2, 1], -1.0),
+        ([1, 2, 2, 3], [1, 2, 3, 4], 5 / math.sqrt(5 * 6)),  # one tie in x
+        ([1, 1, 2, 2], [1, 2, 1, 2], 0.0),
+        ([3, 1, 2], [1, 2, 3], -1 / 3),
+    ],
+)
 def test_kendall_tau_b_hand_computed(x, y, tau):
     assert kendall_tau_b(x, y) == pytest.approx(tau, abs=1e-15)
     assert kendall_tau_b(y, x) == pytest.approx(tau, abs=1e-15)
@@ -289,31 +393,69 @@ def test_kendall_tau_b_undefined():
 # errors: one line on stderr, exit code 2, no traceback
 
 
-@pytest.mark.parametrize("args, message", [
-    (["score", "nope.npy", "--labels", "y.npy"],
-     "predictions: no such file or directory: 'nope.npy'"),
-    (["score", "bad.npy", "--labels", "y.npy"], "predictions (file bad.npy): not a .npy"),
-    (["score", "p.npy", "--labels", "short.npy"],
-     "labels (file short.npy): expected 3000 labels"),
-    (["score", "p.npy", "--labels", "y.npy", "--n-target", "3"],
-     "labels (file y.npy): row "),
-    (["score", "nan.npy", "--labels", "y.npy"],
-     "predictions (file nan.npy): row 2999 contains NaN or infinity"),
-    (["score", "p.f32", "--labels", "y.npy"], "--dtype: raw (non-.npy) prediction files"),
-    (["score", "p.f32", "--dtype", "float32", "--n-source", "7", "--labels", "y.npy"],
-     "predictions (file p.f32): has 240000 bytes, not a multiple of the row size 28"),
-    (["score", "p.npy", "--labels", "y.npy", "--threads", "0"], "--threads: expected"),
-    (["score", "p.npy", "--labels", "y.npy", "--block-size", "0"],
-     "--block-size: expected a positive integer, got 0"),
-    (["score", "p.npy", "--labels", "y.npy", "--n-target", "0"],
-     "--n-target: expected a positive integer, got 0"),
-    (["score", "un.npy", "--labels", "y.npy"], "predictions (file un.npy): row 7 sums to "
-     "1.5; expected probabilities that sum to 1 within 0.0001 (the float32 tolerance) "
-     "(pass --logits if these are logits)"),
-    (["score", "p.npy", "--labels", "y.npy", "--dtype", "int8"], "--dtype: expected"),
-    (["rank", "--labels", "y.npy", "p.npy", "--accuracy", "missing.csv"],
-     "missing.csv: No such file or directory"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["score", "nope.npy", "--labels", "y.npy"],
+            "predictions: no such file or directory: 'nope.npy'",
+        ),
+        (
+            ["score", "bad.npy", "--labels", "y.npy"],
+            "predictions (file bad.npy): not a .npy",
+        ),
+        (
+            ["score", "p.npy", "--labels", "short.npy"],
+            "labels (file short.npy): expected 3000 labels",
+        ),
+        (
+            ["score", "p.npy", "--labels", "y.npy", "--n-target", "3"],
+            "labels (file y.npy): row ",
+        ),
+        (
+            ["score", "nan.npy", "--labels", "y.npy"],
+            "predictions (file nan.npy): row 2999 contains NaN or infinity",
+        ),
+        (
+            ["score", "p.f32", "--labels", "y.npy"],
+            "--dtype: raw (non-.npy) prediction files",
+        ),
+        (
+            [
+                "score",
+                "p.f32",
+                "--dtype",
+                "float32",
+                "--n-source",
+                "7",
+                "--labels",
+                "y.npy",
+            ],
+            "predictions (file p.f32): has 240000 bytes, not a multiple of the row size 28",
+        ),
+        (["score", "p.npy", "--labels", "y.npy", "--threads", "0"], "--threads: expected"),
+        (
+            ["score", "p.npy", "--labels", "y.npy", "--block-size", "0"],
+            "--block-size: expected a positive integer, got 0",
+        ),
+        (
+            ["score", "p.npy", "--labels", "y.npy", "--n-target", "0"],
+            "--n-target: expected a positive integer, got 0",
+        ),
+        (
+            ["score", "un.npy", "--labels", "y.npy"],
+            "predictions (file un.npy): row 7 sums to "
+            "1.5; expected probabilities that sum to 1 within 0.0001 "
+            "(the float32 tolerance) "
+            "(pass --logits if these are logits)",
+        ),
+        (["score", "p.npy", "--labels", "y.npy", "--dtype", "int8"], "--dtype: expected"),
+        (
+            ["rank", "--labels", "y.npy", "p.npy", "--accuracy", "missing.csv"],
+            "missing.csv: No such file or directory",
+        ),
+    ],
+)
 def test_errors_one_line_exit_2(files, args, message):
     tmp, theta, y = files
     (tmp / "bad.npy").write_bytes(b"garbage")
@@ -333,17 +475,30 @@ def test_errors_one_line_exit_2(files, args, message):
     assert "Traceback" not in p.stderr
 
 
-@pytest.mark.parametrize("args, message", [
-    ([], "the following arguments are required: COMMAND"),
-    (["frobnicate"], "argument COMMAND: invalid choice: 'frobnicate'"),
-    (["score", "p.npy"], "score: the following arguments are required: --labels"),
-    (["score", "--labels", "y.npy"], "score: the following arguments are required: PRED"),
-    (["score", "p.npy", "--labels", "y.npy", "--threads", "two"],
-     "score: argument --threads: invalid int value: 'two'"),
-    (["score", "p.npy", "--labels", "y.npy", "--backend", "fortran"],
-     "score: argument --backend: invalid choice: 'fortran'"),
-    (["rank", "--labels", "y.npy"], "rank: the following arguments are required: MODEL"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ([], "the following arguments are required: COMMAND"),
+        (["frobnicate"], "argument COMMAND: invalid choice: 'frobnicate'"),
+        (["score", "p.npy"], "score: the following arguments are required: --labels"),
+        (
+            ["score", "--labels", "y.npy"],
+            "score: the following arguments are required: PRED",
+        ),
+        (
+            ["score", "p.npy", "--labels", "y.npy", "--threads", "two"],
+            "score: argument --threads: invalid int value: 'two'",
+        ),
+        (
+            ["score", "p.npy", "--labels", "y.npy", "--backend", "fortran"],
+            "score: argument --backend: invalid choice: 'fortran'",
+        ),
+        (
+            ["rank", "--labels", "y.npy"],
+            "rank: the following arguments are required: MODEL",
+        ),
+    ],
+)
 def test_usage_errors_one_line_exit_2(files, args, message):
     tmp, _, _ = files
     p = run(*args, cwd=tmp)
@@ -352,15 +507,45 @@ def test_usage_errors_one_line_exit_2(files, args, message):
     assert p.stderr.count("\n") == 1
 
 
-@pytest.mark.parametrize("command, options", [
-    ([], ["score", "rank", "config", "examples:", "130"]),
-    (["score"], ["--labels", "--logits", "--n-target", "--dtype", "--n-source",
-                 "--backend", "--threads", "--block-size", "--json", "--no-progress",
-                 "examples:", "leepfast score preds.npy --labels y.npy"]),
-    (["rank"], ["--labels", "--accuracy", "--json", "--csv", "--logits-for", "examples:",
-                "Kendall tau-b", "weighted Kendall tau", "regret", "model,accuracy"]),
-    (["config"], ["leepfast config"]),
-])
+@pytest.mark.parametrize(
+    "command, options",
+    [
+        ([], ["score", "rank", "config", "examples:", "130"]),
+        (
+            ["score"],
+            [
+                "--labels",
+                "--logits",
+                "--n-target",
+                "--dtype",
+                "--n-source",
+                "--backend",
+                "--threads",
+                "--block-size",
+                "--json",
+                "--no-progress",
+                "examples:",
+                "leepfast score preds.npy --labels y.npy",
+            ],
+        ),
+        (
+            ["rank"],
+            [
+                "--labels",
+                "--accuracy",
+                "--json",
+                "--csv",
+                "--logits-for",
+                "examples:",
+                "Kendall tau-b",
+                "weighted Kendall tau",
+                "regret",
+                "model,accuracy",
+            ],
+        ),
+        (["config"], ["leepfast config"]),
+    ],
+)
 def test_help_explains_every_option_with_examples(command, options):
     p = run(*command, "--help")
     assert p.returncode == 0 and p.stderr == ""
@@ -390,8 +575,9 @@ def big(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("big")
     rng = np.random.default_rng(7)
     n, z = 1 << 20, 64
-    out = np.lib.format.open_memmap(tmp / "big.npy", mode="w+", dtype=np.float32,
-                                    shape=(n, z))
+    out = np.lib.format.open_memmap(
+        tmp / "big.npy", mode="w+", dtype=np.float32, shape=(n, z)
+    )
     for a in range(0, n, 1 << 17):
         part = rng.random((1 << 17, z), dtype=np.float32) + 0.01
         out[a : a + (1 << 17)] = part / part.sum(axis=1, keepdims=True)
@@ -437,9 +623,25 @@ def test_ctrl_c_exit_130_one_line(big):
     # the NumPy reference backend with Y = 1000 (a loop over classes) is slow enough
     # that the run is surely still going when the signal comes
     proc = subprocess.Popen(
-        [sys.executable, "-m", "leepfast", "score", "big.npy", "--labels", "y.npy",
-         "--backend", "numpy", "--block-size", "8192", "--n-target", "1000"],
-        cwd=big, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "leepfast",
+            "score",
+            "big.npy",
+            "--labels",
+            "y.npy",
+            "--backend",
+            "numpy",
+            "--block-size",
+            "8192",
+            "--n-target",
+            "1000",
+        ],
+        cwd=big,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         preexec_fn=_sigint_default,
     )
     _wait_until_mapped(proc, big / "big.npy")
@@ -458,9 +660,25 @@ def test_progress_bar_on_a_terminal(big):
     # a real terminal has a size (tqdm draws nothing on a 0-row terminal)
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "leepfast", "score", "big.npy", "--labels", "y.npy",
-         "--backend", "numpy", "--block-size", "8192", "--n-target", "1000"],
-        cwd=big, stdout=subprocess.PIPE, stderr=follower, text=True,
+        [
+            sys.executable,
+            "-m",
+            "leepfast",
+            "score",
+            "big.npy",
+            "--labels",
+            "y.npy",
+            "--backend",
+            "numpy",
+            "--block-size",
+            "8192",
+            "--n-target",
+            "1000",
+        ],
+        cwd=big,
+        stdout=subprocess.PIPE,
+        stderr=follower,
+        text=True,
         preexec_fn=_sigint_default,
     )
     os.close(follower)
@@ -491,19 +709,43 @@ def test_progress_bar_on_a_terminal(big):
 def test_peak_anonymous_memory_bounded(big):
     # RssAnon of a process that just imports leepfast and its compiled backend ...
     base = subprocess.run(
-        [sys.executable, "-c", "import leepfast, leepfast.cli, leepfast.backends.cython\n"
-         "for line in open('/proc/self/status'):\n"
-         "    if line.startswith('RssAnon:'): print(line.split()[1])"],
-        capture_output=True, text=True, timeout=120, check=True,
+        [
+            sys.executable,
+            "-c",
+            "import leepfast, leepfast.cli, leepfast.backends.cython\n"
+            "for line in open('/proc/self/status'):\n"
+            "    if line.startswith('RssAnon:'): print(line.split()[1])",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
         cwd=big,  # not the source tree: the installed package, as the CLI below
     )
     baseline_kb = int(base.stdout)
     # ... against the peak RssAnon, sampled while the CLI scores a 256 MB file in 1 MiB
     # blocks (4096 rows of 64 float32)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "leepfast", "score", "big.npy", "--labels", "y.npy",
-         "--block-size", "4096", "--threads", "1", "--backend", "cython", "--json"],
-        cwd=big, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "leepfast",
+            "score",
+            "big.npy",
+            "--labels",
+            "y.npy",
+            "--block-size",
+            "4096",
+            "--threads",
+            "1",
+            "--backend",
+            "cython",
+            "--json",
+        ],
+        cwd=big,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     peak_kb, samples = 0, 0
     while proc.poll() is None:
@@ -539,9 +781,11 @@ def test_pickled_npy_never_unpickled_by_the_cli(files):
     obj[0] = _CreatesFile(str(marker))
     with open(tmp / "evil.npy", "wb") as f:
         np.lib.format.write_array(f, obj, allow_pickle=True)
-    for args in (["score", "evil.npy", "--labels", "y.npy"],
-                 ["score", "p.npy", "--labels", "evil.npy"],
-                 ["rank", "--labels", "y.npy", "evil.npy"]):
+    for args in (
+        ["score", "evil.npy", "--labels", "y.npy"],
+        ["score", "p.npy", "--labels", "evil.npy"],
+        ["rank", "--labels", "y.npy", "evil.npy"],
+    ):
         p = run(*args, cwd=tmp)
         assert p.returncode == 2
         assert "(file evil.npy): holds Python objects" in p.stderr
@@ -553,7 +797,9 @@ def test_output_into_a_closed_pipe_is_quiet(tmp_path):
     # `leepfast demo --json | true`: the reader is gone before anything is written
     proc = subprocess.Popen(
         [sys.executable, "-m", "leepfast", "demo", "--json"],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     proc.stdout.close()  # before the demo (a second of work) prints anything
     err = proc.stderr.read().decode()

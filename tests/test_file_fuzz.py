@@ -22,8 +22,27 @@ SETTINGS = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 
-DESCRS = ["<f2", "<f4", "<f8", ">f4", ">f8", "|f4", "f4", "<i8", "|u1", ">i4", "|O", "O",
-          "<U3", "|V8", "<c8", "float32", "<f16", "", "<f4\x00"]
+DESCRS = [
+    "<f2",
+    "<f4",
+    "<f8",
+    ">f4",
+    ">f8",
+    "|f4",
+    "f4",
+    "<i8",
+    "|u1",
+    ">i4",
+    "|O",
+    "O",
+    "<U3",
+    "|V8",
+    "<c8",
+    "float32",
+    "<f16",
+    "",
+    "<f4\x00",
+]
 BIG = [0, 1, 2, 3, 2**31, 2**32 + 1, 2**40, 2**63, 2**64 + 7]
 
 
@@ -34,16 +53,28 @@ def headers(draw):
         return draw(st.text(max_size=200))
     descr = draw(st.sampled_from(DESCRS) | st.text(max_size=6))
     fortran = draw(st.sampled_from(["False", "True", "0", "1", "None", "'no'"]))
-    dims = draw(st.lists(st.integers(0, 4) | st.sampled_from(BIG) | st.integers(-3, -1),
-                         max_size=3))
+    dims = draw(
+        st.lists(st.integers(0, 4) | st.sampled_from(BIG) | st.integers(-3, -1), max_size=3)
+    )
     shape = "(" + "".join(f"{d}, " for d in dims) + ")"
     items = [f"'descr': {descr!r}", f"'fortran_order': {fortran}", f"'shape': {shape}"]
     if draw(st.booleans()):
         items = draw(st.permutations(items))
     if draw(st.integers(0, 5)) == 0:
-        items = items[: draw(st.integers(0, 2))] + [draw(st.sampled_from(
-            ["'extra': 1", "'shape': (1, 1)", "'descr': __import__('os').getcwd()",
-             "'x': [1, 2]", "'y': {'a': 1}", "**{}"]))]
+        items = items[: draw(st.integers(0, 2))] + [
+            draw(
+                st.sampled_from(
+                    [
+                        "'extra': 1",
+                        "'shape': (1, 1)",
+                        "'descr': __import__('os').getcwd()",
+                        "'x': [1, 2]",
+                        "'y': {'a': 1}",
+                        "**{}",
+                    ]
+                )
+            )
+        ]
     return "{" + ", ".join(items) + ", }"
 
 
@@ -56,8 +87,10 @@ def preamble(header, version):
 
 
 def valid_probabilities(draw, n, z, dtype):
-    raw = np.array(draw(st.lists(st.floats(0.01, 1.0), min_size=n * z, max_size=n * z)),
-                   dtype=np.float64).reshape(n, z)
+    raw = np.array(
+        draw(st.lists(st.floats(0.01, 1.0), min_size=n * z, max_size=n * z)),
+        dtype=np.float64,
+    ).reshape(n, z)
     return (raw / raw.sum(axis=1, keepdims=True)).astype(dtype)
 
 
@@ -72,11 +105,17 @@ def npy_files(draw):
         if draw(st.booleans()):
             arr = valid_probabilities(draw, n, z, dtype)
         else:
-            arr = np.frombuffer(draw(st.binary(min_size=n * z * dtype.itemsize,
-                                               max_size=n * z * dtype.itemsize)),
-                                dtype=dtype).reshape(n, z)
-        header = (f"{{'descr': '{dtype.str}', 'fortran_order': {fortran}, "
-                  f"'shape': ({n}, {z}), }}")
+            arr = np.frombuffer(
+                draw(
+                    st.binary(
+                        min_size=n * z * dtype.itemsize, max_size=n * z * dtype.itemsize
+                    )
+                ),
+                dtype=dtype,
+            ).reshape(n, z)
+        header = (
+            f"{{'descr': '{dtype.str}', 'fortran_order': {fortran}, 'shape': ({n}, {z}), }}"
+        )
         data = preamble(header, version) + arr.tobytes(order="F" if fortran else "C")
     else:
         data = preamble(draw(headers()), version) + draw(st.binary(max_size=256))
@@ -139,7 +178,10 @@ def test_fuzz_npy_labels(scratch, data):
     expected = np.load(path, allow_pickle=False)
     assert expected.ndim == 1 and expected.dtype.kind in "iu"
     assert (labels.n_samples, labels.low, labels.high) == (
-        len(expected), int(expected.min()), int(expected.max()))
+        len(expected),
+        int(expected.min()),
+        int(expected.max()),
+    )
 
 
 @SETTINGS
@@ -159,8 +201,9 @@ def test_fuzz_raw_predictions(scratch, data, dtype, n_source):
         assert len(data) == 0 or len(data) % row or data.startswith(b"\x93NUMPY"), err
         return
     with preds:
-        expected = np.frombuffer(data, dtype=np.dtype(dtype).newbyteorder(
-            ">" if dtype.startswith(">") else "<")).reshape(-1, n_source)
+        expected = np.frombuffer(
+            data, dtype=np.dtype(dtype).newbyteorder(">" if dtype.startswith(">") else "<")
+        ).reshape(-1, n_source)
         np.testing.assert_array_equal(preds.files[0].array, expected)
         y = np.zeros(len(expected), dtype=np.int64)
         try:
@@ -178,7 +221,9 @@ def test_fuzz_raw_predictions(scratch, data, dtype, n_source):
         st.integers(-5, 20).map(str)
         | st.sampled_from(["", " 3 ", "+4", "1.0", "x", "9" * 30, "7\r", "1 2", "0x1"])
         | st.text(max_size=8),
-        min_size=0, max_size=30),
+        min_size=0,
+        max_size=30,
+    ),
     ending=st.sampled_from(["", "\n", "\r\n"]),
 )
 def test_fuzz_text_labels(scratch, lines, ending):
@@ -209,5 +254,8 @@ def test_fuzz_text_labels(scratch, lines, ending):
         return
     assert valid
     assert (labels.n_samples, labels.low, labels.high) == (
-        len(values), min(values), max(values))
+        len(values),
+        min(values),
+        max(values),
+    )
     assert np.concatenate(list(labels.chunks())).tolist() == values

@@ -109,8 +109,9 @@ def test_shards_match_one_file_and_memory(tmp_path, data):
     cuts = [0, 1, 300, 301, 777, 1001]  # a one-row shard, awkward sizes
     paths = []
     for i, (a, b) in enumerate(zip(cuts[:-1], cuts[1:], strict=True)):
-        paths.append(np.save(tmp_path / f"part-{i}.npy", theta[a:b]) or
-                     tmp_path / f"part-{i}.npy")
+        paths.append(
+            np.save(tmp_path / f"part-{i}.npy", theta[a:b]) or tmp_path / f"part-{i}.npy"
+        )
     np.save(tmp_path / "whole.npy", theta)
     expected = leepfast.score(theta, y)
     shards = score_files(paths, y, block_size=64)
@@ -141,7 +142,10 @@ def test_directory_and_glob_sorted_by_name(tmp_path, data):
     expected = leepfast.score(theta, y)
     with open_predictions(d) as preds:
         assert [os.path.basename(f.path) for f in preds.files] == [
-            "shard-00.npy", "shard-01.npy", "shard-02.npy"]
+            "shard-00.npy",
+            "shard-01.npy",
+            "shard-02.npy",
+        ]
     assert_same(score_files(d, y), expected)
     assert_same(score_files(str(d / "shard-*.npy"), y), expected)
 
@@ -151,8 +155,9 @@ def test_labels_npy_any_integer_dtype(tmp_path, data, label_dtype):
     theta, y = data
     np.save(tmp_path / "p.npy", theta)
     np.save(tmp_path / "y.npy", y.astype(label_dtype))
-    assert_same(score_files(tmp_path / "p.npy", tmp_path / "y.npy"),
-                leepfast.score(theta, y))
+    assert_same(
+        score_files(tmp_path / "p.npy", tmp_path / "y.npy"), leepfast.score(theta, y)
+    )
 
 
 def test_labels_text(tmp_path, data):
@@ -162,8 +167,10 @@ def test_labels_text(tmp_path, data):
     (tmp_path / "y.txt").write_text(lines)
     labels = open_labels(tmp_path / "y.txt")
     assert (labels.n_samples, labels.low, labels.high) == (1001, 0, 4)
-    assert_same(score_files(tmp_path / "p.npy", tmp_path / "y.txt", block_size=50),
-                leepfast.score(theta, y))
+    assert_same(
+        score_files(tmp_path / "p.npy", tmp_path / "y.txt", block_size=50),
+        leepfast.score(theta, y),
+    )
 
 
 def test_labels_text_streamed_in_chunks(tmp_path, rng, make_theta, monkeypatch):
@@ -176,8 +183,7 @@ def test_labels_text_streamed_in_chunks(tmp_path, rng, make_theta, monkeypatch):
     (tmp_path / "y.txt").write_text("\n".join(map(str, y)))  # no final newline
     expected = leepfast.score(theta, y)
     monkeypatch.setattr(files, "TEXT_CHUNK", 64)
-    assert_same(score_files(tmp_path / "p.npy", tmp_path / "y.txt", block_size=7),
-                expected)
+    assert_same(score_files(tmp_path / "p.npy", tmp_path / "y.txt", block_size=7), expected)
 
 
 def test_logits_file(tmp_path, rng):
@@ -187,15 +193,16 @@ def test_logits_file(tmp_path, rng):
     r = score_files(tmp_path / "z.npy", y, logits=True, block_size=33)
     assert_same(r, leepfast.score(logits.astype(np.float32), y, logits=True))
     np.testing.assert_allclose(
-        r.leep, _reference.leep(_reference.softmax(logits.astype(np.float32)), y),
-        rtol=1e-9)
+        r.leep, _reference.leep(_reference.softmax(logits.astype(np.float32)), y), rtol=1e-9
+    )
 
 
 def test_n_target_and_threads_and_backends_agree(tmp_path, data, backend):
     theta, y = data
     np.save(tmp_path / "p.npy", theta)
-    r = score_files(tmp_path / "p.npy", y, n_target=8, backend=backend, n_threads=2,
-                    block_size=101)
+    r = score_files(
+        tmp_path / "p.npy", y, n_target=8, backend=backend, n_threads=2, block_size=101
+    )
     assert r.n_target == 8 and r.backend == backend
     assert_same(r, leepfast.score(theta, y, n_target=8))
 
@@ -228,8 +235,13 @@ def test_maps_advised_sequential(tmp_path, data):
     with open_predictions(path) as preds:
         assert preds.files[0].array is not None
         smaps = open("/proc/self/smaps").read().split("\n")
-        flags = [smaps[i + j] for i, line in enumerate(smaps) if line.endswith(path)
-                 for j in range(1, 30) if smaps[i + j].startswith("VmFlags:")][:1]
+        flags = [
+            smaps[i + j]
+            for i, line in enumerate(smaps)
+            if line.endswith(path)
+            for j in range(1, 30)
+            if smaps[i + j].startswith("VmFlags:")
+        ][:1]
     assert flags and " sr" in flags[0].split("VmFlags:")[1] + " ", flags
 
 
@@ -262,9 +274,12 @@ def test_truncated_npy(tmp_path, data):
     theta, _ = data
     good = (np.save(tmp_path / "good.npy", theta) or tmp_path / "good.npy").read_bytes()
     (tmp_path / "t.npy").write_bytes(good[:-8])
-    with pytest.raises(FileFormatError, match=r"file .*t\.npy\): truncated: the header "
-                       r"says shape \(1001, 13\) of float64, 104104 bytes of data, but "
-                       r"the file has 104096"):
+    with pytest.raises(
+        FileFormatError,
+        match=r"file .*t\.npy\): truncated: the header "
+        r"says shape \(1001, 13\) of float64, 104104 bytes of data, but "
+        r"the file has 104096",
+    ):
         open_predictions(tmp_path / "t.npy")
     (tmp_path / "t2.npy").write_bytes(good[:9])
     with pytest.raises(FileFormatError, match="truncated .npy file"):
@@ -286,27 +301,43 @@ def test_header_claims_huge_array_small_file(tmp_path):
     # nothing is allocated or mapped on the header's word
     header = "{'descr': '<f8', 'fortran_order': False, 'shape': (1099511627776, 1048576), }"
     (tmp_path / "huge.npy").write_bytes(npy_bytes(header) + b"\0" * 64)
-    with pytest.raises(FileFormatError, match="truncated: the header says shape "
-                       r"\(1099511627776, 1048576\)"):
+    with pytest.raises(
+        FileFormatError,
+        match="truncated: the header says shape "
+        r"\(1099511627776, 1048576\)",
+    ):
         open_predictions(tmp_path / "huge.npy")
 
 
-@pytest.mark.parametrize("header, message", [
-    ("{'descr': '<i8', 'fortran_order': False, 'shape': (2, 2), }",
-     r"holds dtype '<i8'; expected float16, float32 or float64"),
-    ("{'descr': '<f4', 'fortran_order': False, 'shape': (4,), }",
-     r"holds an array of shape \(4,\); expected shape \(n_samples, n_source\)"),
-    ("{'descr': '<f4', 'fortran_order': False, 'shape': (0, 3), }", "holds no data"),
-    ("{'descr': '<f4', 'fortran_order': 1, 'shape': (2, 2), }", "'fortran_order' is 1"),
-    ("{'descr': '<f4', 'shape': (2, 2), }", r"header keys are \['descr', 'shape'\]"),
-    ("{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (2,), }",
-     "not a dict of plain constants"),
-    ("{'descr': __import__('os').getcwd(), 'fortran_order': False, 'shape': (2, 2)}",
-     "not a dict of plain constants"),
-    ("[1, 2]", "not a dict of plain constants"),
-    ("{'descr': '<f4', 'fortran_order': False, 'shape': (-2, 2), }",
-     "not a dict of plain constants"),
-])
+@pytest.mark.parametrize(
+    "header, message",
+    [
+        (
+            "{'descr': '<i8', 'fortran_order': False, 'shape': (2, 2), }",
+            r"holds dtype '<i8'; expected float16, float32 or float64",
+        ),
+        (
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (4,), }",
+            r"holds an array of shape \(4,\); expected shape \(n_samples, n_source\)",
+        ),
+        ("{'descr': '<f4', 'fortran_order': False, 'shape': (0, 3), }", "holds no data"),
+        ("{'descr': '<f4', 'fortran_order': 1, 'shape': (2, 2), }", "'fortran_order' is 1"),
+        ("{'descr': '<f4', 'shape': (2, 2), }", r"header keys are \['descr', 'shape'\]"),
+        (
+            "{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (2,), }",
+            "not a dict of plain constants",
+        ),
+        (
+            "{'descr': __import__('os').getcwd(), 'fortran_order': False, 'shape': (2, 2)}",
+            "not a dict of plain constants",
+        ),
+        ("[1, 2]", "not a dict of plain constants"),
+        (
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (-2, 2), }",
+            "not a dict of plain constants",
+        ),
+    ],
+)
 def test_bad_headers(tmp_path, header, message):
     payload = b"" if "(0, 3)" in header else b"\0" * 16  # as the shape says
     (tmp_path / "bad.npy").write_bytes(npy_bytes(header) + payload)
@@ -347,8 +378,11 @@ def test_pickled_npy_is_never_unpickled(tmp_path):
     # a bare pickle named .npy (np.load(allow_pickle=True) would unpickle it too)
     (tmp_path / "bare.npy").write_bytes(pickle.dumps(_CreatesFile(str(marker))))
     assert not marker.exists()
-    with pytest.raises(FileFormatError, match=r"evil\.npy\): holds Python objects .*never "
-                       "unpickles"):
+    with pytest.raises(
+        FileFormatError,
+        match=r"evil\.npy\): holds Python objects .*never "
+        "unpickles",
+    ):
         open_predictions(tmp_path / "evil.npy")
     with pytest.raises(FileFormatError, match="labels .*holds Python objects"):
         open_labels(tmp_path / "evil-labels.npy")
@@ -361,9 +395,12 @@ def test_pickled_npy_is_never_unpickled(tmp_path):
 
 def test_raw_size_not_multiple_of_row(tmp_path):
     (tmp_path / "p.bin").write_bytes(b"\0" * (3 * 4 * 5 + 2))
-    with pytest.raises(FileFormatError, match=r"p\.bin\): has 62 bytes, not a multiple "
-                       r"of the row size 20 \(5 values of float32\): 3 rows and 2 bytes "
-                       "left over"):
+    with pytest.raises(
+        FileFormatError,
+        match=r"p\.bin\): has 62 bytes, not a multiple "
+        r"of the row size 20 \(5 values of float32\): 3 rows and 2 bytes "
+        "left over",
+    ):
         open_predictions(tmp_path / "p.bin", dtype="float32", n_source=5)
     (tmp_path / "e.bin").write_bytes(b"")
     with pytest.raises(FileFormatError, match="is empty"):
@@ -376,8 +413,9 @@ def test_raw_needs_dtype_and_n_source(tmp_path):
         open_predictions(tmp_path / "p.bin", n_source=5)
     with pytest.raises(TypeError, match="n_source: raw .*need n_source"):
         open_predictions(tmp_path / "p.bin", dtype="float32")
-    with pytest.raises(TypeError, match="dtype: expected float16, float32 or float64, "
-                       "got int32"):
+    with pytest.raises(
+        TypeError, match="dtype: expected float16, float32 or float64, got int32"
+    ):
         open_predictions(tmp_path / "p.bin", dtype="int32", n_source=5)
     with pytest.raises(ValueError, match="n_source: expected a positive integer, got 0"):
         open_predictions(tmp_path / "p.bin", dtype="float32", n_source=0)
@@ -396,8 +434,11 @@ def test_shards_with_different_columns(tmp_path, data):
     theta, _ = data
     np.save(tmp_path / "a.npy", theta[:, :12] / theta[:, :12].sum(1, keepdims=True))
     np.save(tmp_path / "b.npy", theta)
-    with pytest.raises(FileFormatError, match=r"b\.npy\): has 13 source classes .*"
-                       r"expected 12, as in .*a\.npy"):
+    with pytest.raises(
+        FileFormatError,
+        match=r"b\.npy\): has 13 source classes .*"
+        r"expected 12, as in .*a\.npy",
+    ):
         open_predictions([tmp_path / "a.npy", tmp_path / "b.npy"])
 
 
@@ -406,16 +447,22 @@ def test_label_count_differs(tmp_path, data):
     np.save(tmp_path / "a.npy", theta[:600])
     np.save(tmp_path / "b.npy", theta[600:])
     np.save(tmp_path / "y.npy", y[:-1])
-    with pytest.raises(ValueError, match=r"labels \(file .*y\.npy\): expected 1001 labels "
-                       r"\(one per row of the 2 prediction files\), got 1000"):
+    with pytest.raises(
+        ValueError,
+        match=r"labels \(file .*y\.npy\): expected 1001 labels "
+        r"\(one per row of the 2 prediction files\), got 1000",
+    ):
         score_files([tmp_path / "a.npy", tmp_path / "b.npy"], tmp_path / "y.npy")
 
 
-@pytest.mark.parametrize("bad, message", [
-    (np.nan, "contains NaN or infinity"),
-    (-0.25, r"contains a negative value \(-0.25\)"),
-    (0.5, "sums to 1.5"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (np.nan, "contains NaN or infinity"),
+        (-0.25, r"contains a negative value \(-0.25\)"),
+        (0.5, "sums to 1.5"),
+    ],
+)
 def test_bad_row_names_file_and_row(tmp_path, data, bad, message):
     theta, y = data
     theta = theta.copy()
@@ -430,11 +477,17 @@ def test_bad_row_names_file_and_row(tmp_path, data, bad, message):
         theta[row, 0] = bad
     np.save(tmp_path / "b.npy", theta[600:])
     np.save(tmp_path / "whole.npy", theta)
-    with pytest.raises(ValueError, match=rf"predictions \(file .*b\.npy\): row 177 "
-                       rf"{message}"):
+    with pytest.raises(
+        ValueError,
+        match=rf"predictions \(file .*b\.npy\): row 177 "
+        rf"{message}",
+    ):
         score_files([tmp_path / "a.npy", tmp_path / "b.npy"], y, block_size=50)
-    with pytest.raises(ValueError, match=rf"predictions \(file .*whole\.npy\): row 777 "
-                       rf"{message}"):
+    with pytest.raises(
+        ValueError,
+        match=rf"predictions \(file .*whole\.npy\): row 777 "
+        rf"{message}",
+    ):
         score_files(tmp_path / "whole.npy", y, block_size=50)
 
 
@@ -444,26 +497,35 @@ def test_labels_out_of_range(tmp_path, data):
     y = y.copy()
     y[321] = 9
     (tmp_path / "y.txt").write_text("\n".join(map(str, y)) + "\n")
-    with pytest.raises(ValueError, match=r"labels \(file .*y\.txt\): row 321 \(line 322\) "
-                       r"is 9; expected an integer in \[0, 5\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"labels \(file .*y\.txt\): row 321 \(line 322\) "
+        r"is 9; expected an integer in \[0, 5\)",
+    ):
         score_files(tmp_path / "p.npy", tmp_path / "y.txt", n_target=5)
     y[400] = -1
     np.save(tmp_path / "y.npy", y)
-    with pytest.raises(ValueError, match=r"labels \(file .*y\.npy\): row 400 is -1; "
-                       "expected labels >= 0"):
+    with pytest.raises(
+        ValueError,
+        match=r"labels \(file .*y\.npy\): row 400 is -1; "
+        "expected labels >= 0",
+    ):
         score_files(tmp_path / "p.npy", tmp_path / "y.npy")
 
 
-@pytest.mark.parametrize("text, message", [
-    ("1\n2\nx\n3\n", "line 3 is 'x'; expected one integer per line"),
-    ("1\n2.5\n", "line 2 is '2.5'"),
-    ("1\n\n2\n", "line 2 is ''"),
-    ("1\n2 3\n", "line 2 is '2 3'"),
-    ("1\n99999999999999999999\n", "line 2 is '99999999999999999999'"),
-    ("1\n" + "7" * 100 + "\n", "line 2 has 100 characters"),
-    ("", "no labels"),
-    ("1\n2\x00\n", "contains NUL bytes"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("1\n2\nx\n3\n", "line 3 is 'x'; expected one integer per line"),
+        ("1\n2.5\n", "line 2 is '2.5'"),
+        ("1\n\n2\n", "line 2 is ''"),
+        ("1\n2 3\n", "line 2 is '2 3'"),
+        ("1\n99999999999999999999\n", "line 2 is '99999999999999999999'"),
+        ("1\n" + "7" * 100 + "\n", "line 2 has 100 characters"),
+        ("", "no labels"),
+        ("1\n2\x00\n", "contains NUL bytes"),
+    ],
+)
 def test_bad_label_text(tmp_path, text, message):
     (tmp_path / "y.txt").write_text(text)
     with pytest.raises(FileFormatError, match=r"labels \(file .*y\.txt\): " + message):
@@ -475,12 +537,16 @@ def test_bad_label_npy(tmp_path):
     with pytest.raises(FileFormatError, match="holds dtype '<f8'; expected integer labels"):
         open_labels(tmp_path / "f.npy")
     np.save(tmp_path / "2d.npy", np.zeros((3, 1), dtype=np.int64))
-    with pytest.raises(FileFormatError, match=r"shape \(3, 1\); expected shape "
-                       r"\(n_samples,\)"):
+    with pytest.raises(
+        FileFormatError,
+        match=r"shape \(3, 1\); expected shape "
+        r"\(n_samples,\)",
+    ):
         open_labels(tmp_path / "2d.npy")
     np.save(tmp_path / "u.npy", np.array([1, 2**63], dtype=np.uint64))
-    with pytest.raises(ValueError, match="row 1 is 9223372036854775808; expected labels "
-                       "below 2"):
+    with pytest.raises(
+        ValueError, match="row 1 is 9223372036854775808; expected labels below 2"
+    ):
         open_labels(tmp_path / "u.npy")
 
 
@@ -489,9 +555,12 @@ def test_label_that_would_need_a_huge_state(tmp_path, data):
     np.save(tmp_path / "p.npy", theta)
     y = np.zeros(1001, dtype=np.int64)
     y[5] = 10**15
-    with pytest.raises(ValueError, match=r"n_target=1000000000000001 with n_source=13 .*"
-                       r"needs a Y x Z state .* check the labels \(is "
-                       r"1000000000000000 meant to be a label\?\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"n_target=1000000000000001 with n_source=13 .*"
+        r"needs a Y x Z state .* check the labels \(is "
+        r"1000000000000000 meant to be a label\?\)",
+    ):
         score_files(tmp_path / "p.npy", y)
 
 

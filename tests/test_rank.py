@@ -1,4 +1,5 @@
-"""leepfast.rank(): several models on one label set, and the field's correlation protocol."""
+"""leepfast.rank(): several models on one label set, and the field's correlation
+protocol."""
 
 import json
 import math
@@ -190,11 +191,15 @@ def test_rank_per_model_logits(rng, make_theta):
     r = rank({"p": probs, "l": logits}, y, logits={"l": True})
     rows = {row["model"]: row for row in r.rows}
     assert rows["l"]["logits"] is True and rows["p"]["logits"] is False
-    np.testing.assert_allclose(rows["l"]["leep"], leepfast.leep(logits, y, logits=True),
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        rows["l"]["leep"], leepfast.leep(logits, y, logits=True), rtol=1e-12
+    )
     np.testing.assert_allclose(rows["p"]["leep"], leepfast.leep(probs, y), rtol=1e-12)
-    with pytest.raises(ValueError, match=r"^logits: no model named 'x'; the models are "
-                       r"p, l$"):
+    with pytest.raises(
+        ValueError,
+        match=r"^logits: no model named 'x'; the models are "
+        r"p, l$",
+    ):
         rank({"p": probs, "l": logits}, y, logits={"x": True})
     with pytest.raises(TypeError, match=r"^logits\['l'\]: expected a bool, got str"):
         rank({"p": probs, "l": logits}, y, logits={"l": "True"})
@@ -219,16 +224,25 @@ def test_rank_checks_every_model_before_scoring_any(zoo, monkeypatch):
         f"models['z'] (file {tmp / 'short.npy'}): has 1499 rows of predictions; "
         f"expected 1500, one per label in labels (file {tmp / 'y.npy'})"
     )
-    with pytest.raises(ValueError, match=r"^models\['a'\]: has 1499 rows of predictions; "
-                       r"expected 1500, one per label in labels$"):
+    with pytest.raises(
+        ValueError,
+        match=r"^models\['a'\]: has 1499 rows of predictions; "
+        r"expected 1500, one per label in labels$",
+    ):
         rank({"a": dumps["a"][:-1]}, y)
-    with pytest.raises(ValueError, match=r"^accuracy: no value for model 'd'; it lists "
-                       r"a, b, c$"):
+    with pytest.raises(
+        ValueError,
+        match=r"^accuracy: no value for model 'd'; it lists "
+        r"a, b, c$",
+    ):
         rank(models, y, accuracy={"a": 0.1, "b": 0.2, "c": 0.3})
     with pytest.raises(ValueError, match=r"^accuracy\['a'\]: expected a finite number"):
         rank(models, y, accuracy={"a": math.nan, "b": 0.2, "c": 0.3, "d": 0.1})
-    with pytest.raises(ValueError, match=r"labels: row \d+ is \d+; expected an integer in "
-                       r"\[0, 1\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"labels: row \d+ is \d+; expected an integer in "
+        r"\[0, 1\)",
+    ):
         rank(models, y, n_target=1)
     assert calls == []
 
@@ -268,8 +282,13 @@ def test_no_module_imports_the_command_line():
         "from leepfast import _rank, _demo, _features, _files, _api\n"
         "assert 'leepfast.cli' not in sys.modules, 'leepfast.cli imported'\n"
     )
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                       cwd=tempfile.gettempdir(), timeout=120)
+    p = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=tempfile.gettempdir(),
+        timeout=120,
+    )
     assert p.returncode == 0, p.stderr
 
 

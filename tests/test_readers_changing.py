@@ -9,6 +9,7 @@ import textwrap
 
 import numpy as np
 
+
 def run(code, *args, ulimit=None):
     # from a neutral folder: Python started in the clone's root refuses its source tree
     cmd = [sys.executable, "-c", textwrap.dedent(code), *map(str, args)]
@@ -16,8 +17,9 @@ def run(code, *args, ulimit=None):
         import shlex
 
         cmd = ["sh", "-c", f"ulimit -n {ulimit} && " + shlex.join(cmd)]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=600,
-                          cwd=tempfile.gettempdir())
+    return subprocess.run(
+        cmd, capture_output=True, text=True, timeout=600, cwd=tempfile.gettempdir()
+    )
 
 
 REDUMP = """
@@ -43,7 +45,9 @@ def test_redumped_file_is_refused_naming_it(tmp_path, rng, make_theta):
         np.save(f, make_theta(rng, 300, 7))
     out = run(REDUMP, path)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.startswith(f"ERROR predictions (file {path}): changed since"), out.stdout
+    assert out.stdout.startswith(f"ERROR predictions (file {path}): changed since"), (
+        out.stdout
+    )
 
 
 MANY = """
@@ -81,6 +85,9 @@ def test_a_closed_predictions_object_is_a_clear_error(tmp_path, rng, make_theta)
     np.save(path, make_theta(rng, 20, 3))
     preds = _files.open_predictions(path)
     preds.close()
-    with pytest.raises(ValueError, match=r"^predictions: .*p.npy was closed; open the "
-                       r"predictions again$"):
+    with pytest.raises(
+        ValueError,
+        match=r"^predictions: .*p.npy was closed; open the "
+        r"predictions again$",
+    ):
         _files.score_files(preds, np.zeros(20, dtype=np.int64))
