@@ -254,7 +254,8 @@ def test_get_include_packaged_copy_wins(tmp_path):
     """A copy in <package>/include (what the wheel ships) is preferred to src_cython."""
     package = tmp_path / "leepfast"
     (package / "include").mkdir(parents=True)
-    shutil.copy(REPO / "leepfast" / "_include.py", package / "_include.py")
+    # the installed module (the tests may run outside the source tree)
+    shutil.copy(Path(leepfast.__file__).parent / "_include.py", package / "_include.py")
     for name in C_FILES:
         shutil.copy(include_dir() / name, package / "include" / name)
     spec = importlib.util.spec_from_file_location("_include_copy", package / "_include.py")
