@@ -28,7 +28,7 @@ from ._errors import (
     ShapeError,
     StateSizeError,
 )
-from ._backends import available_backends
+from .backends import available_backends
 from ._config import show_config
 from ._demo import demo
 from ._features import FeatureAccumulator, h_score, logme, regularized_h_score

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike
 
-from . import _backends, _reference, _status
+from . import _reference, _status
+from . import backends as _backends
 from ._checks import check_flag, positive_int
 from ._config import resolve_threads
 from ._errors import (

@@ -16,7 +16,8 @@ from functools import partial
 
 import numpy as np
 
-from . import _api, _backends
+from . import _api
+from . import backends as _backends
 from ._config import resolve_threads
 
 

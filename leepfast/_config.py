@@ -80,7 +80,7 @@ def resolve_threads(n_threads):
 def config():
     """The configuration as a dict: versions, backends, OpenMP, threads."""
     from . import __version__
-    from ._backends import available_backends
+    from .backends import available_backends
 
     info = {
         "leepfast": __version__,

@@ -39,7 +39,8 @@ import warnings
 
 import numpy as np
 
-from . import _api, _backends, _state
+from . import _api, _state
+from . import backends as _backends
 
 __all__ = [
     "FileFormatError",

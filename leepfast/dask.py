@@ -40,7 +40,8 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         "pip install 'leepfast[dask]'"
     ) from exc
 
-from . import _api, _backends, _files
+from . import _api, _files
+from . import backends as _backends
 from ._api import Accumulator, check_labels, check_n_target, check_predictions
 from ._config import resolve_threads
 
