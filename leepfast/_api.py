@@ -8,7 +8,6 @@ the first offending row; this module turns that into one clear exception.
 """
 
 import copy
-import warnings
 import weakref
 from dataclasses import dataclass
 
@@ -17,8 +16,9 @@ from numpy.typing import ArrayLike
 
 from . import _reference, _status
 from . import backends as _backends
-from ._checks import check_flag, positive_int
+from ._checks import check_flag, positive_int, warn
 from ._config import resolve_threads
+from ._driver import ArraySource, Block, block_rows, two_passes
 from ._errors import (
     LabelError,
     NegativeValueError,
@@ -40,17 +40,6 @@ ROW_SUM_TOLERANCE = {
 
 #: ... and for bfloat16 tensors (8 significant bits), widened to float32 exactly.
 BFLOAT16_TOLERANCE = 1e-2
-
-#: Rows per block are chosen so that one block holds about this many bytes.
-DEFAULT_BLOCK_BYTES = 32 << 20
-
-#: ... or this many, when the blocks are views of a C-contiguous native-endian array and
-#: the backend's kernels take any block without temporaries of its size: fewer calls
-#: (every block ends in a barrier of the threads) while Ctrl-C still stops the run
-#: within one block (about 0.1 s). At most VIEW_BLOCK_ROWS rows, which bounds the
-#: block's int64 copy of labels of another integer dtype (8 MiB).
-VIEW_BLOCK_BYTES = 1 << 30
-VIEW_BLOCK_ROWS = 1 << 20
 
 
 @dataclass(frozen=True, repr=False, eq=False)
@@ -186,12 +175,11 @@ def warn_if_probabilities(block, name="predictions"):
             and (np.abs(sums - 1.0) <= ROW_SUM_TOLERANCE[block.dtype]).all()
         )
     if probabilities:
-        warnings.warn(
+        warn(
             f"{name}: logits=True, but the first {rows.shape[0]} rows are already "
             f"probability rows (non-negative, summing to 1); a softmax of "
             f"probabilities changes LEEP. Pass logits=False if they are probabilities.",
             UserWarning,
-            stacklevel=4,
         )
 
 
@@ -285,9 +273,9 @@ class Accumulator:
         self.backend = _backends.resolve(backend)
         self.n_threads = resolve_threads(n_threads)
         self.n_source = None
-        self._slots = _backends.module(self.backend).n_slots(self.n_threads)
+        self.n_slots = _backends.module(self.backend).n_slots(self.n_threads)
         #: Pass 1's state until :meth:`finalize`, then None.
-        self.pass1 = Pass1State(self._slots)
+        self.pass1 = Pass1State(self.n_slots)
         self._bfloat16 = False
         #: Pass 2's state once :meth:`finalize` has run.
         self.pass2 = None
@@ -327,9 +315,10 @@ class Accumulator:
     def _kernels(self):
         return _backends.module(self.backend)
 
-    def _takes_large_views(self):
+    @property
+    def takes_large_views(self):
         """Whether the backend takes views of any size without copies of their size
-        (the in-memory and file drivers then stream 1 GiB view blocks)."""
+        (the drivers then stream 1 GiB view blocks)."""
         return self._kernels().TAKES_LARGE_VIEWS
 
     def _allocate(self, n_source, n_target):
@@ -402,12 +391,7 @@ class Accumulator:
     # -- pass 1 -------------------------------------------------------------------------
 
     def accumulate(
-        self,
-        predictions: ArrayLike,
-        labels: ArrayLike,
-        *,
-        where: str = "",
-        row_offset: int = 0,
+        self, predictions: ArrayLike, labels: ArrayLike, *, row_offset: int = 0
     ) -> "Accumulator":
         """Pass 1: add a batch.
 
@@ -422,19 +406,30 @@ class Accumulator:
             Added to the row numbers in error messages (the batch's first row in a
             larger dataset, e.g. a dask chunk's global offset).
         """
-        if self.phase != "accumulate":
-            raise RuntimeError("accumulate: pass 1 is over (finalize() was called)")
-        predictions, labels = self._check_batch(predictions, labels)
-        return self._accumulate(predictions, labels, where, row_offset)
+        return self.step(1, Block(predictions, labels, row_offset + self.n_samples))
 
-    def _accumulate(self, predictions, labels, where="", row_offset=0):
-        """Pass 1 over a batch that has passed ``_check_batch`` (or the same checks)."""
+    def step(self, pass_: int, block: Block, *, count: bool = True) -> "Accumulator":
+        """Feed one :class:`~leepfast._driver.Block` of a row source to pass 1 or 2
+        (what the drivers call): its rows are checked as :meth:`accumulate` checks
+        them, and messages name row ``block.first_row + i`` of the block's ``where``.
+        ``count=False`` (pass 2): leave the class counts to the driver, which passes
+        the very rows of pass 1."""
+        if pass_ == 1 and self.phase != "accumulate":
+            raise RuntimeError("accumulate: pass 1 is over (finalize() was called)")
+        if pass_ == 2 and self.phase != "score":
+            raise RuntimeError("score: call finalize() after pass 1 first")
+        predictions, labels = self._check_batch(block.rows, block.labels)
         if len(labels) == 0:
             return self
+        if pass_ == 1:
+            return self._accumulate(predictions, labels, block.first_row, block.where)
+        return self._score(predictions, labels, block.first_row, block.where, count)
+
+    def _accumulate(self, predictions, labels, first, where):
+        """Pass 1 over a checked batch whose first row messages call ``first``."""
         n_target = self.n_target
         if n_target is None:
             seen = self.pass1.n_target or 1
-            first = row_offset + self.n_samples
             n_target = max(seen, infer_n_target(labels, f"labels{where}", first))
         self._allocate(self.n_source, n_target)
         block = _native_block(predictions)
@@ -452,7 +447,6 @@ class Accumulator:
             self.n_threads,
         )
         if status:
-            first = row_offset + self.n_samples
             self._raise(status, row, block, labels, first, n_target, where)
         self.pass1.n_samples += len(labels)
         return self
@@ -524,25 +518,15 @@ class Accumulator:
     # -- pass 2 -------------------------------------------------------------------------
 
     def score(
-        self,
-        predictions: ArrayLike,
-        labels: ArrayLike,
-        *,
-        where: str = "",
-        row_offset: int = 0,
+        self, predictions: ArrayLike, labels: ArrayLike, *, row_offset: int = 0
     ) -> "Accumulator":
         """Pass 2: add a batch's log terms (the same batches as pass 1; ``row_offset``
         as in :meth:`accumulate`)."""
-        if self.phase != "score":
-            raise RuntimeError("score: call finalize() after pass 1 first")
-        predictions, labels = self._check_batch(predictions, labels)
-        return self._score(predictions, labels, where, row_offset)
+        return self.step(2, Block(predictions, labels, row_offset + self.n_scored))
 
-    def _score(self, predictions, labels, where="", row_offset=0, count=True):
-        """Pass 2 over a checked batch; ``count=False`` leaves the per-class count of
-        pass 2 to the caller (who passes the very rows of pass 1)."""
-        if len(labels) == 0:
-            return self
+    def _score(self, predictions, labels, first, where, count):
+        """Pass 2 over a checked batch whose first row messages call ``first``;
+        ``count=False`` leaves the class counts of pass 2 to the driver."""
         block = _native_block(predictions)
         labels64 = _as_int64(labels)
         status, row, total = self._kernels().score(
@@ -554,7 +538,6 @@ class Accumulator:
             self.n_threads,
         )
         if status:
-            first = row_offset + self.n_scored
             self._raise(status, row, block, labels, first, self.n_target, where)
         counts = np.bincount(labels64, minlength=self.n_target) if count else None
         self.pass2.add(total, counts, len(labels))
@@ -585,15 +568,7 @@ class Accumulator:
 # The in-memory API
 
 
-def _block_rows(block_size, n_source, itemsize, views=False):
-    if block_size is None:
-        if views:
-            return max(1, min(VIEW_BLOCK_ROWS, VIEW_BLOCK_BYTES // (n_source * itemsize)))
-        return max(1, DEFAULT_BLOCK_BYTES // (n_source * itemsize))
-    return positive_int(block_size, "block_size")
-
-
-def _run(predictions, labels, what, **options):
+def _run(what, predictions, labels, **options):
     """The two passes over an in-memory array: what = "nce" (pass 1 only), "leep" (the
     value alone) or "result"."""
     predictions = check_predictions(predictions)
@@ -606,27 +581,10 @@ def _run(predictions, labels, what, **options):
     views = (
         predictions.flags.c_contiguous
         and predictions.dtype.isnative
-        and acc._takes_large_views()
+        and acc.takes_large_views
     )
-    rows = _block_rows(
-        options.block_size, predictions.shape[1], predictions.itemsize, views
-    )
-    n = predictions.shape[0]
-    # the arrays are checked once, here; blocks go to the accumulator's unchecked steps
-    acc.n_source = predictions.shape[1]
-    for start in range(0, n, rows):
-        acc._accumulate(predictions[start : start + rows], labels[start : start + rows])
-    acc.finalize()
-    if what == "nce":
-        return acc.nce
-    for start in range(0, n, rows):
-        acc._score(
-            predictions[start : start + rows], labels[start : start + rows], count=False
-        )
-    if what == "leep":  # the value alone: no J, no marginal
-        return acc.pass2.leep
-    acc.pass2.counts[:] = acc.class_counts  # pass 2 saw the rows of pass 1
-    return acc.result()
+    rows = block_rows(options.block_size, predictions.shape[1], predictions.itemsize, views)
+    return two_passes(acc, ArraySource(predictions, labels, rows), what)
 
 
 _PARAMETERS = """
@@ -675,16 +633,7 @@ def leep(
         No epsilon is added: source classes without mass and absent target classes
         give the exact finite value.
     """
-    return _run(
-        predictions,
-        labels,
-        "leep",
-        n_target=n_target,
-        logits=logits,
-        backend=backend,
-        n_threads=n_threads,
-        block_size=block_size,
-    )
+    return _run("leep", **locals())
 
 
 def nce(
@@ -705,16 +654,7 @@ def nce(
         NCE = -H(Y | Z) <= 0, with Z the argmax source class (ties: lowest index).
         Needs only pass 1.
     """
-    return _run(
-        predictions,
-        labels,
-        "nce",
-        n_target=n_target,
-        logits=logits,
-        backend=backend,
-        n_threads=n_threads,
-        block_size=block_size,
-    )
+    return _run("nce", **locals())
 
 
 def score(
@@ -735,16 +675,7 @@ def score(
         With ``leep``, ``nce``, ``n_samples``, ``n_source``, ``n_target``, ``joint``,
         ``marginal``, ``conditional``, ``class_counts``, ``hard_counts``, ``backend``.
     """
-    return _run(
-        predictions,
-        labels,
-        "result",
-        n_target=n_target,
-        logits=logits,
-        backend=backend,
-        n_threads=n_threads,
-        block_size=block_size,
-    )
+    return _run("result", **locals())
 
 
 for _f in (leep, nce, score):

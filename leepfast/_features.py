@@ -34,7 +34,8 @@ from contextlib import contextmanager
 import numpy as np
 
 from . import _files
-from ._api import _block_rows, check_labels, check_n_target
+from ._api import check_labels, check_n_target
+from ._driver import ArraySource, block_rows, run_pass
 
 #: pinv cut-off relative to the largest singular value, as in the public H-score code.
 PINV_RCOND = 1e-15
@@ -246,6 +247,14 @@ class FeatureAccumulator:
         np.add.at(self._class_sums, lab, u)
         self._class_counts += np.bincount(lab, minlength=self._class_counts.shape[0])
         self.n_samples += u.shape[0]
+        return self
+
+    def feed(self, source):
+        """Add every block of a row source (see :mod:`leepfast._driver`)."""
+        run_pass(
+            lambda b: self.update(b.rows, b.labels, first_row=b.first_row, where=b.where),
+            source,
+        )
         return self
 
     def merge(self, other):
@@ -498,13 +507,8 @@ def feature_statistics(
         raise ValueError(
             f"features: expected at least one sample, got shape {features.shape}"
         )
-    acc = FeatureAccumulator(n_target)
-    rows = _block_rows(block_size, features.shape[1], features.itemsize)
-    for start in range(0, features.shape[0], rows):
-        acc.update(
-            features[start : start + rows], labels[start : start + rows], first_row=start
-        )
-    return acc
+    rows = block_rows(block_size, features.shape[1], features.itemsize)
+    return FeatureAccumulator(n_target).feed(ArraySource(features, labels, rows))
 
 
 def _statistics_from_files(features, labels, n_target, dtype, n_features, block_size):
@@ -520,11 +524,7 @@ def _statistics_from_files(features, labels, n_target, dtype, n_features, block_
             f"features), got {opened.n_samples}"
         )
     n_target = opened.check_range(n_target)
-    acc = FeatureAccumulator(n_target)
-    take = opened.reader()
-    for f, _offset, start, block in preds.blocks(block_size):
-        acc.update(block, take(len(block)), first_row=start, where=f" (file {f.path})")
-    return acc
+    return FeatureAccumulator(n_target).feed(_files.FileRows(preds, opened, block_size))
 
 
 _PARAMETERS = """

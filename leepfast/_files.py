@@ -33,14 +33,11 @@ import glob
 import mmap
 import os
 import re
-import sys
-import time
 import warnings
 
 import numpy as np
 
-from . import _api, _state
-from . import backends as _backends
+from . import _api, _driver, _state
 
 __all__ = [
     "FileFormatError",
@@ -511,7 +508,7 @@ class Predictions:
             f.check_unchanged()
             native = f.dtype.newbyteorder("=")
             direct = f.array.flags.aligned and f.dtype.isnative and not f.fortran_order
-            rows = _api._block_rows(
+            rows = _driver.block_rows(
                 block_size, f.n_source, f.dtype.itemsize, views=direct and large_views
             )
             for start in range(0, f.n_samples, rows):
@@ -800,48 +797,33 @@ def open_labels(labels):
 
 
 # ---------------------------------------------------------------------------------------
-# The driver
+# The row source of the driver
 
 
-class _Progress:
-    """A tqdm bar on stderr (rows and GB/s), shown only after a second of work."""
+class FileRows:
+    """The row source (see :mod:`leepfast._driver`) of opened predictions and labels:
+    blocks of the maps, with the rows counted in their file in messages."""
 
-    def __init__(self, enabled, predictions):
-        self.bar = None
-        self.n = predictions.n_samples
-        self.start, self.bytes = time.perf_counter(), 0
-        if enabled is None:
-            enabled = sys.stderr is not None and sys.stderr.isatty()
-        if enabled:
-            from tqdm import tqdm
+    stable = False  # each pass re-reads the files: pass 2 counts its classes
 
-            self.bar = tqdm(
-                total=2 * predictions.nbytes,
-                unit_scale=1e-9,  # counted in bytes, shown in GB
-                bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.2f}/{total:.2f} GB "
-                "[{elapsed}<{remaining}{postfix}]",
-                delay=1.0,
-                leave=False,
-                file=sys.stderr,
-                desc="leepfast",
-                mininterval=0.2,
-                dynamic_ncols=True,
+    def __init__(self, preds, labels, block_size=None, large_views=False):
+        if labels.n_samples != preds.n_samples:
+            files = len(preds.files)
+            raise ValueError(
+                f"{labels.where}: expected {preds.n_samples} labels (one per row of "
+                f"the {files} prediction file{'s' if files > 1 else ''}), got "
+                f"{labels.n_samples}"
             )
+        self.preds, self.labels = preds, labels
+        self.block_size, self.large_views = block_size, large_views
+        self.n_samples, self.n_source = preds.n_samples, preds.n_source
+        self.nbytes = preds.nbytes
 
-    def update(self, pass_, rows_done, nbytes):
-        if self.bar is not None:
-            self.bytes += nbytes
-            seconds = time.perf_counter() - self.start
-            rate = self.bytes / seconds / 1e9 if seconds > 0 else 0.0
-            self.bar.set_postfix_str(
-                f"pass {pass_}/2, rows {rows_done:,}/{self.n:,}, {rate:.2f} GB/s",
-                refresh=False,
-            )
-            self.bar.update(nbytes)
-
-    def close(self):
-        if self.bar is not None:
-            self.bar.close()
+    def blocks(self):
+        take = self.labels.reader()
+        for f, _, start, rows in self.preds.blocks(self.block_size, self.large_views):
+            yield _driver.Block(rows, take(len(rows)), start, f" (file {f.path})")
+            del rows
 
 
 def score_files(
@@ -927,33 +909,11 @@ def score_files(
 
 
 def _drive(preds, labels, n_target, logits, backend, n_threads, block_size, progress):
-    _api._block_rows(block_size, 1, 1)  # check block_size before any work
-    if labels.n_samples != preds.n_samples:
-        files = len(preds.files)
-        raise ValueError(
-            f"{labels.where}: expected {preds.n_samples} labels (one per row of the "
-            f"{files} prediction file{'s' if files > 1 else ''}), got {labels.n_samples}"
-        )
+    _driver.block_rows(block_size, 1, 1)  # check block_size before any work
+    source = FileRows(preds, labels, block_size)
     n_target = labels.check_range(n_target)
     acc = _api.Accumulator(n_target, logits=logits, backend=backend, n_threads=n_threads)
-    slots = _backends.module(acc.backend).n_slots(acc.n_threads)
     where = "" if labels.path is None else f" in {labels.path}"
-    _state.check_state_fits(slots, n_target, preds.n_source, where=where)
-    bar = _Progress(progress, preds)
-    large = acc._takes_large_views()
-    try:
-        for pass_ in (1, 2):
-            run = acc.accumulate if pass_ == 1 else acc.score
-            take, done = labels.reader(), 0
-            for f, offset, _, block in preds.blocks(block_size, large_views=large):
-                y = take(len(block))
-                # row numbers in messages count from the first row of this file
-                run(block, y, where=f" (file {f.path})", row_offset=-offset)
-                done += len(block)
-                bar.update(pass_, done, block.nbytes)
-                del block, y
-            if pass_ == 1:
-                acc.finalize()
-    finally:
-        bar.close()
-    return acc.result()
+    _state.check_state_fits(acc.n_slots, n_target, preds.n_source, where=where)
+    source.large_views = acc.takes_large_views
+    return _driver.two_passes(acc, source, "result", progress)

@@ -19,6 +19,7 @@ import numpy as np
 
 from ._api import Accumulator, Result, _native_block, check_labels, check_predictions
 from ._checks import check_flag
+from ._driver import Block, run_pass
 from ._errors import FileChangedError
 
 #: Default bytes of batches kept in memory before the spill moves to a file.
@@ -92,7 +93,8 @@ class _Spill:
         self.segments.append((offset, data.dtype, data.shape, labels.dtype))
 
     def blocks(self):
-        """The batches, in the order they were added, one at a time."""
+        """The batches as :class:`~leepfast._driver.Block` s, in the order they were
+        added, one at a time (the spill is the row source of pass 2)."""
         if self.file is not None:
             found = os.fstat(self.file.fileno()).st_size
             if found != self.size:
@@ -103,9 +105,11 @@ class _Spill:
                     f"scoring",
                     "spill_dir",
                 )
+        first = 0
         for segment in self.segments:
             if len(segment) == 2:
-                yield segment
+                yield Block(*segment, first)
+                first += len(segment[1])
                 continue
             offset, dtype, shape, label_dtype = segment
             rows = np.empty(shape, dtype=dtype)
@@ -120,7 +124,8 @@ class _Spill:
                         f"scoring",
                         "spill_dir",
                     )
-            yield rows, labels
+            yield Block(rows, labels, first)
+            first += len(labels)
 
     def close(self):
         self.segments = []
@@ -240,8 +245,7 @@ class Scorer:
             raise RuntimeError("result: the scorer is closed")
         try:
             self._acc.finalize()
-            for rows, labels in self._spill.blocks():
-                self._acc.score(rows, labels)
+            run_pass(lambda block: self._acc.step(2, block), self._spill, 2)
             result = self._acc.result()
             scores = {}
             if self.features:

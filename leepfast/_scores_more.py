@@ -14,7 +14,8 @@ classes present in ``labels`` (a class with no sample has no statistics).
 
 import numpy as np
 
-from ._api import _block_rows, check_labels
+from ._api import check_labels
+from ._driver import block_rows
 from ._errors import LabelError, NonFiniteError, ShapeError, StateSizeError
 from ._tensors import as_host_array
 
@@ -46,7 +47,7 @@ def _inputs(features, labels, name="features"):
 
 def _blocks(f, y, block_size):
     """float64 copies of row blocks (the input is never modified), checked finite."""
-    rows = _block_rows(block_size, f.shape[1], 8)
+    rows = block_rows(block_size, f.shape[1], 8)
     for start in range(0, f.shape[0], rows):
         u = np.array(f[start : start + rows], dtype=np.float64)
         finite = np.isfinite(u).all(axis=1)

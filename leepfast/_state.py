@@ -131,6 +131,12 @@ class Pass2State:
         self.n_scored += n_rows
         return self
 
+    def same_rows_as_pass1(self):
+        """Pass 2 was fed the very rows of pass 1 (the same arrays, uncounted): take
+        pass 1's class counts as pass 2's."""
+        self.counts[:] = self.class_counts
+        return self
+
     def merge(self, other):
         """Add another pass-2 state over the same pass 1."""
         if other.conditional is not self.conditional and not np.array_equal(

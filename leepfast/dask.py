@@ -28,6 +28,7 @@ spilled, or sent to another worker.
 import math
 import os
 import weakref
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -40,9 +41,10 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         "pip install 'leepfast[dask]'"
     ) from exc
 
-from . import _api, _files
+from . import _api, _driver, _files
 from . import backends as _backends
 from ._api import Accumulator, check_labels, check_n_target, check_predictions
+from ._checks import check_flag
 from ._config import resolve_threads
 
 __all__ = ["from_npy_shards", "leep", "nce", "score"]
@@ -99,7 +101,7 @@ def _prepare(predictions, labels):
 
 
 def _default_rows(predictions):
-    return _api._block_rows(None, predictions.shape[1], predictions.itemsize)
+    return _driver.block_rows(None, predictions.shape[1], predictions.itemsize)
 
 
 def _infer_n_target(labels):
@@ -118,53 +120,59 @@ def _infer_n_target(labels):
 # The tasks (run on the workers; each gets one chunk or a few small states)
 
 
-def _fresh(params):
-    n_target, logits, backend, _, _ = params
-    return Accumulator(n_target, logits=logits, backend=backend, n_threads=1)
+@dataclass(frozen=True)
+class _Params:
+    """What every task needs: the checked options (backend and threads unresolved:
+    each worker resolves its own) and the rows per kernel call."""
 
+    n_target: int
+    logits: bool
+    backend: str
+    n_threads: int | None
+    block_rows: int
 
-def _blocks(block, labels, block_rows):
-    for start in range(0, block.shape[0], block_rows):
-        yield block[start : start + block_rows], labels[start : start + block_rows]
+    def accumulator(self, n_threads=None):
+        return Accumulator(
+            self.n_target,
+            logits=self.logits,
+            backend=self.backend,
+            n_threads=self.n_threads if n_threads is None else n_threads,
+        )
 
-
-def _rows(chunk):
-    """The chunk's rows: the chunk itself, or its rows of a shard mapped here."""
-    return chunk.load() if isinstance(chunk, _NpyChunk) else chunk
+    def source(self, chunk, labels, offset):
+        """The chunk's rows as a row source (global row numbers in messages)."""
+        rows = chunk.load() if isinstance(chunk, _NpyChunk) else chunk
+        rows = check_predictions(rows)
+        labels = check_labels(labels, rows.shape[0])
+        return _driver.ArraySource(rows, labels, self.block_rows, first_row=offset)
 
 
 def _accumulate_chunk(chunk, labels, offset, params):
     """Pass 1 over one chunk; the state comes back as one (Y, Z) slot."""
-    block = _rows(chunk)
-    n_target, logits, backend, n_threads, block_rows = params
-    acc = Accumulator(n_target, logits=logits, backend=backend, n_threads=n_threads)
-    for theta, y in _blocks(block, labels, block_rows):
-        acc.accumulate(theta, y, row_offset=offset)  # global rows in messages
+    acc = params.accumulator()
+    _driver.run_pass(lambda b: acc.step(1, b), params.source(chunk, labels, offset))
     if acc.n_threads == 1 or acc.n_samples == 0:
         return acc
-    return _fresh(params).merge(acc)  # thread-local slots summed: one slot travels
+    return params.accumulator(1).merge(acc)  # thread-local slots summed: one travels
 
 
 def _merge_states(params, *states):
-    out = _fresh(params)
+    out = params.accumulator(1)
     for state in states:
         out.merge(state)
     return out
 
 
 def _finalize(params, state):
-    return _fresh(params).merge(state).finalize()
+    return params.accumulator(1).merge(state).finalize()
 
 
 def _score_chunk(final, chunk, labels, offset, params):
     """Pass 2 over one chunk: (sum of log terms, class counts seen, rows seen)."""
-    block = _rows(chunk)
-    n_threads, block_rows = params[3], params[4]
     # A pass-2 state of our own over the shared read-only conditional; ``final`` is a
     # task result that other tasks read, so it is never modified.
-    acc = final.spawn(n_threads)
-    for theta, y in _blocks(block, labels, block_rows):
-        acc.score(theta, y, row_offset=offset)
+    acc = final.spawn(params.n_threads)
+    _driver.run_pass(lambda b: acc.step(2, b), params.source(chunk, labels, offset), 2)
     return acc.pass2.total, acc.pass2.counts, acc.pass2.n_scored
 
 
@@ -215,18 +223,17 @@ def _tree(func, items, split_every, *lead):
 # The graph and the public functions
 
 
-def _graph(
-    predictions, labels, n_target, logits, backend, n_threads, block_size, split_every, what
-):
+def _graph(what, predictions, labels, *, split_every, block_size, **options):
     predictions, labels = _prepare(predictions, labels)
-    n_target = check_n_target(n_target)
+    n_target = check_n_target(options["n_target"])
     if n_target is None:
         n_target = _infer_n_target(labels)
-    _backends.resolve(backend)  # the in-memory errors for a bad backend or n_threads,
-    resolve_threads(n_threads)  # raised here; each worker resolves its own
+    logits = check_flag(options["logits"], "logits")
+    _backends.resolve(options["backend"])  # the in-memory errors for a bad backend or
+    resolve_threads(options["n_threads"])  # n_threads, raised here; workers resolve theirs
     split_every = _check_split_every(split_every)
-    block_rows = _api._block_rows(block_size, predictions.shape[1], predictions.itemsize)
-    params = (n_target, bool(logits), backend, n_threads, block_rows)
+    rows = _driver.block_rows(block_size, predictions.shape[1], predictions.itemsize)
+    params = _Params(n_target, logits, options["backend"], options["n_threads"], rows)
 
     theta_chunks = _npy_chunks(predictions)
     if theta_chunks is None:  # any other dask array: its chunks are task results
@@ -250,29 +257,8 @@ def _graph(
     return result
 
 
-def _run(
-    predictions,
-    labels,
-    n_target,
-    logits,
-    backend,
-    n_threads,
-    block_size,
-    split_every,
-    compute,
-    what,
-):
-    graph = _graph(
-        predictions,
-        labels,
-        n_target,
-        logits,
-        backend,
-        n_threads,
-        block_size,
-        split_every,
-        what,
-    )
+def _run(what, predictions, labels, *, compute, **options):
+    graph = _graph(what, predictions, labels, **options)
     return graph.compute() if compute else graph
 
 
@@ -331,18 +317,7 @@ def leep(
     float
         Equal to ``leepfast.leep`` on the same rows (to rounding of the float64 sums).
     """
-    return _run(
-        predictions,
-        labels,
-        n_target,
-        logits,
-        backend,
-        n_threads,
-        block_size,
-        split_every,
-        compute,
-        "leep",
-    )
+    return _run("leep", **locals())
 
 
 def nce(
@@ -364,18 +339,7 @@ def nce(
     float
         Equal to ``leepfast.nce`` on the same rows.
     """
-    return _run(
-        predictions,
-        labels,
-        n_target,
-        logits,
-        backend,
-        n_threads,
-        block_size,
-        split_every,
-        compute,
-        "nce",
-    )
+    return _run("nce", **locals())
 
 
 def score(
@@ -398,18 +362,7 @@ def score(
         As ``leepfast.score`` returns on the same rows; ``backend`` names the backend of
         the task that finalized pass 1.
     """
-    return _run(
-        predictions,
-        labels,
-        n_target,
-        logits,
-        backend,
-        n_threads,
-        block_size,
-        split_every,
-        compute,
-        "score",
-    )
+    return _run("score", **locals())
 
 
 for _f in (leep, nce, score):

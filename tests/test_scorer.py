@@ -105,7 +105,7 @@ def test_no_spill_survives_an_error_or_ctrl_c(tmp_path):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    scorer._acc.score = interrupted
+    scorer._acc.step = interrupted
     with pytest.raises(KeyboardInterrupt):
         scorer.result()
     assert _spill_fds(tmp_path) == [] and list(tmp_path.iterdir()) == []

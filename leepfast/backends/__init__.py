@@ -28,7 +28,8 @@ Statuses are those of ``leepfast._status`` (the C core's ``enum leepfast_status`
 
 import importlib
 import importlib.util
-import warnings
+
+from .._checks import warn
 
 #: Backend names, fastest first; "auto" takes the first that is available.
 BACKENDS = ("cython", "numba", "numpy")
@@ -117,12 +118,11 @@ def resolve(backend):
 def _warn_fallback(name, missing):
     if name == "numpy" and not _WARNED:
         _WARNED.append(True)
-        warnings.warn(
+        warn(
             "leepfast: backend='auto' found only the NumPy backend, which is much "
             "slower; missing: "
             + "; ".join(f"{name} ({_INSTALL_HINT[name]})" for name in missing),
             RuntimeWarning,
-            stacklevel=4,
         )
     return name
 
