@@ -596,33 +596,54 @@ def open_predictions(paths, *, dtype=None, n_source=None):
 # Labels
 
 
-def _parse_label_lines(lines, first_line, name):
-    """int64 labels from a list of byte lines; ``first_line`` is the 1-based number."""
-    longest = max(map(len, lines))
-    if longest > MAX_LABEL_LINE:
-        i = next(i for i, line in enumerate(lines) if len(line) > MAX_LABEL_LINE)
+#: What a label line may hold: ASCII whitespace, an optional '-' (a negative label is
+#: refused later with its row), ASCII digits. Python's int() takes more ('1_0', '+3',
+#: '٣', full-width digits): every other byte is refused before int() sees the line.
+_LABEL_BYTES = b"0123456789- \t\r\x0b\x0c"
+_LABEL_LINE = re.compile(rb"[ \t\r\x0b\x0c]*-?[0-9]+[ \t\r\x0b\x0c]*\Z")
+_LABEL_SYNTAX = (
+    "expected one integer per line (ASCII digits 0-9, an optional leading '-', "
+    "ASCII spaces or tabs around them)"
+)
+
+
+def _bad_label_line(line, number, name):
+    """Raise for a label line that breaks the syntax (or overflows int64), else return."""
+    if len(line) > MAX_LABEL_LINE:
         _fail(
             "labels",
             name,
-            f"line {first_line + i} has {len(lines[i])} characters; "
-            f"expected one integer per line",
+            f"line {number} has {len(line)} characters; expected one integer per line",
         )
+    ok = _LABEL_LINE.match(line) is not None
+    if ok and -(2**63) <= int(line) < 2**63:
+        return
+    # shown as it is (repr: invisible characters escaped), bytes that are not UTF-8 as bytes
+    why = "; the value is outside the int64 range" if ok else ""
     try:
-        return np.array(lines, dtype=f"S{max(longest, 1)}").astype(np.int64)
-    except (ValueError, OverflowError):
-        pass
-    for i, line in enumerate(lines):
-        try:
-            value = int(line)
-        except ValueError:
-            value = None
-        if value is None or not -(2**63) <= value < 2**63:
-            shown = line.decode("latin1").strip()
-            _fail(
-                "labels",
-                name,
-                f"line {first_line + i} is {shown!r}; expected one integer per line",
-            )
+        shown = line.decode("utf-8")
+    except UnicodeDecodeError:
+        shown, why = line, "; the line is not UTF-8 text"
+    else:
+        bad = next((c for c in shown if c.encode() not in _LABEL_BYTES), None)
+        if bad is not None and not bad.isascii():
+            import unicodedata
+
+            what = unicodedata.name(bad, "") or "not an ASCII character"
+            why = f"; {bad!r} is U+{ord(bad):04X} {what}".rstrip()
+    _fail("labels", name, f"line {number} is {shown!r}; {_LABEL_SYNTAX}{why}")
+
+
+def _parse_label_lines(lines, first_line, name):
+    """int64 labels from a list of byte lines; ``first_line`` is the 1-based number."""
+    longest = max(map(len, lines))
+    if longest <= MAX_LABEL_LINE and not b"".join(lines).translate(None, _LABEL_BYTES):
+        try:  # only the bytes of the syntax are left: int()'s extras cannot get through
+            return np.array(lines, dtype=f"S{max(longest, 1)}").astype(np.int64)
+        except (ValueError, OverflowError):
+            pass
+    for i, line in enumerate(lines):  # in order: the first bad line is the one reported
+        _bad_label_line(line, first_line + i, name)
     _fail(
         "labels",
         name,
@@ -640,14 +661,19 @@ def _text_label_chunks(path, name):
             data = f.read(TEXT_CHUNK)
             if not data:
                 break
-            if b"\x00" in data:
+            data = tail + data
+            nul = data.find(b"\x00")
+            if nul >= 0:
+                start = data.rfind(b"\n", 0, nul) + 1
+                if start:  # the lines before the NUL's line come first
+                    yield _parse_label_lines(data[: start - 1].split(b"\n"), line, name)
+                at = line + data.count(b"\n", 0, nul)
                 _fail(
                     "labels",
                     name,
-                    "contains NUL bytes: binary data, not one integer "
-                    "per line (a .npy file without its header?)",
+                    f"contains NUL bytes (the first on line {at}): binary data, not "
+                    f"one integer per line (a .npy file without its header?)",
                 )
-            data = tail + data
             cut = data.rfind(b"\n")
             tail = data[cut + 1 :]
             if cut >= 0:
