@@ -39,7 +39,7 @@ import warnings
 
 import numpy as np
 
-from . import _api, _state
+from . import _api, _formats, _state
 from . import backends as _backends
 
 __all__ = [
@@ -106,9 +106,10 @@ def _read_npy_header(f, size, role, name):
     """The header text and the offset of the data, from a .npy file open at byte 0."""
     prefix = f.read(10)
     if not prefix.startswith(NPY_MAGIC[: len(prefix)]) or len(prefix) < len(NPY_MAGIC):
-        hint = ""
         if prefix[:1] == b"\x80":
             hint = " (it looks like a Python pickle, which leepfast never loads)"
+        else:
+            hint = _formats.container_hint(name, size, role)
         _fail(
             role,
             name,
@@ -433,6 +434,7 @@ def _expand(paths, role):
             raise TypeError(f"{role}: expected paths, got {type(p).__name__}")
         p = os.fspath(p)
         if os.path.isdir(p):
+            _formats.refuse_zarr_directory(p, role)
             found = sorted(
                 os.path.join(p, e)
                 for e in os.listdir(p)
@@ -570,8 +572,11 @@ def open_predictions(paths, *, dtype=None, n_source=None):
     """
     files = []
     for path in _expand(paths, "predictions"):
-        _file_size(path, "predictions")
-        if _is_npy(path):
+        size = _file_size(path, "predictions")
+        npy = _is_npy(path)
+        if not npy:  # before dtype and n_source are asked for, or used
+            _formats.refuse_container(path, size, "predictions")
+        if npy:
             f = open_npy_predictions(path)
             given = None if dtype is None else _check_raw_dtype(dtype)
             if given is not None and given.name != f.dtype.name:
@@ -816,8 +821,11 @@ def open_labels(labels):
         arr = labels if isinstance(labels, np.ndarray) else np.asarray(labels)
         arr = _api.check_labels(arr, arr.shape[0] if arr.ndim else -1)
         return Labels("array", array=arr)
-    _file_size(labels, "labels")
-    if _is_npy(labels):
+    size = _file_size(labels, "labels")
+    npy = _is_npy(labels)
+    if not npy:
+        _formats.refuse_container(labels, size, "labels")
+    if npy:
         dtype, shape, _, offset = _open_npy(
             labels, "labels", _INT_DESCR, "integer labels", 1
         )
