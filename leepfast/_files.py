@@ -11,8 +11,13 @@ Sources
 - raw binary: rows of ``n_source`` values of ``dtype`` (little-endian unless the dtype
   says ``">"``), the number of rows taken from the file size.
 - shards: several files are one dataset, in the order given; a directory stands for its
-  files and a glob for the files it matches, sorted by name.
-- labels: a 1-D integer ``.npy``, or text with one integer per line.
+  files and a glob for the files it matches, sorted by name with numbers read as numbers
+  (``part-2`` before ``part-10``; :mod:`leepfast._order`).
+- labels: a 1-D integer ``.npy``, or text with one integer per line (ASCII digits, an
+  optional ``-``, ASCII whitespace around).
+- anything else that a known magic number names (npz, torch.save, pickle, safetensors,
+  HDF5, Parquet, Arrow, Zarr, compressed) is refused naming its format
+  (:mod:`leepfast._formats`), never read as raw floats.
 
 Fortran-ordered ``.npy`` files are streamed correctly: a block of rows of an (n, Z)
 Fortran array is a (Z, rows) slice of the C-ordered (Z, n) array on disk, i.e. one
@@ -39,7 +44,7 @@ import warnings
 
 import numpy as np
 
-from . import _api, _formats, _state
+from . import _api, _formats, _order, _state
 from . import backends as _backends
 
 __all__ = [
@@ -416,8 +421,11 @@ def open_raw_predictions(path, dtype, n_source):
     return PredictionFile(path, "raw", dtype, (size // row, n_source), 0)
 
 
-def _expand(paths, role):
-    """The files that ``paths`` stands for, in order (directories and globs sorted)."""
+def _expand(paths, role, conflicts=None):
+    """The files that ``paths`` stands for, in order: a list as given, the files of a
+    directory or the matches of a glob sorted with numbers read as numbers
+    (:mod:`leepfast._order`). ``conflicts`` gets ``(directory or glob, a, b)`` for each
+    one whose names sort differently as strings."""
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     try:
@@ -435,22 +443,30 @@ def _expand(paths, role):
         p = os.fspath(p)
         if os.path.isdir(p):
             _formats.refuse_zarr_directory(p, role)
-            found = sorted(
+            found = _order.natural_sorted(
                 os.path.join(p, e)
                 for e in os.listdir(p)
                 if not e.startswith(".") and os.path.isfile(os.path.join(p, e))
             )
             if not found:
                 raise FileNotFoundError(f"{role}: directory {p!r} holds no files")
+            _note_order(conflicts, p, found)
             files += found
         elif os.path.exists(p) or not glob.has_magic(p):
             files.append(p)
         else:
-            found = sorted(f for f in glob.glob(p) if os.path.isfile(f))
+            found = _order.natural_sorted(f for f in glob.glob(p) if os.path.isfile(f))
             if not found:
                 raise FileNotFoundError(f"{role}: no file matches {p!r}")
+            _note_order(conflicts, p, found)
             files += found
     return files
+
+
+def _note_order(conflicts, source, found):
+    pair = None if conflicts is None else _order.disagreement(found)
+    if pair is not None:
+        conflicts.append((source, *pair))
 
 
 class Predictions:
@@ -468,10 +484,16 @@ class Predictions:
         Z, the same in every shard.
     nbytes : int
         Bytes of prediction data over all shards.
+    order_conflicts : list of (str, str, str)
+        For each directory or glob whose files sort differently with numbers read as
+        numbers and as strings: (the directory or glob, a, b), a before b read as
+        numbers. Scored against labels from one file, such shards are refused
+        (:func:`leepfast._order.check_label_order`).
     """
 
     def __init__(self, files):
         self.files = files
+        self.order_conflicts = []
         self.n_source = files[0].n_source
         for f in files[1:]:
             if f.n_source != self.n_source:
@@ -544,11 +566,16 @@ def open_predictions(paths, *, dtype=None, n_source=None):
     Parameters
     ----------
     paths : path, glob or directory, or a list of them
-        The shards of one dataset, in order. A directory stands for its (non-hidden)
-        files and a glob for its matches, each sorted by name. Files whose name ends in
-        ``.npy``, or that start with the .npy magic string, are read as ``.npy`` (format
-        1.0 to 3.0, any byte order, C or Fortran order, never unpickled); any other file
-        as raw rows of ``n_source`` values of ``dtype``.
+        The shards of one dataset, in order: a list is read as given. A directory
+        stands for its (non-hidden) files and a glob for its matches, each sorted by
+        name with numbers read as numbers (``part-2`` before ``part-10``); names whose
+        numeric and string orders disagree are listed in ``order_conflicts``, and
+        refused against labels from one file (:func:`leepfast._order.check_label_order`,
+        which ``leepfast score`` applies). Files whose name ends in ``.npy``, or that
+        start with the .npy magic string, are read as ``.npy`` (format 1.0 to 3.0, any
+        byte order, C or Fortran order, never unpickled); a known container (npz,
+        torch.save, pickle, safetensors, HDF5, Parquet, Arrow, Zarr) is refused; any
+        other file is read as raw rows of ``n_source`` values of ``dtype``.
     dtype : {"float16", "float32", "float64"} or numpy.dtype, optional
         Raw files: the value type, little-endian unless it says ``">"``. For ``.npy``
         files it must agree with the header if given.
@@ -570,8 +597,8 @@ def open_predictions(paths, *, dtype=None, n_source=None):
         disagrees with the header, a raw size that is not a multiple of the row size,
         shards with different numbers of columns. The message names the file.
     """
-    files = []
-    for path in _expand(paths, "predictions"):
+    files, conflicts = [], []
+    for path in _expand(paths, "predictions", conflicts):
         size = _file_size(path, "predictions")
         npy = _is_npy(path)
         if not npy:  # before dtype and n_source are asked for, or used
@@ -594,7 +621,9 @@ def open_predictions(paths, *, dtype=None, n_source=None):
         else:
             f = open_raw_predictions(path, dtype, n_source)
         files.append(f)
-    return Predictions(files)
+    preds = Predictions(files)
+    preds.order_conflicts = conflicts
+    return preds
 
 
 # ---------------------------------------------------------------------------------------
