@@ -34,6 +34,7 @@ advised ``MADV_SEQUENTIAL`` where the platform has it.
 """
 
 import ast
+import errno
 import glob
 import mmap
 import os
@@ -260,16 +261,21 @@ def _open_npy(path, role, allowed, kinds, ndim):
     return dtype, shape, fortran, offset
 
 
-def _map(path, dtype, shape, offset, fortran):
+def _map(path, dtype, shape, offset, fortran, role="predictions"):
     """A read-only memory map of the data, advised for sequential access (best effort)."""
-    mm = np.memmap(
-        path,
-        dtype=dtype,
-        mode="r",
-        offset=offset,
-        shape=shape,
-        order="F" if fortran else "C",
-    )
+    try:
+        mm = np.memmap(
+            path,
+            dtype=dtype,
+            mode="r",
+            offset=offset,
+            shape=shape,
+            order="F" if fortran else "C",
+        )
+    except OSError as err:
+        if err.errno != errno.ENOMEM:
+            raise
+        raise _map_refused(path, offset, role) from None
     raw = getattr(mm, "_mmap", None)
     advice = getattr(mmap, "MADV_SEQUENTIAL", None)
     if raw is not None and advice is not None and hasattr(raw, "madvise"):
@@ -278,6 +284,38 @@ def _map(path, dtype, shape, offset, fortran):
         except (OSError, ValueError):  # unsupported here: only a hint
             pass
     return mm
+
+
+def _map_refused(path, offset, role):
+    """The error for a map the system refused (ENOMEM): the size, and RLIMIT_AS."""
+    size = os.stat(path).st_size
+    try:
+        import resource
+
+        limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+        unlimited = limit == resource.RLIM_INFINITY
+    except (ImportError, AttributeError, OSError, ValueError):
+        limit, unlimited = None, False
+    if limit is None:
+        why = "the system refused to map it (out of address space)"
+    elif unlimited:
+        why = (
+            "the system refused to map it, with no address-space limit (RLIMIT_AS "
+            "unlimited): check vm.max_map_count and vm.overcommit_memory"
+        )
+    else:
+        why = (
+            f"the address space of this process is limited to {limit:,} bytes "
+            f"({limit / 2**30:.3g} GiB, RLIMIT_AS; ulimit -v {limit // 1024}), less "
+            f"than the map needs with what is already mapped: raise the limit (ulimit "
+            f"-v unlimited) or split the dump into shards (mapped one at a time)"
+        )
+    err = OSError(
+        f"{_where(role, os.fspath(path))}: cannot memory-map its {size - offset:,} "
+        f"bytes of data ({(size - offset) / 2**30:.3g} GiB): {why}"
+    )
+    err.errno = errno.ENOMEM
+    return err
 
 
 # ---------------------------------------------------------------------------------------
@@ -369,11 +407,20 @@ def open_npy_predictions(path):
     return PredictionFile(path, "npy", dtype, shape, offset, fortran)
 
 
-def _check_raw_dtype(dtype):
+def _not_npy(path):
+    if path is None:
+        return ""
+    return (
+        f"; {os.fspath(path)} is one (its name does not end in .npy and it does not "
+        f"start with the .npy magic string)"
+    )
+
+
+def _check_raw_dtype(dtype, path=None):
     if dtype is None:
         raise TypeError(
             "dtype: raw (non-.npy) prediction files need a dtype "
-            "(float16, float32 or float64) and n_source"
+            "(float16, float32 or float64) and n_source" + _not_npy(path)
         )
     try:
         dt = np.dtype(dtype)
@@ -386,11 +433,11 @@ def _check_raw_dtype(dtype):
     return dt if dt.byteorder == ">" else dt.newbyteorder("<")
 
 
-def _check_n_source(n_source):
+def _check_n_source(n_source, path=None):
     if n_source is None:
         raise TypeError(
             "n_source: raw (non-.npy) prediction files need n_source, the "
-            "number of values per row"
+            "number of values per row" + _not_npy(path)
         )
     if isinstance(n_source, bool) or not isinstance(n_source, (int, np.integer)):
         raise TypeError(
@@ -403,8 +450,8 @@ def _check_n_source(n_source):
 
 def open_raw_predictions(path, dtype, n_source):
     """A :class:`PredictionFile` from raw rows of ``n_source`` values of ``dtype``."""
-    dtype = _check_raw_dtype(dtype)
-    n_source = _check_n_source(n_source)
+    dtype = _check_raw_dtype(dtype, path)
+    n_source = _check_n_source(n_source, path)
     name = os.fspath(path)
     size = _file_size(path, "predictions")
     row = n_source * dtype.itemsize
@@ -450,6 +497,7 @@ def _expand(paths, role, conflicts=None):
             )
             if not found:
                 raise FileNotFoundError(f"{role}: directory {p!r} holds no files")
+            _refuse_strays(p, found, role)
             _note_order(conflicts, p, found)
             files += found
         elif os.path.exists(p) or not glob.has_magic(p):
@@ -461,6 +509,24 @@ def _expand(paths, role, conflicts=None):
             _note_order(conflicts, p, found)
             files += found
     return files
+
+
+def _refuse_strays(directory, found, role):
+    """Refuse a directory of .npy shards that also holds other files (a README.txt, a
+    log): read as raw rows, they would be asked for a dtype, or scored as floats."""
+    if not any(f.lower().endswith(".npy") for f in found):
+        return  # raw shards, or nothing that says otherwise
+    strays = [f for f in found if not _is_npy(f)]
+    if strays:
+        names = ", ".join(repr(os.path.basename(f)) for f in strays[:3])
+        more = f" and {len(strays) - 3} more" if len(strays) > 3 else ""
+        raise FileFormatError(
+            f"{_where(role, strays[0])}: is not a .npy file, in directory {directory!r} "
+            f"of .npy shards, which holds {len(strays)} file(s) that are not .npy "
+            f"({names}{more}): move them out of the folder, or pass the shards as a "
+            f"glob ({os.path.join(directory, '*.npy')!r}) or a list",
+            role,
+        )
 
 
 def _note_order(conflicts, source, found):
@@ -858,7 +924,7 @@ def open_labels(labels):
         dtype, shape, _, offset = _open_npy(
             labels, "labels", _INT_DESCR, "integer labels", 1
         )
-        return Labels("npy", labels, _map(labels, dtype, shape, offset, False))
+        return Labels("npy", labels, _map(labels, dtype, shape, offset, False, "labels"))
     return Labels("text", labels)
 
 
