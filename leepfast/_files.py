@@ -11,8 +11,13 @@ Sources
 - raw binary: rows of ``n_source`` values of ``dtype`` (little-endian unless the dtype
   says ``">"``), the number of rows taken from the file size.
 - shards: several files are one dataset, in the order given; a directory stands for its
-  files and a glob for the files it matches, sorted by name.
-- labels: a 1-D integer ``.npy``, or text with one integer per line.
+  files and a glob for the files it matches, sorted by name with numbers read as numbers
+  (``part-2`` before ``part-10``; :mod:`leepfast._order`).
+- labels: a 1-D integer ``.npy``, or text with one integer per line (ASCII digits, an
+  optional ``-``, ASCII whitespace around).
+- anything else that a known magic number names (npz, torch.save, pickle, safetensors,
+  HDF5, Parquet, Arrow, Zarr, compressed) is refused naming its format
+  (:mod:`leepfast._formats`), never read as raw floats.
 
 Fortran-ordered ``.npy`` files are streamed correctly: a block of rows of an (n, Z)
 Fortran array is a (Z, rows) slice of the C-ordered (Z, n) array on disk, i.e. one
@@ -29,6 +34,7 @@ advised ``MADV_SEQUENTIAL`` where the platform has it.
 """
 
 import ast
+import errno
 import glob
 import mmap
 import os
@@ -37,7 +43,7 @@ import warnings
 
 import numpy as np
 
-from . import _api, _driver, _state
+from . import _api, _driver, _formats, _order, _state
 
 __all__ = [
     "FileFormatError",
@@ -103,9 +109,10 @@ def _read_npy_header(f, size, role, name):
     """The header text and the offset of the data, from a .npy file open at byte 0."""
     prefix = f.read(10)
     if not prefix.startswith(NPY_MAGIC[: len(prefix)]) or len(prefix) < len(NPY_MAGIC):
-        hint = ""
         if prefix[:1] == b"\x80":
             hint = " (it looks like a Python pickle, which leepfast never loads)"
+        else:
+            hint = _formats.container_hint(name, size, role)
         _fail(
             role,
             name,
@@ -251,16 +258,21 @@ def _open_npy(path, role, allowed, kinds, ndim):
     return dtype, shape, fortran, offset
 
 
-def _map(path, dtype, shape, offset, fortran):
+def _map(path, dtype, shape, offset, fortran, role="predictions"):
     """A read-only memory map of the data, advised for sequential access (best effort)."""
-    mm = np.memmap(
-        path,
-        dtype=dtype,
-        mode="r",
-        offset=offset,
-        shape=shape,
-        order="F" if fortran else "C",
-    )
+    try:
+        mm = np.memmap(
+            path,
+            dtype=dtype,
+            mode="r",
+            offset=offset,
+            shape=shape,
+            order="F" if fortran else "C",
+        )
+    except OSError as err:
+        if err.errno != errno.ENOMEM:
+            raise
+        raise _map_refused(path, offset, role) from None
     raw = getattr(mm, "_mmap", None)
     advice = getattr(mmap, "MADV_SEQUENTIAL", None)
     if raw is not None and advice is not None and hasattr(raw, "madvise"):
@@ -269,6 +281,38 @@ def _map(path, dtype, shape, offset, fortran):
         except (OSError, ValueError):  # unsupported here: only a hint
             pass
     return mm
+
+
+def _map_refused(path, offset, role):
+    """The error for a map the system refused (ENOMEM): the size, and RLIMIT_AS."""
+    size = os.stat(path).st_size
+    try:
+        import resource
+
+        limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+        unlimited = limit == resource.RLIM_INFINITY
+    except (ImportError, AttributeError, OSError, ValueError):
+        limit, unlimited = None, False
+    if limit is None:
+        why = "the system refused to map it (out of address space)"
+    elif unlimited:
+        why = (
+            "the system refused to map it, with no address-space limit (RLIMIT_AS "
+            "unlimited): check vm.max_map_count and vm.overcommit_memory"
+        )
+    else:
+        why = (
+            f"the address space of this process is limited to {limit:,} bytes "
+            f"({limit / 2**30:.3g} GiB, RLIMIT_AS; ulimit -v {limit // 1024}), less "
+            f"than the map needs with what is already mapped: raise the limit (ulimit "
+            f"-v unlimited) or split the dump into shards (mapped one at a time)"
+        )
+    err = OSError(
+        f"{_where(role, os.fspath(path))}: cannot memory-map its {size - offset:,} "
+        f"bytes of data ({(size - offset) / 2**30:.3g} GiB): {why}"
+    )
+    err.errno = errno.ENOMEM
+    return err
 
 
 # ---------------------------------------------------------------------------------------
@@ -360,11 +404,20 @@ def open_npy_predictions(path):
     return PredictionFile(path, "npy", dtype, shape, offset, fortran)
 
 
-def _check_raw_dtype(dtype):
+def _not_npy(path):
+    if path is None:
+        return ""
+    return (
+        f"; {os.fspath(path)} is one (its name does not end in .npy and it does not "
+        f"start with the .npy magic string)"
+    )
+
+
+def _check_raw_dtype(dtype, path=None):
     if dtype is None:
         raise TypeError(
             "dtype: raw (non-.npy) prediction files need a dtype "
-            "(float16, float32 or float64) and n_source"
+            "(float16, float32 or float64) and n_source" + _not_npy(path)
         )
     try:
         dt = np.dtype(dtype)
@@ -377,11 +430,11 @@ def _check_raw_dtype(dtype):
     return dt if dt.byteorder == ">" else dt.newbyteorder("<")
 
 
-def _check_n_source(n_source):
+def _check_n_source(n_source, path=None):
     if n_source is None:
         raise TypeError(
             "n_source: raw (non-.npy) prediction files need n_source, the "
-            "number of values per row"
+            "number of values per row" + _not_npy(path)
         )
     if isinstance(n_source, bool) or not isinstance(n_source, (int, np.integer)):
         raise TypeError(
@@ -394,8 +447,8 @@ def _check_n_source(n_source):
 
 def open_raw_predictions(path, dtype, n_source):
     """A :class:`PredictionFile` from raw rows of ``n_source`` values of ``dtype``."""
-    dtype = _check_raw_dtype(dtype)
-    n_source = _check_n_source(n_source)
+    dtype = _check_raw_dtype(dtype, path)
+    n_source = _check_n_source(n_source, path)
     name = os.fspath(path)
     size = _file_size(path, "predictions")
     row = n_source * dtype.itemsize
@@ -412,8 +465,11 @@ def open_raw_predictions(path, dtype, n_source):
     return PredictionFile(path, "raw", dtype, (size // row, n_source), 0)
 
 
-def _expand(paths, role):
-    """The files that ``paths`` stands for, in order (directories and globs sorted)."""
+def _expand(paths, role, conflicts=None):
+    """The files that ``paths`` stands for, in order: a list as given, the files of a
+    directory or the matches of a glob sorted with numbers read as numbers
+    (:mod:`leepfast._order`). ``conflicts`` gets ``(directory or glob, a, b)`` for each
+    one whose names sort differently as strings."""
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     try:
@@ -430,22 +486,50 @@ def _expand(paths, role):
             raise TypeError(f"{role}: expected paths, got {type(p).__name__}")
         p = os.fspath(p)
         if os.path.isdir(p):
-            found = sorted(
+            _formats.refuse_zarr_directory(p, role)
+            found = _order.natural_sorted(
                 os.path.join(p, e)
                 for e in os.listdir(p)
                 if not e.startswith(".") and os.path.isfile(os.path.join(p, e))
             )
             if not found:
                 raise FileNotFoundError(f"{role}: directory {p!r} holds no files")
+            _refuse_strays(p, found, role)
+            _note_order(conflicts, p, found)
             files += found
         elif os.path.exists(p) or not glob.has_magic(p):
             files.append(p)
         else:
-            found = sorted(f for f in glob.glob(p) if os.path.isfile(f))
+            found = _order.natural_sorted(f for f in glob.glob(p) if os.path.isfile(f))
             if not found:
                 raise FileNotFoundError(f"{role}: no file matches {p!r}")
+            _note_order(conflicts, p, found)
             files += found
     return files
+
+
+def _refuse_strays(directory, found, role):
+    """Refuse a directory of .npy shards that also holds other files (a README.txt, a
+    log): read as raw rows, they would be asked for a dtype, or scored as floats."""
+    if not any(f.lower().endswith(".npy") for f in found):
+        return  # raw shards, or nothing that says otherwise
+    strays = [f for f in found if not _is_npy(f)]
+    if strays:
+        names = ", ".join(repr(os.path.basename(f)) for f in strays[:3])
+        more = f" and {len(strays) - 3} more" if len(strays) > 3 else ""
+        raise FileFormatError(
+            f"{_where(role, strays[0])}: is not a .npy file, in directory {directory!r} "
+            f"of .npy shards, which holds {len(strays)} file(s) that are not .npy "
+            f"({names}{more}): move them out of the folder, or pass the shards as a "
+            f"glob ({os.path.join(directory, '*.npy')!r}) or a list",
+            role,
+        )
+
+
+def _note_order(conflicts, source, found):
+    pair = None if conflicts is None else _order.disagreement(found)
+    if pair is not None:
+        conflicts.append((source, *pair))
 
 
 class Predictions:
@@ -463,10 +547,16 @@ class Predictions:
         Z, the same in every shard.
     nbytes : int
         Bytes of prediction data over all shards.
+    order_conflicts : list of (str, str, str)
+        For each directory or glob whose files sort differently with numbers read as
+        numbers and as strings: (the directory or glob, a, b), a before b read as
+        numbers. Scored against labels from one file, such shards are refused
+        (:func:`leepfast._order.check_label_order`).
     """
 
     def __init__(self, files):
         self.files = files
+        self.order_conflicts = []
         self.n_source = files[0].n_source
         for f in files[1:]:
             if f.n_source != self.n_source:
@@ -539,11 +629,16 @@ def open_predictions(paths, *, dtype=None, n_source=None):
     Parameters
     ----------
     paths : path, glob or directory, or a list of them
-        The shards of one dataset, in order. A directory stands for its (non-hidden)
-        files and a glob for its matches, each sorted by name. Files whose name ends in
-        ``.npy``, or that start with the .npy magic string, are read as ``.npy`` (format
-        1.0 to 3.0, any byte order, C or Fortran order, never unpickled); any other file
-        as raw rows of ``n_source`` values of ``dtype``.
+        The shards of one dataset, in order: a list is read as given. A directory
+        stands for its (non-hidden) files and a glob for its matches, each sorted by
+        name with numbers read as numbers (``part-2`` before ``part-10``); names whose
+        numeric and string orders disagree are listed in ``order_conflicts``, and
+        refused against labels from one file (:func:`leepfast._order.check_label_order`,
+        which ``leepfast score`` applies). Files whose name ends in ``.npy``, or that
+        start with the .npy magic string, are read as ``.npy`` (format 1.0 to 3.0, any
+        byte order, C or Fortran order, never unpickled); a known container (npz,
+        torch.save, pickle, safetensors, HDF5, Parquet, Arrow, Zarr) is refused; any
+        other file is read as raw rows of ``n_source`` values of ``dtype``.
     dtype : {"float16", "float32", "float64"} or numpy.dtype, optional
         Raw files: the value type, little-endian unless it says ``">"``. For ``.npy``
         files it must agree with the header if given.
@@ -565,10 +660,13 @@ def open_predictions(paths, *, dtype=None, n_source=None):
         disagrees with the header, a raw size that is not a multiple of the row size,
         shards with different numbers of columns. The message names the file.
     """
-    files = []
-    for path in _expand(paths, "predictions"):
-        _file_size(path, "predictions")
-        if _is_npy(path):
+    files, conflicts = [], []
+    for path in _expand(paths, "predictions", conflicts):
+        size = _file_size(path, "predictions")
+        npy = _is_npy(path)
+        if not npy:  # before dtype and n_source are asked for, or used
+            _formats.refuse_container(path, size, "predictions")
+        if npy:
             f = open_npy_predictions(path)
             given = None if dtype is None else _check_raw_dtype(dtype)
             if given is not None and given.name != f.dtype.name:
@@ -586,40 +684,63 @@ def open_predictions(paths, *, dtype=None, n_source=None):
         else:
             f = open_raw_predictions(path, dtype, n_source)
         files.append(f)
-    return Predictions(files)
+    preds = Predictions(files)
+    preds.order_conflicts = conflicts
+    return preds
 
 
 # ---------------------------------------------------------------------------------------
 # Labels
 
 
-def _parse_label_lines(lines, first_line, name):
-    """int64 labels from a list of byte lines; ``first_line`` is the 1-based number."""
-    longest = max(map(len, lines))
-    if longest > MAX_LABEL_LINE:
-        i = next(i for i, line in enumerate(lines) if len(line) > MAX_LABEL_LINE)
+#: What a label line may hold: ASCII whitespace, an optional '-' (a negative label is
+#: refused later with its row), ASCII digits. Python's int() takes more ('1_0', '+3',
+#: '٣', full-width digits): every other byte is refused before int() sees the line.
+_LABEL_BYTES = b"0123456789- \t\r\x0b\x0c"
+_LABEL_LINE = re.compile(rb"[ \t\r\x0b\x0c]*-?[0-9]+[ \t\r\x0b\x0c]*\Z")
+_LABEL_SYNTAX = (
+    "expected one integer per line (ASCII digits 0-9, an optional leading '-', "
+    "ASCII spaces or tabs around them)"
+)
+
+
+def _bad_label_line(line, number, name):
+    """Raise for a label line that breaks the syntax (or overflows int64), else return."""
+    if len(line) > MAX_LABEL_LINE:
         _fail(
             "labels",
             name,
-            f"line {first_line + i} has {len(lines[i])} characters; "
-            f"expected one integer per line",
+            f"line {number} has {len(line)} characters; expected one integer per line",
         )
+    ok = _LABEL_LINE.match(line) is not None
+    if ok and -(2**63) <= int(line) < 2**63:
+        return
+    # shown as it is (repr: invisible characters escaped), bytes that are not UTF-8 as bytes
+    why = "; the value is outside the int64 range" if ok else ""
     try:
-        return np.array(lines, dtype=f"S{max(longest, 1)}").astype(np.int64)
-    except (ValueError, OverflowError):
-        pass
-    for i, line in enumerate(lines):
-        try:
-            value = int(line)
-        except ValueError:
-            value = None
-        if value is None or not -(2**63) <= value < 2**63:
-            shown = line.decode("latin1").strip()
-            _fail(
-                "labels",
-                name,
-                f"line {first_line + i} is {shown!r}; expected one integer per line",
-            )
+        shown = line.decode("utf-8")
+    except UnicodeDecodeError:
+        shown, why = line, "; the line is not UTF-8 text"
+    else:
+        bad = next((c for c in shown if c.encode() not in _LABEL_BYTES), None)
+        if bad is not None and not bad.isascii():
+            import unicodedata
+
+            what = unicodedata.name(bad, "") or "not an ASCII character"
+            why = f"; {bad!r} is U+{ord(bad):04X} {what}".rstrip()
+    _fail("labels", name, f"line {number} is {shown!r}; {_LABEL_SYNTAX}{why}")
+
+
+def _parse_label_lines(lines, first_line, name):
+    """int64 labels from a list of byte lines; ``first_line`` is the 1-based number."""
+    longest = max(map(len, lines))
+    if longest <= MAX_LABEL_LINE and not b"".join(lines).translate(None, _LABEL_BYTES):
+        try:  # only the bytes of the syntax are left: int()'s extras cannot get through
+            return np.array(lines, dtype=f"S{max(longest, 1)}").astype(np.int64)
+        except (ValueError, OverflowError):
+            pass
+    for i, line in enumerate(lines):  # in order: the first bad line is the one reported
+        _bad_label_line(line, first_line + i, name)
     _fail(
         "labels",
         name,
@@ -637,14 +758,19 @@ def _text_label_chunks(path, name):
             data = f.read(TEXT_CHUNK)
             if not data:
                 break
-            if b"\x00" in data:
+            data = tail + data
+            nul = data.find(b"\x00")
+            if nul >= 0:
+                start = data.rfind(b"\n", 0, nul) + 1
+                if start:  # the lines before the NUL's line come first
+                    yield _parse_label_lines(data[: start - 1].split(b"\n"), line, name)
+                at = line + data.count(b"\n", 0, nul)
                 _fail(
                     "labels",
                     name,
-                    "contains NUL bytes: binary data, not one integer "
-                    "per line (a .npy file without its header?)",
+                    f"contains NUL bytes (the first on line {at}): binary data, not "
+                    f"one integer per line (a .npy file without its header?)",
                 )
-            data = tail + data
             cut = data.rfind(b"\n")
             tail = data[cut + 1 :]
             if cut >= 0:
@@ -787,12 +913,15 @@ def open_labels(labels):
         arr = labels if isinstance(labels, np.ndarray) else np.asarray(labels)
         arr = _api.check_labels(arr, arr.shape[0] if arr.ndim else -1)
         return Labels("array", array=arr)
-    _file_size(labels, "labels")
-    if _is_npy(labels):
+    size = _file_size(labels, "labels")
+    npy = _is_npy(labels)
+    if not npy:
+        _formats.refuse_container(labels, size, "labels")
+    if npy:
         dtype, shape, _, offset = _open_npy(
             labels, "labels", _INT_DESCR, "integer labels", 1
         )
-        return Labels("npy", labels, _map(labels, dtype, shape, offset, False))
+        return Labels("npy", labels, _map(labels, dtype, shape, offset, False, "labels"))
     return Labels("text", labels)
 
 
@@ -911,6 +1040,7 @@ def score_files(
 def _drive(preds, labels, n_target, logits, backend, n_threads, block_size, progress):
     _driver.block_rows(block_size, 1, 1)  # check block_size before any work
     source = FileRows(preds, labels, block_size)
+    _order.check_label_order(preds, labels)
     n_target = labels.check_range(n_target)
     acc = _api.Accumulator(n_target, logits=logits, backend=backend, n_threads=n_threads)
     where = "" if labels.path is None else f" in {labels.path}"

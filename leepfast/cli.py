@@ -128,8 +128,8 @@ def _add_score(subparsers):
         description="LEEP and NCE of one source model's predictions on a labelled "
         "target set. The PRED files are the shards of one dataset, in the "
         "order given; a directory or a quoted glob stands for its files "
-        "sorted by name. Each file is memory-mapped and streamed twice, "
-        "never loaded whole.",
+        "sorted by name, numbers as numbers (-v lists the order). Each file is "
+        "memory-mapped and streamed twice, never loaded whole.",
         epilog="""examples:
   leepfast score preds.npy --labels y.npy
   leepfast score 'shards/part-*.npy' --labels y.txt --json
@@ -144,6 +144,9 @@ throughput (bytes of predictions read over both passes per second).""",
         metavar="PRED",
         help=".npy or raw files, directories or globs: the shards of one dataset",
     )
+    p.add_argument(
+        "-v", "--verbose", action="store_true", help="list the files in the order read"
+    )
     _common_options(p)
     p.set_defaults(func=_cmd_score)
 
@@ -154,6 +157,9 @@ def _cmd_score(args):
     with _files.open_predictions(
         args.pred, dtype=args.dtype, n_source=args.n_source
     ) as preds:
+        if args.verbose:
+            for i, f in enumerate(preds.files):
+                print(f"leepfast: file {i}: {f.path} ({f.n_samples} rows)", file=sys.stderr)
         t0 = time.perf_counter()
         r = _files.score_files(preds, args.labels, **_score_kwargs(args))
         seconds = time.perf_counter() - t0

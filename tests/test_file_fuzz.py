@@ -7,6 +7,8 @@ NumPy's own reader (``allow_pickle=False``) must read the same array from it, an
 scoring it must agree with the in-memory API, error type included.
 """
 
+import re
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -236,7 +238,9 @@ def test_fuzz_text_labels(scratch, lines, ending):
         pieces.pop()
 
     def parse(piece):
-        if len(piece) > 64 or b"\x00" in piece:
+        # the documented syntax: ASCII whitespace, an optional '-', ASCII digits
+        # (int() alone would also take '+4', '1_0', non-ASCII digits)
+        if len(piece) > 64 or not re.fullmatch(rb"[ \t\r\v\f]*-?[0-9]+[ \t\r\v\f]*", piece):
             return None
         try:
             value = int(piece)

@@ -1,0 +1,145 @@
+"""Text label files (issue 13 item 8): what a label line may be, which line is reported,
+and how a bad line is shown.
+
+A label line is ASCII whitespace, an optional '-', ASCII digits, ASCII whitespace.
+Python's int() accepts more ('1_0' is 10, '+3', '٣', full-width digits): each of those is
+refused, naming its line and showing the line as it is.
+"""
+
+import re
+
+import numpy as np
+import pytest
+
+import leepfast
+import leepfast._files as files
+from leepfast import FileFormatError
+from leepfast._files import open_labels, score_files
+
+SYNTAX = (
+    "expected one integer per line (ASCII digits 0-9, an optional leading '-', "
+    "ASCII spaces or tabs around them)"
+)
+
+
+def refused(path, data):
+    path.write_bytes(data)
+    with pytest.raises(FileFormatError) as err:
+        open_labels(path)
+    assert err.value.argument is None or err.value.argument == "labels"
+    return str(err.value)
+
+
+@pytest.mark.parametrize(
+    "line, shown, detail",
+    [
+        (b"1_0", "'1_0'", ""),
+        (b"+3", "'+3'", ""),
+        (b"3.0", "'3.0'", ""),
+        (b"0x3", "'0x3'", ""),
+        (b"1e3", "'1e3'", ""),
+        ("\u0663".encode(), "'\u0663'", "; '\u0663' is U+0663 ARABIC-INDIC DIGIT THREE"),
+        ("\uff13".encode(), "'\uff13'", "; '\uff13' is U+FF13 FULLWIDTH DIGIT THREE"),
+        ("3\xa0".encode(), r"'3\xa0'", r"; '\xa0' is U+00A0 NO-BREAK SPACE"),
+        (
+            "\ufeff3".encode(),
+            r"'\ufeff3'",
+            r"; '\ufeff' is U+FEFF ZERO WIDTH NO-BREAK SPACE",
+        ),
+        (
+            "\u00e9t\u00e9".encode(),
+            "'\u00e9t\u00e9'",
+            "; '\u00e9' is U+00E9 LATIN SMALL LETTER E WITH ACUTE",
+        ),
+        (b"3\xff", r"b'3\xff'", "; the line is not UTF-8 text"),
+        (
+            b"99999999999999999999",
+            "'99999999999999999999'",
+            "; the value is outside the int64 range",
+        ),
+    ],
+)
+def test_refused_line_is_named_and_shown_as_it_is(tmp_path, line, shown, detail):
+    message = refused(tmp_path / "y.txt", b"1\n2\n" + line + b"\n4\n")
+    assert message == (
+        f"labels (file {tmp_path / 'y.txt'}): line 3 is {shown}; {SYNTAX}{detail}"
+    )
+
+
+def test_underscore_is_not_read_as_ten(tmp_path):
+    # the bug: int(b"1_0") == 10, and NumPy's bytes-to-int conversion uses int()
+    assert int(b"1_0") == 10
+    message = refused(tmp_path / "y.txt", b"0\n1_0\n")
+    assert "line 2 is '1_0'" in message
+
+
+def test_accepted_syntax(tmp_path):
+    # ASCII spaces, tabs, CR (CRLF files) around the digits; leading zeros; '-' is read
+    # (and refused later by the range check, with its row)
+    (tmp_path / "y.txt").write_bytes(b" 3 \n\t4\r\n007\n-0\n5")
+    labels = open_labels(tmp_path / "y.txt")
+    assert np.concatenate(list(labels.chunks())).tolist() == [3, 4, 7, 0, 5]
+    (tmp_path / "n.txt").write_bytes(b"1\n-2\n")
+    with pytest.raises(ValueError, match=r"row 1 \(line 2\) is -2; expected labels >= 0"):
+        open_labels(tmp_path / "n.txt").check_range()
+
+
+def test_first_bad_line_is_reported_before_a_later_long_line(tmp_path):
+    # the bug: the chunk's lines were first checked for length, so a long line further
+    # down the same chunk was reported instead of the first bad line
+    data = b"1\n2\nx\n" + b"3\n" * 10 + b"7" * 100 + b"\n"
+    message = refused(tmp_path / "y.txt", data)
+    assert message == f"labels (file {tmp_path / 'y.txt'}): line 3 is 'x'; {SYNTAX}"
+    # and a long line that does come first is the one reported
+    message = refused(tmp_path / "z.txt", b"1\n" + b"7" * 100 + b"\nx\n")
+    assert message == (
+        f"labels (file {tmp_path / 'z.txt'}): line 2 has 100 characters; "
+        "expected one integer per line"
+    )
+
+
+def test_first_bad_line_is_reported_before_a_later_nul(tmp_path):
+    message = refused(tmp_path / "y.txt", b"1\nx\n2\n3\x00\n")
+    assert message == f"labels (file {tmp_path / 'y.txt'}): line 2 is 'x'; {SYNTAX}"
+    message = refused(tmp_path / "z.txt", b"1\n2\n3\n\x00\x01\x02")
+    assert message == (
+        f"labels (file {tmp_path / 'z.txt'}): contains NUL bytes (the first on line 4): "
+        "binary data, not one integer per line (a .npy file without its header?)"
+    )
+
+
+@pytest.mark.parametrize("chunk", [7, 64, 1 << 20])
+def test_line_numbers_across_chunks(tmp_path, monkeypatch, chunk):
+    # whatever the chunk size, the reported line is the first bad line of the file
+    monkeypatch.setattr(files, "TEXT_CHUNK", chunk)
+    lines = [b"%d" % (i % 7) for i in range(500)]
+    lines[311] = b"3\xc2\xa0"  # a non-breaking space
+    lines[400] = b"8" * 80
+    message = refused(tmp_path / "y.txt", b"\n".join(lines) + b"\n")
+    assert message == (
+        f"labels (file {tmp_path / 'y.txt'}): line 312 is '3\\xa0'; {SYNTAX}; "
+        "'\\xa0' is U+00A0 NO-BREAK SPACE"
+    )
+
+
+def test_scores_from_a_text_file_are_unchanged(tmp_path, rng, make_theta):
+    theta = make_theta(rng, 300, 6)
+    y = rng.integers(0, 4, 300)
+    np.save(tmp_path / "p.npy", theta)
+    (tmp_path / "y.txt").write_text("".join(f" {v}\t\r\n" for v in y))
+    r = score_files(tmp_path / "p.npy", tmp_path / "y.txt", block_size=41)
+    expected = leepfast.score(theta, y)
+    assert r.leep == pytest.approx(expected.leep, rel=1e-12)
+    assert r.nce == pytest.approx(expected.nce, rel=1e-12)
+
+
+def test_cli_prints_the_line_on_one_line(tmp_path, rng, make_theta, capsys):
+    from leepfast import cli
+
+    np.save(tmp_path / "p.npy", make_theta(rng, 3, 2))
+    (tmp_path / "y.txt").write_bytes("0\n1\n\u0663\n".encode())
+    argv = ["score", str(tmp_path / "p.npy"), "--labels", str(tmp_path / "y.txt")]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert re.search(r"line 3 is '\u0663'; .*U\+0663 ARABIC-INDIC DIGIT THREE", err)
