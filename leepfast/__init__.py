@@ -17,26 +17,70 @@ __version__ = "0.1.0"
 # first: the uncompiled source folder of a clone refuses to pass for the package
 from . import _source_tree  # noqa: F401, I001
 
-from ._api import ROW_SUM_TOLERANCE, Accumulator, Result, leep, nce, score
-from ._errors import (
-    InputError,
-    LabelError,
-    NegativeValueError,
-    NonFiniteError,
-    PassMismatchError,
-    RowSumError,
-    ShapeError,
-    StateSizeError,
-)
-from .backends import available_backends
-from ._config import show_config
-from ._demo import demo
-from ._features import FeatureAccumulator, h_score, logme, regularized_h_score
-from ._files import FileFormatError, open_labels, open_predictions, score_files
-from ._include import get_include
-from ._rank import Ranking, rank
-from ._scorer import Scorer, ScorerResult
-from ._scores_more import gbc, nleep, transrate
+# The public names are resolved on first use (PEP 562), so that `import leepfast` stays
+# light: the command line installs its signal handling before NumPy and the kernels load
+# (a Ctrl-C or a failed import at start-up is then one line, not a traceback).
+# name -> the module that defines it
+_PUBLIC = {
+    "ROW_SUM_TOLERANCE": "._api",
+    "Accumulator": "._api",
+    "Result": "._api",
+    "leep": "._api",
+    "nce": "._api",
+    "score": "._api",
+    "InputError": "._errors",
+    "LabelError": "._errors",
+    "NegativeValueError": "._errors",
+    "NonFiniteError": "._errors",
+    "PassMismatchError": "._errors",
+    "RowSumError": "._errors",
+    "ShapeError": "._errors",
+    "StateSizeError": "._errors",
+    "available_backends": ".backends",
+    "show_config": "._config",
+    "demo": "._demo",
+    "FeatureAccumulator": "._features",
+    "h_score": "._features",
+    "logme": "._features",
+    "regularized_h_score": "._features",
+    "FileFormatError": "._files",
+    "open_labels": "._files",
+    "open_predictions": "._files",
+    "score_files": "._files",
+    "get_include": "._include",
+    "Ranking": "._rank",
+    "rank": "._rank",
+    "Scorer": "._scorer",
+    "ScorerResult": "._scorer",
+    "gbc": "._scores_more",
+    "nleep": "._scores_more",
+    "transrate": "._scores_more",
+}
+
+
+def __getattr__(name):
+    """A public name, imported on first use; a submodule (``leepfast._files``,
+    ``leepfast.backends``, ...) as after an eager import of the package."""
+    import importlib
+
+    if name in _PUBLIC:
+        value = getattr(importlib.import_module(_PUBLIC[name], __name__), name)
+    elif name.startswith("__"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    else:
+        try:
+            value = importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as err:
+            if err.name != f"{__name__}.{name}":
+                raise  # the submodule exists; something it imports does not
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
     "ROW_SUM_TOLERANCE",

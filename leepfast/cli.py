@@ -7,7 +7,9 @@ Adding one: write ``_add_<name>(subparsers)``, which registers the parser (use
 ``_cmd_<name>(args) -> int``, which returns the exit code; then list ``_add_<name>`` in
 ``_SUBCOMMANDS``. Errors are raised, not printed: :func:`main` turns every
 ``ValueError``, ``TypeError``, ``OSError``, ``ImportError`` and :class:`CLIError` into
-one line ``leepfast: error: ...`` on stderr and exit code 2, and Ctrl-C into exit 130.
+one line ``leepfast: error: ...`` on stderr and exit code 2, Ctrl-C into exit 130 and
+SIGTERM (:class:`leepfast._signals.Terminated`, raised by the handler that the program's
+entry, ``leepfast/__main__.py``, installs before anything heavy loads) into exit 143.
 """
 
 import argparse
@@ -18,7 +20,16 @@ import os
 import sys
 import time
 
-EXIT_OK, EXIT_ERROR, EXIT_INTERRUPTED = 0, 2, 130
+from ._signals import (
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_TERMINATED,
+    INTERRUPTED,
+    TERMINATED,
+    Terminated,
+    interruption,
+)
 
 
 class CLIError(Exception):
@@ -578,7 +589,7 @@ def build_parser():
   leepfast demo
 
 Run 'leepfast COMMAND --help' for each command's options. Exit codes: 0 success, 2 bad
-input or usage (one line on stderr), 130 interrupted (Ctrl-C).""",
+input or usage (one line on stderr), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).""",
     )
     parser.add_argument("--version", action="version", version=f"leepfast {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -610,12 +621,16 @@ def _message(err):
 
 
 def main(argv=None):
-    """Run the command line; return the exit code (0, 2 on errors, 130 on Ctrl-C)."""
+    """Run the command line; return the exit code (0, 2 on errors, 130 on Ctrl-C, 143 on
+    SIGTERM when the program's entry installed its handler)."""
     try:
         args = build_parser().parse_args(argv)
         return args.func(args)
+    except Terminated:
+        print(TERMINATED, file=sys.stderr)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
-        print("leepfast: interrupted", file=sys.stderr)
+        print(INTERRUPTED, file=sys.stderr)
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         # the reader went away (e.g. `leepfast demo | head`): not an error of ours;
@@ -624,5 +639,12 @@ def main(argv=None):
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_OK
     except (CLIError, ValueError, TypeError, OSError, ImportError, MemoryError) as err:
+        stop = interruption(err)  # Ctrl-C while an extension module initialised
+        if isinstance(stop, Terminated):
+            print(TERMINATED, file=sys.stderr)
+            return EXIT_TERMINATED
+        if stop is not None:
+            print(INTERRUPTED, file=sys.stderr)
+            return EXIT_INTERRUPTED
         print(f"leepfast: error: {_message(err)}", file=sys.stderr)
         return EXIT_ERROR
