@@ -8,14 +8,15 @@ yourself), in float64 whatever the input dtype:
 
     n, the per-class counts n_c (= y^T y for one-hot targets),
     s1 = sum_i u_i,  S2 = sum_i u_i u_i^T,  s3 = sum_i |u_i|^2 u_i,  s4 = sum_i |u_i|^4,
-    T_c = sum_{i: y_i = c} u_i,
+    T_c = sum_{i: y_i = c} u_i  (for the classes c present only),
 
 with u_i = f_i - K for a fixed shift K (the mean of the first block), which keeps the
 centred moments free of cancellation when the features have a large mean. Moments about
 any other point (the mean for the covariances, the origin for LogME's F^T F) follow
-exactly from these by the binomial expansion (:func:`_translate`). Memory is O(D^2 + Y D)
-plus one block, whatever n is. Inputs are never modified: every block is shifted into a
-new float64 array.
+exactly from these by the binomial expansion (:func:`_translate`). Memory is O(D^2 + k D)
+for the k classes present, plus one block, whatever n is. Inputs are never modified:
+every block is shifted into a new float64 array (rows sorted by label), whose S2 is one
+BLAS syrk and whose T_c are contiguous row runs; s3 and s4 are O(D) per row.
 
     H-score (Bao et al. 2019)    tr(pinv(cov(f)) cov(E[f | y])), np.cov ddof=1 semantics,
                                  pinv with rcond=1e-15 (as the public implementations)
@@ -29,6 +30,7 @@ new float64 array.
 
 import math
 import os
+import re
 from contextlib import contextmanager
 
 import numpy as np
@@ -36,6 +38,8 @@ import numpy as np
 from . import _files
 from ._api import check_labels, check_n_target
 from ._driver import ArraySource, block_rows, run_pass
+from ._errors import InputError, LabelError, NonFiniteError, ShapeError
+from ._state import check_feature_state_fits
 
 #: pinv cut-off relative to the largest singular value, as in the public H-score code.
 PINV_RCOND = 1e-15
@@ -51,6 +55,15 @@ _LOGME_TOL = 1e-3
 # Inputs
 
 
+def _fspath(obj):
+    """A bytes path (or a list of them) as str, as ``os.fsdecode``; anything else as is."""
+    if isinstance(obj, bytes):
+        return os.fsdecode(obj)
+    if isinstance(obj, (list, tuple)) and any(isinstance(p, bytes) for p in obj):
+        return [os.fsdecode(p) if isinstance(p, bytes) else p for p in obj]
+    return obj
+
+
 def _is_file_source(obj):
     """A path, glob, directory, list of them, or an opened Predictions object."""
     if isinstance(obj, (str, os.PathLike, _files.Predictions)):
@@ -62,18 +75,55 @@ def _is_file_source(obj):
     )
 
 
+# The prediction-dump openers (shared with LEEP) word their messages for predictions:
+# said of features, these are the phrases that change (whole phrases only, so a file
+# path that happens to hold the word "predictions" is left alone).
+_FEATURE_WORDING = (
+    ("raw (non-.npy) prediction files", "raw (non-.npy) feature files"),
+    ("one per row of predictions", "one per row of features"),
+    ("last row of predictions", "last row of features"),
+    ("float64 predictions", "float64 features"),
+    ("open the predictions again", "open the features again"),
+    ("(n_samples, n_source)", "(n_samples, n_features)"),
+    ("one source class", "one feature"),
+    ("source classes", "features"),
+)
+# n_source as a word (an argument name), not inside a file name such as .../n_source.npy
+_N_SOURCE = re.compile(r"(?<![\w/\\.-])n_source(?![\w/\\.-])")
+_FEATURE_ARGUMENT = {"predictions": "features", "n_source": "n_features"}
+
+
+def _said_of_features(err):
+    """``err`` with its message (and ``argument``) said of features, or None when it
+    says nothing of predictions."""
+    msg = str(err)
+    new = msg
+    if new.startswith("predictions"):
+        new = "features" + new[len("predictions") :]
+    for old, repl in _FEATURE_WORDING:
+        new = new.replace(old, repl)
+    new = _N_SOURCE.sub("n_features", new)
+    if new == msg:
+        return None
+    if isinstance(err, InputError):
+        argument = _FEATURE_ARGUMENT.get(err.argument, err.argument)
+        if argument is None and new.startswith("features"):
+            argument = "features"
+        return type(err)(new, argument)
+    return type(err)(new)
+
+
 @contextmanager
 def _as_features():
-    """File errors from the prediction-dump openers, said of ``features``."""
+    """Errors of the prediction-dump and label openers, said of ``features`` and
+    ``n_features`` (the openers' messages speak of predictions and n_source)."""
     try:
         yield
-    except (ValueError, OSError) as err:
-        msg = str(err)
-        if msg.startswith("predictions"):
-            msg = "features" + msg[len("predictions") :]
-            msg = msg.replace("source classes", "features")
-            raise type(err)(msg) from None
-        raise
+    except (ValueError, TypeError, OSError) as err:
+        new = _said_of_features(err)
+        if new is None:
+            raise
+        raise new from None
 
 
 def check_features(features, name="features"):
@@ -84,13 +134,22 @@ def check_features(features, name="features"):
             f"{name}: expected a float16, float32 or float64 array, got dtype={arr.dtype}"
         )
     if arr.ndim != 2:
-        raise ValueError(
+        raise ShapeError(
             f"{name}: expected a 2-D array of shape (n_samples, n_features), "
-            f"got ndim={arr.ndim} with shape {arr.shape}"
+            f"got ndim={arr.ndim} with shape {arr.shape}",
+            "features",
         )
     if arr.shape[1] == 0:
-        raise ValueError(f"{name}: expected at least one feature, got shape {arr.shape}")
+        raise ShapeError(
+            f"{name}: expected at least one feature, got shape {arr.shape}", "features"
+        )
     return arr
+
+
+def _check_labels(labels, n_samples, name):
+    """check_labels, with its messages said of features."""
+    with _as_features():
+        return check_labels(labels, n_samples, name)
 
 
 # ---------------------------------------------------------------------------------------
@@ -127,18 +186,52 @@ def _symmetric(A):
 
 
 def _trace_pinv_product(A, B, rcond=PINV_RCOND):
-    """tr(pinv(A) B) with pinv as numpy's: singular values <= rcond * max are dropped."""
-    u, s, vh = np.linalg.svd(A)
-    if s.size == 0 or s[0] == 0.0:
+    """tr(pinv(A) B) for a symmetric A, with pinv as numpy's: singular values (here
+    |eigenvalues|) <= rcond * max are dropped. One eigendecomposition (a third of the
+    cost of the SVD numpy's pinv takes; the same singular values and vectors)."""
+    lam, V = np.linalg.eigh(A)
+    mag = np.abs(lam)
+    top = float(mag.max()) if mag.size else 0.0
+    if top == 0.0:
         return 0.0
-    keep = s > rcond * s[0]
-    # pinv(A) = vh[keep].T diag(1/s) u[:, keep].T ; tr(pinv(A) B) = sum_j (u_j^T B v_j)/s_j
-    u, s, vh = u[:, keep], s[keep], vh[keep]
-    return float(np.sum(np.einsum("ij,ji->i", u.T @ B, vh.T) / s))
+    keep = mag > rcond * top
+    # pinv(A) = V_k diag(1/lam_k) V_k^T ; tr(pinv(A) B) = sum_j (v_j^T B v_j) / lam_j
+    W = V[:, keep]
+    return float(np.sum(np.einsum("ij,ij->j", W, B @ W) / lam[keep]))
+
+
+def _too_large(what, where=""):
+    """The one error for features whose moments overflow float64."""
+    return NonFiniteError(
+        f"features{where}: values too large to accumulate in float64: {what} "
+        f"overflows; expected features whose squares fit in float64, e.g. "
+        f"|f - mean| below about 1e154 (1e77 for the regularized H-score's fourth "
+        f"moments); divide the features by a constant (the H-scores do not change)",
+        "features",
+    )
 
 
 # ---------------------------------------------------------------------------------------
 # The one-pass accumulator
+
+#: float64 bytes of one GEMM block: large enough for BLAS (thousands of rows at
+#: D = 768), small enough to stay a bounded copy whatever batch ``update`` is given.
+_GEMM_BLOCK_BYTES = 64 << 20
+
+#: a block with more distinct classes than this sums them with np.add.reduceat (one
+#: call) rather than one slice sum per class (faster below it: reduceat is slow on rows)
+_SLICE_SUM_CLASSES = 512
+
+
+def _class_block_sums(u, starts):
+    """Sums of the row runs u[starts[j]:starts[j + 1]] (u sorted by label): (k, D)."""
+    if len(starts) > _SLICE_SUM_CLASSES:
+        return np.add.reduceat(u, starts, axis=0)
+    out = np.empty((len(starts), u.shape[1]))
+    ends = list(starts[1:]) + [u.shape[0]]
+    for j, (a, b) in enumerate(zip(starts.tolist(), ends, strict=True)):
+        np.sum(u[a:b], axis=0, out=out[j])
+    return out
 
 
 class FeatureAccumulator:
@@ -152,11 +245,22 @@ class FeatureAccumulator:
 
     Notes
     -----
-    The state is O(D^2 + Y D) float64 numbers (F^T F about a shift, per-class sums,
-    counts, and the third and fourth moment sums that the Ledoit-Wolf shrinkage needs),
-    whatever n is. Every batch is converted to float64 in a new block-sized array, so
-    the input is never modified; float16 and float32 features are accumulated in
-    float64. States merge with :meth:`merge` (shards, processes).
+    The state is O(D^2 + k D) float64 numbers for the k classes present (F^T F about a
+    shift, per-class sums, counts, and the third and fourth moment sums that the
+    Ledoit-Wolf shrinkage needs), whatever n and Y are: an absent class costs nothing.
+    A Y whose dense (Y, D) class sums (:meth:`class_sums`) would not fit in memory is
+    refused (:class:`~leepfast.StateSizeError`, usually one stray label). Every batch
+    is converted to float64 in new arrays of at most 64 MiB (the input is never
+    modified; float16 and float32 features are accumulated in float64), whose F^T F is
+    one BLAS call (syrk) per block; the rows are sorted by label so the class sums are
+    contiguous runs. Features whose squares overflow float64 (|f - mean| above about
+    1e154) are refused with one error naming ``features``
+    (:class:`~leepfast.NonFiniteError`): no rescaling is done, since LogME is not
+    scale-invariant. States merge with :meth:`merge` (shards, processes).
+
+    Before any row is added, ``n_samples`` is 0 and ``n_features`` and ``shift`` are
+    None; every statistic (``class_counts``, ``mean``, :meth:`gram`, the scores, ...)
+    raises :class:`~leepfast.ShapeError` ("no rows were added").
 
     Examples
     --------
@@ -173,19 +277,50 @@ class FeatureAccumulator:
         self.shift = None  # K, float64 (D,)
         self._s1 = self._S2 = self._s3 = None
         self._s4 = 0.0
-        self._class_sums = None  # (Y, D), sums of u per class
-        self._class_counts = None  # (Y,), int64
+        self._n_classes = 0  # Y so far: n_target, or max(label) + 1
+        # the classes present, in order of first appearance, and their statistics
+        self._labels = np.empty(0, dtype=np.int64)  # (k,)
+        self._order = np.empty(0, dtype=np.intp)  # argsort of self._labels
+        self._sums = None  # (capacity, D) float64: per-class sums of u; rows [:k] used
+        self._counts = np.empty(0, dtype=np.int64)  # (capacity,)
 
     # -- accumulation -------------------------------------------------------------------
 
-    def _grow(self, n_target):
-        if self._class_sums is None:
-            self._class_sums = np.zeros((n_target, self.n_features))
-            self._class_counts = np.zeros(n_target, dtype=np.int64)
-        elif n_target > self._class_sums.shape[0]:
-            grow = n_target - self._class_sums.shape[0]
-            self._class_sums = np.pad(self._class_sums, ((0, grow), (0, 0)))
-            self._class_counts = np.pad(self._class_counts, (0, grow))
+    def _reserve_classes(self, n_classes, n_features, where, argument):
+        """Y grows to ``n_classes`` (checked against memory first)."""
+        if n_classes > self._n_classes:
+            check_feature_state_fits(n_classes, n_features, where, argument)
+            self._n_classes = n_classes
+
+    def _slots(self, labels):
+        """Rows of the class table for the sorted distinct ``labels``; new classes are
+        appended (amortised doubling: O(k D) in all)."""
+        k = self._labels.size
+        if k:
+            known = self._labels[self._order]
+            pos = np.minimum(np.searchsorted(known, labels), k - 1)
+            found = known[pos] == labels
+        else:
+            pos = np.zeros(labels.size, dtype=np.intp)
+            found = np.zeros(labels.size, dtype=bool)
+        slots = np.empty(labels.size, dtype=np.intp)
+        slots[found] = self._order[pos[found]]
+        new = labels[~found]
+        if new.size:
+            D = self.n_features
+            cap = 0 if self._sums is None else self._sums.shape[0]
+            if k + new.size > cap:
+                cap = max(k + new.size, 2 * cap, 8)
+                sums = np.zeros((cap, D))
+                counts = np.zeros(cap, dtype=np.int64)
+                if k:
+                    sums[:k] = self._sums[:k]
+                    counts[:k] = self._counts[:k]
+                self._sums, self._counts = sums, counts
+            slots[~found] = np.arange(k, k + new.size)
+            self._labels = np.concatenate([self._labels, new])
+            self._order = np.argsort(self._labels, kind="stable")
+        return slots
 
     def update(self, features, labels, *, first_row=0, where=""):
         """Add a batch.
@@ -200,53 +335,42 @@ class FeatureAccumulator:
             Index of the batch's first row in the whole dataset, for error messages.
         """
         features = check_features(features, f"features{where}")
-        labels = check_labels(labels, features.shape[0], f"labels{where}")
-        if self.n_features is None:
-            self.n_features = features.shape[1]
-        elif features.shape[1] != self.n_features:
-            raise ValueError(
+        labels = _check_labels(labels, features.shape[0], f"labels{where}")
+        if self.n_features is not None and features.shape[1] != self.n_features:
+            raise ShapeError(
                 f"features{where}: expected {self.n_features} features (columns), as in "
-                f"earlier batches, got {features.shape[1]}"
+                f"earlier batches, got {features.shape[1]}",
+                "features",
             )
         if features.shape[0] == 0:
+            if self.n_features is None:
+                self.n_features = features.shape[1]
             return self
-        u = np.array(features, dtype=np.float64)  # a new array: the input is untouched
-        finite = np.isfinite(u).all(axis=1)
-        if not finite.all():
-            row = int(np.argmin(finite))
-            raise ValueError(
-                f"features{where}: row {first_row + row} contains NaN or infinity; "
-                f"expected finite features"
-            )
         lab = np.asarray(labels, dtype=np.int64)
         low, high = int(lab.min()), int(lab.max())
         n_target = self.n_target
         if low < 0 or (n_target is not None and high >= n_target):
             row = int(np.argmax((lab < 0) | (lab >= (n_target or high + 1))))
             bound = n_target if n_target is not None else "n_target"
-            raise ValueError(
+            raise LabelError(
                 f"labels{where}: row {first_row + row} is {labels[row]}; expected an "
-                f"integer in [0, {bound})"
+                f"integer in [0, {bound})",
+                "labels",
             )
-        if n_target is None:
-            seen = 0 if self._class_sums is None else self._class_sums.shape[0]
-            n_target = max(seen, high + 1)
-        if self.shift is None:
-            self.shift = u.mean(axis=0)
-            D = self.n_features
-            self._s1 = np.zeros(D)
-            self._S2 = np.zeros((D, D))
-            self._s3 = np.zeros(D)
-        self._grow(n_target)
-        u -= self.shift
-        r2 = np.einsum("ij,ij->i", u, u)
-        self._s1 += u.sum(axis=0)
-        self._S2 += u.T @ u
-        self._s3 += r2 @ u
-        self._s4 += float(r2 @ r2)
-        np.add.at(self._class_sums, lab, u)
-        self._class_counts += np.bincount(lab, minlength=self._class_counts.shape[0])
-        self.n_samples += u.shape[0]
+        D = features.shape[1]
+        if n_target is not None:
+            self._reserve_classes(n_target, D, where, "n_target")
+        else:
+            self._reserve_classes(high + 1, D, where, "labels")
+        self.n_features = D
+        rows = max(256, _GEMM_BLOCK_BYTES // (8 * D))
+        for start in range(0, features.shape[0], rows):
+            self._add_block(
+                features[start : start + rows],
+                lab[start : start + rows],
+                first_row + start,
+                where,
+            )
         return self
 
     def feed(self, source):
@@ -257,6 +381,67 @@ class FeatureAccumulator:
         )
         return self
 
+    def _add_block(self, f, lab, first_row, where):
+        """One GEMM-sized block: all of its statistics, checked, then added."""
+        if self.shift is None:
+            with np.errstate(all="ignore"):
+                shift = f.mean(axis=0, dtype=np.float64)
+        else:
+            shift = self.shift
+        order = np.argsort(lab, kind="stable")
+        sl = lab[order]
+        starts = np.flatnonzero(np.concatenate([[True], sl[1:] != sl[:-1]]))
+        classes = sl[starts]
+        counts = np.diff(np.append(starts, sl.size))
+        # the rows in label order, shifted, as a new native float64 array (one copy)
+        u = np.take(f, order, axis=0)
+        if u.dtype == np.float64:
+            np.subtract(u, shift, out=u)
+        else:
+            u = np.subtract(u, shift, dtype=np.float64)
+        with np.errstate(all="ignore"):
+            S2 = u.T @ u  # BLAS syrk (numpy detects the transposed operand)
+            if not np.isfinite(S2.diagonal()).all():
+                finite = np.isfinite(f).all(axis=1)
+                if not finite.all():
+                    row = int(np.argmin(finite))
+                    raise NonFiniteError(
+                        f"features{where}: row {first_row + row} contains NaN or "
+                        f"infinity; expected finite features",
+                        "features",
+                    )
+                raise _too_large(
+                    f"the sum of squares of rows {first_row} to "
+                    f"{first_row + f.shape[0] - 1} (largest |f| {np.abs(f).max():.3g})",
+                    where,
+                )
+            # |u_i|^2 u_i and |u_i|^4 for the Ledoit-Wolf shrinkage: they may overflow
+            # (|u| > 1e77) where F^T F does not; regularized_h_score then refuses
+            r2 = np.einsum("ij,ij->i", u, u)
+            s3 = r2 @ u
+            s4 = float(r2 @ r2)
+        sums = _class_block_sums(u, starts)
+        if self.shift is None:
+            D = self.n_features
+            self.shift = shift
+            self._s1, self._S2, self._s3 = np.zeros(D), np.zeros((D, D)), np.zeros(D)
+            self._s4 = 0.0
+        with np.errstate(all="ignore"):
+            total = self._S2.diagonal() + S2.diagonal()
+        if not np.isfinite(total).all():
+            raise _too_large(
+                f"the sum of squares over {self.n_samples + len(f)} rows", where
+            )
+        slots = self._slots(classes)
+        self._S2 += S2
+        self._s1 += sums.sum(axis=0)
+        with np.errstate(all="ignore"):
+            self._s3 += s3
+            self._s4 += s4
+        self._sums[slots] += sums
+        self._counts[slots] += counts
+        self.n_samples += u.shape[0]
+
     def merge(self, other):
         """Add another accumulator's statistics (same number of features) to this one."""
         if not isinstance(other, FeatureAccumulator):
@@ -266,8 +451,16 @@ class FeatureAccumulator:
         if other.n_samples == 0:
             return self
         if self.n_features is not None and other.n_features != self.n_features:
-            raise ValueError(
-                f"merge: expected {self.n_features} features, got {other.n_features}"
+            raise ShapeError(
+                f"merge: expected {self.n_features} features, got {other.n_features}",
+                "features",
+            )
+        k = other._labels.size
+        if self.n_target is not None and int(other._labels.max()) >= self.n_target:
+            raise LabelError(
+                f"merge: the other accumulator has label {int(other._labels.max())}; "
+                f"expected labels in [0, {self.n_target}) as this one's n_target",
+                "labels",
             )
         if self.n_samples == 0:
             self.n_features = other.n_features
@@ -275,19 +468,34 @@ class FeatureAccumulator:
             D = self.n_features
             self._s1, self._S2, self._s3 = np.zeros(D), np.zeros((D, D)), np.zeros(D)
             self._s4 = 0.0
+        self._reserve_classes(
+            max(other._n_classes, self.n_target or 0),
+            other.n_features,
+            "",
+            "n_target" if other.n_target is not None else "labels",
+        )
         # other's moments about its shift K2, moved to this shift K1: w = u + (K2 - K1)
         d = other.shift - self.shift
-        s1, S2, s3, s4 = _translate(
-            other.n_samples, other._s1, other._S2, other._s3, other._s4, d
-        )
-        self._grow(max(other._class_sums.shape[0], self.n_target or 0))
-        y = other._class_sums.shape[0]
+        with np.errstate(all="ignore"):
+            s1, S2, s3, s4 = _translate(
+                other.n_samples, other._s1, other._S2, other._s3, other._s4, d
+            )
+        with np.errstate(all="ignore"):
+            total = self._S2.diagonal() + S2.diagonal()
+        if not np.isfinite(total).all():
+            raise _too_large(
+                f"the sum of squares over {self.n_samples + other.n_samples} rows"
+            )
+        order = other._order  # other's classes in sorted order, as _slots wants them
+        slots = self._slots(other._labels[order])
         self._s1 += s1
         self._S2 += S2
-        self._s3 += s3
-        self._s4 += s4
-        self._class_sums[:y] += other._class_sums + other._class_counts[:, None] * d
-        self._class_counts[:y] += other._class_counts
+        with np.errstate(all="ignore"):
+            self._s3 += s3
+            self._s4 += s4
+        counts = other._counts[:k][order]
+        self._sums[slots] += other._sums[:k][order] + counts[:, None] * d
+        self._counts[slots] += counts
         self.n_samples += other.n_samples
         return self
 
@@ -295,15 +503,31 @@ class FeatureAccumulator:
 
     def _need(self, n_min, what):
         if self.n_samples < n_min:
-            raise ValueError(
+            if self.n_samples == 0:
+                raise ShapeError(
+                    f"{what}: no rows were added (n_samples=0); expected at least "
+                    f"{n_min} sample{'s' if n_min > 1 else ''} (call update first)",
+                    "features",
+                )
+            raise ShapeError(
                 f"{what}: needs at least {n_min} sample{'s' if n_min > 1 else ''}, "
-                f"got n_samples={self.n_samples}"
+                f"got n_samples={self.n_samples}",
+                "features",
             )
+
+    def _present(self):
+        """(labels, sums of u, counts) of the classes present, in label order."""
+        k, order = self._labels.size, self._order
+        return self._labels[order], self._sums[:k][order], self._counts[:k][order]
 
     @property
     def class_counts(self):
         """ndarray of shape (n_target,), int64: samples per class."""
-        return self._class_counts.copy()
+        self._need(1, "class_counts")
+        labels, _, counts = self._present()
+        out = np.zeros(self._n_classes, dtype=np.int64)
+        out[labels] = counts
+        return out
 
     @property
     def mean(self):
@@ -314,20 +538,30 @@ class FeatureAccumulator:
     def _centred(self):
         """(S2, s4) about the mean: the scatter matrix and sum |f - mean|^4."""
         d = -self._s1 / self.n_samples
-        _, S2, _, s4 = _translate(self.n_samples, self._s1, self._S2, self._s3, self._s4, d)
+        with np.errstate(all="ignore"):
+            _, S2, _, s4 = _translate(
+                self.n_samples, self._s1, self._S2, self._s3, self._s4, d
+            )
         return _symmetric(S2), max(s4, 0.0)
 
     def gram(self):
         """F^T F about the origin, ndarray of shape (n_features, n_features), float64."""
         self._need(1, "gram")
         n, K = self.n_samples, self.shift
-        outer = np.outer(K, self._s1)
-        return _symmetric(self._S2 + outer + outer.T + n * np.outer(K, K))
+        with np.errstate(all="ignore"):
+            outer = np.outer(K, self._s1)
+            G = _symmetric(self._S2 + outer + outer.T + n * np.outer(K, K))
+        if not np.isfinite(G).all():
+            raise _too_large("F^T F about the origin (LogME's statistic)")
+        return G
 
     def class_sums(self):
         """Per-class feature sums about the origin, F^T Y: (n_target, n_features)."""
         self._need(1, "class_sums")
-        return self._class_sums + self._class_counts[:, None] * self.shift
+        labels, sums, counts = self._present()
+        out = np.zeros((self._n_classes, self.n_features))
+        out[labels] = sums + counts[:, None] * self.shift
+        return out
 
     def covariance(self, ddof=1):
         """cov(f) with np.cov's ddof semantics: (n_features, n_features), float64."""
@@ -336,12 +570,12 @@ class FeatureAccumulator:
         return S2 / (self.n_samples - ddof)
 
     def between_class_covariance(self, ddof=1):
-        """cov(E[f | y]): np.cov (ddof) of the rows f_i replaced by their class mean."""
+        """cov(E[f | y]): np.cov (ddof) of the rows f_i replaced by their class mean.
+        Only the classes present enter (an absent class has no row)."""
         self._need(ddof + 1, "between_class_covariance")
-        counts = self._class_counts
-        present = counts > 0
-        diff = self._class_sums[present] / counts[present, None] - self._s1 / self.n_samples
-        B = (diff * counts[present, None]).T @ diff
+        _, sums, counts = self._present()
+        diff = sums / counts[:, None] - self._s1 / self.n_samples
+        B = (diff * counts[:, None]).T @ diff
         return _symmetric(B) / (self.n_samples - ddof)
 
     def ledoit_wolf(self):
@@ -362,7 +596,10 @@ class FeatureAccumulator:
         if D == 1:
             return S.copy(), 0.0
         # beta: (1/(n D)) (sum_i |x_i|^4 / n - |S|_F^2); delta: |S - mu I|_F^2 / D
-        delta_ = float(np.sum(S * S))
+        with np.errstate(all="ignore"):
+            delta_ = float(np.sum(S * S))
+        if not (math.isfinite(s4) and math.isfinite(delta_)):
+            raise _too_large("sum |f - mean|^4 (the Ledoit-Wolf shrinkage's moment)")
         beta = (s4 / n - delta_) / (D * n)
         target = S.copy()
         target.flat[:: D + 1] -= mu
@@ -387,9 +624,11 @@ class FeatureAccumulator:
         return _trace_pinv_product(cov, (1.0 - a) * self.between_class_covariance(1))
 
     def logme(self):
-        """LogME, see :func:`logme`."""
+        """LogME over the classes present, see :func:`logme`."""
         self._need(1, "logme")
-        return _logme(self.gram(), self.class_sums(), self._class_counts, self.n_samples)
+        G = self.gram()
+        _, sums, counts = self._present()
+        return _logme(G, sums + counts[:, None] * self.shift, counts, self.n_samples)
 
 
 # ---------------------------------------------------------------------------------------
@@ -400,22 +639,26 @@ def _logme_evidence(alpha, beta, sigma, x2, res_x2, n, D, k):
     """log p(y | alpha, beta) / n for one class, with m and the residual at t = alpha/beta.
 
     sigma: the nonzero eigenvalues of F^T F; x2: the squared coordinates of y on the
-    matching left singular vectors; res_x2: |y|^2 - sum(x2); n_logdet: how many
+    matching left singular vectors; res_x2: |y|^2 - sum(x2); k: how many
     eigen-directions enter the log-determinant (the zero ones add log(alpha) each).
     """
     t = alpha / beta
-    m2 = float(np.sum(sigma * x2 / (t + sigma) ** 2))
-    res2 = float(np.sum(x2 / (1.0 + sigma / t) ** 2)) + res_x2
-    return _evidence_value(alpha, beta, sigma, m2, res2, n, D, k)
+    q = sigma / (t + sigma)  # no (t + sigma)^2: it overflows for features ~1e77
+    m2 = float(np.sum(x2 * q / (t + sigma)))
+    res2 = float(np.sum(x2 * (t / (t + sigma)) ** 2)) + res_x2
+    return float(_evidence_values(alpha, beta, sigma, m2, res2, n, D, k))
 
 
-def _evidence_value(alpha, beta, sigma, m2, res2, n, D, k):
-    logdet = float(np.sum(np.log(alpha + beta * sigma))) + (k - sigma.size) * math.log(
-        alpha
-    )
+def _evidence_values(alpha, beta, sigma, m2, res2, n, D, k):
+    """The evidence per sample for arrays (one entry per class) of alpha, beta, m2,
+    res2, over the same eigenvalues sigma (r,)."""
+    alpha, beta = np.asarray(alpha, dtype=float), np.asarray(beta, dtype=float)
+    logalpha = np.log(alpha)
+    logdet = np.log(alpha[..., None] + beta[..., None] * sigma).sum(axis=-1)
+    logdet = logdet + (k - sigma.size) * logalpha
     return (
-        D / 2.0 * math.log(alpha)
-        + n / 2.0 * math.log(beta)
+        D / 2.0 * logalpha
+        + n / 2.0 * np.log(beta)
         - 0.5 * logdet
         - beta / 2.0 * res2
         - alpha / 2.0 * m2
@@ -424,7 +667,9 @@ def _evidence_value(alpha, beta, sigma, m2, res2, n, D, k):
 
 
 def _logme(G, T, counts, n):
-    """Mean over classes of the maximised evidence, from G = F^T F, T = F^T Y, counts."""
+    """Mean over the classes given of the maximised evidence, from G = F^T F, T = F^T Y
+    (k, D) and the class counts (k,): the fixed-point iterations of all classes at once
+    (each class stops at its own iteration, as in the authors' per-class loop)."""
     D = G.shape[0]
     with np.errstate(divide="ignore", invalid="ignore"):
         lam, V = np.linalg.eigh(G)
@@ -441,28 +686,33 @@ def _logme(G, T, counts, n):
     # (the authors' thin SVD), the numerical rank when n > D (their truncated SVD).
     k = min(n, D) if n <= D else int(sigma.size)
     X = (T @ V[:, resolved]) / s  # (Y, r): coordinates of each class indicator on U
-    evidences = []
-    with np.errstate(divide="ignore", invalid="ignore"):
-        for c in range(T.shape[0]):
-            x2 = X[c] ** 2
-            res_x2 = float(counts[c]) - float(np.sum(x2))
-            alpha, beta = 1.0, 1.0
-            for _ in range(_LOGME_MAX_ITER):
-                t = alpha / beta
-                gamma = float(np.sum(sigma / (sigma + t)))
-                m2 = float(np.sum(sigma * x2 / (t + sigma) ** 2))
-                res2 = float(np.sum(x2 / (1.0 + sigma / t) ** 2)) + res_x2
-                alpha = gamma / (m2 + _LOGME_EPSILON)
-                beta = (n - gamma) / (res2 + _LOGME_EPSILON)
-                if alpha <= 0.0 or abs(alpha / beta - t) / t <= _LOGME_TOL:
-                    break
-            # the authors evaluate the evidence at the new alpha, beta with the m2, res2
-            # of the last iteration (not refreshed): kept, to equal their values
-            if alpha <= 0.0:
-                evidences.append(-math.inf)
-                continue
-            evidences.append(_evidence_value(alpha, beta, sigma, m2, res2, n, D, k))
-    return float(np.mean(evidences))
+    x2 = X**2
+    res_x2 = counts.astype(np.float64) - x2.sum(axis=1)
+    Y = x2.shape[0]
+    alpha, beta = np.ones(Y), np.ones(Y)
+    m2, res2 = np.zeros(Y), np.zeros(Y)
+    active = np.arange(Y)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        for _ in range(_LOGME_MAX_ITER):
+            if active.size == 0:
+                break
+            t = (alpha[active] / beta[active])[:, None]
+            q = sigma / (sigma + t)  # (a, r)
+            gamma = q.sum(axis=1)
+            xa = x2[active]
+            m2[active] = (xa * q / (t + sigma)).sum(axis=1)
+            res2[active] = (xa * (t / (t + sigma)) ** 2).sum(axis=1) + res_x2[active]
+            a = gamma / (m2[active] + _LOGME_EPSILON)
+            b = (n - gamma) / (res2[active] + _LOGME_EPSILON)
+            alpha[active], beta[active] = a, b
+            t = t[:, 0]
+            done = (a <= 0.0) | (np.abs(a / b - t) / t <= _LOGME_TOL)
+            active = active[~done]
+        # the authors evaluate the evidence at the new alpha, beta with the m2, res2 of
+        # the last iteration (not refreshed): kept, to equal their values
+        ev = _evidence_values(alpha, beta, sigma, m2, res2, n, D, k)
+    ev = np.where(alpha <= 0.0, -math.inf, ev)
+    return float(np.mean(ev))
 
 
 # ---------------------------------------------------------------------------------------
@@ -519,12 +769,27 @@ def _statistics_from_files(features, labels, n_target, dtype, n_features, block_
             preds = _files.open_predictions(features, dtype=dtype, n_source=n_features)
     opened = _files.open_labels(labels)
     if opened.n_samples != preds.n_samples:
-        raise ValueError(
+        raise ShapeError(
             f"{opened.where}: expected {preds.n_samples} labels (one per row of "
-            f"features), got {opened.n_samples}"
+            f"features), got {opened.n_samples}",
+            "labels",
         )
     n_target = opened.check_range(n_target)
     return FeatureAccumulator(n_target).feed(_files.FileRows(preds, opened, block_size))
+
+
+def _statistics(features, labels, n_target, dtype, n_features, block_size):
+    """feature_statistics for the public scores: bytes paths decoded (os.fsdecode),
+    every message said of features and n_features."""
+    with _as_features():
+        return feature_statistics(
+            _fspath(features),
+            _fspath(labels),
+            n_target=n_target,
+            dtype=dtype,
+            n_features=n_features,
+            block_size=block_size,
+        )
 
 
 _PARAMETERS = """
@@ -572,14 +837,7 @@ def h_score(
     noise that the pseudo-inverse at rcond=1e-15 still inverts, so the value can jump.
     Both motivated :func:`regularized_h_score`, which stays informative. Needs n >= 2.
     """
-    return feature_statistics(
-        features,
-        labels,
-        n_target=n_target,
-        dtype=dtype,
-        n_features=n_features,
-        block_size=block_size,
-    ).h_score()
+    return _statistics(features, labels, n_target, dtype, n_features, block_size).h_score()
 
 
 def regularized_h_score(
@@ -595,13 +853,8 @@ def regularized_h_score(
         ``sklearn.covariance.ledoit_wolf``), cov(E[f | y]) with ddof=1. Well defined
         for D >= n: cov_a is positive definite whenever a > 0.
     """
-    return feature_statistics(
-        features,
-        labels,
-        n_target=n_target,
-        dtype=dtype,
-        n_features=n_features,
-        block_size=block_size,
+    return _statistics(
+        features, labels, n_target, dtype, n_features, block_size
     ).regularized_h_score()
 
 
@@ -629,15 +882,18 @@ def logme(features, labels, *, n_target=None, dtype=None, n_features=None, block
     rank (the authors' absolute 1e-10 threshold on singular values may count rounding
     noise as rank there, so the two can differ in that case only). Features that are
     all zero give -inf.
+
+    Absent classes (no sample with that label, below the largest label or up to
+    ``n_target``) are left out of the mean, as if they did not exist: the score is the
+    same for any ``n_target`` and any relabelling. The authors' code averages over
+    ``range(max(label) + 1)`` instead, so a class absent below the largest label enters
+    their mean through the evidence of an all-zero target column (which is large: on
+    the same features their value rose from 0.365 to 1.17 with one absent class),
+    while one absent above it does not; on labels where every class is present the two
+    agree. Each class present costs O(r) per fixed-point step (r the rank of F), all
+    classes at once, so a stray large label costs O(Y) at most.
     """
-    return feature_statistics(
-        features,
-        labels,
-        n_target=n_target,
-        dtype=dtype,
-        n_features=n_features,
-        block_size=block_size,
-    ).logme()
+    return _statistics(features, labels, n_target, dtype, n_features, block_size).logme()
 
 
 for _f in (h_score, regularized_h_score, logme):

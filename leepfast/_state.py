@@ -43,6 +43,28 @@ def check_state_fits(n_slots, n_target, n_source, where=""):
         )
 
 
+def check_feature_state_fits(n_target, n_features, where="", argument="labels"):
+    """Refuse Y classes of D features whose (Y, D) float64 class sums and (Y,) counts
+    (what ``FeatureAccumulator.class_sums()`` and ``class_counts`` return) would not fit
+    in physical memory: one huge label, or an absurd n_target, instead of numpy's
+    MemoryError (or a crash) later."""
+    need = 8 * n_target * (n_features + 1)
+    have = _physical_memory()
+    if have and need > have:
+        cause = (
+            f"check n_target{where}"
+            if argument == "n_target"
+            else f"check the labels{where} (is {n_target - 1} meant to be a label?) "
+            f"or pass n_target"
+        )
+        raise StateSizeError(
+            f"n_target={n_target} with n_features={n_features} needs per-class feature "
+            f"sums of {need / 1e9:.3g} GB (Y x D float64), more than this machine's "
+            f"{have / 1e9:.3g} GB; {cause}",
+            argument,
+        )
+
+
 class Pass1State:
     """Pass 1's statistics in ``n_slots`` thread-local slots (allocated on first use)."""
 
