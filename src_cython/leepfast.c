@@ -180,75 +180,64 @@ static int has_nonfinite_f16(const uint16_t *row, int64_t n_source)
 }
 
 /*
- * exp(x) for x <= 0 in float64, branch-free so that a loop of it vectorises at every
- * level (the same C compiled under each level's target attributes): x = k ln 2 + r
- * with |r| <= ln(2)/2 (k rounded with the 1.5 * 2^52 shifter, ln 2 in two parts so
- * that k * LN2_HI is exact), exp(r) by its Taylor polynomial of degree 13 (truncation
- * below 5e-18 relative) in Horner form, and 2^k applied as two normal powers of two
- * (k down to -1076: the result may be subnormal). Within 2 ulp of exp in tests; x below
- * -746 gives 0 or the smallest subnormal, as exp rounds there.
+ * exp(x) for x <= 0 in float64, the scalar one (the scalar level's, and the tails of the
+ * vector levels'): x = (64 e + j) ln(2) / 64 + r with |r| <= ln(2) / 128 (k = 64 e + j
+ * rounded with the 1.5 * 2^52 shifter, ln(2) / 64 in two parts so that k times the
+ * first is exact), exp(r) by its Taylor polynomial of degree 5 (truncation below 4e-17
+ * relative), times 2^(j / 64) from the table (correctly rounded, computed in 200-bit
+ * arithmetic), times 2^e as two normal powers of two (e down to -1077: the result may
+ * be subnormal). Within 2 ulp of exp in tests (4.2e-16 relative); x below -746 gives 0
+ * or the smallest subnormal, as exp rounds there. Integer shifts on offset, non-negative
+ * values (k >= -68880 here): portable C.
  */
-static inline double lf_exp_neg(double x)
+static const double lf_exp2_64[64] = {
+    0x1.0000000000000p+0, 0x1.02c9a3e778061p+0, 0x1.059b0d3158574p+0, 0x1.0874518759bc8p+0,
+    0x1.0b5586cf9890fp+0, 0x1.0e3ec32d3d1a2p+0, 0x1.11301d0125b51p+0, 0x1.1429aaea92de0p+0,
+    0x1.172b83c7d517bp+0, 0x1.1a35beb6fcb75p+0, 0x1.1d4873168b9aap+0, 0x1.2063b88628cd6p+0,
+    0x1.2387a6e756238p+0, 0x1.26b4565e27cddp+0, 0x1.29e9df51fdee1p+0, 0x1.2d285a6e4030bp+0,
+    0x1.306fe0a31b715p+0, 0x1.33c08b26416ffp+0, 0x1.371a7373aa9cbp+0, 0x1.3a7db34e59ff7p+0,
+    0x1.3dea64c123422p+0, 0x1.4160a21f72e2ap+0, 0x1.44e086061892dp+0, 0x1.486a2b5c13cd0p+0,
+    0x1.4bfdad5362a27p+0, 0x1.4f9b2769d2ca7p+0, 0x1.5342b569d4f82p+0, 0x1.56f4736b527dap+0,
+    0x1.5ab07dd485429p+0, 0x1.5e76f15ad2148p+0, 0x1.6247eb03a5585p+0, 0x1.6623882552225p+0,
+    0x1.6a09e667f3bcdp+0, 0x1.6dfb23c651a2fp+0, 0x1.71f75e8ec5f74p+0, 0x1.75feb564267c9p+0,
+    0x1.7a11473eb0187p+0, 0x1.7e2f336cf4e62p+0, 0x1.82589994cce13p+0, 0x1.868d99b4492edp+0,
+    0x1.8ace5422aa0dbp+0, 0x1.8f1ae99157736p+0, 0x1.93737b0cdc5e5p+0, 0x1.97d829fde4e50p+0,
+    0x1.9c49182a3f090p+0, 0x1.a0c667b5de565p+0, 0x1.a5503b23e255dp+0, 0x1.a9e6b5579fdbfp+0,
+    0x1.ae89f995ad3adp+0, 0x1.b33a2b84f15fbp+0, 0x1.b7f76f2fb5e47p+0, 0x1.bcc1e904bc1d2p+0,
+    0x1.c199bdd85529cp+0, 0x1.c67f12e57d14bp+0, 0x1.cb720dcef9069p+0, 0x1.d072d4a07897cp+0,
+    0x1.d5818dcfba487p+0, 0x1.da9e603db3285p+0, 0x1.dfc97337b9b5fp+0, 0x1.e502ee78b3ff6p+0,
+    0x1.ea4afa2a490dap+0, 0x1.efa1bee615a27p+0, 0x1.f50765b6e4540p+0, 0x1.fa7c1819e90d8p+0,
+};
+
+#define LF_EXP_SHIFTER 6755399441055744.0 /* 1.5 * 2^52 */
+#define LF_EXP_64_LN2 92.332482616893658 /* 64 / ln(2) */
+#define LF_EXP_LN2_64_HI (6.93147180369123816490e-01 / 64) /* exact times any k */
+#define LF_EXP_LN2_64_LO (1.90821492927058770002e-10 / 64)
+
+static inline double lf_exp_tab(double x)
 {
-    const double shifter = 6755399441055744.0; /* 1.5 * 2^52 */
     x = x < -746.0 ? -746.0 : x;
-    double kd = (x * 1.4426950408889634 + shifter) - shifter;
-    double r = (x - kd * 6.93147180369123816490e-01) - kd * 1.90821492927058770002e-10;
-    double p = 1.0 / 6227020800.0;
-    p = p * r + 1.0 / 479001600.0;
-    p = p * r + 1.0 / 39916800.0;
-    p = p * r + 1.0 / 3628800.0;
-    p = p * r + 1.0 / 362880.0;
-    p = p * r + 1.0 / 40320.0;
-    p = p * r + 1.0 / 5040.0;
-    p = p * r + 1.0 / 720.0;
-    p = p * r + 1.0 / 120.0;
-    p = p * r + 1.0 / 24.0;
-    p = p * r + 1.0 / 6.0;
+    double t = x * LF_EXP_64_LN2 + LF_EXP_SHIFTER, kd = t - LF_EXP_SHIFTER;
+    uint64_t k; /* k + 2^20, from the shifter's low bits */
+    memcpy(&k, &t, sizeof k);
+    k = k - UINT64_C(0x4338000000000000) + (UINT64_C(1) << 20);
+    double r = (x - kd * LF_EXP_LN2_64_HI) - kd * LF_EXP_LN2_64_LO;
+    double p = 1.0 / 120;
+    p = p * r + 1.0 / 24;
+    p = p * r + 1.0 / 6;
     p = p * r + 0.5;
     p = p * r + 1.0;
     p = p * r + 1.0;
-    double k1 = (kd * 0.5 - 0.25 + shifter) - shifter; /* floor(k / 2) */
-    double t1 = k1 + shifter, t2 = (kd - k1) + shifter;
-    int64_t b1, b2;
-    memcpy(&b1, &t1, sizeof b1);
-    memcpy(&b2, &t2, sizeof b2);
-    b1 = (int64_t)((uint64_t)(b1 - INT64_C(0x4338000000000000) + 1023) << 52);
-    b2 = (int64_t)((uint64_t)(b2 - INT64_C(0x4338000000000000) + 1023) << 52);
+    uint64_t e = (k >> 6) + 2048 - (UINT64_C(1) << 14); /* e + 2048, in [971, 2048] */
+    uint64_t e1 = e >> 1, e2 = e - e1; /* floor(e / 2) + 1024, ceil(e / 2) + 1024 */
+    uint64_t b1 = (e1 - 1) << 52, b2 = (e2 - 1) << 52; /* 2^(e1 - 1024), 2^(e2 - 1024) */
     double s1, s2;
     memcpy(&s1, &b1, sizeof s1);
     memcpy(&s2, &b2, sizeof s2);
-    return p * s1 * s2;
+    return lf_exp2_64[k & 63] * p * s1 * s2;
 }
 
-/* v[z] = exp(v[z] - hi) in place, and their sum (eight chains); one per level. */
-#define LF_DEFINE_EXP_SUM(NAME, ATTR)                                                  \
-    ATTR static double NAME(double *v, int64_t n, double hi)                           \
-    {                                                                                  \
-        for (int64_t z = 0; z < n; z++) v[z] = lf_exp_neg(v[z] - hi);                  \
-        double acc[8] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};                      \
-        int64_t z = 0;                                                                 \
-        for (; z + 8 <= n; z += 8)                                                     \
-            for (int j = 0; j < 8; j++) acc[j] += v[z + j];                            \
-        double s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) +                           \
-                   ((acc[4] + acc[5]) + (acc[6] + acc[7]));                            \
-        for (; z < n; z++) s += v[z];                                                  \
-        return s;                                                                      \
-    }
-/* libm's exp, the same loop otherwise: GCC's vectorisation of lf_exp_neg for SSE2 and
-   AVX2 measured slower than libm here (7.6 and 4.5 ns per value vs 3.9; AVX-512: 0.8),
-   so those levels keep libm until they get hand-written intrinsics. */
-static double exp_sum_libm(double *v, int64_t n, double hi)
-{
-    for (int64_t z = 0; z < n; z++) v[z] = exp(v[z] - hi);
-    double acc[8] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
-    int64_t z = 0;
-    for (; z + 8 <= n; z += 8)
-        for (int j = 0; j < 8; j++) acc[j] += v[z + j];
-    double s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-    for (; z < n; z++) s += v[z];
-    return s;
-}
+static inline double lf_max_d(double a, double b) { return a > b ? a : b; }
 
 /* The levels, lowest first: scalar (every row function per type), then one file each. */
 #define LF_T double
@@ -271,7 +260,6 @@ static double exp_sum_libm(double *v, int64_t n, double hi)
 #endif
 #if LF_AVX512
 #include "leepfast_avx512.inc"
-LF_DEFINE_EXP_SUM(exp_sum_avx512, LF_TARGET_AVX512)
 #endif
 
 /* One row of the table: the row kernels of one level. acc_f16 / dot_f16 are NULL where
@@ -285,33 +273,41 @@ typedef struct {
     double (*dot_f64)(const double *, int64_t, const double *, double *, double *);
     double (*dot_f16)(const uint16_t *, int64_t, const double *, double *, double *);
     void (*to_float)(const uint16_t *, int64_t, float *);
-    double (*exp_sum)(double *, int64_t, double); /* the softmax's exp of logits */
+    /* rows of logits (leepfast_softmax.inc): pass 1 with Z doubles of scratch, pass 2 */
+    int (*softmax_acc_f32)(const float *, int64_t, double *, double *, int64_t *);
+    int (*softmax_acc_f64)(const double *, int64_t, double *, double *, int64_t *);
+    int (*softmax_dot_f32)(const float *, int64_t, const double *, double *);
+    int (*softmax_dot_f64)(const double *, int64_t, const double *, double *);
 } lf_kernels;
 
 static const lf_kernels lf_levels[4] = {
     /* LEEPFAST_SIMD_SCALAR */
     {acc_row_scalar_f32, acc_row_scalar_f64, NULL, dot_row_scalar_f32, dot_row_scalar_f64,
-     NULL, half_row_to_float, exp_sum_libm},
+     NULL, half_row_to_float, softmax_acc_scalar_f32, softmax_acc_scalar_f64,
+     softmax_dot_scalar_f32, softmax_dot_scalar_f64},
 #if LF_SSE2
     /* LEEPFAST_SIMD_SSE2 */
     {acc_row_sse2_f32, acc_row_sse2_f64, NULL, dot_row_sse2_f32, dot_row_sse2_f64, NULL,
-     half_row_to_float, exp_sum_libm},
+     half_row_to_float, softmax_acc_sse2_f32, softmax_acc_sse2_f64, softmax_dot_sse2_f32,
+     softmax_dot_sse2_f64},
 #else
-    {NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL},
+    {NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL},
 #endif
 #if LF_AVX2
     /* LEEPFAST_SIMD_AVX2 */
     {acc_row_avx2_f32, acc_row_avx2_f64, acc_row_avx2_f16, dot_row_avx2_f32,
-     dot_row_avx2_f64, dot_row_avx2_f16, half_row_to_float_f16c, exp_sum_libm},
+     dot_row_avx2_f64, dot_row_avx2_f16, half_row_to_float_f16c, softmax_acc_avx2_f32,
+     softmax_acc_avx2_f64, softmax_dot_avx2_f32, softmax_dot_avx2_f64},
 #else
-    {NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL},
+    {NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL},
 #endif
 #if LF_AVX512
     /* LEEPFAST_SIMD_AVX512 */
     {acc_row_avx512_f32, acc_row_avx512_f64, acc_row_avx512_f16, dot_row_avx512_f32,
-     dot_row_avx512_f64, dot_row_avx512_f16, half_row_to_float_f16c, exp_sum_avx512},
+     dot_row_avx512_f64, dot_row_avx512_f16, half_row_to_float_f16c, softmax_acc_avx512_f32,
+     softmax_acc_avx512_f64, softmax_dot_avx512_f32, softmax_dot_avx512_f64},
 #else
-    {NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL},
+    {NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL},
 #endif
 };
 
@@ -341,21 +337,29 @@ int leepfast_simd_effective(int cap) { return lf_level(cap); }
 #define LF_S f64
 #define LF_ACC acc_f64
 #define LF_DOT dot_f64
+#define LF_SOFTMAX_ACC softmax_acc_f64
+#define LF_SOFTMAX_DOT softmax_dot_f64
 #include "leepfast_kernel.inc"
 #undef LF_T
 #undef LF_S
 #undef LF_ACC
 #undef LF_DOT
+#undef LF_SOFTMAX_ACC
+#undef LF_SOFTMAX_DOT
 
 #define LF_T float
 #define LF_S f32
 #define LF_ACC acc_f32
 #define LF_DOT dot_f32
+#define LF_SOFTMAX_ACC softmax_acc_f32
+#define LF_SOFTMAX_DOT softmax_dot_f32
 #include "leepfast_kernel.inc"
 #undef LF_T
 #undef LF_S
 #undef LF_ACC
 #undef LF_DOT
+#undef LF_SOFTMAX_ACC
+#undef LF_SOFTMAX_DOT
 
 /* float16 blocks: with a fused row at the level (AVX2 + F16C, AVX-512) probabilities
    are converted in registers; otherwise each row is converted exactly to float32 in the

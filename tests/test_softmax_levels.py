@@ -1,0 +1,135 @@
+"""The fused softmax rows of the C core (leepfast_softmax.inc: one per SIMD level, each
+with its own exp) against the float64 reference, at every level this CPU has: the exp
+to a few ulp (subnormal results included), 1e-13 on whole scores, the row's maximum in
+the first and last lane and in the scalar tail, every row width around the vector
+widths, large magnitudes, float16, and non-finite logits reported in both passes."""
+
+import numpy as np
+import pytest
+
+import leepfast
+from leepfast import _reference
+
+_kernels = pytest.importorskip("leepfast._kernels")
+from leepfast._config import SIMD_LEVELS  # noqa: E402
+from leepfast.backends import cython as _backend_cython  # noqa: E402
+
+LEVELS = SIMD_LEVELS[: _kernels.simd_level() + 1]
+#: around 1, 2, 4 and 8 doubles per step, two steps per loop, and the scalar tails
+WIDTHS = [1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 23, 24, 25, 31, 32, 33, 1000]
+
+
+def slots(n_target, z):
+    return (
+        np.zeros((1, n_target, z)),
+        np.zeros((1, n_target, z), dtype=np.int64),
+        np.zeros((1, n_target), dtype=np.int64),
+    )
+
+
+@pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_exp_is_within_a_few_ulp_down_to_the_subnormals(monkeypatch, level, dtype):
+    # rows (0, -x, ...): each row its own class, so the joint is the softmax row itself,
+    # unrounded by any sum over rows; x runs over the whole range of exp below 0, the
+    # subnormal results (x > 708) included, in every lane
+    monkeypatch.setenv("LEEPFAST_SIMD", level)
+    rng = np.random.default_rng(5)
+    n, z = 4000, 9
+    x = np.zeros((n, z), dtype=dtype)
+    x[:, 1:] = -rng.uniform(0, 750, (n, z - 1))
+    x[: n // 2, 1:] = -rng.uniform(0, 3, (n // 2, z - 1))  # near the maximum
+    x[::7, 1:] = -rng.uniform(700, 750, (len(x[::7]), z - 1))  # subnormal results
+    perm = rng.permuted(np.tile(np.arange(z), (n, 1)), axis=1)  # the 0 in any lane
+    x = np.take_along_axis(x, perm, axis=1)
+    labels = np.arange(n)
+    joint, hard, counts = slots(n, z)
+    status = _backend_cython.accumulate(x, labels, joint, hard, counts, True, 0.0, 1)
+    assert status == (0, -1)
+    want = _reference.softmax(x)
+    # a few ulp of the float64 softmax: exp within 2 ulp, the sum, one reciprocal
+    np.testing.assert_allclose(joint[0], want, rtol=1.5e-15, atol=4 * 5e-324)
+    assert (joint[0][want == 0] == 0).all()
+    np.testing.assert_array_equal(hard[0].argmax(axis=1), want.argmax(axis=1))
+
+
+@pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+@pytest.mark.parametrize("z", WIDTHS)
+def test_every_width_and_maximum_position_matches_the_reference(
+    monkeypatch, level, dtype, z
+):
+    monkeypatch.setenv("LEEPFAST_SIMD", level)
+    rng = np.random.default_rng(z)
+    n, y_count = 600, 4
+    x = rng.normal(size=(n, z)) * 8
+    x[0::3, 0] = 40.0  # the maximum in the first lane
+    x[1::3, -1] = 40.0  # in the last lane (the scalar tail, where Z leaves one)
+    x = x.astype(dtype)
+    labels = rng.integers(0, y_count, n)
+    probs = _reference.softmax(x)
+    r = leepfast.score(
+        x, labels, n_target=y_count, logits=True, backend="cython", n_threads=2
+    )
+    assert r.leep == pytest.approx(_reference.leep(probs, labels, y_count), rel=1e-13)
+    np.testing.assert_allclose(
+        r.joint, _reference.joint(probs, labels, y_count), rtol=1e-13, atol=1e-300
+    )
+    np.testing.assert_array_equal(
+        r.hard_counts, _reference.hard_counts(probs, labels, y_count)
+    )
+
+
+@pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize(
+    "dtype, big", [("float16", 6e4), ("float32", 3e38), ("float64", 1e308)]
+)
+def test_logits_of_extreme_magnitude(monkeypatch, level, dtype, big):
+    # v - max overflows to -inf in float64 for float64 logits of +-1e308: exp gives 0,
+    # as NumPy's; a row of equal huge logits is uniform
+    monkeypatch.setenv("LEEPFAST_SIMD", level)
+    rng = np.random.default_rng(9)
+    n, z, y_count = 400, 37, 3
+    x = rng.normal(size=(n, z)) * 5
+    x[::4, 5] = big
+    x[1::4, 7] = -big
+    x[2::4, :] = big
+    x[3::4, 3] = big
+    x[3::4, 30] = -big
+    x = x.astype(dtype)
+    assert np.isfinite(x).all()
+    labels = rng.integers(0, y_count, n)
+    with np.errstate(over="ignore"):
+        probs = _reference.softmax(x)
+    assert np.isfinite(probs).all()
+    r = leepfast.score(x, labels, n_target=y_count, logits=True, backend="cython")
+    assert r.leep == pytest.approx(_reference.leep(probs, labels, y_count), rel=1e-13)
+    np.testing.assert_allclose(
+        r.joint, _reference.joint(probs, labels, y_count), rtol=1e-13, atol=1e-300
+    )
+    np.testing.assert_array_equal(
+        r.hard_counts, _reference.hard_counts(probs, labels, y_count)
+    )
+
+
+@pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+@pytest.mark.parametrize("z", [1, 5, 16, 17, 1000])
+@pytest.mark.parametrize("bad", [-np.inf, np.inf, np.nan])
+def test_non_finite_logits_reported_by_both_passes(monkeypatch, level, dtype, z, bad):
+    # in the first lane, the last one, and the middle: pass 1 refuses the row, and so
+    # does pass 2 when the row changed after pass 1 (status 4: non-finite)
+    monkeypatch.setenv("LEEPFAST_SIMD", level)
+    rng = np.random.default_rng(3)
+    x = (rng.normal(size=(200, z)) * 4).astype(dtype)
+    labels = rng.integers(0, 3, 200)
+    joint, hard, counts = slots(3, z)
+    assert _backend_cython.accumulate(x, labels, joint, hard, counts, True, 0, 1) == (0, -1)
+    cond = _backend_cython.finalize(joint, hard, counts)[3]
+    for col in sorted({0, z // 2, z - 1}):
+        changed = x.copy()
+        changed[123, col] = bad
+        fresh = slots(3, z)
+        assert _backend_cython.accumulate(changed, labels, *fresh, True, 0, 1) == (4, 123)
+        assert _backend_cython.score(changed, labels, cond, True, 0, 2)[:2] == (4, 123)
+    assert _backend_cython.score(x, labels, cond, True, 0, 2)[0] == 0
