@@ -21,7 +21,7 @@ IN_A_SOURCE_TREE = (ROOT / "pyproject.toml").is_file() and (ROOT / "src_cython")
 
 @pytest.mark.skipif(not IN_A_SOURCE_TREE, reason="builds the project from its source tree")
 def test_sdist_and_wheel_build_without_warnings_and_ship_the_demo_data(tmp_path):
-    pytest.importorskip("build", reason="the build frontend: pip install '.[lint]'")
+    pytest.importorskip("build", reason="the build frontend: pip install '.[test]'")
     # a copy: the build writes build/ and *.egg-info next to the sources
     src = tmp_path / "src"
     shutil.copytree(
