@@ -470,7 +470,7 @@ def _expand(paths, role, conflicts=None):
     directory or the matches of a glob sorted with numbers read as numbers
     (:mod:`leepfast._order`). ``conflicts`` gets ``(directory or glob, a, b)`` for each
     one whose names sort differently as strings."""
-    if isinstance(paths, (str, os.PathLike)):
+    if isinstance(paths, (str, bytes, os.PathLike)):
         paths = [paths]
     try:
         paths = list(paths)
@@ -482,9 +482,9 @@ def _expand(paths, role, conflicts=None):
         raise ValueError(f"{role}: expected at least one file, got none")
     files = []
     for p in paths:
-        if not isinstance(p, (str, os.PathLike)):
+        if not isinstance(p, (str, bytes, os.PathLike)):
             raise TypeError(f"{role}: expected paths, got {type(p).__name__}")
-        p = os.fspath(p)
+        p = os.fsdecode(os.fspath(p))  # a bytes path is a path, as for open()
         if os.path.isdir(p):
             _formats.refuse_zarr_directory(p, role)
             found = _order.natural_sorted(
@@ -909,10 +909,11 @@ def open_labels(labels):
     """
     if isinstance(labels, Labels):
         return labels
-    if not isinstance(labels, (str, os.PathLike)):
+    if not isinstance(labels, (str, bytes, os.PathLike)):
         arr = labels if isinstance(labels, np.ndarray) else np.asarray(labels)
         arr = _api.check_labels(arr, arr.shape[0] if arr.ndim else -1)
         return Labels("array", array=arr)
+    labels = os.fsdecode(os.fspath(labels))  # a bytes path is a path, as for open()
     size = _file_size(labels, "labels")
     npy = _is_npy(labels)
     if not npy:

@@ -6,6 +6,7 @@ mmap. Each is now one error naming the file (and, for the map, its size and RLIM
 """
 
 import errno
+import os
 import subprocess
 import sys
 import tempfile
@@ -139,3 +140,15 @@ def test_dump_larger_than_the_address_space_limit(tmp_path):
     proc = run("cli", str(tmp_path / "y.npy"))
     assert (proc.returncode, proc.stdout) == (2, "")
     assert proc.stderr == f"leepfast: error: {message}\n"
+
+
+def test_bytes_paths_are_paths_for_predictions_and_labels(tmp_path):
+    # issue 13 item 11: a bytes path gave "predictions: expected paths, got int"
+    p = np.array([[0.5, 0.5], [0.25, 0.75], [1.0, 0.0], [0.0, 1.0]])
+    y = np.array([0, 1, 0, 1])
+    np.save(tmp_path / "p.npy", p)
+    np.save(tmp_path / "y.npy", y)
+    want = leepfast.score(p, y).leep
+    for preds in (os.fsencode(tmp_path / "p.npy"), [os.fsencode(tmp_path / "p.npy")]):
+        got = leepfast.score_files(preds, os.fsencode(tmp_path / "y.npy"))
+        assert got.leep == pytest.approx(want, rel=1e-14)
