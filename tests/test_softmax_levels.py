@@ -27,6 +27,23 @@ def slots(n_target, z):
     )
 
 
+def _assert_matches_the_reference(x, labels, y_count, n_threads=None):
+    """LEEP and the joint to 1e-13 of the float64 reference, the hard counts exactly."""
+    with np.errstate(over="ignore"):
+        probs = _reference.softmax(x)
+    assert np.isfinite(probs).all()
+    r = leepfast.score(
+        x, labels, n_target=y_count, logits=True, backend="cython", n_threads=n_threads
+    )
+    assert r.leep == pytest.approx(_reference.leep(probs, labels, y_count), rel=1e-13)
+    np.testing.assert_allclose(
+        r.joint, _reference.joint(probs, labels, y_count), rtol=1e-13, atol=1e-300
+    )
+    np.testing.assert_array_equal(
+        r.hard_counts, _reference.hard_counts(probs, labels, y_count)
+    )
+
+
 @pytest.mark.parametrize("level", LEVELS)
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_exp_is_within_a_few_ulp_down_to_the_subnormals(monkeypatch, level, dtype):
@@ -67,17 +84,7 @@ def test_every_width_and_maximum_position_matches_the_reference(
     x[1::3, -1] = 40.0  # in the last lane (the scalar tail, where Z leaves one)
     x = x.astype(dtype)
     labels = rng.integers(0, y_count, n)
-    probs = _reference.softmax(x)
-    r = leepfast.score(
-        x, labels, n_target=y_count, logits=True, backend="cython", n_threads=2
-    )
-    assert r.leep == pytest.approx(_reference.leep(probs, labels, y_count), rel=1e-13)
-    np.testing.assert_allclose(
-        r.joint, _reference.joint(probs, labels, y_count), rtol=1e-13, atol=1e-300
-    )
-    np.testing.assert_array_equal(
-        r.hard_counts, _reference.hard_counts(probs, labels, y_count)
-    )
+    _assert_matches_the_reference(x, labels, y_count, n_threads=2)
 
 
 @pytest.mark.parametrize("level", LEVELS)
@@ -99,17 +106,7 @@ def test_logits_of_extreme_magnitude(monkeypatch, level, dtype, big):
     x = x.astype(dtype)
     assert np.isfinite(x).all()
     labels = rng.integers(0, y_count, n)
-    with np.errstate(over="ignore"):
-        probs = _reference.softmax(x)
-    assert np.isfinite(probs).all()
-    r = leepfast.score(x, labels, n_target=y_count, logits=True, backend="cython")
-    assert r.leep == pytest.approx(_reference.leep(probs, labels, y_count), rel=1e-13)
-    np.testing.assert_allclose(
-        r.joint, _reference.joint(probs, labels, y_count), rtol=1e-13, atol=1e-300
-    )
-    np.testing.assert_array_equal(
-        r.hard_counts, _reference.hard_counts(probs, labels, y_count)
-    )
+    _assert_matches_the_reference(x, labels, y_count)
 
 
 @pytest.mark.parametrize("level", LEVELS)
