@@ -580,14 +580,15 @@ class Predictions:
     def __len__(self):
         return self.n_samples
 
-    def blocks(self, block_size=None, large_views=False):
+    def blocks(self, block_size=None, large_views=False, logits=False):
         """Yield ``(file, first dataset row of the file, first row in the file, block)``.
 
         ``block`` is a read-only (rows, n_source) view of the map when the file is
         C-ordered, native-endian and aligned; otherwise (Fortran order, big-endian,
         unaligned data) one block-sized C-ordered native copy. Rows per block as in the
         in-memory API: ``block_size`` rows; by default about 32 MiB of input, or about
-        1 GiB for views when ``large_views`` (the backend takes any block in place).
+        1 GiB for views when ``large_views`` (the backend takes any block in place);
+        16 times fewer bytes for ``logits``.
         """
         offset = 0
         for f in self.files:
@@ -599,7 +600,11 @@ class Predictions:
             native = f.dtype.newbyteorder("=")
             direct = f.array.flags.aligned and f.dtype.isnative and not f.fortran_order
             rows = _driver.block_rows(
-                block_size, f.n_source, f.dtype.itemsize, views=direct and large_views
+                block_size,
+                f.n_source,
+                f.dtype.itemsize,
+                views=direct and large_views,
+                logits=logits,
             )
             for start in range(0, f.n_samples, rows):
                 block = f.array[start : start + rows]
@@ -936,7 +941,7 @@ class FileRows:
 
     stable = False  # each pass re-reads the files: pass 2 counts its classes
 
-    def __init__(self, preds, labels, block_size=None, large_views=False):
+    def __init__(self, preds, labels, block_size=None, large_views=False, logits=False):
         if labels.n_samples != preds.n_samples:
             files = len(preds.files)
             raise ValueError(
@@ -946,12 +951,14 @@ class FileRows:
             )
         self.preds, self.labels = preds, labels
         self.block_size, self.large_views = block_size, large_views
+        self.logits = logits
         self.n_samples, self.n_source = preds.n_samples, preds.n_source
         self.nbytes = preds.nbytes
 
     def blocks(self):
         take = self.labels.reader()
-        for f, _, start, rows in self.preds.blocks(self.block_size, self.large_views):
+        blocks = self.preds.blocks(self.block_size, self.large_views, self.logits)
+        for f, _, start, rows in blocks:
             yield _driver.Block(rows, take(len(rows)), start, f" (file {f.path})")
             del rows
 
@@ -1040,7 +1047,7 @@ def score_files(
 
 def _drive(preds, labels, n_target, logits, backend, n_threads, block_size, progress):
     _driver.block_rows(block_size, 1, 1)  # check block_size before any work
-    source = FileRows(preds, labels, block_size)
+    source = FileRows(preds, labels, block_size, logits=logits)
     _order.check_label_order(preds, labels)
     n_target = labels.check_range(n_target)
     acc = _api.Accumulator(n_target, logits=logits, backend=backend, n_threads=n_threads)

@@ -232,7 +232,9 @@ def _graph(what, predictions, labels, *, split_every, block_size, **options):
     _backends.resolve(options["backend"])  # the in-memory errors for a bad backend or
     resolve_threads(options["n_threads"])  # n_threads, raised here; workers resolve theirs
     split_every = _check_split_every(split_every)
-    rows = _driver.block_rows(block_size, predictions.shape[1], predictions.itemsize)
+    rows = _driver.block_rows(
+        block_size, predictions.shape[1], predictions.itemsize, logits=logits
+    )
     params = _Params(n_target, logits, options["backend"], options["n_threads"], rows)
 
     theta_chunks = _npy_chunks(predictions)

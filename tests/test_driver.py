@@ -76,3 +76,32 @@ def test_errors_name_the_global_row_of_the_block():
     p[73] *= 2
     with pytest.raises(leepfast.RowSumError, match=r"^predictions: row 73 sums to 2"):
         leepfast.leep(p, y, backend="numpy", block_size=10)
+
+
+def test_logits_blocks_are_sized_for_their_cost(monkeypatch):
+    # issue 13 item 17: 1 GiB blocks of logits took seconds each (progress, Ctrl-C); the
+    # default blocks of logits hold LOGITS_COST times fewer bytes, fixed (not timed), so
+    # results never depend on the machine's load
+    z = 1000
+    probs = _driver.block_rows(None, z, 4, views=True)
+    logits = _driver.block_rows(None, z, 4, views=True, logits=True)
+    assert probs == _driver.VIEW_BLOCK_BYTES // (4 * z)
+    assert logits == _driver.VIEW_BLOCK_BYTES // (4 * z * _driver.LOGITS_COST)
+    assert _driver.block_rows(None, z, 4, logits=True) == (
+        _driver.DEFAULT_BLOCK_BYTES // (4 * z * _driver.LOGITS_COST)
+    )
+    assert _driver.block_rows(7, z, 4, views=True, logits=True) == 7  # as given
+
+    seen = []
+    real = _driver.ArraySource.__init__
+
+    def spy(self, rows, labels, n_rows, first_row=0):
+        seen.append(n_rows)
+        real(self, rows, labels, n_rows, first_row)
+
+    monkeypatch.setattr(_driver.ArraySource, "__init__", spy)
+    x = np.random.default_rng(0).normal(size=(50, z)).astype(np.float32)
+    y = np.arange(50) % 3
+    leepfast.leep(x, y, logits=True, backend="cython")
+    leepfast.leep(np.full((50, z), 1 / z, np.float32), y, backend="cython")
+    assert seen == [logits, probs]
