@@ -607,6 +607,8 @@ class Predictions:
                 logits=logits,
             )
             for start in range(0, f.n_samples, rows):
+                if start:  # a file that shrank under its map would raise SIGBUS
+                    f.check_unchanged()
                 block = f.array[start : start + rows]
                 if not direct:  # for Fortran order: one contiguous run per column
                     block = np.array(block, dtype=native, order="C")

@@ -91,3 +91,49 @@ def test_a_closed_predictions_object_is_a_clear_error(tmp_path, rng, make_theta)
         r"predictions again$",
     ):
         _files.score_files(preds, np.zeros(20, dtype=np.int64))
+
+
+def test_a_dump_that_shrinks_while_it_is_scored_is_an_error_not_sigbus(tmp_path):
+    # issue 13 item 3: a block past the new end of a truncated file killed the process
+    # with SIGBUS (no message, finally blocks skipped); each block now checks the file
+    # first. In a child process, so that the failure before the fix is visible.
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        f"""
+        import os, numpy as np, leepfast
+        from leepfast import _api
+        path = {str(tmp_path / "p.npy")!r}
+        z = 512
+        np.save(path, np.full((4096, z), 1.0 / z, dtype=np.float32))
+        real, calls = _api.Accumulator.step, []
+        def step(self, pass_, block, **kw):
+            out = real(self, pass_, block, **kw)
+            if not calls:  # after the first block: another job truncates the dump
+                os.truncate(path, 4096)
+            calls.append(1)
+            return out
+        _api.Accumulator.step = step
+        try:
+            leepfast.score_files(path, np.zeros(4096, dtype=np.int64), block_size=256)
+        except leepfast.FileFormatError as err:
+            print("raised:", err)
+        finally:
+            print("finally ran")
+        """
+    )
+    p = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert p.returncode == 0, (p.returncode, p.stderr)
+    assert p.stdout == (
+        f"raised: predictions (file {tmp_path / 'p.npy'}): changed since it was opened "
+        f"(size, modification time or inode differ): was it re-dumped? Score it again "
+        f"from the start\nfinally ran\n"
+    )
