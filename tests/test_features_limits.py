@@ -363,3 +363,14 @@ def test_said_of_features_leaves_paths_alone():
         "features (file /data/predictions/n_source.npy): has 3 features, but "
         "n_features=4 was given"
     )
+
+
+def test_between_class_covariance_is_np_cov_of_the_class_means():
+    f, y = make_data(90, 4, 3, seed=17)
+    g = np.empty_like(f)
+    for c in range(3):
+        g[y == c] = f[y == c].mean(axis=0)
+    acc = feature_statistics(f, np.where(y == 2, 6, y))  # with absent classes
+    for ddof in (0, 1):
+        want = np.cov(g, rowvar=False, ddof=ddof)
+        np.testing.assert_allclose(acc.between_class_covariance(ddof), want, rtol=1e-12)
