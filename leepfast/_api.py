@@ -268,6 +268,9 @@ class Accumulator:
         n_threads: int | None = None,
     ):
         self.n_target = check_n_target(n_target)
+        #: whether n_target comes from the labels: state-size messages then name the
+        #: labels, and a state over STATE_WARN_BYTES is announced
+        self.n_target_inferred = self.n_target is None
         self.logits = check_flag(logits, "logits")
         self._logits_checked = not self.logits
         self.backend = _backends.resolve(backend)
@@ -323,7 +326,7 @@ class Accumulator:
 
     def _allocate(self, n_source, n_target):
         """Create the state, or grow it to n_target classes."""
-        self.pass1.reserve(n_source, n_target)
+        self.pass1.reserve(n_source, n_target, self.n_target_inferred)
 
     def _tol(self, block):
         """The row-sum tolerance of a block's dtype (bfloat16's once a bfloat16 tensor
@@ -574,9 +577,11 @@ def _run(what, predictions, labels, **options):
     predictions = check_predictions(predictions)
     labels = check_labels(labels, predictions.shape[0])
     options = Options.resolve(**options)
-    if options.n_target is None:
+    inferred = options.n_target is None
+    if inferred:
         options = options.with_n_target(infer_n_target(labels))
     acc = Accumulator.from_options(options)
+    acc.n_target_inferred = inferred
     acc._bfloat16 = is_widened_bfloat16(predictions)
     views = (
         predictions.flags.c_contiguous

@@ -1051,9 +1051,11 @@ def _drive(preds, labels, n_target, logits, backend, n_threads, block_size, prog
     _driver.block_rows(block_size, 1, 1)  # check block_size before any work
     source = FileRows(preds, labels, block_size, logits=logits)
     _order.check_label_order(preds, labels)
+    inferred = n_target is None
     n_target = labels.check_range(n_target)
     acc = _api.Accumulator(n_target, logits=logits, backend=backend, n_threads=n_threads)
     where = "" if labels.path is None else f" in {labels.path}"
-    _state.check_state_fits(acc.n_slots, n_target, preds.n_source, where=where)
+    _state.check_state_fits(acc.n_slots, n_target, preds.n_source, where, inferred)
+    acc.n_target_inferred = False  # checked and announced here, naming the label file
     source.large_views = acc.takes_large_views
     return _driver.two_passes(acc, source, "result", progress)

@@ -14,7 +14,12 @@ import math
 
 import numpy as np
 
+from ._checks import warn
 from ._errors import PassMismatchError, StateSizeError
+
+#: An inferred Y x Z state larger than this is announced with a warning naming the
+#: largest label (one stray large label makes n_target, and the state, huge).
+STATE_WARN_BYTES = 1 << 30
 
 
 def _physical_memory():
@@ -27,19 +32,31 @@ def _physical_memory():
         return None
 
 
-def check_state_fits(n_slots, n_target, n_source, where=""):
+def check_state_fits(n_slots, n_target, n_source, where="", inferred=True):
     """Refuse a Y x Z state larger than physical memory, with a message that says why
-    (one huge label makes n_target huge) instead of numpy's MemoryError."""
+    (one huge label makes n_target huge; or the n_target given) instead of numpy's
+    MemoryError; warn when an ``inferred`` n_target makes a state over STATE_WARN_BYTES."""
     # joint (float64) and pair counts (int64) per slot, their reductions and C
     need = 16 * (n_slots + 2) * n_target * n_source
     have = _physical_memory()
     if have and need > have:
+        cause = (
+            f"check the labels{where} (is {n_target - 1} meant to be a label?) or n_target"
+            if inferred
+            else "check n_target"
+        )
         raise StateSizeError(
             f"n_target={n_target} with n_source={n_source} and {n_slots} thread slots "
             f"needs a Y x Z state of {need / 1e9:.3g} GB, more than this machine's "
-            f"{have / 1e9:.3g} GB; check the labels{where} (is {n_target - 1} meant to "
-            f"be a label?) or n_target, or pass fewer n_threads",
-            "labels",
+            f"{have / 1e9:.3g} GB; {cause}, or pass fewer n_threads",
+            "labels" if inferred else "n_target",
+        )
+    if inferred and need > STATE_WARN_BYTES:
+        warn(
+            f"labels{where}: the largest label, {n_target - 1}, makes "
+            f"n_target={n_target} and a Y x Z state of {need / 1e9:.3g} GB with "
+            f"n_source={n_source}; pass n_target={n_target} to confirm it, or check the "
+            f"labels"
         )
 
 
@@ -78,10 +95,12 @@ class Pass1State:
         """Y so far (None before any row)."""
         return None if self.joint is None else self.joint.shape[1]
 
-    def reserve(self, n_source, n_target):
-        """Create the slots, or grow them to ``n_target`` classes."""
+    def reserve(self, n_source, n_target, inferred=True):
+        """Create the slots, or grow them to ``n_target`` classes (``inferred``: from
+        the labels, not given)."""
         shape = (self.n_slots, n_target, n_source)
-        check_state_fits(self.n_slots, n_target, n_source)
+        if self.joint is None or n_target > self.joint.shape[1]:
+            check_state_fits(self.n_slots, n_target, n_source, inferred=inferred)
         if self.joint is None:
             self.joint = np.zeros(shape)
             self.hard = np.zeros(shape, dtype=np.int64)

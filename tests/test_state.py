@@ -102,3 +102,36 @@ def test_compiled_finalize_checks_shapes():
         _kernels.finalize(
             joint, np.zeros((2, 3, 5), dtype=np.int64), np.zeros((2, 3), dtype=np.int64)
         )
+
+
+def test_a_stray_large_label_is_announced_and_a_given_n_target_named(monkeypatch):
+    # issue 13 item 9: one stray label 200000 was scored silently with a 6.1 GB state,
+    # and an absurd n_target given was reported as "is 999999999999 meant to be a label?"
+    import warnings
+
+    import leepfast
+    from leepfast import _state
+
+    monkeypatch.setattr(_state, "STATE_WARN_BYTES", 1 << 20)  # the same path, cheaper
+    p = np.full((4, 100), 0.01)
+    y = np.array([0, 1, 0, 1])
+    y_stray = np.array([0, 1, 2000, 1])
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        got = leepfast.leep(p, y_stray, backend="numpy", n_threads=1)
+    need = 16 * 3 * 2001 * 100
+    assert [str(w.message) for w in seen] == [
+        f"labels: the largest label, 2000, makes n_target=2001 and a Y x Z state of "
+        f"{need / 1e9:.3g} GB with n_source=100; pass n_target=2001 to confirm it, or "
+        f"check the labels"
+    ]
+    assert seen[0].filename == __file__  # the user's line
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # given: nothing to announce
+        assert leepfast.leep(p, y_stray, n_target=2001, backend="numpy") == got
+        leepfast.leep(p, y, backend="numpy")  # small: nothing to announce
+    with pytest.raises(leepfast.StateSizeError) as err:
+        leepfast.leep(p, y, n_target=10**12, backend="numpy", n_threads=1)
+    assert err.value.argument == "n_target"
+    assert str(err.value).endswith("; check n_target, or pass fewer n_threads")
+    assert "meant to be a label" not in str(err.value)
