@@ -619,25 +619,32 @@ def _sigint_default():
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def test_ctrl_c_exit_130_one_line(big):
-    # the NumPy reference backend with Y = 1000 (a loop over classes) is slow enough
-    # that the run is surely still going when the signal comes
+def _long_score(big, tmp_path):
+    """argv of a `leepfast score` that runs for seconds on any machine: the NumPy backend
+    over the 256 MB dump given as 8 shards (2 GB a pass, 9 s here). One copy can end in
+    under a second on a fast machine, before a signal or the progress bar's first draw."""
+    labels = tmp_path / "y8.npy"
+    np.save(labels, np.tile(np.load(big / "y.npy"), 8))
+    return [
+        sys.executable,
+        "-m",
+        "leepfast",
+        "score",
+        *["big.npy"] * 8,
+        "--labels",
+        str(labels),
+        "--backend",
+        "numpy",
+        "--block-size",
+        "8192",
+        "--n-target",
+        "1000",
+    ]
+
+
+def test_ctrl_c_exit_130_one_line(big, tmp_path):
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "leepfast",
-            "score",
-            "big.npy",
-            "--labels",
-            "y.npy",
-            "--backend",
-            "numpy",
-            "--block-size",
-            "8192",
-            "--n-target",
-            "1000",
-        ],
+        _long_score(big, tmp_path),
         cwd=big,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -653,28 +660,14 @@ def test_ctrl_c_exit_130_one_line(big):
     assert out == ""
 
 
-def test_progress_bar_on_a_terminal(big):
-    # stderr is a pseudo-terminal: after a second a bar with rows and GB/s appears (the
-    # slow reference backend with Y = 1000 makes the run last well over a second)
+def test_progress_bar_on_a_terminal(big, tmp_path):
+    # stderr is a pseudo-terminal: after a second a bar with rows and GB/s appears
+    argv = _long_score(big, tmp_path)
     leader, follower = pty.openpty()
     # a real terminal has a size (tqdm draws nothing on a 0-row terminal)
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "leepfast",
-            "score",
-            "big.npy",
-            "--labels",
-            "y.npy",
-            "--backend",
-            "numpy",
-            "--block-size",
-            "8192",
-            "--n-target",
-            "1000",
-        ],
+        argv,
         cwd=big,
         stdout=subprocess.PIPE,
         stderr=follower,

@@ -38,19 +38,24 @@ def _child_signals():
 
 @pytest.fixture(scope="module")
 def slow(tmp_path_factory):
-    """Float16 logits, 10^6 rows x 32 (64 MB), 1000 target classes: `leepfast score` on
-    them with the NumPy backend and one thread runs for seconds (2.4 s here)."""
+    """Float16 logits, 10^6 rows x 32 (64 MB), 1000 target classes, given as 6 shards
+    (the same file): `leepfast score` on them with the NumPy backend and one thread runs
+    for seconds on any machine (one copy took 0.8 s here, too short to be sure a signal
+    finds the run still going)."""
     tmp = tmp_path_factory.mktemp("slow")
     rng = np.random.default_rng(13)
     n, z = 1_000_000, 32
     np.save(tmp / "logits.npy", rng.standard_normal((n, z), dtype=np.float32).astype("f2"))
-    np.save(tmp / "y.npy", rng.integers(0, 1000, n))
+    np.save(tmp / "y.npy", np.tile(rng.integers(0, 1000, n), SHARDS))
     return tmp
+
+
+SHARDS = 6
 
 
 SCORE = [
     "score",
-    "logits.npy",
+    *["logits.npy"] * SHARDS,
     "--labels",
     "y.npy",
     "--logits",
