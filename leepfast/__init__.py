@@ -3,9 +3,11 @@
 Architecture (each layer calls only the one below it; nothing imports the CLI):
 
     leep, nce, score, rank, Accumulator,   _api.py, _rank.py, _features.py, _files.py:
-    feature scores, file openers            validate kinds and shapes once, stream row
-          |                                 blocks through two passes, turn kernel
-          |                                 statuses into exceptions (_errors.py)
+    feature scores, score_files             validate kinds and shapes once, stream row
+          |                                 blocks through two passes (_driver.py),
+          |                                 turn kernel statuses into exceptions
+    file openers                            readers/: .npy, raw, shards, labels, one
+          |                                 registry of row readers
     backends (one protocol, a registry)     backends/: cython (_kernels.pyx over the C99
                                             core), numba (lazy import), numpy
     the oracle                              _reference.py: formulas only
@@ -43,9 +45,9 @@ _PUBLIC = {
     "h_score": "._features",
     "logme": "._features",
     "regularized_h_score": "._features",
-    "FileFormatError": "._files",
-    "open_labels": "._files",
-    "open_predictions": "._files",
+    "FileFormatError": "._errors",
+    "open_labels": ".readers",
+    "open_predictions": ".readers",
     "score_files": "._files",
     "get_include": "._include",
     "Ranking": "._rank",

@@ -35,7 +35,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from . import _files
+from . import _files, readers
 from ._api import check_labels, check_n_target
 from ._driver import ArraySource, block_rows, run_pass
 from ._errors import InputError, LabelError, NonFiniteError, ShapeError
@@ -66,7 +66,7 @@ def _fspath(obj):
 
 def _is_file_source(obj):
     """A path, glob, directory, list of them, or an opened Predictions object."""
-    if isinstance(obj, (str, os.PathLike, _files.Predictions)):
+    if isinstance(obj, (str, os.PathLike, readers.Predictions)):
         return True
     return (
         isinstance(obj, (list, tuple))
@@ -755,8 +755,8 @@ def feature_statistics(
             features, labels, n_target, dtype, n_features, block_size
         )
     features = check_features(features)
-    if isinstance(labels, (str, os.PathLike, _files.Labels)):
-        opened = _files.open_labels(labels)
+    if isinstance(labels, (str, os.PathLike, readers.Labels)):
+        opened = readers.open_labels(labels)
         n_target = opened.check_range(n_target)
         labels = np.concatenate(list(opened.chunks()))
     labels = check_labels(labels, features.shape[0])
@@ -770,11 +770,11 @@ def feature_statistics(
 
 def _statistics_from_files(features, labels, n_target, dtype, n_features, block_size):
     with _as_features():
-        if isinstance(features, _files.Predictions):
+        if isinstance(features, readers.Predictions):
             preds = features
         else:
-            preds = _files.open_predictions(features, dtype=dtype, n_source=n_features)
-    opened = _files.open_labels(labels)
+            preds = readers.open_predictions(features, dtype=dtype, n_source=n_features)
+    opened = readers.open_labels(labels)
     if opened.n_samples != preds.n_samples:
         raise ShapeError(
             f"{opened.where}: expected {preds.n_samples} labels (one per row of "

@@ -29,7 +29,8 @@ from collections.abc import Mapping
 import numpy as np
 
 from ._api import score
-from ._files import Predictions, open_labels, open_predictions, score_files
+from ._files import score_files
+from .readers import Predictions, open_labels, open_predictions
 
 #: The scores a ranking reports, in the order of its columns.
 SCORES = ("leep", "nce")

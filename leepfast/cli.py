@@ -163,9 +163,9 @@ throughput (bytes of predictions read over both passes per second).""",
 
 
 def _cmd_score(args):
-    from . import _files
+    from . import _files, readers
 
-    with _files.open_predictions(
+    with readers.open_predictions(
         args.pred, dtype=args.dtype, n_source=args.n_source
     ) as preds:
         if args.verbose:

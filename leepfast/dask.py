@@ -41,11 +41,13 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         "pip install 'leepfast[dask]'"
     ) from exc
 
-from . import _api, _driver, _files
+from . import _api, _driver
 from . import backends as _backends
 from ._api import Accumulator, check_labels, check_n_target, check_predictions
 from ._checks import check_flag
 from ._config import resolve_threads
+from ._errors import FileFormatError
+from .readers import mapped, npy
 
 __all__ = ["from_npy_shards", "leep", "nce", "score"]
 
@@ -381,9 +383,10 @@ _ROLE = "predictions"
 
 def _npy_header(path):
     """(dtype, shape, fortran_order, data offset) of a 2-D float .npy shard, from its
-    header only (leepfast._files: never unpickling; size checked against the header)."""
-    return _files._open_npy(
-        path, _ROLE, _files._FLOAT_DESCR, "float16, float32 or float64 predictions", 2
+    header only (:mod:`leepfast.readers.npy`: never unpickling; size checked against
+    the header)."""
+    return npy.open_header(
+        path, _ROLE, npy.FLOAT_DESCR, "float16, float32 or float64 predictions", 2
     )
 
 
@@ -459,12 +462,12 @@ def _load_rows(path, dtype, shape, fortran, start, stop):
     # the header is read again here: the worker sees the file the client described
     found = _npy_header(path)
     if found[:3] != (dtype, shape, fortran):
-        raise _files.FileFormatError(
+        raise FileFormatError(
             f"{_ROLE} (file {path}): changed since the dask array was built: its header "
             f"now says dtype {found[0]}, shape {found[1]}, fortran_order {found[2]}; "
             f"the array was built for {dtype}, {shape}, {fortran}"
         )
-    return _files._map(path, dtype, shape, found[3], fortran)[start:stop]
+    return mapped.map_data(path, dtype, shape, found[3], fortran)[start:stop]
 
 
 def _places(workers, paths):
@@ -617,7 +620,7 @@ def from_npy_shards(paths, *, chunk_rows=None, workers=None):
         if first is None:
             first = (shape[1], dtype)
         elif (shape[1], dtype) != first:
-            raise _files.FileFormatError(
+            raise FileFormatError(
                 f"{_ROLE} (file {path}): holds shape {shape} of {dtype}; expected "
                 f"{first[0]} columns of {first[1]}, as in {paths[0]}"
             )

@@ -15,8 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import leepfast
-from leepfast import FileFormatError
-from leepfast._files import open_labels, open_predictions, score_files
+from leepfast import FileFormatError, open_labels, open_predictions, score_files
 
 SETTINGS = settings(
     max_examples=150,

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 import leepfast
-from leepfast import FileFormatError, _reference
-from leepfast._files import MAX_NPY_HEADER, open_labels, open_predictions, score_files
+from leepfast import FileFormatError, _reference, open_labels, open_predictions, score_files
+from leepfast.readers.npy import MAX_NPY_HEADER
 
 RTOL = 1e-12
 
@@ -175,7 +175,7 @@ def test_labels_text(tmp_path, data):
 
 def test_labels_text_streamed_in_chunks(tmp_path, rng, make_theta, monkeypatch):
     # chunks of 64 bytes split lines anywhere; the result must not change
-    import leepfast._files as files
+    import leepfast.readers.labels as files
 
     theta = make_theta(rng, 500, 4)
     y = rng.integers(0, 1000, 500)

@@ -279,7 +279,7 @@ def test_no_module_imports_the_command_line():
     code = (
         "import sys, leepfast\n"
         "leepfast.demo()\n"
-        "from leepfast import _rank, _demo, _features, _files, _api\n"
+        "from leepfast import _rank, _demo, _features, _files, _api, readers\n"
         "assert 'leepfast.cli' not in sys.modules, 'leepfast.cli imported'\n"
     )
     p = subprocess.run(

@@ -24,15 +24,15 @@ def run(code, *args, ulimit=None):
 
 REDUMP = """
 import os, sys, numpy as np
-from leepfast import _files
+from leepfast import _files, readers
 path = sys.argv[1]
 theta = np.load(path)
-preds = _files.open_predictions(path)
+preds = readers.open_predictions(path)
 os.replace(path + ".new", path)  # a re-dumping job replaced the file
 try:
     _files.score_files(preds, np.zeros(len(theta), dtype=np.int64))
     print("NO ERROR")
-except _files.FileFormatError as err:
+except readers.FileFormatError as err:
     print("ERROR", err)
 """
 
@@ -52,7 +52,7 @@ def test_redumped_file_is_refused_naming_it(tmp_path, rng, make_theta):
 
 MANY = """
 import sys, numpy as np, leepfast
-from leepfast import _files
+from leepfast import _files, readers
 d = sys.argv[1]
 n = int(sys.argv[2])
 theta = np.load(d + "/all.npy")
@@ -79,11 +79,11 @@ def test_more_shards_than_descriptors(tmp_path, rng, make_theta):
 def test_a_closed_predictions_object_is_a_clear_error(tmp_path, rng, make_theta):
     import pytest
 
-    from leepfast import _files
+    from leepfast import _files, readers
 
     path = tmp_path / "p.npy"
     np.save(path, make_theta(rng, 20, 3))
-    preds = _files.open_predictions(path)
+    preds = readers.open_predictions(path)
     preds.close()
     with pytest.raises(
         ValueError,

@@ -17,8 +17,7 @@ import numpy as np
 import pytest
 
 import leepfast
-from leepfast import FileFormatError, cli
-from leepfast._files import open_labels, open_predictions, score_files
+from leepfast import FileFormatError, cli, open_labels, open_predictions, score_files
 
 PRED_TAIL = "not predictions; leepfast reads .npy files and raw binary dumps: "
 ARRAY = "pass the array (or tensor) to leepfast, or save it with numpy.save"

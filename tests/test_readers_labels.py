@@ -12,9 +12,8 @@ import numpy as np
 import pytest
 
 import leepfast
-import leepfast._files as files
-from leepfast import FileFormatError
-from leepfast._files import open_labels, score_files
+import leepfast.readers.labels as files
+from leepfast import FileFormatError, open_labels, score_files
 
 SYNTAX = (
     "expected one integer per line (ASCII digits 0-9, an optional leading '-', "

@@ -16,8 +16,7 @@ import numpy as np
 import pytest
 
 import leepfast
-from leepfast import FileFormatError, cli
-from leepfast._files import open_predictions, score_files
+from leepfast import FileFormatError, cli, open_predictions, score_files
 
 
 @pytest.fixture

@@ -15,10 +15,9 @@ import numpy as np
 import pytest
 
 import leepfast
-from leepfast import cli
+from leepfast import cli, open_predictions, score_files
 from leepfast._errors import InputError
-from leepfast._files import open_predictions, score_files
-from leepfast._order import check_label_order, disagreement, natural_sorted
+from leepfast.readers.order import check_label_order, disagreement, natural_sorted
 
 SIZES = [5, 9, 3, 14, 7, 2, 11, 6, 8, 4, 10, 13]  # rows of part-1 ... part-12
 

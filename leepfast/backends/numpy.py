@@ -67,7 +67,7 @@ def _add_class_sums(out, labels, theta):
     sorted_labels = labels[order]
     rows = theta[order]
     cuts = (np.flatnonzero(sorted_labels[1:] != sorted_labels[:-1]) + 1).tolist()
-    for start, end in zip([0, *cuts], [*cuts, len(rows)]):
+    for start, end in zip([0, *cuts], [*cuts, len(rows)], strict=True):
         out[sorted_labels[start]] += rows[start:end].sum(axis=0)
 
 

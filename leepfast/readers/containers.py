@@ -18,7 +18,7 @@ import os
 import struct
 import zipfile
 
-from ._errors import FileFormatError
+from .._errors import FileFormatError
 
 #: Bytes read from the start (and from the end) of a file to recognise its format.
 HEAD = 64

@@ -16,7 +16,7 @@ sign. A list of paths is taken in the order given, never sorted, never refused.
 import os
 import re
 
-from ._errors import InputError
+from .._errors import InputError
 
 _RUNS = re.compile(r"([0-9]+)")
 
@@ -45,7 +45,7 @@ def disagreement(names):
 def check_label_order(preds, labels):
     """Refuse ``preds`` when a directory or glob in it expanded to names whose natural
     and string orders disagree and ``labels`` come from one file (a path, or
-    :class:`~leepfast._files.Labels` read from a file)."""
+    :class:`~leepfast.readers.labels.Labels` read from a file)."""
     conflicts = getattr(preds, "order_conflicts", None)
     if isinstance(labels, (str, os.PathLike)):
         path = os.fspath(labels)

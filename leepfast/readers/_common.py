@@ -1,0 +1,79 @@
+"""What every reader shares: where a message says it is, one way to fail, the size of a
+file, and whether a file is a ``.npy``."""
+
+import os
+
+import numpy as np
+
+from .._errors import FileFormatError
+
+NPY_MAGIC = b"\x93NUMPY"
+
+
+def where(role, name):
+    return f"{role} (file {name})"
+
+
+def fail(role, name, message):
+    raise FileFormatError(f"{where(role, name)}: {message}")
+
+
+def file_size(path, role):
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"{role}: no such file or directory: {os.fspath(path)!r}"
+        ) from None
+    if not os.path.isfile(path):
+        raise FileFormatError(f"{role}: expected a regular file, got {os.fspath(path)!r}")
+    return st.st_size
+
+
+def is_npy(path):
+    """True if the name ends in .npy or the file starts with the .npy magic string."""
+    if os.fspath(path).lower().endswith(".npy"):
+        return True
+    with open(path, "rb") as f:
+        return f.read(len(NPY_MAGIC)) == NPY_MAGIC
+
+
+def _not_npy(path):
+    if path is None:
+        return ""
+    return (
+        f"; {os.fspath(path)} is one (its name does not end in .npy and it does not "
+        f"start with the .npy magic string)"
+    )
+
+
+def check_dtype(dtype, path=None):
+    if dtype is None:
+        raise TypeError(
+            "dtype: raw (non-.npy) prediction files need a dtype "
+            "(float16, float32 or float64) and n_source" + _not_npy(path)
+        )
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(
+            f"dtype: expected float16, float32 or float64, got {dtype!r}"
+        ) from None
+    if dt.kind != "f" or dt.itemsize not in (2, 4, 8):
+        raise TypeError(f"dtype: expected float16, float32 or float64, got {dt}")
+    return dt if dt.byteorder == ">" else dt.newbyteorder("<")
+
+
+def check_n_source(n_source, path=None):
+    if n_source is None:
+        raise TypeError(
+            "n_source: raw (non-.npy) prediction files need n_source, the "
+            "number of values per row" + _not_npy(path)
+        )
+    if isinstance(n_source, bool) or not isinstance(n_source, (int, np.integer)):
+        raise TypeError(
+            f"n_source: expected a positive integer, got {type(n_source).__name__}"
+        )
+    if n_source < 1:
+        raise ValueError(f"n_source: expected a positive integer, got {n_source}")
+    return int(n_source)

@@ -1,0 +1,256 @@
+"""Target labels from a file or an array, checked once, then streamed in chunks.
+
+- a 1-D integer ``.npy`` (any byte order; never unpickled), mapped read-only;
+- text with one integer per line (ASCII digits, an optional ``-``, ASCII whitespace
+  around), parsed about 1 MiB at a time;
+- an in-memory array.
+"""
+
+import os
+import re
+
+import numpy as np
+
+from .. import _api
+from .._errors import FileFormatError
+from . import containers, npy
+from ._common import fail, file_size, where
+from .mapped import map_data
+
+#: Longest line accepted in a text label file (an int64 has at most 20 characters).
+MAX_LABEL_LINE = 64
+#: Bytes of label text parsed at a time.
+TEXT_CHUNK = 1 << 20
+#: Labels scanned at a time when checking a label file.
+LABEL_CHUNK = 1 << 20
+
+
+#: What a label line may hold: ASCII whitespace, an optional '-' (a negative label is
+#: refused later with its row), ASCII digits. Python's int() takes more ('1_0', '+3',
+#: '٣', full-width digits): every other byte is refused before int() sees the line.
+_LABEL_BYTES = b"0123456789- \t\r\x0b\x0c"
+_LABEL_LINE = re.compile(rb"[ \t\r\x0b\x0c]*-?[0-9]+[ \t\r\x0b\x0c]*\Z")
+_LABEL_SYNTAX = (
+    "expected one integer per line (ASCII digits 0-9, an optional leading '-', "
+    "ASCII spaces or tabs around them)"
+)
+
+
+def _bad_label_line(line, number, name):
+    """Raise for a label line that breaks the syntax (or overflows int64), else return."""
+    if len(line) > MAX_LABEL_LINE:
+        fail(
+            "labels",
+            name,
+            f"line {number} has {len(line)} characters; expected one integer per line",
+        )
+    ok = _LABEL_LINE.match(line) is not None
+    if ok and -(2**63) <= int(line) < 2**63:
+        return
+    # shown as it is (repr: invisible characters escaped), bytes that are not UTF-8 as bytes
+    why = "; the value is outside the int64 range" if ok else ""
+    try:
+        shown = line.decode("utf-8")
+    except UnicodeDecodeError:
+        shown, why = line, "; the line is not UTF-8 text"
+    else:
+        bad = next((c for c in shown if c.encode() not in _LABEL_BYTES), None)
+        if bad is not None and not bad.isascii():
+            import unicodedata
+
+            what = unicodedata.name(bad, "") or "not an ASCII character"
+            why = f"; {bad!r} is U+{ord(bad):04X} {what}".rstrip()
+    fail("labels", name, f"line {number} is {shown!r}; {_LABEL_SYNTAX}{why}")
+
+
+def _parse_label_lines(lines, first_line, name):
+    """int64 labels from a list of byte lines; ``first_line`` is the 1-based number."""
+    longest = max(map(len, lines))
+    if longest <= MAX_LABEL_LINE and not b"".join(lines).translate(None, _LABEL_BYTES):
+        try:  # only the bytes of the syntax are left: int()'s extras cannot get through
+            return np.array(lines, dtype=f"S{max(longest, 1)}").astype(np.int64)
+        except (ValueError, OverflowError):
+            pass
+    for i, line in enumerate(lines):  # in order: the first bad line is the one reported
+        _bad_label_line(line, first_line + i, name)
+    fail(
+        "labels",
+        name,
+        f"lines {first_line} to {first_line + len(lines) - 1} could "
+        f"not be read as integers",
+    )
+
+
+def _text_label_chunks(path, name):
+    """Yield int64 arrays of the labels of a text file, about 1 MiB of text at a time."""
+    line = 1  # number of the first line not parsed yet
+    tail = b""
+    with open(path, "rb") as f:
+        while True:
+            data = f.read(TEXT_CHUNK)
+            if not data:
+                break
+            data = tail + data
+            nul = data.find(b"\x00")
+            if nul >= 0:
+                start = data.rfind(b"\n", 0, nul) + 1
+                if start:  # the lines before the NUL's line come first
+                    yield _parse_label_lines(data[: start - 1].split(b"\n"), line, name)
+                at = line + data.count(b"\n", 0, nul)
+                fail(
+                    "labels",
+                    name,
+                    f"contains NUL bytes (the first on line {at}): binary data, not "
+                    f"one integer per line (a .npy file without its header?)",
+                )
+            cut = data.rfind(b"\n")
+            tail = data[cut + 1 :]
+            if cut >= 0:
+                lines = data[:cut].split(b"\n")
+                yield _parse_label_lines(lines, line, name)
+                line += len(lines)
+            if len(tail) > MAX_LABEL_LINE:
+                fail(
+                    "labels",
+                    name,
+                    f"line {line} has more than {MAX_LABEL_LINE} "
+                    f"characters; expected one integer per line",
+                )
+    if tail:
+        yield _parse_label_lines([tail], line, name)
+
+
+class Labels:
+    """Target labels from a file (or an array), read in chunks, never loaded whole.
+
+    Made by :func:`open_labels`, which scans the file once to check every line and
+    find the number of labels and their range.
+
+    Attributes
+    ----------
+    path : str or None
+        None for labels given as an array.
+    format : {"npy", "text", "array"}
+    n_samples : int
+    low, high : int
+        The smallest and the largest label.
+    """
+
+    def __init__(self, format, path=None, array=None):
+        self.format = format
+        self.path = None if path is None else os.fspath(path)
+        self.where = "labels" if path is None else where("labels", self.path)
+        self._array = array
+        n, low, high = 0, None, None
+        for chunk in self.chunks():
+            n += len(chunk)
+            lo, hi = int(chunk.min()), int(chunk.max())
+            low = lo if low is None else min(low, lo)
+            high = hi if high is None else max(high, hi)
+        if n == 0:
+            raise FileFormatError(
+                f"{self.where}: no labels; expected one per row of predictions"
+            )
+        if high >= 2**63:
+            self._raise_row(lambda c: c >= 2**63, "expected labels below 2**63")
+        self.n_samples, self.low, self.high = n, low, high
+
+    def __repr__(self):
+        return (
+            f"Labels({self.path or 'array'!r}, {self.format}, n_samples="
+            f"{self.n_samples}, range [{self.low}, {self.high}])"
+        )
+
+    def __len__(self):
+        return self.n_samples
+
+    def chunks(self):
+        """Yield the labels in order as 1-D integer arrays of at most about 1M labels."""
+        if self.format == "text":
+            yield from _text_label_chunks(self.path, self.path)
+            return
+        for start in range(0, len(self._array), LABEL_CHUNK):
+            yield self._array[start : start + LABEL_CHUNK]
+
+    def reader(self):
+        """A function ``take(k)`` that returns the next k labels (a new pass each call)."""
+        chunks = self.chunks()
+        pending, have = [], 0
+
+        def take(k):
+            nonlocal have
+            while have < k:
+                chunk = next(chunks, None)
+                if chunk is None:
+                    raise FileFormatError(
+                        f"{self.where}: ended before the last row of "
+                        f"predictions (did the file change?)"
+                    )
+                pending.append(chunk)
+                have += len(chunk)
+            out = pending[0] if len(pending) == 1 else np.concatenate(pending)
+            pending[:] = [out[k:]] if len(out) > k else []
+            have = len(out) - k
+            return out[:k]
+
+        return take
+
+    def _raise_row(self, bad, expected):
+        """Raise for the first label where ``bad(chunk)`` is True."""
+        row = 0
+        for chunk in self.chunks():
+            hits = np.flatnonzero(bad(chunk))
+            if len(hits):
+                r = row + int(hits[0])
+                line = f" (line {r + 1})" if self.format == "text" else ""
+                raise ValueError(
+                    f"{self.where}: row {r}{line} is {chunk[hits[0]]}; {expected}"
+                )
+            row += len(chunk)
+
+    def check_range(self, n_target=None):
+        """The number of target classes: ``n_target`` after checking every label is in
+        [0, n_target), or high + 1 by default."""
+        n_target = _api.check_n_target(n_target)
+        if self.low < 0:
+            self._raise_row(lambda c: c < 0, "expected labels >= 0")
+        if n_target is None:
+            return self.high + 1
+        if self.high >= n_target:
+            self._raise_row(
+                lambda c: c >= n_target,
+                f"expected an integer in [0, {n_target}) (n_target={n_target})",
+            )
+        return n_target
+
+
+def open_labels(labels):
+    """Target labels from a file or an array, checked but not loaded.
+
+    Parameters
+    ----------
+    labels : path, or array of shape (n_samples,) of any integer dtype
+        A 1-D integer ``.npy`` file (any byte order; never unpickled), a text file with
+        one integer per line (a name not ending in ``.npy``, not starting with the .npy
+        magic string), or an in-memory array.
+
+    Returns
+    -------
+    Labels
+        With ``n_samples``, ``low`` and ``high``; ``chunks()`` streams them.
+    """
+    if isinstance(labels, Labels):
+        return labels
+    if not isinstance(labels, (str, bytes, os.PathLike)):
+        arr = labels if isinstance(labels, np.ndarray) else np.asarray(labels)
+        arr = _api.check_labels(arr, arr.shape[0] if arr.ndim else -1)
+        return Labels("array", array=arr)
+    labels = os.fsdecode(os.fspath(labels))  # a bytes path is a path, as for open()
+    size = file_size(labels, "labels")
+    if not npy.claims(labels):
+        containers.refuse_container(labels, size, "labels")
+        return Labels("text", labels)
+    dtype, shape, _, offset = npy.open_header(
+        labels, "labels", npy.INT_DESCR, "integer labels", 1
+    )
+    return Labels("npy", labels, map_data(labels, dtype, shape, offset, False, "labels"))

@@ -1,0 +1,186 @@
+"""A file of prediction (or feature) rows memory-mapped at an offset: what the ``.npy``
+and the raw readers open, and the row file protocol every reader's files follow
+(:mod:`leepfast.readers.registry`)."""
+
+import errno
+import mmap
+import os
+
+import numpy as np
+
+from .. import _driver
+from ._common import fail, where
+
+
+class PredictionFile:
+    """One file of prediction rows, memory-mapped read-only.
+
+    Attributes
+    ----------
+    path : str
+    format : {"npy", "raw"}
+    dtype : numpy.dtype
+        float16, float32 or float64, either byte order.
+    n_samples, n_source : int
+    fortran_order : bool
+    nbytes : int
+        Bytes of prediction data (the file without its header).
+    array : ndarray of shape (n_samples, n_source)
+        A read-only view of the memory map.
+    """
+
+    def __init__(
+        self, path, format, dtype, shape, offset, fortran_order=False, role="predictions"
+    ):
+        self.path = os.fspath(path)
+        self.role = role
+        self.format = format
+        self.dtype = dtype
+        self.n_samples, self.n_source = shape
+        self.fortran_order = fortran_order
+        self.nbytes = self.n_samples * self.n_source * dtype.itemsize
+        self.offset = offset
+        st = os.stat(self.path)
+        #: (size, mtime_ns, inode) when opened: checked again before each pass reads it
+        self.identity = (st.st_size, st.st_mtime_ns, st.st_ino)
+        self._map = self._array = None
+        self._closed = False
+
+    @property
+    def array(self):
+        """A read-only view of a memory map of the data, mapped on first use (a map holds
+        a descriptor: the driver maps one shard at a time and releases it after its
+        blocks). None once the file is closed."""
+        if self._array is None and not self._closed:
+            shape = (self.n_samples, self.n_source)
+            self._map = map_data(
+                self.path, self.dtype, shape, self.offset, self.fortran_order, self.role
+            )
+            self._array = self._map.view(np.ndarray)
+        return self._array
+
+    @array.setter
+    def array(self, value):
+        self._array = value
+        if value is None:
+            self._map = None
+            self._closed = True
+
+    def release(self):
+        """Drop the map (and its descriptor) until the rows are asked for again."""
+        self._map = self._array = None
+
+    def check_unchanged(self):
+        """Refuse a file whose size, modification time or inode differ from those seen
+        when it was opened (a re-dumping job replaced or rewrote it)."""
+        try:
+            st = os.stat(self.path)
+            now = (st.st_size, st.st_mtime_ns, st.st_ino)
+        except OSError:
+            now = None
+        if now != self.identity:
+            fail(
+                self.role,
+                self.path,
+                "changed since it was opened (size, modification time or inode "
+                "differ): was it re-dumped? Score it again from the start",
+            )
+
+    def blocks(self, block_size=None, large_views=False, logits=False):
+        """Yield ``(first row in the file, block)``: a read-only (rows, n_source) view of
+        the map when the file is C-ordered, native-endian and aligned; otherwise (Fortran
+        order, big-endian, unaligned data) one block-sized C-ordered native copy. Rows
+        per block as in :func:`leepfast._driver.block_rows`. The file is checked against
+        the identity it had when opened before every block (a file that shrank under its
+        map would raise SIGBUS)."""
+        if self._closed:
+            raise ValueError(
+                f"{self.role}: {self.path} was closed; open the {self.role} again"
+            )
+        self.check_unchanged()
+        native = self.dtype.newbyteorder("=")
+        array = self.array
+        direct = array.flags.aligned and self.dtype.isnative and not self.fortran_order
+        rows = _driver.block_rows(
+            block_size,
+            self.n_source,
+            self.dtype.itemsize,
+            views=direct and large_views,
+            logits=logits,
+        )
+        for start in range(0, self.n_samples, rows):
+            if start:
+                self.check_unchanged()
+            block = array[start : start + rows]
+            if not direct:  # for Fortran order: one contiguous run per column
+                block = np.array(block, dtype=native, order="C")
+            yield start, block
+            del block
+
+    def close(self):
+        """Drop the map for good (it is unmapped once no block refers to it)."""
+        self.array = None
+
+    def __repr__(self):
+        order = ", Fortran order" if self.fortran_order else ""
+        return (
+            f"PredictionFile({self.path!r}, {self.format}, {self.dtype}, "
+            f"shape=({self.n_samples}, {self.n_source}){order})"
+        )
+
+
+def map_data(path, dtype, shape, offset, fortran, role="predictions"):
+    """A read-only memory map of the data, advised for sequential access (best effort)."""
+    try:
+        mm = np.memmap(
+            path,
+            dtype=dtype,
+            mode="r",
+            offset=offset,
+            shape=shape,
+            order="F" if fortran else "C",
+        )
+    except OSError as err:
+        if err.errno != errno.ENOMEM:
+            raise
+        raise map_refused(path, offset, role) from None
+    raw = getattr(mm, "_mmap", None)
+    advice = getattr(mmap, "MADV_SEQUENTIAL", None)
+    if raw is not None and advice is not None and hasattr(raw, "madvise"):
+        try:
+            raw.madvise(advice)
+        except (OSError, ValueError):  # unsupported here: only a hint
+            pass
+    return mm
+
+
+def map_refused(path, offset, role):
+    """The error for a map the system refused (ENOMEM): the size, and RLIMIT_AS."""
+    size = os.stat(path).st_size
+    try:
+        import resource
+
+        limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+        unlimited = limit == resource.RLIM_INFINITY
+    except (ImportError, AttributeError, OSError, ValueError):
+        limit, unlimited = None, False
+    if limit is None:
+        why = "the system refused to map it (out of address space)"
+    elif unlimited:
+        why = (
+            "the system refused to map it, with no address-space limit (RLIMIT_AS "
+            "unlimited): check vm.max_map_count and vm.overcommit_memory"
+        )
+    else:
+        why = (
+            f"the address space of this process is limited to {limit:,} bytes "
+            f"({limit / 2**30:.3g} GiB, RLIMIT_AS; ulimit -v {limit // 1024}), less "
+            f"than the map needs with what is already mapped: raise the limit (ulimit "
+            f"-v unlimited) or split the dump into shards (mapped one at a time)"
+        )
+    err = OSError(
+        f"{where(role, os.fspath(path))}: cannot memory-map its {size - offset:,} "
+        f"bytes of data ({(size - offset) / 2**30:.3g} GiB): {why}"
+    )
+    err.errno = errno.ENOMEM
+    return err

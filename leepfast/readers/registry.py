@@ -1,0 +1,38 @@
+"""The row readers, tried in order on each file; the first that claims a file opens it.
+
+A reader is a module with
+
+- ``NAME``: the format's name (``PredictionFile.format``);
+- ``claims(path) -> bool``: whether the file is this reader's (from its name or its
+  first bytes; cheap, reads nothing else);
+- ``open_rows(path, *, dtype=None, n_source=None, role="predictions")``: the file
+  checked (header, size) but not read, as a row file.
+
+A row file (:class:`~leepfast.readers.mapped.PredictionFile` for the readers here) has
+``path``, ``format``, ``role``, ``dtype``, ``n_samples``, ``n_source`` and ``nbytes``,
+and the methods ``blocks(block_size, large_views, logits)`` (yields ``(first row in the
+file, block)``, each block a C-ordered native (rows, n_source) array, the file checked
+against the identity it had when opened before each block), ``release()`` (drop what it
+holds until asked again; one shard at a time holds a descriptor) and ``close()``.
+
+A new format is one module with these three names, put in :data:`READERS` before the
+raw reader, which claims every file no other reader does (after refusing the containers
+it does not read, :mod:`leepfast.readers.containers`).
+"""
+
+from . import npy, raw
+from ._common import file_size
+
+#: In the order they are asked; raw last.
+READERS = (npy, raw)
+
+
+def reader_of(path):
+    """The first reader that claims ``path``."""
+    return next(r for r in READERS if r.claims(path))
+
+
+def open_rows(path, *, dtype=None, n_source=None, role="predictions"):
+    """``path`` opened by its reader, as a row file."""
+    file_size(path, role)  # a missing path, or a directory, is said before anything
+    return reader_of(path).open_rows(path, dtype=dtype, n_source=n_source, role=role)
