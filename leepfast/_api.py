@@ -141,8 +141,9 @@ def is_widened_bfloat16(arr):
     return id(arr) in _WIDENED
 
 
-def check_labels(labels, n_samples, name="labels"):
-    """The labels as a 1-D integer ndarray of length n_samples (never copied here)."""
+def check_labels(labels, n_samples, name="labels", rows="predictions"):
+    """The labels as a 1-D integer ndarray of length n_samples (never copied here);
+    ``rows`` names what the labels pair with in messages ("features" for features)."""
     arr, _ = as_host_array(labels, name)
     if arr.dtype.kind not in "iu":
         raise TypeError(f"{name}: expected an integer array, got dtype={arr.dtype}")
@@ -150,7 +151,7 @@ def check_labels(labels, n_samples, name="labels"):
         raise ShapeError(f"{name}: expected a 1-D array, got shape {arr.shape}", name)
     if arr.shape[0] != n_samples:
         raise ShapeError(
-            f"{name}: expected {n_samples} labels (one per row of predictions), "
+            f"{name}: expected {n_samples} labels (one per row of {rows}), "
             f"got {arr.shape[0]}",
             name,
         )

@@ -30,15 +30,13 @@ T_c are summed class by class through the sorted labels; s3 and s4 are O(D) per 
 
 import math
 import os
-import re
-from contextlib import contextmanager
 
 import numpy as np
 
 from . import _files, readers
 from ._api import check_labels, check_n_target
 from ._driver import ArraySource, block_rows, run_pass
-from ._errors import InputError, LabelError, NonFiniteError, ShapeError
+from ._errors import LabelError, NonFiniteError, ShapeError
 from ._state import check_feature_state_fits
 
 #: pinv cut-off relative to the largest singular value, as in the public H-score code.
@@ -75,57 +73,6 @@ def _is_file_source(obj):
     )
 
 
-# The prediction-dump openers (shared with LEEP) word their messages for predictions:
-# said of features, these are the phrases that change (whole phrases only, so a file
-# path that happens to hold the word "predictions" is left alone).
-_FEATURE_WORDING = (
-    ("raw (non-.npy) prediction files", "raw (non-.npy) feature files"),
-    ("one per row of predictions", "one per row of features"),
-    ("last row of predictions", "last row of features"),
-    ("float64 predictions", "float64 features"),
-    ("open the predictions again", "open the features again"),
-    ("(n_samples, n_source)", "(n_samples, n_features)"),
-    ("one source class", "one feature"),
-    ("source classes", "features"),
-)
-# n_source as a word (an argument name), not inside a file name such as .../n_source.npy
-_N_SOURCE = re.compile(r"(?<![\w/\\.-])n_source(?![\w/\\.-])")
-_FEATURE_ARGUMENT = {"predictions": "features", "n_source": "n_features"}
-
-
-def _said_of_features(err):
-    """``err`` with its message (and ``argument``) said of features, or None when it
-    says nothing of predictions."""
-    msg = str(err)
-    new = msg
-    if new.startswith("predictions"):
-        new = "features" + new[len("predictions") :]
-    for old, repl in _FEATURE_WORDING:
-        new = new.replace(old, repl)
-    new = _N_SOURCE.sub("n_features", new)
-    if new == msg:
-        return None
-    if isinstance(err, InputError):
-        argument = _FEATURE_ARGUMENT.get(err.argument, err.argument)
-        if argument is None and new.startswith("features"):
-            argument = "features"
-        return type(err)(new, argument)
-    return type(err)(new)
-
-
-@contextmanager
-def _as_features():
-    """Errors of the prediction-dump and label openers, said of ``features`` and
-    ``n_features`` (the openers' messages speak of predictions and n_source)."""
-    try:
-        yield
-    except (ValueError, TypeError, OSError) as err:
-        new = _said_of_features(err)
-        if new is None:
-            raise
-        raise new from None
-
-
 def check_features(features, name="features"):
     """The features as a 2-D float16/32/64 ndarray (never copied here)."""
     arr = features if isinstance(features, np.ndarray) else np.asarray(features)
@@ -144,12 +91,6 @@ def check_features(features, name="features"):
             f"{name}: expected at least one feature, got shape {arr.shape}", "features"
         )
     return arr
-
-
-def _check_labels(labels, n_samples, name):
-    """check_labels, with its messages said of features."""
-    with _as_features():
-        return check_labels(labels, n_samples, name)
 
 
 # ---------------------------------------------------------------------------------------
@@ -341,7 +282,7 @@ class FeatureAccumulator:
             Index of the batch's first row in the whole dataset, for error messages.
         """
         features = check_features(features, f"features{where}")
-        labels = _check_labels(labels, features.shape[0], f"labels{where}")
+        labels = check_labels(labels, features.shape[0], f"labels{where}", rows="features")
         if self.n_features is not None and features.shape[1] != self.n_features:
             raise ShapeError(
                 f"features{where}: expected {self.n_features} features (columns), as in "
@@ -756,10 +697,10 @@ def feature_statistics(
         )
     features = check_features(features)
     if isinstance(labels, (str, os.PathLike, readers.Labels)):
-        opened = readers.open_labels(labels)
+        opened = readers.open_labels(labels, rows="features")
         n_target = opened.check_range(n_target)
         labels = np.concatenate(list(opened.chunks()))
-    labels = check_labels(labels, features.shape[0])
+    labels = check_labels(labels, features.shape[0], rows="features")
     if features.shape[0] == 0:
         raise ValueError(
             f"features: expected at least one sample, got shape {features.shape}"
@@ -769,12 +710,13 @@ def feature_statistics(
 
 
 def _statistics_from_files(features, labels, n_target, dtype, n_features, block_size):
-    with _as_features():
-        if isinstance(features, readers.Predictions):
-            preds = features
-        else:
-            preds = readers.open_predictions(features, dtype=dtype, n_source=n_features)
-    opened = readers.open_labels(labels)
+    if isinstance(features, readers.Predictions):
+        preds = features
+    else:
+        preds = readers.open_predictions(
+            features, dtype=dtype, n_source=n_features, role="features"
+        )
+    opened = readers.open_labels(labels, rows="features")
     if opened.n_samples != preds.n_samples:
         raise ShapeError(
             f"{opened.where}: expected {preds.n_samples} labels (one per row of "
@@ -786,17 +728,15 @@ def _statistics_from_files(features, labels, n_target, dtype, n_features, block_
 
 
 def _statistics(features, labels, n_target, dtype, n_features, block_size):
-    """feature_statistics for the public scores: bytes paths decoded (os.fsdecode),
-    every message said of features and n_features."""
-    with _as_features():
-        return feature_statistics(
-            _fspath(features),
-            _fspath(labels),
-            n_target=n_target,
-            dtype=dtype,
-            n_features=n_features,
-            block_size=block_size,
-        )
+    """feature_statistics for the public scores: bytes paths decoded (os.fsdecode)."""
+    return feature_statistics(
+        _fspath(features),
+        _fspath(labels),
+        n_target=n_target,
+        dtype=dtype,
+        n_features=n_features,
+        block_size=block_size,
+    )
 
 
 _PARAMETERS = """

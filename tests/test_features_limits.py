@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 import leepfast
-from leepfast import _features
 from leepfast._errors import (
     FileFormatError,
     InputError,
@@ -351,16 +350,18 @@ def test_in_memory_messages_speak_of_features_with_their_classes():
     assert isinstance(err, ShapeError) and isinstance(err, InputError)
 
 
-def test_said_of_features_leaves_paths_alone():
-    err = FileFormatError(
-        "predictions (file /data/predictions/n_source.npy): has 3 source classes, but "
-        "n_source=4 was given",
-        "predictions",
-    )
-    new = _features._said_of_features(err)
-    assert type(new) is FileFormatError and new.argument == "features"
-    assert str(new) == (
-        "features (file /data/predictions/n_source.npy): has 3 features, but "
+def test_feature_messages_leave_paths_alone(tmp_path):
+    # the file's path holds "predictions" and "n_source": the message, said of features
+    # by the readers' role, names the path as it is
+    folder = tmp_path / "predictions"
+    folder.mkdir()
+    f, y = make_data(20, 3, 2, seed=17)
+    np.save(folder / "n_source.npy", f)
+    with pytest.raises(FileFormatError) as info:
+        leepfast.h_score(folder / "n_source.npy", y, n_features=4)
+    assert info.value.argument == "features"
+    assert str(info.value) == (
+        f"features (file {folder / 'n_source.npy'}): has 3 features, but "
         "n_features=4 was given"
     )
 

@@ -9,13 +9,37 @@ from .._errors import FileFormatError
 
 NPY_MAGIC = b"\x93NUMPY"
 
+#: How messages name what the rows are, by role: the rows, their raw files, the argument
+#: that gives a row's width, the array's shape, one column and the columns.
+WORDS = {
+    "predictions": {
+        "raw files": "raw (non-.npy) prediction files",
+        "width": "n_source",
+        "shape": "(n_samples, n_source)",
+        "column": "source class",
+        "columns": "source classes",
+    },
+    "features": {
+        "raw files": "raw (non-.npy) feature files",
+        "width": "n_features",
+        "shape": "(n_samples, n_features)",
+        "column": "feature",
+        "columns": "features",
+    },
+}
+
+
+def words(role):
+    """The words of :data:`WORDS` for ``role`` (predictions' for any other role)."""
+    return WORDS.get(role, WORDS["predictions"])
+
 
 def where(role, name):
     return f"{role} (file {name})"
 
 
 def fail(role, name, message):
-    raise FileFormatError(f"{where(role, name)}: {message}")
+    raise FileFormatError(f"{where(role, name)}: {message}", role)
 
 
 def file_size(path, role):
@@ -47,11 +71,13 @@ def _not_npy(path):
     )
 
 
-def check_dtype(dtype, path=None):
+def check_dtype(dtype, path=None, role="predictions"):
+    """The dtype of raw rows: float16/32/64, little-endian unless it says ``">"``."""
     if dtype is None:
+        w = words(role)
         raise TypeError(
-            "dtype: raw (non-.npy) prediction files need a dtype "
-            "(float16, float32 or float64) and n_source" + _not_npy(path)
+            f"dtype: {w['raw files']} need a dtype "
+            f"(float16, float32 or float64) and {w['width']}" + _not_npy(path)
         )
     try:
         dt = np.dtype(dtype)
@@ -64,16 +90,18 @@ def check_dtype(dtype, path=None):
     return dt if dt.byteorder == ">" else dt.newbyteorder("<")
 
 
-def check_n_source(n_source, path=None):
+def check_n_source(n_source, path=None, role="predictions"):
+    """The number of values per raw row (named n_source, or n_features for features)."""
+    width = words(role)["width"]
     if n_source is None:
         raise TypeError(
-            "n_source: raw (non-.npy) prediction files need n_source, the "
+            f"{width}: {words(role)['raw files']} need {width}, the "
             "number of values per row" + _not_npy(path)
         )
     if isinstance(n_source, bool) or not isinstance(n_source, (int, np.integer)):
         raise TypeError(
-            f"n_source: expected a positive integer, got {type(n_source).__name__}"
+            f"{width}: expected a positive integer, got {type(n_source).__name__}"
         )
     if n_source < 1:
-        raise ValueError(f"n_source: expected a positive integer, got {n_source}")
+        raise ValueError(f"{width}: expected a positive integer, got {n_source}")
     return int(n_source)

@@ -6,6 +6,7 @@
 - an in-memory array.
 """
 
+import copy
 import os
 import re
 
@@ -136,8 +137,9 @@ class Labels:
         The smallest and the largest label.
     """
 
-    def __init__(self, format, path=None, array=None):
+    def __init__(self, format, path=None, array=None, rows="predictions"):
         self.format = format
+        self.rows = rows  # what the labels pair with, as messages name it
         self.path = None if path is None else os.fspath(path)
         self.where = "labels" if path is None else where("labels", self.path)
         self._array = array
@@ -149,7 +151,7 @@ class Labels:
             high = hi if high is None else max(high, hi)
         if n == 0:
             raise FileFormatError(
-                f"{self.where}: no labels; expected one per row of predictions"
+                f"{self.where}: no labels; expected one per row of {self.rows}"
             )
         if high >= 2**63:
             self._raise_row(lambda c: c >= 2**63, "expected labels below 2**63")
@@ -184,7 +186,7 @@ class Labels:
                 if chunk is None:
                     raise FileFormatError(
                         f"{self.where}: ended before the last row of "
-                        f"predictions (did the file change?)"
+                        f"{self.rows} (did the file change?)"
                     )
                 pending.append(chunk)
                 have += len(chunk)
@@ -224,7 +226,7 @@ class Labels:
         return n_target
 
 
-def open_labels(labels):
+def open_labels(labels, rows="predictions"):
     """Target labels from a file or an array, checked but not loaded.
 
     Parameters
@@ -233,6 +235,9 @@ def open_labels(labels):
         A 1-D integer ``.npy`` file (any byte order; never unpickled), a text file with
         one integer per line (a name not ending in ``.npy``, not starting with the .npy
         magic string), or an in-memory array.
+    rows : str, default "predictions"
+        What the labels pair with, as messages name it ("features" for the feature
+        scores).
 
     Returns
     -------
@@ -240,17 +245,22 @@ def open_labels(labels):
         With ``n_samples``, ``low`` and ``high``; ``chunks()`` streams them.
     """
     if isinstance(labels, Labels):
-        return labels
+        if labels.rows == rows:
+            return labels
+        said = copy.copy(labels)  # the caller's object keeps its words
+        said.rows = rows
+        return said
     if not isinstance(labels, (str, bytes, os.PathLike)):
         arr = labels if isinstance(labels, np.ndarray) else np.asarray(labels)
-        arr = _api.check_labels(arr, arr.shape[0] if arr.ndim else -1)
-        return Labels("array", array=arr)
+        arr = _api.check_labels(arr, arr.shape[0] if arr.ndim else -1, rows=rows)
+        return Labels("array", array=arr, rows=rows)
     labels = os.fsdecode(os.fspath(labels))  # a bytes path is a path, as for open()
     size = file_size(labels, "labels")
     if not npy.claims(labels):
         containers.refuse_container(labels, size, "labels")
-        return Labels("text", labels)
+        return Labels("text", labels, rows=rows)
     dtype, shape, _, offset = npy.open_header(
         labels, "labels", npy.INT_DESCR, "integer labels", 1
     )
-    return Labels("npy", labels, map_data(labels, dtype, shape, offset, False, "labels"))
+    mapped = map_data(labels, dtype, shape, offset, False, "labels")
+    return Labels("npy", labels, mapped, rows=rows)

@@ -17,7 +17,15 @@ import warnings
 import numpy as np
 
 from . import containers
-from ._common import NPY_MAGIC, check_dtype, check_n_source, fail, file_size, is_npy
+from ._common import (
+    NPY_MAGIC,
+    check_dtype,
+    check_n_source,
+    fail,
+    file_size,
+    is_npy,
+    words,
+)
 from .mapped import PredictionFile
 
 NAME = "npy"
@@ -164,7 +172,7 @@ def open_header(path, role, allowed, kinds, ndim):
         fail(role, name, f"holds dtype {descr!r}; expected {kinds}")
     dtype = np.dtype(descr)
     if len(shape) != ndim:
-        expected = "(n_samples, n_source)" if ndim == 2 else "(n_samples,)"
+        expected = words(role)["shape"] if ndim == 2 else "(n_samples,)"
         fail(role, name, f"holds an array of shape {shape}; expected shape {expected}")
     data = dtype.itemsize
     for d in shape:
@@ -183,7 +191,7 @@ def open_header(path, role, allowed, kinds, ndim):
             role,
             name,
             f"holds no data (shape {shape}); expected at least one "
-            f"sample" + (" and one source class" if ndim == 2 else ""),
+            f"sample" + (f" and one {words(role)['column']}" if ndim == 2 else ""),
         )
     return dtype, shape, fortran, offset
 
@@ -192,16 +200,17 @@ def open_rows(path, *, dtype=None, n_source=None, role="predictions"):
     """A :class:`~leepfast.readers.mapped.PredictionFile` of a .npy file of float16/32/64
     rows; ``dtype`` and ``n_source``, when given, must agree with the header."""
     found, shape, fortran, offset = open_header(
-        path, role, FLOAT_DESCR, "float16, float32 or float64 predictions", 2
+        path, role, FLOAT_DESCR, f"float16, float32 or float64 {role}", 2
     )
     f = PredictionFile(path, "npy", found, shape, offset, fortran, role=role)
-    given = None if dtype is None else check_dtype(dtype)
+    given = None if dtype is None else check_dtype(dtype, role=role)
     if given is not None and given.name != f.dtype.name:
         fail(role, f.path, f"holds {f.dtype.name}, but dtype={given.name} was given")
-    if n_source is not None and check_n_source(n_source) != f.n_source:
+    if n_source is not None and check_n_source(n_source, role=role) != f.n_source:
+        w = words(role)
         fail(
             role,
             f.path,
-            f"has {f.n_source} source classes, but n_source={n_source} was given",
+            f"has {f.n_source} {w['columns']}, but {w['width']}={n_source} was given",
         )
     return f

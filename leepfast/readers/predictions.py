@@ -11,7 +11,7 @@ import os
 
 from .._errors import FileFormatError
 from . import containers, order, registry
-from ._common import fail, is_npy, where
+from ._common import fail, is_npy, where, words
 
 
 def expand(paths, role, conflicts=None):
@@ -112,7 +112,7 @@ class Predictions:
                 fail(
                     f.role,
                     f.path,
-                    f"has {f.n_source} source classes "
+                    f"has {f.n_source} {words(f.role)['columns']} "
                     f"(columns); expected {self.n_source}, as in {files[0].path}",
                 )
         self.n_samples = sum(f.n_samples for f in files)

@@ -6,7 +6,7 @@ files whose magic numbers name another format."""
 import os
 
 from . import containers
-from ._common import check_dtype, check_n_source, fail, file_size
+from ._common import check_dtype, check_n_source, fail, file_size, words
 from .mapped import PredictionFile
 
 NAME = "raw"
@@ -22,8 +22,8 @@ def open_rows(path, *, dtype=None, n_source=None, role="predictions"):
     values of ``dtype``; a known container is refused first, before dtype and n_source
     are asked for."""
     containers.refuse_container(path, file_size(path, role), role)
-    dtype = check_dtype(dtype, path)
-    n_source = check_n_source(n_source, path)
+    dtype = check_dtype(dtype, path, role)
+    n_source = check_n_source(n_source, path, role)
     name = os.fspath(path)
     size = file_size(path, role)
     row = n_source * dtype.itemsize
@@ -35,6 +35,6 @@ def open_rows(path, *, dtype=None, n_source=None, role="predictions"):
             name,
             f"has {size} bytes, not a multiple of the row size "
             f"{row} ({n_source} values of {dtype.name}): {size // row} rows and "
-            f"{size % row} bytes left over; check dtype and n_source",
+            f"{size % row} bytes left over; check dtype and {words(role)['width']}",
         )
     return PredictionFile(path, "raw", dtype, (size // row, n_source), 0, role=role)
