@@ -109,8 +109,7 @@ def check_predictions(predictions, name="predictions"):
     bfloat16 tensors, widened to float32: see :func:`is_widened_bfloat16`)."""
     arr, bfloat16 = as_host_array(predictions, name)
     if bfloat16:
-        _WIDENED.add(id(arr))
-        weakref.finalize(arr, _WIDENED.discard, id(arr))
+        mark_widened_bfloat16(arr)
     # byte-swapped floats are accepted: blocks are converted to native order one by one
     if arr.dtype.newbyteorder("=") not in ROW_SUM_TOLERANCE:
         raise TypeError(
@@ -133,6 +132,13 @@ def check_predictions(predictions, name="predictions"):
 
 #: ids of the float32 arrays check_predictions widened from bfloat16 (alive ones only)
 _WIDENED = set()
+
+
+def mark_widened_bfloat16(arr):
+    """Say that ``arr`` is a float32 widening of bfloat16 values (a tensor's, or a block
+    of a bfloat16 file's), so that its rows are checked with bfloat16's tolerance."""
+    _WIDENED.add(id(arr))
+    weakref.finalize(arr, _WIDENED.discard, id(arr))
 
 
 def is_widened_bfloat16(arr):

@@ -53,6 +53,7 @@ def score_files(
     logits=False,
     dtype=None,
     n_source=None,
+    key=None,
     backend="auto",
     n_threads=None,
     block_size=None,
@@ -77,6 +78,9 @@ def score_files(
     logits : bool, default False
     dtype, n_source : optional
         For raw (non-.npy) files; see :func:`open_predictions`.
+    key : str, optional
+        The array of ``.npz`` files or the tensor of ``.safetensors`` files to score,
+        when they hold several (see :func:`open_predictions`).
     backend : {"auto", "cython", "numba", "numpy"}, default "auto"
     n_threads : int, optional
         None or -1: all cores.
@@ -107,7 +111,7 @@ def score_files(
     """
     own = not isinstance(predictions, Predictions)
     preds = (
-        open_predictions(predictions, dtype=dtype, n_source=n_source)
+        open_predictions(predictions, dtype=dtype, n_source=n_source, key=key)
         if own
         else predictions
     )

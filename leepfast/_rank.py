@@ -393,6 +393,7 @@ def rank(
     logits=False,
     dtype=None,
     n_source=None,
+    key=None,
     backend="auto",
     n_threads=None,
     block_size=None,
@@ -425,6 +426,8 @@ def rank(
         model, or per model name (names not listed: False).
     dtype, n_source : optional
         Raw (non-.npy) files: see :func:`leepfast.open_predictions`.
+    key : str, optional
+        ``.npz`` and ``.safetensors`` files holding several arrays: the one to read.
     backend, n_threads, block_size :
         As in :func:`leepfast.score`.
     progress : bool, optional
@@ -478,7 +481,7 @@ def rank(
                 files, rows = [f.path for f in model.files], model.n_samples
             else:
                 # errors name the file (and the kind of fault) as score_files's do
-                preds = open_predictions(model, dtype=dtype, n_source=n_source)
+                preds = open_predictions(model, dtype=dtype, n_source=n_source, key=key)
                 files, rows = [f.path for f in preds.files], preds.n_samples
                 preds.close()
             where = f"models[{name!r}] ({_where_files(files)})"
@@ -517,6 +520,7 @@ def rank(
                 logits=flags[name],
                 dtype=dtype,
                 n_source=n_source,
+                key=key,
                 progress=progress,
                 **kwargs,
             )

@@ -81,6 +81,12 @@ def _common_options(p):
         "rows come from the file size",
     )
     p.add_argument(
+        "--key",
+        metavar="NAME",
+        help=".npz and .safetensors files holding several arrays: the one to read "
+        "(e.g. --key probs)",
+    )
+    p.add_argument(
         "--backend",
         default="auto",
         choices=["auto", "cython", "numba", "numpy"],
@@ -116,6 +122,7 @@ def _score_kwargs(args):
         logits=args.logits,
         dtype=args.dtype,
         n_source=args.n_source,
+        key=args.key,
         backend=args.backend,
         n_threads=args.threads,
         block_size=args.block_size,
@@ -166,7 +173,7 @@ def _cmd_score(args):
     from . import _files, readers
 
     with readers.open_predictions(
-        args.pred, dtype=args.dtype, n_source=args.n_source
+        args.pred, dtype=args.dtype, n_source=args.n_source, key=args.key
     ) as preds:
         if args.verbose:
             for i, f in enumerate(preds.files):
@@ -175,7 +182,7 @@ def _cmd_score(args):
         r = _files.score_files(preds, args.labels, **_score_kwargs(args))
         seconds = time.perf_counter() - t0
         files, nbytes = [f.path for f in preds.files], preds.nbytes
-        dtypes = "/".join(sorted({f.dtype.name for f in preds.files}))
+        dtypes = "/".join(sorted({f.stored for f in preds.files}))
     gbps = 2 * nbytes / seconds / 1e9 if seconds > 0 else None
     if args.json:
         print(
@@ -371,6 +378,7 @@ def _cmd_rank(args):
         logits=logits,
         dtype=args.dtype,
         n_source=args.n_source,
+        key=args.key,
         backend=args.backend,
         n_threads=args.threads,
         block_size=args.block_size,
@@ -605,6 +613,7 @@ _OPTION_NAMES = {
     "n_target": "--n-target",
     "n_source": "--n-source",
     "dtype": "--dtype",
+    "key": "--key",
     "logits=True": "--logits",
 }
 

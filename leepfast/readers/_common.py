@@ -105,3 +105,26 @@ def check_n_source(n_source, path=None, role="predictions"):
     if n_source < 1:
         raise ValueError(f"{width}: expected a positive integer, got {n_source}")
     return int(n_source)
+
+
+def agree(f, dtype, n_source, role):
+    """Refuse a ``dtype`` or ``n_source`` given for a file whose header says otherwise."""
+    given = None if dtype is None else check_dtype(dtype, role=role)
+    if given is not None and given.name != f.stored:
+        fail(role, f.path, f"holds {f.stored}, but dtype={given.name} was given")
+    if n_source is not None and check_n_source(n_source, role=role) != f.n_source:
+        w = words(role)
+        fail(
+            role,
+            f.path,
+            f"has {f.n_source} {w['columns']}, but {w['width']}={n_source} was given",
+        )
+
+
+def no_key(key, path, role):
+    """Refuse ``key`` for a file that holds one array (a .npy, a raw dump)."""
+    if key is not None:
+        raise TypeError(
+            f"key: {role} (file {os.fspath(path)}) holds one array; key= names an "
+            f"array of a .npz or a tensor of a safetensors file"
+        )

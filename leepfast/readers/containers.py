@@ -51,6 +51,10 @@ _ADVICE = {
 }
 
 
+#: Formats the row readers read, named by their extension (labels still refuse them).
+_READ_BY_NAME = {"npz": ".npz", "safetensors": ".safetensors"}
+
+
 def _zip_members(path):
     """The member names of a zip archive (its central directory only), or None."""
     try:
@@ -60,7 +64,7 @@ def _zip_members(path):
         return None
 
 
-def _safetensors(head, path, size):
+def is_safetensors(head, path, size):
     """True if the file opens with a safetensors header: a little-endian uint64 length
     n, then n bytes of a JSON object."""
     if len(head) < 9 or head[8:9] != b"{":
@@ -119,7 +123,7 @@ def _describe(path, size, role):
         return "arrow", "an Arrow IPC (Feather v2) file"
     if size >= 12 and head.startswith(b"FEA1") and end.endswith(b"FEA1"):
         return "arrow", "a Feather (v1) file"
-    if _safetensors(head, path, size):
+    if is_safetensors(head, path, size):
         return "safetensors", "a safetensors file"
     if head.startswith((b"\x28\xb5\x2f\xfd", b"\xfd7zXZ\x00")):
         return "compressed", "a compressed file (zstd or xz)"
@@ -165,7 +169,10 @@ def container_hint(path, size, role):
     if found is None:
         return ""
     kind, description = found
-    return f" (it is {description}: {_ADVICE[kind]})"
+    advice = _ADVICE[kind]
+    if role != "labels" and kind in _READ_BY_NAME:  # leepfast reads it by its own name
+        advice = f"rename it to end in {_READ_BY_NAME[kind]}, which leepfast reads"
+    return f" (it is {description}: {advice})"
 
 
 def refuse_zarr_directory(path, role):

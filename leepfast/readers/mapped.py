@@ -8,7 +8,8 @@ import os
 
 import numpy as np
 
-from .. import _driver
+from .. import _api, _driver
+from .._tensors import widen_bfloat16
 from ._common import fail, where
 
 
@@ -18,9 +19,12 @@ class PredictionFile:
     Attributes
     ----------
     path : str
-    format : {"npy", "raw"}
+    format : {"npy", "raw", "safetensors", "npz"}
     dtype : numpy.dtype
-        float16, float32 or float64, either byte order.
+        float16, float32 or float64, either byte order: the values of the blocks
+        (float32 for bfloat16 data, widened block by block, exactly).
+    stored : str
+        The type of the values in the file: the dtype's name, or "bfloat16".
     n_samples, n_source : int
     fortran_order : bool
     nbytes : int
@@ -30,15 +34,26 @@ class PredictionFile:
     """
 
     def __init__(
-        self, path, format, dtype, shape, offset, fortran_order=False, role="predictions"
+        self,
+        path,
+        format,
+        dtype,
+        shape,
+        offset,
+        fortran_order=False,
+        role="predictions",
+        bfloat16=False,
     ):
         self.path = os.fspath(path)
         self.role = role
         self.format = format
-        self.dtype = dtype
+        #: what is mapped: the dtype, or the bit patterns of bfloat16 values
+        self._stored = np.dtype("<u2") if bfloat16 else dtype
+        self.dtype = np.dtype(np.float32) if bfloat16 else dtype
+        self.stored = "bfloat16" if bfloat16 else dtype.name
         self.n_samples, self.n_source = shape
         self.fortran_order = fortran_order
-        self.nbytes = self.n_samples * self.n_source * dtype.itemsize
+        self.nbytes = self.n_samples * self.n_source * self._stored.itemsize
         self.offset = offset
         st = os.stat(self.path)
         #: (size, mtime_ns, inode) when opened: checked again before each pass reads it
@@ -54,7 +69,7 @@ class PredictionFile:
         if self._array is None and not self._closed:
             shape = (self.n_samples, self.n_source)
             self._map = map_data(
-                self.path, self.dtype, shape, self.offset, self.fortran_order, self.role
+                self.path, self._stored, shape, self.offset, self.fortran_order, self.role
             )
             self._array = self._map.view(np.ndarray)
         return self._array
@@ -100,7 +115,13 @@ class PredictionFile:
         self.check_unchanged()
         native = self.dtype.newbyteorder("=")
         array = self.array
-        direct = array.flags.aligned and self.dtype.isnative and not self.fortran_order
+        widen = self.stored == "bfloat16"
+        direct = (
+            array.flags.aligned
+            and self.dtype.isnative
+            and not self.fortran_order
+            and not widen
+        )
         rows = _driver.block_rows(
             block_size,
             self.n_source,
@@ -112,7 +133,10 @@ class PredictionFile:
             if start:
                 self.check_unchanged()
             block = array[start : start + rows]
-            if not direct:  # for Fortran order: one contiguous run per column
+            if widen:  # the bits moved up 16: float32, exact, C-ordered
+                block = widen_bfloat16(block)
+                _api.mark_widened_bfloat16(block)
+            elif not direct:  # for Fortran order: one contiguous run per column
                 block = np.array(block, dtype=native, order="C")
             yield start, block
             del block
@@ -124,7 +148,7 @@ class PredictionFile:
     def __repr__(self):
         order = ", Fortran order" if self.fortran_order else ""
         return (
-            f"PredictionFile({self.path!r}, {self.format}, {self.dtype}, "
+            f"PredictionFile({self.path!r}, {self.format}, {self.stored}, "
             f"shape=({self.n_samples}, {self.n_source}){order})"
         )
 

@@ -17,15 +17,7 @@ import warnings
 import numpy as np
 
 from . import containers
-from ._common import (
-    NPY_MAGIC,
-    check_dtype,
-    check_n_source,
-    fail,
-    file_size,
-    is_npy,
-    words,
-)
+from ._common import NPY_MAGIC, agree, fail, file_size, is_npy, no_key, words
 from .mapped import PredictionFile
 
 NAME = "npy"
@@ -166,7 +158,13 @@ def open_header(path, role, allowed, kinds, ndim):
     name = os.fspath(path)
     size = file_size(path, role)
     with open(path, "rb") as f:
-        text, offset = _read_npy_header(f, size, role, name)
+        return read_header(f, size, role, name, allowed, kinds, ndim)
+
+
+def read_header(f, size, role, name, allowed, kinds, ndim):
+    """Check the .npy stream ``f`` (at its byte 0) of ``size`` bytes, a file or a member
+    of an archive; return (dtype, shape, fortran_order, data offset in ``f``)."""
+    text, offset = _read_npy_header(f, size, role, name)
     descr, fortran, shape = _parse_npy_header(text, role, name)
     if not allowed.match(descr):
         fail(role, name, f"holds dtype {descr!r}; expected {kinds}")
@@ -196,21 +194,18 @@ def open_header(path, role, allowed, kinds, ndim):
     return dtype, shape, fortran, offset
 
 
-def open_rows(path, *, dtype=None, n_source=None, role="predictions"):
+def rows_kinds(role):
+    """What a file of rows may hold, as messages say it."""
+    return f"float16, float32 or float64 {role}"
+
+
+def open_rows(path, *, dtype=None, n_source=None, role="predictions", key=None):
     """A :class:`~leepfast.readers.mapped.PredictionFile` of a .npy file of float16/32/64
     rows; ``dtype`` and ``n_source``, when given, must agree with the header."""
     found, shape, fortran, offset = open_header(
-        path, role, FLOAT_DESCR, f"float16, float32 or float64 {role}", 2
+        path, role, FLOAT_DESCR, rows_kinds(role), 2
     )
+    no_key(key, path, role)
     f = PredictionFile(path, "npy", found, shape, offset, fortran, role=role)
-    given = None if dtype is None else check_dtype(dtype, role=role)
-    if given is not None and given.name != f.dtype.name:
-        fail(role, f.path, f"holds {f.dtype.name}, but dtype={given.name} was given")
-    if n_source is not None and check_n_source(n_source, role=role) != f.n_source:
-        w = words(role)
-        fail(
-            role,
-            f.path,
-            f"has {f.n_source} {w['columns']}, but {w['width']}={n_source} was given",
-        )
+    agree(f, dtype, n_source, role)
     return f

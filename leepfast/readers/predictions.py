@@ -160,7 +160,7 @@ class Predictions:
         self.close()
 
 
-def open_predictions(paths, *, dtype=None, n_source=None, role="predictions"):
+def open_predictions(paths, *, dtype=None, n_source=None, key=None, role="predictions"):
     """Open prediction dumps (one file or shards) without reading them.
 
     Parameters
@@ -172,17 +172,22 @@ def open_predictions(paths, *, dtype=None, n_source=None, role="predictions"):
         numeric and string orders disagree are listed in ``order_conflicts``, and
         refused against labels from one file
         (:func:`leepfast.readers.order.check_label_order`, which ``leepfast score``
-        applies). Files whose name ends in ``.npy``, or that
-        start with the .npy magic string, are read as ``.npy`` (format 1.0 to 3.0, any
-        byte order, C or Fortran order, never unpickled); a known container (npz,
-        torch.save, pickle, safetensors, HDF5, Parquet, Arrow, Zarr) is refused; any
-        other file is read as raw rows of ``n_source`` values of ``dtype``.
+        applies). Each file is read by the first reader that claims it
+        (:mod:`leepfast.readers.registry`): ``.npy`` (a name ending in ``.npy`` or the
+        .npy magic string; format 1.0 to 3.0, any byte order, C or Fortran order, never
+        unpickled), ``.npz`` (one array; stored members mapped, compressed ones
+        streamed), ``.safetensors`` (one tensor, F16/F32/F64/BF16); another known
+        container (torch.save, pickle, HDF5, Parquet, Arrow, Zarr) is refused; any other
+        file is read as raw rows of ``n_source`` values of ``dtype``.
     dtype : {"float16", "float32", "float64"} or numpy.dtype, optional
         Raw files: the value type, little-endian unless it says ``">"``. For ``.npy``
         files it must agree with the header if given.
     n_source : int, optional
         Raw files: values per row (Z); the number of rows is the file size divided by
         the row size. For ``.npy`` files it must agree with the header if given.
+    key : str, optional
+        The array of an ``.npz`` or the tensor of a ``.safetensors`` file to read (the
+        same name in every shard); needed only when a file holds several.
     role : str, default "predictions"
         What the rows are, as messages name them (the feature scores pass "features").
 
@@ -202,7 +207,8 @@ def open_predictions(paths, *, dtype=None, n_source=None, role="predictions"):
     """
     files, conflicts = [], []
     for path in expand(paths, role, conflicts):
-        files.append(registry.open_rows(path, dtype=dtype, n_source=n_source, role=role))
+        f = registry.open_rows(path, dtype=dtype, n_source=n_source, role=role, key=key)
+        files.append(f)
     preds = Predictions(files)
     preds.order_conflicts = conflicts
     return preds

@@ -6,7 +6,7 @@ files whose magic numbers name another format."""
 import os
 
 from . import containers
-from ._common import check_dtype, check_n_source, fail, file_size, words
+from ._common import check_dtype, check_n_source, fail, file_size, no_key, words
 from .mapped import PredictionFile
 
 NAME = "raw"
@@ -17,11 +17,12 @@ def claims(path):
     return True
 
 
-def open_rows(path, *, dtype=None, n_source=None, role="predictions"):
+def open_rows(path, *, dtype=None, n_source=None, role="predictions", key=None):
     """A :class:`~leepfast.readers.mapped.PredictionFile` from raw rows of ``n_source``
     values of ``dtype``; a known container is refused first, before dtype and n_source
     are asked for."""
     containers.refuse_container(path, file_size(path, role), role)
+    no_key(key, path, role)
     dtype = check_dtype(dtype, path, role)
     n_source = check_n_source(n_source, path, role)
     name = os.fspath(path)

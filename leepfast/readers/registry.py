@@ -5,8 +5,9 @@ A reader is a module with
 - ``NAME``: the format's name (``PredictionFile.format``);
 - ``claims(path) -> bool``: whether the file is this reader's (from its name or its
   first bytes; cheap, reads nothing else);
-- ``open_rows(path, *, dtype=None, n_source=None, role="predictions")``: the file
-  checked (header, size) but not read, as a row file.
+- ``open_rows(path, *, dtype=None, n_source=None, role="predictions", key=None)``: the
+  file checked (header, size) but not read, as a row file; ``key`` names one array of
+  a file that holds several (refused by readers of one-array files).
 
 A row file (:class:`~leepfast.readers.mapped.PredictionFile` for the readers here) has
 ``path``, ``format``, ``role``, ``dtype``, ``n_samples``, ``n_source`` and ``nbytes``,
@@ -20,11 +21,11 @@ raw reader, which claims every file no other reader does (after refusing the con
 it does not read, :mod:`leepfast.readers.containers`).
 """
 
-from . import npy, raw
+from . import npy, npz, raw, safetensors
 from ._common import file_size
 
 #: In the order they are asked; raw last.
-READERS = (npy, raw)
+READERS = (npy, npz, safetensors, raw)
 
 
 def reader_of(path):
@@ -32,7 +33,8 @@ def reader_of(path):
     return next(r for r in READERS if r.claims(path))
 
 
-def open_rows(path, *, dtype=None, n_source=None, role="predictions"):
+def open_rows(path, *, dtype=None, n_source=None, role="predictions", key=None):
     """``path`` opened by its reader, as a row file."""
     file_size(path, role)  # a missing path, or a directory, is said before anything
-    return reader_of(path).open_rows(path, dtype=dtype, n_source=n_source, role=role)
+    reader = reader_of(path)
+    return reader.open_rows(path, dtype=dtype, n_source=n_source, role=role, key=key)

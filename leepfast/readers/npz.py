@@ -1,0 +1,170 @@
+"""The ``.npz`` reader: one array of a NumPy archive, never unpickled.
+
+An ``.npz`` is a zip of ``.npy`` members. A stored (uncompressed) member is a ``.npy``
+at an offset in the archive, mapped in place like any ``.npy``. A compressed member
+(``numpy.savez_compressed``) is streamed: each pass opens it and decompresses one block
+of rows at a time into one block-sized buffer, so the memory stays one block whatever
+the member's size. Its header is parsed by :mod:`leepfast.readers.npy`, with the same
+limits and checks. ``key`` names the array (``numpy.savez``'s keyword, or ``arr_0``)
+when the archive holds several.
+"""
+
+import os
+import struct
+import zipfile
+
+import numpy as np
+
+from .. import _driver
+from . import npy
+from ._common import agree, fail, file_size
+from .mapped import PredictionFile
+
+NAME = "npz"
+
+_LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")  # 30 bytes, then name and extra field
+
+
+def members(path):
+    """The ``.npy`` members of a zip whose every member is one, or None (not an npz)."""
+    with open(path, "rb") as f:
+        if f.read(4) not in (b"PK\x03\x04", b"PK\x05\x06"):
+            return None
+    try:
+        with zipfile.ZipFile(path) as z:
+            infos = z.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+        return None
+    if not infos or not all(i.filename.endswith(".npy") for i in infos):
+        return None
+    return infos
+
+
+def claims(path):
+    """A zip archive of ``.npy`` members (what ``numpy.savez`` writes)."""
+    return members(path) is not None
+
+
+def _choose(infos, key, role, name):
+    keys = [i.filename[:-4] for i in infos]
+    if key is None:
+        if len(infos) == 1:
+            return infos[0]
+        shown = ", ".join(repr(k) for k in keys[:8]) + (", ..." if len(keys) > 8 else "")
+        raise TypeError(
+            f"key: {role} (file {name}) holds {len(keys)} arrays ({shown}); name the "
+            f"one to read with key="
+        )
+    if not isinstance(key, str):
+        raise TypeError(f"key: expected a str, got {type(key).__name__}")
+    if key not in keys:
+        shown = ", ".join(repr(k) for k in keys[:8])
+        fail(role, name, f"holds no array {key!r}; it holds {shown}")
+    return infos[keys.index(key)]
+
+
+def _data_offset(path, info, role, name):
+    """Where a stored member's bytes begin in the archive (after its local header)."""
+    with open(path, "rb") as f:
+        f.seek(info.header_offset)
+        raw = f.read(_LOCAL_HEADER.size)
+    if len(raw) < _LOCAL_HEADER.size or raw[:4] != b"PK\x03\x04":
+        fail(role, name, f"member {info.filename!r} has no local header at its offset")
+    fields = _LOCAL_HEADER.unpack(raw)
+    return info.header_offset + _LOCAL_HEADER.size + fields[9] + fields[10]
+
+
+def open_rows(path, *, dtype=None, n_source=None, role="predictions", key=None):
+    """The array ``key`` of an ``.npz`` (the only one when ``key`` is None), as a row
+    file: mapped when stored, streamed when compressed."""
+    name = os.fspath(path)
+    file_size(path, role)
+    infos = members(path)
+    info = _choose(infos, key, role, name)
+    where = f"{name}[{info.filename[:-4]}]"
+    if info.flag_bits & 0x1:
+        fail(role, where, "is encrypted; expected a plain .npz")
+    with zipfile.ZipFile(path) as z, z.open(info) as m:
+        found, shape, fortran, offset = npy.read_header(
+            m, info.file_size, role, where, npy.FLOAT_DESCR, npy.rows_kinds(role), 2
+        )
+    if info.compress_type == zipfile.ZIP_STORED:
+        start = _data_offset(path, info, role, name) + offset
+        f = PredictionFile(path, NAME, found, shape, start, fortran, role=role)
+    else:
+        if fortran:
+            fail(
+                role,
+                where,
+                "is a compressed Fortran-ordered array, which cannot be read by rows "
+                "without decompressing it whole: save it in C order "
+                "(numpy.ascontiguousarray) or uncompressed (numpy.savez)",
+            )
+        f = CompressedMember(path, info, found, shape, offset, role)
+    f.key = info.filename[:-4]
+    agree(f, dtype, n_source, role)
+    return f
+
+
+class CompressedMember:
+    """A compressed ``.npz`` member of C-ordered rows, decompressed one block at a time
+    on each pass (the row file protocol of :mod:`leepfast.readers.registry`)."""
+
+    def __init__(self, path, info, dtype, shape, offset, role):
+        self.path = os.fspath(path)
+        self.format, self.role = NAME, role
+        self.member = info.filename
+        self.dtype, self.stored = dtype, dtype.name
+        self.n_samples, self.n_source = shape
+        self.fortran_order = False
+        self.nbytes = self.n_samples * self.n_source * dtype.itemsize
+        self.offset = offset  # of the data within the member
+        st = os.stat(self.path)
+        self.identity = (st.st_size, st.st_mtime_ns, st.st_ino)
+        self._closed = False
+
+    check_unchanged = PredictionFile.check_unchanged
+
+    def blocks(self, block_size=None, large_views=False, logits=False):
+        """Yield ``(first row in the member, block)``, each block a new C-ordered
+        native array decompressed from the member."""
+        if self._closed:
+            raise ValueError(
+                f"{self.role}: {self.path} was closed; open the {self.role} again"
+            )
+        self.check_unchanged()
+        rows = _driver.block_rows(
+            block_size, self.n_source, self.dtype.itemsize, logits=logits
+        )
+        row_bytes = self.n_source * self.dtype.itemsize
+        native = self.dtype.newbyteorder("=")
+        with zipfile.ZipFile(self.path) as z, z.open(self.member) as m:
+            m.read(self.offset)
+            for start in range(0, self.n_samples, rows):
+                if start:
+                    self.check_unchanged()
+                k = min(rows, self.n_samples - start)
+                data = m.read(k * row_bytes)
+                if len(data) != k * row_bytes:
+                    got = start + len(data) // row_bytes
+                    fail(
+                        self.role,
+                        self.path,
+                        f"member {self.member!r} ended at row {got} of "
+                        f"{self.n_samples} (did the file change?)",
+                    )
+                block = np.frombuffer(data, dtype=self.dtype).reshape(k, self.n_source)
+                yield start, block.astype(native, copy=False)
+                del block, data
+
+    def release(self):
+        """Nothing is held between passes."""
+
+    def close(self):
+        self._closed = True
+
+    def __repr__(self):
+        return (
+            f"CompressedMember({self.path!r}[{self.member[:-4]}], {self.stored}, "
+            f"shape=({self.n_samples}, {self.n_source}))"
+        )

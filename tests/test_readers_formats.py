@@ -1,0 +1,326 @@
+"""The .npz and .safetensors readers (issue 15 item 3): each round-trips against the
+in-memory result, with its bad-file cases, and never modifies a file."""
+
+import json
+import struct
+import zipfile
+
+import numpy as np
+import pytest
+
+import leepfast
+from leepfast import FileFormatError, _reference, cli, open_predictions, score_files
+from leepfast.readers import registry
+
+
+@pytest.fixture
+def data(rng, make_theta):
+    theta = make_theta(rng, 1000, 7)
+    return theta, rng.integers(0, 4, len(theta))
+
+
+def same(a, b, rel=1e-15):
+    assert a.leep == pytest.approx(b.leep, rel=rel, abs=0)
+    assert a.nce == pytest.approx(b.nce, rel=rel, abs=0)
+    assert a.n_samples == b.n_samples and a.n_source == b.n_source
+
+
+def write_safetensors(path, tensors, metadata=None, pad=True):
+    """tensors: name -> (dtype code, array of the stored bytes)."""
+    header, data = {}, b""
+    if metadata is not None:
+        header["__metadata__"] = metadata
+    for name, (code, arr) in tensors.items():
+        raw = arr.tobytes()
+        header[name] = {
+            "dtype": code,
+            "shape": list(arr.shape),
+            "data_offsets": [len(data), len(data) + len(raw)],
+        }
+        data += raw
+    text = json.dumps(header).encode()
+    if pad:
+        text += b" " * (-len(text) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)) + text + data)
+
+
+def write_header(path, header, data=b""):
+    text = json.dumps(header).encode() if not isinstance(header, bytes) else header
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)) + text + data)
+
+
+# ---------------------------------------------------------------------------------------
+# .npz
+
+
+@pytest.mark.parametrize("dtype", ["<f2", "<f4", "<f8", ">f4", ">f8"])
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_npz_stored_round_trips(tmp_path, data, dtype, order):
+    theta, y = data
+    arr = np.array(theta.astype(dtype), order=order)
+    np.savez(tmp_path / "p.npz", probs=arr)
+    before = (tmp_path / "p.npz").read_bytes()
+    expected = leepfast.score(arr, y)
+    preds = open_predictions(tmp_path / "p.npz")
+    assert type(preds.files[0]).__name__ == "PredictionFile"  # mapped in place
+    assert preds.files[0].key == "probs" and preds.files[0].format == "npz"
+    same(score_files(preds, y, block_size=97), expected)
+    same(score_files(tmp_path / "p.npz", y), expected)
+    assert (tmp_path / "p.npz").read_bytes() == before
+
+
+@pytest.mark.parametrize("dtype", ["<f2", "<f4", "<f8", ">f8"])
+def test_npz_compressed_is_streamed(tmp_path, data, dtype):
+    theta, y = data
+    arr = theta.astype(dtype)
+    np.savez_compressed(tmp_path / "c.npz", arr)
+    expected = leepfast.score(arr, y)
+    preds = open_predictions(tmp_path / "c.npz")
+    assert type(preds.files[0]).__name__ == "CompressedMember"
+    blocks = list(preds.blocks(block_size=97))
+    assert [b[2] for b in blocks] == list(range(0, 1000, 97))
+    assert max(len(b[3]) for b in blocks) == 97  # one block at a time
+    np.testing.assert_array_equal(np.concatenate([b[3] for b in blocks]), arr)
+    same(score_files(preds, y, block_size=97), expected)
+    same(score_files(tmp_path / "c.npz", y, logits=False, backend="numpy"), expected)
+
+
+def test_npz_logits_and_shards(tmp_path, rng):
+    logits = rng.normal(size=(600, 5)) * 3
+    y = rng.integers(0, 3, 600)
+    np.savez(tmp_path / "part-1.npz", logits=logits[:250])
+    np.savez_compressed(tmp_path / "part-2.npz", logits=logits[250:])
+    expected = leepfast.score(logits, y, logits=True)
+    got = score_files(tmp_path / "part-*.npz", y, key="logits", logits=True)
+    same(got, expected, rel=1e-13)
+
+
+def test_npz_key_is_needed_and_checked(tmp_path, data):
+    theta, y = data
+    np.savez(tmp_path / "p.npz", probs=theta, extra=theta[:2])
+    with pytest.raises(TypeError) as err:
+        open_predictions(tmp_path / "p.npz")
+    assert str(err.value) == (
+        f"key: predictions (file {tmp_path / 'p.npz'}) holds 2 arrays ('probs', "
+        "'extra'); name the one to read with key="
+    )
+    with pytest.raises(FileFormatError) as err:
+        open_predictions(tmp_path / "p.npz", key="prob")
+    assert str(err.value) == (
+        f"predictions (file {tmp_path / 'p.npz'}): holds no array 'prob'; it holds "
+        "'probs', 'extra'"
+    )
+    with pytest.raises(TypeError, match="^key: expected a str, got int$"):
+        open_predictions(tmp_path / "p.npz", key=1)
+    same(score_files(tmp_path / "p.npz", y, key="probs"), leepfast.score(theta, y))
+
+
+def test_npz_bad_members(tmp_path, data):
+    theta, _ = data
+    np.savez(tmp_path / "i.npz", y=np.arange(10))
+    with pytest.raises(FileFormatError) as err:
+        open_predictions(tmp_path / "i.npz")
+    assert str(err.value) == (
+        f"predictions (file {tmp_path / 'i.npz'}[y]): holds dtype '<i8'; expected "
+        "float16, float32 or float64 predictions"
+    )
+    np.savez(tmp_path / "v.npz", v=theta[0])
+    with pytest.raises(FileFormatError, match=r"shape \(7,\); expected shape"):
+        open_predictions(tmp_path / "v.npz")
+    np.savez_compressed(tmp_path / "f.npz", np.asfortranarray(theta))
+    with pytest.raises(FileFormatError, match="compressed Fortran-ordered array"):
+        open_predictions(tmp_path / "f.npz")
+    # a pickled (object) member is refused from its header, never unpickled
+    np.savez(tmp_path / "o.npz", o=np.array([{"a": 1}, None], dtype=object))
+    with pytest.raises(FileFormatError, match="holds Python objects"):
+        open_predictions(tmp_path / "o.npz")
+    # a member whose header claims more data than it holds
+    good = tmp_path / "good.npy"
+    np.save(good, theta)
+    raw = good.read_bytes()
+    with zipfile.ZipFile(tmp_path / "t.npz", "w") as z:
+        z.writestr("t.npy", raw[:-8])
+    with pytest.raises(FileFormatError, match=r"t.npz\[t\]\): truncated"):
+        open_predictions(tmp_path / "t.npz")
+
+
+def test_npz_rewritten_between_passes_is_refused(tmp_path, data):
+    theta, y = data
+    np.savez_compressed(tmp_path / "c.npz", theta)
+    preds = open_predictions(tmp_path / "c.npz")
+    np.savez_compressed(tmp_path / "c.npz", theta[::-1])
+    with pytest.raises(FileFormatError, match="changed since it was opened"):
+        score_files(preds, y)
+
+
+def test_npz_of_features(tmp_path, rng):
+    f = rng.normal(size=(300, 6))
+    y = rng.integers(0, 3, 300)
+    np.savez_compressed(tmp_path / "f.npz", feats=f)
+    assert leepfast.h_score(tmp_path / "f.npz", y) == pytest.approx(
+        leepfast.h_score(f, y), rel=1e-12
+    )
+    with pytest.raises(FileFormatError) as err:
+        leepfast.logme(tmp_path / "f.npz", y, n_features=5)
+    assert str(err.value) == (
+        f"features (file {tmp_path / 'f.npz'}): has 6 features, but n_features=5 was given"
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# .safetensors
+
+
+@pytest.mark.parametrize("code, dtype", [("F16", "<f2"), ("F32", "<f4"), ("F64", "<f8")])
+def test_safetensors_round_trips(tmp_path, data, code, dtype):
+    theta, y = data
+    arr = theta.astype(dtype)
+    path = tmp_path / "p.safetensors"
+    write_safetensors(path, {"probs": (code, arr)}, metadata={"format": "np"})
+    before = path.read_bytes()
+    preds = open_predictions(path)
+    assert preds.files[0].key == "probs" and preds.files[0].stored == arr.dtype.name
+    same(score_files(preds, y, block_size=101), leepfast.score(arr, y))
+    assert path.read_bytes() == before
+
+
+def test_safetensors_unaligned_and_several_tensors(tmp_path, data):
+    theta, y = data
+    path = tmp_path / "p.safetensors"
+    # an unpadded header puts the data at an odd offset: blocks are copied, not viewed
+    write_safetensors(
+        path, {"x": ("F32", theta[:3].astype("<f4")), "p": ("F64", theta)}, pad=False
+    )
+    with pytest.raises(TypeError, match=r"holds 2 tensors \('p', 'x'\); name the one"):
+        open_predictions(path)
+    same(score_files(path, y, key="p"), leepfast.score(theta, y))
+    with pytest.raises(FileFormatError, match="holds no tensor 'q'; it holds 'p', 'x'"):
+        open_predictions(path, key="q")
+
+
+def test_safetensors_bfloat16_is_widened_exactly(tmp_path, data):
+    torch = pytest.importorskip("torch")
+    theta, y = data
+    tensor = torch.from_numpy(theta.astype(np.float32)).to(torch.bfloat16)
+    bits = tensor.view(torch.int16).numpy().view("<u2")
+    path = tmp_path / "p.safetensors"
+    write_safetensors(path, {"p": ("BF16", bits)})
+    preds = open_predictions(path)
+    assert preds.files[0].stored == "bfloat16" and preds.files[0].nbytes == bits.nbytes
+    widened = (bits.astype(np.uint32) << 16).view(np.float32)
+    # the rows sum to 1 only within bfloat16's tolerance, as for a bfloat16 tensor
+    expected = leepfast.score(tensor, y)
+    for backend in ("numpy", "cython"):
+        got = score_files(path, y, backend=backend)
+        same(got, expected, rel=1e-13)
+        assert got.leep == pytest.approx(_reference.leep(widened, y), rel=1e-13)
+        assert got.nce == pytest.approx(_reference.nce(widened, y), rel=1e-13)
+
+
+@pytest.mark.parametrize(
+    "header, data, message",
+    [
+        (b"{not json", b"", "safetensors header is not valid JSON"),
+        (b"[1, 2]       ", b"", "safetensors header is not a JSON object"),
+        ({}, b"", "holds no tensors"),
+        (
+            {"p": {"dtype": "F32", "shape": [2, 2]}},
+            b"\0" * 16,
+            "safetensors entry 'p' is ",
+        ),
+        (
+            {"p": {"dtype": "F32", "shape": [2, 2], "data_offsets": [0, 32]}},
+            b"\0" * 16,
+            r"tensor 'p' has data_offsets \[0, 32\]; expected offsets inside its 16",
+        ),
+        (
+            {"p": {"dtype": "F32", "shape": [2, 3], "data_offsets": [0, 16]}},
+            b"\0" * 16,
+            r"shape \(2, 3\) of F32 is 24 bytes, but its data_offsets span 16",
+        ),
+        (
+            {"p": {"dtype": "I32", "shape": [2, 2], "data_offsets": [0, 16]}},
+            b"\0" * 16,
+            "tensor 'p' has dtype I32; expected F16, F32, F64 or BF16 predictions",
+        ),
+        (
+            {"p": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}},
+            b"\0" * 16,
+            r"has shape \(4,\); expected shape \(n_samples, n_source\)",
+        ),
+        (
+            {"p": {"dtype": "F32", "shape": [0, 4], "data_offsets": [0, 0]}},
+            b"",
+            "holds no data",
+        ),
+    ],
+)
+def test_safetensors_bad_headers(tmp_path, header, data, message):
+    path = tmp_path / "bad.safetensors"
+    write_header(path, header, data)
+    with pytest.raises(FileFormatError, match=message) as err:
+        open_predictions(path)
+    assert str(err.value).startswith(f"predictions (file {path}): ")
+    assert err.value.argument == "predictions"
+
+
+def test_safetensors_header_length_is_limited(tmp_path):
+    path = tmp_path / "big.safetensors"
+    path.write_bytes(struct.pack("<Q", 1 << 40) + b"{}")
+    with pytest.raises(FileFormatError, match="header length is 1099511627776 bytes"):
+        open_predictions(path)
+    path.write_bytes(struct.pack("<Q", 100) + b"{}")
+    with pytest.raises(FileFormatError, match="truncated safetensors file"):
+        open_predictions(path)
+
+
+def test_safetensors_found_by_content_whatever_its_name(tmp_path, data):
+    theta, y = data
+    write_safetensors(tmp_path / "dump.bin", {"p": ("F64", theta)})
+    assert registry.reader_of(tmp_path / "dump.bin").NAME == "safetensors"
+    same(score_files(tmp_path / "dump.bin", y), leepfast.score(theta, y))
+
+
+def test_key_on_a_one_array_file_is_refused(tmp_path, data):
+    theta, y = data
+    np.save(tmp_path / "p.npy", theta)
+    with pytest.raises(TypeError) as err:
+        score_files(tmp_path / "p.npy", y, key="probs")
+    assert str(err.value) == (
+        f"key: predictions (file {tmp_path / 'p.npy'}) holds one array; key= names an "
+        "array of a .npz or a tensor of a safetensors file"
+    )
+
+
+def test_cli_reads_npz_and_safetensors_with_key(tmp_path, data, capsys):
+    theta, y = data
+    np.save(tmp_path / "y.npy", y)
+    np.savez(tmp_path / "p.npz", probs=theta, extra=theta[:2])
+    write_safetensors(tmp_path / "p.safetensors", {"probs": ("F64", theta)})
+    expected = leepfast.score(theta, y)
+    for name in ("p.npz", "p.safetensors"):
+        argv = ["score", str(tmp_path / name), "--labels", str(tmp_path / "y.npy")]
+        assert cli.main(argv + ["--key", "probs", "--json"]) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert out["leep"] == pytest.approx(expected.leep, rel=1e-15)
+    assert cli.main(argv[:2] + ["--labels", str(tmp_path / "y.npy"), "--key", "q"]) == 2
+    assert capsys.readouterr().err == (
+        f"leepfast: error: predictions (file {tmp_path / 'p.safetensors'}): holds no "
+        "tensor 'q'; it holds 'probs'\n"
+    )
+    assert cli.main(["score", str(tmp_path / "p.npz"), "--labels", "y.npy"]) == 2
+    assert capsys.readouterr().err.startswith(
+        f"leepfast: error: --key: predictions (file {tmp_path / 'p.npz'}) holds 2 arrays"
+    )
+
+
+def test_rank_takes_a_key(tmp_path, data):
+    theta, y = data
+    np.savez(tmp_path / "a.npz", probs=theta, extra=theta[:2])
+    np.savez(tmp_path / "b.npz", probs=theta[:, ::-1], extra=theta[:2])
+    r = leepfast.rank({"a": tmp_path / "a.npz", "b": tmp_path / "b.npz"}, y, key="probs")
+    assert {row["model"]: row["leep"] for row in r.rows} == pytest.approx(
+        {"a": leepfast.leep(theta, y), "b": leepfast.leep(theta[:, ::-1], y)}, rel=1e-15
+    )
