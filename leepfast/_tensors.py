@@ -34,9 +34,13 @@ def _is_bfloat16(obj):
     return str(getattr(obj, "dtype", "")).endswith("bfloat16")
 
 
-def widen_bfloat16(bits):
-    """float32 values of bfloat16 bit patterns (uint16): the bits moved up 16, exact."""
-    return (bits.astype(np.uint32) << 16).view(np.float32)
+def widen_bfloat16(bits, out=None):
+    """float32 values of bfloat16 bit patterns (uint16): the bits moved up 16, exact;
+    into ``out`` (a float32 array of the same shape) when given."""
+    if out is None:
+        out = np.empty(bits.shape, np.float32)
+    np.left_shift(bits, 16, out=out.view(np.uint32), dtype=np.uint32)
+    return out
 
 
 def as_host_array(obj, name):
