@@ -5,8 +5,9 @@
 Writes one float32 dump (n x Z probabilities) in every format leepfast reads, reads each
 once to warm the page cache, then times ``score_files`` on each, round-robin (a slow
 spell of a shared machine falls on every format alike), and prints the median time and
-its ratio to the ``.npy`` file's. The bfloat16 safetensors file holds the same rows
-rounded to bfloat16 (half the bytes, widened block by block).
+its ratio to the ``.npy`` file's (HDF5 too when h5py is installed). The bfloat16
+safetensors file holds the same rows rounded to bfloat16 (half the bytes, widened block
+by block).
 """
 
 import argparse
@@ -49,6 +50,16 @@ def write_all(folder, n, z, seed=0):
     bits = (theta.view(np.uint32) >> 16).astype("<u2")  # truncated: still sums to ~1
     paths["safetensors BF16"] = os.path.join(folder, "b.safetensors")
     _safetensors(paths["safetensors BF16"], "BF16", bits)
+    try:
+        import h5py
+    except ImportError:
+        return paths, labels
+    paths["hdf5 contiguous"] = os.path.join(folder, "p.h5")
+    paths["hdf5 chunked (1024 rows)"] = os.path.join(folder, "c.h5")
+    with h5py.File(paths["hdf5 contiguous"], "w") as f:
+        f.create_dataset("p", data=theta)
+    with h5py.File(paths["hdf5 chunked (1024 rows)"], "w") as f:
+        f.create_dataset("p", data=theta, chunks=(1024, z))
     return paths, labels
 
 

@@ -165,8 +165,9 @@ FORMATS = [
 ]
 
 
-#: what the row readers refuse: .npz and .safetensors are read (test_readers_formats.py)
-REFUSED_ROWS = [f for f in FORMATS if f[0] not in ("p.npz", "p_c.npz", "p.safetensors")]
+#: what the row readers refuse: .npz, .safetensors and HDF5 are read (test_readers_formats)
+READ = ("p.npz", "p_c.npz", "p.safetensors", "p.h5", "p_ub.h5")
+REFUSED_ROWS = [f for f in FORMATS if f[0] not in READ]
 
 
 @pytest.mark.parametrize(

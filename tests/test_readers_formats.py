@@ -79,10 +79,11 @@ def test_npz_compressed_is_streamed(tmp_path, data, dtype):
     expected = leepfast.score(arr, y)
     preds = open_predictions(tmp_path / "c.npz")
     assert type(preds.files[0]).__name__ == "CompressedMember"
-    blocks = list(preds.blocks(block_size=97))
-    assert [b[2] for b in blocks] == list(range(0, 1000, 97))
-    assert max(len(b[3]) for b in blocks) == 97  # one block at a time
-    np.testing.assert_array_equal(np.concatenate([b[3] for b in blocks]), arr)
+    # a block is valid until the next is asked for (one reused buffer): copied here
+    blocks = [(start, block.copy()) for _, _, start, block in preds.blocks(97)]
+    assert [start for start, _ in blocks] == list(range(0, 1000, 97))
+    assert max(len(b) for _, b in blocks) == 97  # one block at a time
+    np.testing.assert_array_equal(np.concatenate([b for _, b in blocks]), arr)
     same(score_files(preds, y, block_size=97), expected)
     same(score_files(tmp_path / "c.npz", y, logits=False, backend="numpy"), expected)
 
@@ -324,3 +325,107 @@ def test_rank_takes_a_key(tmp_path, data):
     assert {row["model"]: row["leep"] for row in r.rows} == pytest.approx(
         {"a": leepfast.leep(theta, y), "b": leepfast.leep(theta[:, ::-1], y)}, rel=1e-15
     )
+
+
+# ---------------------------------------------------------------------------------------
+# HDF5 (h5py, in the test extra)
+
+
+@pytest.fixture
+def h5py():
+    return pytest.importorskip("h5py")
+
+
+@pytest.mark.parametrize("dtype", ["<f2", "<f4", "<f8", ">f8"])
+@pytest.mark.parametrize("storage", ["contiguous", "chunked", "gzip"])
+def test_hdf5_round_trips(tmp_path, data, h5py, dtype, storage):
+    theta, y = data
+    arr = theta.astype(dtype)
+    path = tmp_path / "p.h5"
+    options = {
+        "contiguous": {},
+        "chunked": {"chunks": (64, 7)},
+        "gzip": {"chunks": (100, 7), "compression": "gzip"},
+    }[storage]
+    with h5py.File(path, "w") as f:
+        f.create_dataset("model/probs", data=arr, **options)
+    before = path.read_bytes()
+    preds = open_predictions(path)
+    assert preds.files[0].key == "model/probs" and preds.files[0].stored == arr.dtype.name
+    same(score_files(preds, y, block_size=97), leepfast.score(arr, y))
+    same(score_files(path, y), leepfast.score(arr, y))
+    assert path.read_bytes() == before
+
+
+def test_hdf5_blocks_are_whole_chunks(tmp_path, rng, h5py):
+    logits = rng.normal(size=(100_000, 7))  # logits blocks of 2 MiB: several here
+    with h5py.File(tmp_path / "p.h5", "w") as f:
+        f.create_dataset("p", data=logits, chunks=(96, 7))
+    preds = open_predictions(tmp_path / "p.h5")
+    starts = [start for _, _, start, _ in preds.blocks(logits=True)]
+    assert len(starts) > 2 and starts[1] % 96 == 0
+    assert starts == list(range(0, 100_000, starts[1]))
+
+
+def test_hdf5_key_and_bad_datasets(tmp_path, data, h5py):
+    theta, y = data
+    path = tmp_path / "p.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("a", data=theta)
+        f.create_dataset("g/ints", data=np.arange(10))
+        f.create_dataset("g/vector", data=theta[0])
+    with pytest.raises(TypeError) as err:
+        open_predictions(path)
+    assert str(err.value) == (
+        f"key: predictions (file {path}) holds 3 datasets ('a', 'g/ints', 'g/vector'); "
+        "name the one to read with key="
+    )
+    with pytest.raises(FileFormatError, match="holds no dataset 'b'; it holds 'a', 'g/"):
+        open_predictions(path, key="b")
+    with pytest.raises(FileFormatError, match="holds no dataset 'g'"):
+        open_predictions(path, key="g")  # a group, not a dataset
+    with pytest.raises(FileFormatError) as err:
+        open_predictions(path, key="g/ints")
+    assert str(err.value) == (
+        f"predictions (file {path}[g/ints]): holds dtype int64; expected float16, "
+        "float32 or float64 predictions"
+    )
+    with pytest.raises(FileFormatError, match=r"has shape \(7,\); expected shape"):
+        open_predictions(path, key="g/vector")
+    same(score_files(path, y, key="/a"), leepfast.score(theta, y))
+
+
+def test_hdf5_signature_without_a_valid_file(tmp_path, h5py):
+    path = tmp_path / "fake.h5"
+    path.write_bytes(b"\x89HDF\r\n\x1a\n" + np.ones(64).tobytes())
+    with pytest.raises(FileFormatError, match=rf"^predictions \(file {path}\): cannot be"):
+        open_predictions(path)
+
+
+def test_hdf5_rewritten_between_passes_is_refused(tmp_path, data, h5py):
+    theta, y = data
+    with h5py.File(tmp_path / "p.h5", "w") as f:
+        f.create_dataset("p", data=theta)
+    preds = open_predictions(tmp_path / "p.h5")
+    with h5py.File(tmp_path / "p.h5", "w") as f:
+        f.create_dataset("p", data=theta[::-1])
+    with pytest.raises(FileFormatError, match="changed since it was opened"):
+        score_files(preds, y)
+
+
+def test_hdf5_of_features_and_in_the_cli(tmp_path, rng, h5py, capsys):
+    f = rng.normal(size=(300, 6))
+    y = rng.integers(0, 3, 300)
+    with h5py.File(tmp_path / "f.h5", "w") as h:
+        h.create_dataset("feats", data=f, chunks=(50, 6), compression="gzip")
+    assert leepfast.logme(tmp_path / "f.h5", y) == pytest.approx(
+        leepfast.logme(f, y), rel=1e-12
+    )
+    theta = np.exp(f) / np.exp(f).sum(axis=1, keepdims=True)
+    with h5py.File(tmp_path / "p.h5", "w") as h:
+        h.create_dataset("p", data=theta)
+    np.save(tmp_path / "y.npy", y)
+    argv = ["score", str(tmp_path / "p.h5"), "--labels", str(tmp_path / "y.npy")]
+    assert cli.main(argv + ["--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["leep"] == pytest.approx(leepfast.leep(theta, y), rel=1e-15)

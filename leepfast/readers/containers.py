@@ -81,6 +81,18 @@ def is_safetensors(head, path, size):
         return False
 
 
+def is_hdf5(path):
+    """True if the file has an HDF5 superblock signature, at 0 or after a user block."""
+    with open(path, "rb") as f:
+        if f.read(8) == _HDF5:
+            return True
+        for offset in (512, 1024, 2048):
+            f.seek(offset)
+            if f.read(8) == _HDF5:
+                return True
+    return False
+
+
 def _describe(path, size, role):
     """(kind, description) of a known container format, or None."""
     with open(path, "rb") as f:

@@ -13,22 +13,84 @@ from .. import _api, _driver
 from ._common import fail, where
 
 
-class PredictionFile:
-    """One file of prediction rows, memory-mapped read-only.
+class RowFile:
+    """What every reader's file of rows has: its identity when opened (checked again
+    before each block), the role its messages name, and open/closed state. The
+    readers' classes add ``blocks`` (see :mod:`leepfast.readers.registry`).
 
     Attributes
     ----------
     path : str
-    format : {"npy", "raw", "safetensors", "npz"}
+    format : str
+        The reader's name.
     dtype : numpy.dtype
         float16, float32 or float64, either byte order: the values of the blocks
         (float32 for bfloat16 data, widened block by block, exactly).
     stored : str
         The type of the values in the file: the dtype's name, or "bfloat16".
     n_samples, n_source : int
-    fortran_order : bool
     nbytes : int
-        Bytes of prediction data (the file without its header).
+        Bytes of row data in the file (without headers).
+    """
+
+    def __init__(self, path, format, dtype, shape, role, stored=None, itemsize=None):
+        self.path = os.fspath(path)
+        self.format, self.role = format, role
+        self.dtype = dtype
+        self.stored = stored or dtype.name
+        self.n_samples, self.n_source = shape
+        self.nbytes = self.n_samples * self.n_source * (itemsize or dtype.itemsize)
+        st = os.stat(self.path)
+        #: (size, mtime_ns, inode) when opened: checked again before each block
+        self.identity = (st.st_size, st.st_mtime_ns, st.st_ino)
+        self._closed = False
+
+    def check_unchanged(self):
+        """Refuse a file whose size, modification time or inode differ from those seen
+        when it was opened (a re-dumping job replaced or rewrote it)."""
+        try:
+            st = os.stat(self.path)
+            now = (st.st_size, st.st_mtime_ns, st.st_ino)
+        except OSError:
+            now = None
+        if now != self.identity:
+            fail(
+                self.role,
+                self.path,
+                "changed since it was opened (size, modification time or inode "
+                "differ): was it re-dumped? Score it again from the start",
+            )
+
+    def check_open(self):
+        """Refuse a closed file; then check that it is unchanged."""
+        if self._closed:
+            raise ValueError(
+                f"{self.role}: {self.path} was closed; open the {self.role} again"
+            )
+        self.check_unchanged()
+
+    def release(self):
+        """Drop what is held between passes (a map, a descriptor)."""
+
+    def close(self):
+        """Close for good."""
+        self.release()
+        self._closed = True
+
+    def __repr__(self):
+        return (
+            f"{type(self).__name__}({self.path!r}, {self.format}, {self.stored}, "
+            f"shape=({self.n_samples}, {self.n_source}))"
+        )
+
+
+class PredictionFile(RowFile):
+    """One file of rows, memory-mapped read-only at an offset (:class:`RowFile`'s
+    attributes, and):
+
+    Attributes
+    ----------
+    fortran_order : bool
     array : ndarray of shape (n_samples, n_source)
         A read-only view of the memory map.
     """
@@ -44,22 +106,20 @@ class PredictionFile:
         role="predictions",
         bfloat16=False,
     ):
-        self.path = os.fspath(path)
-        self.role = role
-        self.format = format
+        super().__init__(
+            path,
+            format,
+            np.dtype(np.float32) if bfloat16 else dtype,
+            shape,
+            role,
+            stored="bfloat16" if bfloat16 else None,
+            itemsize=2 if bfloat16 else None,
+        )
         #: what is mapped: the dtype, or the bit patterns of bfloat16 values
         self._stored = np.dtype("<u2") if bfloat16 else dtype
-        self.dtype = np.dtype(np.float32) if bfloat16 else dtype
-        self.stored = "bfloat16" if bfloat16 else dtype.name
-        self.n_samples, self.n_source = shape
         self.fortran_order = fortran_order
-        self.nbytes = self.n_samples * self.n_source * self._stored.itemsize
         self.offset = offset
-        st = os.stat(self.path)
-        #: (size, mtime_ns, inode) when opened: checked again before each pass reads it
-        self.identity = (st.st_size, st.st_mtime_ns, st.st_ino)
         self._map = self._array = None
-        self._closed = False
 
     @property
     def array(self):
@@ -85,22 +145,6 @@ class PredictionFile:
         """Drop the map (and its descriptor) until the rows are asked for again."""
         self._map = self._array = None
 
-    def check_unchanged(self):
-        """Refuse a file whose size, modification time or inode differ from those seen
-        when it was opened (a re-dumping job replaced or rewrote it)."""
-        try:
-            st = os.stat(self.path)
-            now = (st.st_size, st.st_mtime_ns, st.st_ino)
-        except OSError:
-            now = None
-        if now != self.identity:
-            fail(
-                self.role,
-                self.path,
-                "changed since it was opened (size, modification time or inode "
-                "differ): was it re-dumped? Score it again from the start",
-            )
-
     def blocks(self, block_size=None, large_views=False, logits=False):
         """Yield ``(first row in the file, block)``: a read-only (rows, n_source) view of
         the map when the file is C-ordered, native-endian and aligned; otherwise (Fortran
@@ -111,11 +155,7 @@ class PredictionFile:
         :func:`leepfast._driver.block_rows`. The file is checked against the identity it
         had when opened before every block (a file that shrank under its map would
         raise SIGBUS)."""
-        if self._closed:
-            raise ValueError(
-                f"{self.role}: {self.path} was closed; open the {self.role} again"
-            )
-        self.check_unchanged()
+        self.check_open()
         native = self.dtype.newbyteorder("=")
         array = self.array
         widen = self.stored == "bfloat16"
@@ -156,16 +196,9 @@ class PredictionFile:
             yield start, block
             del block
 
-    def close(self):
-        """Drop the map for good (it is unmapped once no block refers to it)."""
-        self.array = None
-
     def __repr__(self):
         order = ", Fortran order" if self.fortran_order else ""
-        return (
-            f"PredictionFile({self.path!r}, {self.format}, {self.stored}, "
-            f"shape=({self.n_samples}, {self.n_source}){order})"
-        )
+        return super().__repr__()[:-1] + order + ")"
 
 
 def map_data(path, dtype, shape, offset, fortran, role="predictions"):

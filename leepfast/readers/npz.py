@@ -18,7 +18,7 @@ import numpy as np
 from .. import _driver
 from . import npy
 from ._common import agree, fail, file_size
-from .mapped import PredictionFile
+from .mapped import PredictionFile, RowFile
 
 NAME = "npz"
 
@@ -106,65 +106,48 @@ def open_rows(path, *, dtype=None, n_source=None, role="predictions", key=None):
     return f
 
 
-class CompressedMember:
+class CompressedMember(RowFile):
     """A compressed ``.npz`` member of C-ordered rows, decompressed one block at a time
     on each pass (the row file protocol of :mod:`leepfast.readers.registry`)."""
 
     def __init__(self, path, info, dtype, shape, offset, role):
-        self.path = os.fspath(path)
-        self.format, self.role = NAME, role
+        super().__init__(path, NAME, dtype, shape, role)
         self.member = info.filename
-        self.dtype, self.stored = dtype, dtype.name
-        self.n_samples, self.n_source = shape
         self.fortran_order = False
-        self.nbytes = self.n_samples * self.n_source * dtype.itemsize
         self.offset = offset  # of the data within the member
-        st = os.stat(self.path)
-        self.identity = (st.st_size, st.st_mtime_ns, st.st_ino)
-        self._closed = False
-
-    check_unchanged = PredictionFile.check_unchanged
 
     def blocks(self, block_size=None, large_views=False, logits=False):
-        """Yield ``(first row in the member, block)``, each block a new C-ordered
-        native array decompressed from the member."""
-        if self._closed:
-            raise ValueError(
-                f"{self.role}: {self.path} was closed; open the {self.role} again"
-            )
-        self.check_unchanged()
+        """Yield ``(first row in the member, block)``, each block decompressed into one
+        block-sized buffer, reused (a block is valid until the next is asked for)."""
+        self.check_open()
         rows = _driver.block_rows(
             block_size, self.n_source, self.dtype.itemsize, logits=logits
         )
-        row_bytes = self.n_source * self.dtype.itemsize
         native = self.dtype.newbyteorder("=")
+        buffer = np.empty((min(rows, self.n_samples), self.n_source), native)
+        raw = buffer.view(np.uint8).reshape(-1) if self.dtype.isnative else None
+        row_bytes = self.n_source * self.dtype.itemsize
         with zipfile.ZipFile(self.path) as z, z.open(self.member) as m:
             m.read(self.offset)
             for start in range(0, self.n_samples, rows):
                 if start:
                     self.check_unchanged()
                 k = min(rows, self.n_samples - start)
-                data = m.read(k * row_bytes)
-                if len(data) != k * row_bytes:
-                    got = start + len(data) // row_bytes
+                if raw is not None:  # straight into the buffer
+                    got = m.readinto(memoryview(raw[: k * row_bytes]))
+                    block = buffer[:k]
+                else:
+                    data = m.read(k * row_bytes)
+                    got = len(data)
+                    block = buffer[:k]
+                    if got == k * row_bytes:
+                        swapped = np.frombuffer(data, self.dtype).reshape(k, -1)
+                        np.copyto(block, swapped, casting="equiv")
+                if got != k * row_bytes:
                     fail(
                         self.role,
                         self.path,
-                        f"member {self.member!r} ended at row {got} of "
-                        f"{self.n_samples} (did the file change?)",
+                        f"member {self.member!r} ended at row {start + got // row_bytes}"
+                        f" of {self.n_samples} (did the file change?)",
                     )
-                block = np.frombuffer(data, dtype=self.dtype).reshape(k, self.n_source)
-                yield start, block.astype(native, copy=False)
-                del block, data
-
-    def release(self):
-        """Nothing is held between passes."""
-
-    def close(self):
-        self._closed = True
-
-    def __repr__(self):
-        return (
-            f"CompressedMember({self.path!r}[{self.member[:-4]}], {self.stored}, "
-            f"shape=({self.n_samples}, {self.n_source}))"
-        )
+                yield start, block

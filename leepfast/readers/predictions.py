@@ -134,7 +134,9 @@ class Predictions:
 
         ``block`` is a read-only (rows, n_source) view of the map when the file is
         C-ordered, native-endian and aligned; otherwise (Fortran order, big-endian,
-        unaligned data) one block-sized C-ordered native copy. Rows per block as in the
+        unaligned data, bfloat16, compressed) a C-ordered native copy in one block-sized
+        buffer that the next block overwrites: use each block before asking for the
+        next (copy it to keep it). Rows per block as in the
         in-memory API: ``block_size`` rows; by default about 32 MiB of input, or about
         1 GiB for views when ``large_views`` (the backend takes any block in place);
         16 times fewer bytes for ``logits``.

@@ -1,0 +1,127 @@
+"""The HDF5 reader (needs ``h5py``: ``pip install "leepfast[formats]"``): one 2-D float
+dataset, read block by block through h5py, blocks aligned to the dataset's chunks.
+
+``key`` is the dataset's path in the file (``"preds"``, ``"model/logits"``); a file with
+one dataset needs none. Each pass opens the file and reads its blocks with
+``read_direct`` into one block-sized buffer, so the memory stays one block whatever
+the dataset's size; a chunked dataset is read in whole chunks (the block's rows are a
+multiple of the chunk's), so each chunk is decompressed once per pass.
+"""
+
+import os
+
+import numpy as np
+
+from .. import _driver
+from . import containers
+from ._common import agree, fail, file_size, words
+from .mapped import RowFile
+
+NAME = "hdf5"
+
+_FLOATS = {np.dtype(t).newbyteorder(o) for t in ("f2", "f4", "f8") for o in "<>"}
+
+
+def _h5py():
+    try:
+        import h5py
+    except ImportError:
+        raise ImportError(
+            "reading HDF5 files needs h5py: pip install h5py (or the leepfast[formats] "
+            "extra)"
+        ) from None
+    return h5py
+
+
+def claims(path):
+    """A file with an HDF5 signature (at 0, or after a user block)."""
+    return containers.is_hdf5(path)
+
+
+def _datasets(h5py, f):
+    found = []
+    f.visititems(
+        lambda name, obj: found.append(name) if isinstance(obj, h5py.Dataset) else None
+    )
+    return found
+
+
+def open_rows(path, *, dtype=None, n_source=None, role="predictions", key=None):
+    """The dataset ``key`` of an HDF5 file (the only one when ``key`` is None)."""
+    h5py = _h5py()
+    name = os.fspath(path)
+    file_size(path, role)
+    try:
+        f = h5py.File(name, "r")
+    except OSError as err:
+        fail(role, name, f"cannot be opened as HDF5 ({err})")
+    with f:
+        names = _datasets(h5py, f)
+        if key is None:
+            if len(names) != 1:
+                shown = ", ".join(repr(n) for n in names[:8])
+                more = ", ..." if len(names) > 8 else ""
+                raise TypeError(
+                    f"key: {role} (file {name}) holds {len(names)} datasets "
+                    f"({shown}{more}); name the one to read with key="
+                )
+            key = names[0]
+        if not isinstance(key, str):
+            raise TypeError(f"key: expected a str, got {type(key).__name__}")
+        ds = f.get(key)
+        if not isinstance(ds, h5py.Dataset):
+            shown = ", ".join(repr(n) for n in names[:8])
+            fail(role, name, f"holds no dataset {key!r}; it holds {shown}")
+        where = f"{name}[{key}]"
+        if ds.dtype not in _FLOATS:
+            fail(
+                role,
+                where,
+                f"holds dtype {ds.dtype}; expected float16, float32 or float64 {role}",
+            )
+        if ds.ndim != 2:
+            fail(
+                role, where, f"has shape {ds.shape}; expected shape {words(role)['shape']}"
+            )
+        if ds.size == 0:
+            fail(
+                role,
+                where,
+                f"holds no data (shape {ds.shape}); expected at least one sample and "
+                f"one {words(role)['column']}",
+            )
+        rows = Dataset(path, ds.name, ds.dtype, ds.shape, ds.chunks, role)
+    rows.key = key
+    agree(rows, dtype, n_source, role)
+    return rows
+
+
+class Dataset(RowFile):
+    """A 2-D dataset of an HDF5 file, read in blocks of whole chunks."""
+
+    def __init__(self, path, dataset, dtype, shape, chunks, role):
+        super().__init__(path, NAME, dtype, shape, role)
+        self.dataset, self.chunks = dataset, chunks
+        self.fortran_order = False
+
+    def blocks(self, block_size=None, large_views=False, logits=False):
+        """Yield ``(first row, block)``, each block read into one reused buffer (valid
+        until the next block is asked for)."""
+        self.check_open()
+        rows = _driver.block_rows(
+            block_size, self.n_source, self.dtype.itemsize, logits=logits
+        )
+        if self.chunks is not None and block_size is None:
+            step = self.chunks[0]
+            rows = max(step, rows // step * step)  # whole chunks: each read once
+        native = self.dtype.newbyteorder("=")
+        buffer = np.empty((min(rows, self.n_samples), self.n_source), native)
+        with _h5py().File(self.path, "r") as f:
+            ds = f[self.dataset]
+            for start in range(0, self.n_samples, rows):
+                if start:
+                    self.check_unchanged()
+                k = min(rows, self.n_samples - start)
+                block = buffer[:k]
+                ds.read_direct(block, np.s_[start : start + k], np.s_[0:k])
+                yield start, block
