@@ -12,6 +12,7 @@ smoke test runs the same code on a small committed cache with smaller settings.
 
 import argparse
 import csv
+import hashlib
 import json
 import math
 import sys
@@ -57,8 +58,9 @@ TARGET_SETS = {
 }
 
 
-def load_cache(cache):
-    """meta, {target: labels}, {(target, source): (logits, features)}."""
+def load_cache(cache, only=None):
+    """meta, {target: labels}, {(target, source): (logits, features)}, the sources
+    (``only``: just these)."""
     cache = Path(cache)
     meta_file = cache / "meta.json"
     if not meta_file.is_file():
@@ -66,12 +68,17 @@ def load_cache(cache):
             f"--cache: expected {meta_file} written by forward.py, not found"
         )
     meta = json.loads(meta_file.read_text())
+    unknown = sorted(set(only or ()) - set(meta["sources"]))
+    if unknown:
+        raise ValueError(
+            f"--only: expected names from {list(meta['sources'])}, found {unknown}"
+        )
     labels, outputs = {}, {}
     for t in meta["targets"]:
         if not (cache / t / "labels.npy").is_file():
             continue
         labels[t] = np.load(cache / t / "labels.npy")
-        for s in meta["sources"]:
+        for s in only or meta["sources"]:
             f = cache / t / f"{s}.npz"
             if f.is_file():
                 with np.load(f) as z:
@@ -140,8 +147,8 @@ def head_accuracy(features, y, train, test, C):
     return float(head.score(scaler.transform(features[test]), y[test]))
 
 
-def score_pairs(meta, labels, outputs, sources, tasks, settings):
-    """One row per (task, source): the five scores and the head's accuracy."""
+def score_source(meta, labels, outputs, s, tasks, settings):
+    """One row per task for source ``s``: the five scores and the head's accuracy."""
     rows = []
     for i, task in enumerate(tasks):
         y_all = labels[task["target"]]
@@ -149,34 +156,65 @@ def score_pairs(meta, labels, outputs, sources, tasks, settings):
         train, test = task["train"], task["test"]
         y_train = y[train]
         domain = meta["targets"][task["target"]]
-        for s in sources:
-            logits, feats = outputs[task["target"], s]
-            f = feats.astype(np.float32)
-            f_train = f[train]
-            theta = logits[train]
-            rows.append(
-                dict(
-                    task=i,
-                    target=task["target"],
-                    target_domain=domain,
-                    k=task["k"],
-                    n_train=task["n_train"],
-                    repeat=task["repeat"],
-                    source=s,
-                    z=meta["sources"][s]["z"],
-                    source_saw_domain=bool(
-                        meta["sources"][s]["digits"] and domain == "handwritten digits"
-                    ),
-                    accuracy=head_accuracy(f, y, train, test, settings["head_C"]),
-                    leep=leepfast.leep(theta, y_train, n_target=task["k"], logits=True),
-                    nce=leepfast.nce(theta, y_train, n_target=task["k"], logits=True),
-                    h_score=leepfast.h_score(f_train, y_train),
-                    reg_h_score=leepfast.regularized_h_score(f_train, y_train),
-                    logme=leepfast.logme(f_train, y_train),
-                    neg_log_k=-math.log(task["k"]),
-                )
+        logits, feats = outputs[task["target"], s]
+        f = feats.astype(np.float32)
+        f_train = f[train]
+        theta = logits[train]
+        rows.append(
+            dict(
+                task=i,
+                target=task["target"],
+                target_domain=domain,
+                k=task["k"],
+                n_train=task["n_train"],
+                repeat=task["repeat"],
+                source=s,
+                z=meta["sources"][s]["z"],
+                source_saw_domain=bool(
+                    meta["sources"][s]["digits"] and domain == "handwritten digits"
+                ),
+                accuracy=head_accuracy(f, y, train, test, settings["head_C"]),
+                leep=leepfast.leep(theta, y_train, n_target=task["k"], logits=True),
+                nce=leepfast.nce(theta, y_train, n_target=task["k"], logits=True),
+                h_score=leepfast.h_score(f_train, y_train),
+                reg_h_score=leepfast.regularized_h_score(f_train, y_train),
+                logme=leepfast.logme(f_train, y_train),
+                neg_log_k=-math.log(task["k"]),
             )
+        )
     return rows
+
+
+def _pairs_file(cache, meta, s, settings):
+    """Where one source's rows are kept: named by a hash of the settings and of the
+    cached outputs they come from, so a changed setting or forward pass recomputes."""
+    key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
+    for t in meta["targets"]:
+        f = Path(cache) / t / f"{s}.npz"
+        if f.is_file():
+            key.update(f"{t}:{f.stat().st_size}:{f.stat().st_mtime_ns}".encode())
+    return Path(cache) / "pairs" / f"{s}-{key.hexdigest()[:16]}.json"
+
+
+def score_pairs(cache, meta, labels, outputs, sources, tasks, settings, keep=True):
+    """One row per (task, source), in task order. With ``keep``, each source's rows are
+    kept under ``cache/pairs/`` and read back by a later run with the same settings."""
+    from threadpoolctl import threadpool_limits
+
+    by_source = {}
+    for s in sources:
+        path = _pairs_file(cache, meta, s, settings)
+        if keep and path.is_file():
+            by_source[s] = json.loads(path.read_text())
+            continue
+        # one BLAS thread: the matrices are small (D <= 1280) and two BLAS threads on
+        # a shared 2-core machine spend most of their time waiting for each other
+        with threadpool_limits(1):
+            by_source[s] = score_source(meta, labels, outputs, s, tasks, settings)
+        if keep:
+            path.parent.mkdir(exist_ok=True)
+            path.write_text(json.dumps(by_source[s]))
+    return [by_source[s][i] for i in range(len(tasks)) for s in sources]
 
 
 def _by(rows, key):
@@ -217,12 +255,14 @@ def rank_task(group, key):
     acc = np.array([r["accuracy"] for r in group])
     v = np.array([r[key] for r in group])
     top = v == v.max()
+    saw = np.array([r["source_saw_domain"] for r in group])
     return dict(
         weighted_tau=float(weightedtau(v, acc).statistic),
         kendall_tau_b=float(kendalltau(v, acc).statistic),
         top1_hit=float(np.mean(acc[top] == acc.max())),
         regret=float(np.mean(acc.max() - acc[top])),
         tied_top=int(top.sum()),
+        top1_saw_domain=float(np.mean(saw[top])),
     )
 
 
@@ -278,12 +318,14 @@ def per_task(rows, meta):
                 for key in SCORES:
                     stats[key].append(rank_task(sub, key))
                 accs = np.array([r["accuracy"] for r in sub])
+                saw = np.array([r["source_saw_domain"] for r in sub])
                 stats.setdefault("random pick", []).append(
                     dict(
                         weighted_tau=0.0,
                         kendall_tau_b=0.0,
                         top1_hit=float(np.mean(accs == accs.max())),
                         regret=float(accs.max() - accs.mean()),
+                        top1_saw_domain=float(saw.mean()),
                     )
                 )
             if not stats["leep"]:
@@ -300,6 +342,9 @@ def per_task(rows, meta):
                         kendall_tau_b=_nanmean([v["kendall_tau_b"] for v in values]),
                         top1_hit=float(np.mean([v["top1_hit"] for v in values])),
                         regret=float(np.mean([v["regret"] for v in values])),
+                        top1_saw_domain=float(
+                            np.mean([v["top1_saw_domain"] for v in values])
+                        ),
                     )
                 )
     return table
@@ -359,7 +404,9 @@ def markdown(src_table, task_table, meta, sources, n_tasks, settings):
         "## (b) Per task: ranking the sources (mean over tasks)",
         "",
         "Weighted Kendall tau (hyperbolic weights), Kendall tau-b, top-1 hit rate, "
-        "regret (accuracy lost by taking the top-scored source instead of the best).",
+        "regret (accuracy points lost by taking the top-scored source instead of the "
+        "best); seen domain: how often the top-scored source is one that saw the "
+        "target's domain.",
         "",
     ]
     for (tname, sname), group in _group_pairs(task_table).items():
@@ -367,8 +414,8 @@ def markdown(src_table, task_table, meta, sources, n_tasks, settings):
             f"### {tname}, {sname} ({group[0]['n_sources']} sources, "
             f"{group[0]['n_tasks']} tasks)",
             "",
-            "| score | weighted tau | Kendall tau-b | top-1 hit | regret |",
-            "|---|---|---|---|---|",
+            "| score | weighted tau | Kendall tau-b | top-1 hit | regret | seen domain |",
+            "|---|---|---|---|---|---|",
         ]
         for r in group:
             name = LABELS.get(r["score"], r["score"])
@@ -377,7 +424,8 @@ def markdown(src_table, task_table, meta, sources, n_tasks, settings):
             else:
                 wt, kt = _fmt(r["weighted_tau"]), _fmt(r["kendall_tau_b"])
             lines.append(
-                f"| {name} | {wt} | {kt} | {r['top1_hit']:.2f} | {100 * r['regret']:.1f} |"
+                f"| {name} | {wt} | {kt} | {r['top1_hit']:.2f} | {100 * r['regret']:.1f} "
+                f"| {r['top1_saw_domain']:.2f} |"
             )
         lines.append("")
     return "\n".join(lines)
@@ -436,12 +484,17 @@ def plot(rows, task_table, sources, path):
     plt.close(fig)
 
 
-def run(cache, out, settings=None):
+def run(cache, out, settings=None, only=None, keep=True):
+    """The whole analysis; ``only``: score these sources and stop (their rows are kept
+    for the next run), e.g. to score a source whose forward pass has just finished."""
     settings = dict(SETTINGS if settings is None else settings)
     start = time.perf_counter()
-    meta, labels, outputs, sources = load_cache(cache)
+    meta, labels, outputs, sources = load_cache(cache, only)
     tasks = draw_tasks(labels, settings)
-    rows = score_pairs(meta, labels, outputs, sources, tasks, settings)
+    if only:
+        score_pairs(cache, meta, labels, outputs, only, tasks, settings)
+        return dict(seconds=time.perf_counter() - start)
+    rows = score_pairs(cache, meta, labels, outputs, sources, tasks, settings, keep)
     src_table = per_source(rows, sources)
     for i, group in _by(rows, "task").items():
         y = _task_labels(labels[tasks[i]["target"]], tasks[i]["classes"])
@@ -468,9 +521,16 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--cache", type=Path, default=HERE / "cache")
     p.add_argument("--out", type=Path, default=HERE / "results")
+    p.add_argument(
+        "--only", default="", help="comma-separated sources: score them, write nothing"
+    )
     args = p.parse_args(argv)
-    result = run(args.cache, args.out)
-    print(f"{len(result['rows'])} pairs in {result['seconds']:.1f} s; wrote {args.out}")
+    only = [s for s in args.only.split(",") if s]
+    result = run(args.cache, args.out, only=only)
+    if only:
+        print(f"scored {only} in {result['seconds']:.1f} s")
+    else:
+        print(f"{len(result['rows'])} pairs in {result['seconds']:.1f} s; wrote {args.out}")
 
 
 if __name__ == "__main__":
