@@ -38,6 +38,13 @@ def main(argv=None):
             p.error(
                 f"--sources: expected names from {sorted(sources.SOURCES)}, found {s!r}"
             )
+    for t in args.targets.split(","):
+        if t not in targets.LOADERS:
+            p.error(
+                f"--targets: expected names from {sorted(targets.LOADERS)}, found {t!r}"
+            )
+    if args.per_class < 2:
+        p.error(f"--per-class: expected an integer >= 2, found {args.per_class}")
 
     data = {}
     for t in args.targets.split(","):
