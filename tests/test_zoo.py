@@ -1,7 +1,7 @@
 """Smoke run of examples/zoo/analyse.py on the small cache committed beside it.
 
 The cache (examples/zoo/smoke/, written by make_smoke.py from a full forward run) holds
-the real outputs of the seven packaged models on 60 sklearn-digits and 60 Fashion-MNIST
+the real outputs of the eight packaged models on 60 sklearn-digits and 60 Fashion-MNIST
 images; no model is run here, so only the test extra is needed.
 """
 
@@ -31,6 +31,7 @@ SOURCES = [
     "efficientnet-lite0",
     "open-nsfw",
     "mri-tumor-vgg16",
+    "fer-emotions",
 ]
 
 
@@ -143,9 +144,9 @@ def test_per_task_rankings_and_strata(run):
     table = result["per_task"]
     assert len(_read(out / "per_task.csv")) == len(table)
     strata = {(r["targets"], r["sources"]): r for r in table if r["score"] == "leep"}
-    assert strata["all targets", "all sources"]["n_sources"] == 7
+    assert strata["all targets", "all sources"]["n_sources"] == 8
     assert strata["all targets", "Z = 10 only"]["n_sources"] == 4
-    assert strata["all targets", "Z > 4 only"]["n_sources"] == 5
+    assert strata["all targets", "Z > 4 only"]["n_sources"] == 6
     for (targets, _), r in strata.items():
         assert r["n_tasks"] == (12 if targets == "all targets" else 6)
     for r in table:

