@@ -110,7 +110,8 @@ def draw_tasks(labels, settings):
                         if len(idx) <= n_train:
                             raise ValueError(
                                 f"target {t!r}: expected more than {n_train} images of "
-                                f"class {c}, found {len(idx)}"
+                                f"class {c} in the cache, found {len(idx)} (forward.py "
+                                "--per-class)"
                             )
                         train.append(idx[:n_train])
                         test.append(idx[n_train:])
