@@ -128,3 +128,21 @@ def no_key(key, path, role):
             f"key: {role} (file {os.fspath(path)}) holds one array; key= names an "
             f"array of a .npz or a tensor of a safetensors file"
         )
+
+
+def choose(names, key, role, name, what):
+    """``key`` among the ``names`` of a file's arrays (the only one when ``key`` is
+    None); ``what`` is their plural ("arrays", "tensors", "datasets")."""
+    shown = ", ".join(repr(k) for k in names[:8]) + (", ..." if len(names) > 8 else "")
+    if key is None:
+        if len(names) == 1:
+            return names[0]
+        raise TypeError(
+            f"key: {role} (file {name}) holds {len(names)} {what} ({shown}); name the "
+            f"one to read with key="
+        )
+    if not isinstance(key, str):
+        raise TypeError(f"key: expected a str, got {type(key).__name__}")
+    if key not in names:
+        fail(role, name, f"holds no {what[:-1]} {key!r}; it holds {shown}")
+    return key

@@ -14,7 +14,7 @@ import numpy as np
 
 from .. import _driver
 from . import containers
-from ._common import agree, fail, file_size, words
+from ._common import agree, choose, fail, file_size, words
 from .mapped import RowFile
 
 NAME = "hdf5"
@@ -57,21 +57,10 @@ def open_rows(path, *, dtype=None, n_source=None, role="predictions", key=None):
         fail(role, name, f"cannot be opened as HDF5 ({err})")
     with f:
         names = _datasets(h5py, f)
-        if key is None:
-            if len(names) != 1:
-                shown = ", ".join(repr(n) for n in names[:8])
-                more = ", ..." if len(names) > 8 else ""
-                raise TypeError(
-                    f"key: {role} (file {name}) holds {len(names)} datasets "
-                    f"({shown}{more}); name the one to read with key="
-                )
-            key = names[0]
-        if not isinstance(key, str):
-            raise TypeError(f"key: expected a str, got {type(key).__name__}")
-        ds = f.get(key)
-        if not isinstance(ds, h5py.Dataset):
-            shown = ", ".join(repr(n) for n in names[:8])
-            fail(role, name, f"holds no dataset {key!r}; it holds {shown}")
+        if isinstance(key, str):
+            key = key.lstrip("/")  # "/model/probs" is "model/probs"
+        key = choose(names, key, role, name, "datasets")
+        ds = f[key]
         where = f"{name}[{key}]"
         if ds.dtype not in _FLOATS:
             fail(

@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import _driver
 from . import npy
-from ._common import agree, fail, file_size
+from ._common import agree, choose, fail, file_size
 from .mapped import PredictionFile, RowFile
 
 NAME = "npz"
@@ -45,24 +45,6 @@ def claims(path):
     return members(path) is not None
 
 
-def _choose(infos, key, role, name):
-    keys = [i.filename[:-4] for i in infos]
-    if key is None:
-        if len(infos) == 1:
-            return infos[0]
-        shown = ", ".join(repr(k) for k in keys[:8]) + (", ..." if len(keys) > 8 else "")
-        raise TypeError(
-            f"key: {role} (file {name}) holds {len(keys)} arrays ({shown}); name the "
-            f"one to read with key="
-        )
-    if not isinstance(key, str):
-        raise TypeError(f"key: expected a str, got {type(key).__name__}")
-    if key not in keys:
-        shown = ", ".join(repr(k) for k in keys[:8])
-        fail(role, name, f"holds no array {key!r}; it holds {shown}")
-    return infos[keys.index(key)]
-
-
 def _data_offset(path, info, role, name):
     """Where a stored member's bytes begin in the archive (after its local header)."""
     with open(path, "rb") as f:
@@ -80,7 +62,8 @@ def open_rows(path, *, dtype=None, n_source=None, role="predictions", key=None):
     name = os.fspath(path)
     file_size(path, role)
     infos = members(path)
-    info = _choose(infos, key, role, name)
+    keys = [i.filename[:-4] for i in infos]
+    info = infos[keys.index(choose(keys, key, role, name, "arrays"))]
     where = f"{name}[{info.filename[:-4]}]"
     if info.flag_bits & 0x1:
         fail(role, where, "is encrypted; expected a plain .npz")

@@ -16,7 +16,7 @@ import struct
 import numpy as np
 
 from . import containers
-from ._common import agree, fail, file_size, words
+from ._common import agree, choose, fail, file_size, words
 from .mapped import PredictionFile
 
 NAME = "safetensors"
@@ -107,30 +107,12 @@ def _check_entry(key, entry, data, role, name):
     return entry["dtype"], tuple(entry["shape"]), begin, end
 
 
-def _choose(tensors, key, role, name):
-    if key is None:
-        if len(tensors) == 1:
-            return next(iter(tensors))
-        shown = ", ".join(repr(k) for k in sorted(tensors)[:8])
-        more = ", ..." if len(tensors) > 8 else ""
-        raise TypeError(
-            f"key: {role} (file {name}) holds {len(tensors)} tensors ({shown}{more}); "
-            f"name the one to read with key="
-        )
-    if not isinstance(key, str):
-        raise TypeError(f"key: expected a str, got {type(key).__name__}")
-    if key not in tensors:
-        shown = ", ".join(repr(k) for k in sorted(tensors)[:8])
-        fail(role, name, f"holds no tensor {key!r}; it holds {shown}")
-    return key
-
-
 def open_rows(path, *, dtype=None, n_source=None, role="predictions", key=None):
     """A :class:`~leepfast.readers.mapped.PredictionFile` of the tensor ``key`` (the only
     one when ``key`` is None); ``dtype`` and ``n_source``, when given, must agree."""
     name = os.fspath(path)
     tensors, start = read_header(path, role)
-    key = _choose(tensors, key, role, name)
+    key = choose(sorted(tensors), key, role, name, "tensors")
     code, shape, begin, end = tensors[key]
     if code not in DTYPES:
         fail(
