@@ -668,32 +668,20 @@ def _logme(G, T, counts, n):
 
 
 def feature_statistics(
-    features, labels, *, n_target=None, dtype=None, n_features=None, block_size=None
+    features,
+    labels,
+    *,
+    n_target=None,
+    dtype=None,
+    n_features=None,
+    block_size=None,
+    key=None,
 ):
     """One streaming pass over features and labels: a :class:`FeatureAccumulator`.
-
-    Parameters
-    ----------
-    features : array of shape (n_samples, n_features), or file(s)
-        float16, float32 or float64. In memory (memory maps are read block by block), or
-        the same file sources as prediction dumps (:func:`leepfast.open_predictions`): a
-        ``.npy`` path (memory-mapped, never unpickled), raw little-endian binary (give
-        ``dtype`` and ``n_features``), a directory, a glob or a list of shards read as
-        one dataset in order. Never loaded whole, so dumps larger than RAM work.
-    labels : array of shape (n_samples,), any integer dtype, or a file
-        An array, a 1-D integer ``.npy`` file, or text with one integer per line.
-    n_target : int, optional
-        Number of target classes Y; default max(labels) + 1.
-    dtype : {"float16", "float32", "float64"}, optional
-        Raw feature files: the value type.
-    n_features : int, optional
-        Raw feature files: values per row (D).
-    block_size : int, optional
-        Rows per block (default: about 32 MiB of input per block).
-    """
+    {params}"""
     if _is_file_source(features):
         return _statistics_from_files(
-            features, labels, n_target, dtype, n_features, block_size
+            features, labels, n_target, dtype, n_features, block_size, key
         )
     features = check_features(features)
     if isinstance(labels, (str, os.PathLike, readers.Labels)):
@@ -709,12 +697,12 @@ def feature_statistics(
     return FeatureAccumulator(n_target).feed(ArraySource(features, labels, rows))
 
 
-def _statistics_from_files(features, labels, n_target, dtype, n_features, block_size):
+def _statistics_from_files(features, labels, n_target, dtype, n_features, block_size, key):
     if isinstance(features, readers.Predictions):
         preds = features
     else:
         preds = readers.open_predictions(
-            features, dtype=dtype, n_source=n_features, role="features"
+            features, dtype=dtype, n_source=n_features, key=key, role="features"
         )
     opened = readers.open_labels(labels, rows="features")
     if opened.n_samples != preds.n_samples:
@@ -727,16 +715,10 @@ def _statistics_from_files(features, labels, n_target, dtype, n_features, block_
     return FeatureAccumulator(n_target).feed(_files.FileRows(preds, opened, block_size))
 
 
-def _statistics(features, labels, n_target, dtype, n_features, block_size):
-    """feature_statistics for the public scores: bytes paths decoded (os.fsdecode)."""
-    return feature_statistics(
-        _fspath(features),
-        _fspath(labels),
-        n_target=n_target,
-        dtype=dtype,
-        n_features=n_features,
-        block_size=block_size,
-    )
+def _statistics(features, labels, **options):
+    """feature_statistics for the public scores (their keywords), bytes paths decoded
+    (os.fsdecode)."""
+    return feature_statistics(_fspath(features), _fspath(labels), **options)
 
 
 _PARAMETERS = """
@@ -745,10 +727,12 @@ _PARAMETERS = """
     features : array of shape (n_samples, n_features), float16, float32 or float64, or
         file(s)
         Frozen features of the source model on the target samples. Read once, block by
-        block, never loaded whole and never modified; accumulated in float64. Files: the
-        same sources as prediction dumps (``.npy`` memory-mapped and never unpickled,
-        raw binary with ``dtype`` and ``n_features``, a directory, a glob or a list of
-        shards).
+        block, never loaded whole and never modified; accumulated in float64. In memory
+        (memory maps are read block by block), or the same file sources as prediction
+        dumps (:func:`leepfast.open_predictions`): ``.npy`` memory-mapped and never
+        unpickled, ``.npz``, ``.safetensors``, HDF5, raw binary with ``dtype`` and
+        ``n_features``, a directory, a glob or a list of shards read as one dataset in
+        order. Dumps larger than RAM work.
     labels : array of shape (n_samples,), any integer dtype, or a file
         Target labels in [0, n_target): an array, a 1-D integer ``.npy``, or text with
         one integer per line.
@@ -760,11 +744,20 @@ _PARAMETERS = """
         Raw feature files: values per row (D).
     block_size : int, optional
         Rows per block (default: about 32 MiB of input per block).
+    key : str, optional
+        ``.npz``, ``.safetensors`` and HDF5 files holding several arrays: the one to read.
 """
 
 
 def h_score(
-    features, labels, *, n_target=None, dtype=None, n_features=None, block_size=None
+    features,
+    labels,
+    *,
+    n_target=None,
+    dtype=None,
+    n_features=None,
+    block_size=None,
+    key=None,
 ):
     """H-score (Bao et al. 2019): tr(pinv(cov(f)) cov(E[f | y])).
     {params}
@@ -784,11 +777,18 @@ def h_score(
     noise that the pseudo-inverse at rcond=1e-15 still inverts, so the value can jump.
     Both motivated :func:`regularized_h_score`, which stays informative. Needs n >= 2.
     """
-    return _statistics(features, labels, n_target, dtype, n_features, block_size).h_score()
+    return _statistics(**locals()).h_score()
 
 
 def regularized_h_score(
-    features, labels, *, n_target=None, dtype=None, n_features=None, block_size=None
+    features,
+    labels,
+    *,
+    n_target=None,
+    dtype=None,
+    n_features=None,
+    block_size=None,
+    key=None,
 ):
     """Regularized H-score (Ibrahim, Ponomareva, Mazumder 2022), shrinkage covariance.
     {params}
@@ -800,12 +800,19 @@ def regularized_h_score(
         ``sklearn.covariance.ledoit_wolf``), cov(E[f | y]) with ddof=1. Well defined
         for D >= n: cov_a is positive definite whenever a > 0.
     """
-    return _statistics(
-        features, labels, n_target, dtype, n_features, block_size
-    ).regularized_h_score()
+    return _statistics(**locals()).regularized_h_score()
 
 
-def logme(features, labels, *, n_target=None, dtype=None, n_features=None, block_size=None):
+def logme(
+    features,
+    labels,
+    *,
+    n_target=None,
+    dtype=None,
+    n_features=None,
+    block_size=None,
+    key=None,
+):
     """LogME (You et al., JMLR 2022): the mean over classes of the maximised
     log-evidence per sample of a Bayesian linear model from the features to each
     one-hot target column.
@@ -840,9 +847,9 @@ def logme(features, labels, *, n_target=None, dtype=None, n_features=None, block
     agree. Each class present costs O(r) per fixed-point step (r the rank of F), all
     classes at once, so a stray large label costs O(Y) at most.
     """
-    return _statistics(features, labels, n_target, dtype, n_features, block_size).logme()
+    return _statistics(**locals()).logme()
 
 
-for _f in (h_score, regularized_h_score, logme):
+for _f in (feature_statistics, h_score, regularized_h_score, logme):
     _f.__doc__ = _f.__doc__.replace("{params}", _PARAMETERS)
 del _f

@@ -429,3 +429,15 @@ def test_hdf5_of_features_and_in_the_cli(tmp_path, rng, h5py, capsys):
     assert cli.main(argv + ["--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["leep"] == pytest.approx(leepfast.leep(theta, y), rel=1e-15)
+
+
+def test_feature_scores_take_a_key(tmp_path, rng):
+    f = rng.normal(size=(200, 5))
+    y = rng.integers(0, 3, 200)
+    np.savez(tmp_path / "f.npz", feats=f, other=f[:3])
+    for score in (leepfast.h_score, leepfast.regularized_h_score, leepfast.logme):
+        assert score(tmp_path / "f.npz", y, key="feats") == pytest.approx(
+            score(f, y), rel=1e-12
+        )
+    with pytest.raises(TypeError, match=r"^key: features \(file .*\) holds 2 arrays"):
+        leepfast.logme(tmp_path / "f.npz", y)
