@@ -5,7 +5,8 @@
 Writes one float32 dump (n x Z probabilities) in every format leepfast reads, reads each
 once to warm the page cache, then times ``score_files`` on each, round-robin (a slow
 spell of a shared machine falls on every format alike), and prints the median time and
-its ratio to the ``.npy`` file's (HDF5 too when h5py is installed). The bfloat16
+its ratio to the ``.npy`` file's (HDF5 and Parquet too when h5py and pyarrow are
+installed). The bfloat16
 safetensors file holds the same rows rounded to bfloat16 (half the bytes, widened block
 by block).
 """
@@ -50,6 +51,21 @@ def write_all(folder, n, z, seed=0):
     bits = (theta.view(np.uint32) >> 16).astype("<u2")  # truncated: still sums to ~1
     paths["safetensors BF16"] = os.path.join(folder, "b.safetensors")
     _safetensors(paths["safetensors BF16"], "BF16", bits)
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        pass
+    else:
+        values = pa.FixedSizeListArray.from_arrays(pa.array(theta.reshape(-1)), z)
+        paths["parquet (FixedSizeList, 16384-row groups)"] = os.path.join(folder, "p.pq")
+        pq.write_table(
+            pa.table({"p": values}),
+            paths["parquet (FixedSizeList, 16384-row groups)"],
+            row_group_size=16384,
+            compression="none",
+        )
+        del values
     try:
         import h5py
     except ImportError:

@@ -165,8 +165,8 @@ FORMATS = [
 ]
 
 
-#: what the row readers refuse: .npz, .safetensors and HDF5 are read (test_readers_formats)
-READ = ("p.npz", "p_c.npz", "p.safetensors", "p.h5", "p_ub.h5")
+#: what the row readers refuse (the formats they read: test_readers_formats.py)
+READ = ("p.npz", "p_c.npz", "p.safetensors", "p.h5", "p_ub.h5", "p.parquet")
 REFUSED_ROWS = [f for f in FORMATS if f[0] not in READ]
 
 

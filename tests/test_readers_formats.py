@@ -441,3 +441,90 @@ def test_feature_scores_take_a_key(tmp_path, rng):
         )
     with pytest.raises(TypeError, match=r"^key: features \(file .*\) holds 2 arrays"):
         leepfast.logme(tmp_path / "f.npz", y)
+
+
+# ---------------------------------------------------------------------------------------
+# Parquet (pyarrow, in the test extra)
+
+
+@pytest.fixture
+def arrow():
+    pa = pytest.importorskip("pyarrow")
+    return pa, pytest.importorskip("pyarrow.parquet")
+
+
+@pytest.mark.parametrize("dtype", ["f2", "f4", "f8"])
+@pytest.mark.parametrize("layout", ["fixed list", "list", "columns"])
+def test_parquet_round_trips(tmp_path, data, arrow, dtype, layout):
+    pa, pq = arrow
+    theta, y = data
+    arr = theta.astype(dtype)
+    if layout == "fixed list":
+        values = pa.FixedSizeListArray.from_arrays(pa.array(arr.ravel()), arr.shape[1])
+        table = pa.table({"id": np.arange(len(arr)), "probs": values})
+    elif layout == "list":
+        offsets = pa.array(np.arange(0, arr.size + 1, arr.shape[1], dtype=np.int32))
+        table = pa.table(
+            {"probs": pa.ListArray.from_arrays(offsets, pa.array(arr.ravel()))}
+        )
+    else:
+        table = pa.table({f"class {j}": arr[:, j] for j in range(arr.shape[1])})
+    path = tmp_path / "p.parquet"
+    pq.write_table(table, path, row_group_size=300)
+    before = path.read_bytes()
+    preds = open_predictions(path)
+    assert preds.n_samples == 1000 and preds.n_source == 7
+    assert preds.files[0].stored == np.dtype(dtype).name
+    same(score_files(preds, y, block_size=97), leepfast.score(arr, y))
+    same(score_files(path, y), leepfast.score(arr, y))
+    assert path.read_bytes() == before
+
+
+def test_parquet_bad_tables(tmp_path, data, arrow):
+    pa, pq = arrow
+    theta, y = data
+    path = tmp_path / "p.parquet"
+    pq.write_table(pa.table({"a": np.arange(3), "b": np.ones(3)}), path)
+    with pytest.raises(FileFormatError, match=r"holds columns \(a: int64, b: double\)"):
+        open_predictions(path)
+    with pytest.raises(FileFormatError, match=r"p.parquet\[a\]\): column has type int64"):
+        open_predictions(path, key="a")
+    with pytest.raises(FileFormatError, match="holds no column 'c'; it holds 'a', 'b'"):
+        open_predictions(path, key="c")
+    ragged = pa.array([[0.5, 0.5], [1.0], [0.25, 0.75]])
+    pq.write_table(pa.table({"p": ragged}), path)
+    with pytest.raises(
+        FileFormatError, match="row 1 has 1 values; expected 2, as in row 0"
+    ):
+        score_files(path, np.zeros(3, dtype=np.int64))
+    nulls = pa.array([[0.5, 0.5], None, [0.25, 0.75]])
+    pq.write_table(pa.table({"p": nulls}), path)
+    with pytest.raises(FileFormatError, match="row 1 is null"):
+        score_files(path, np.zeros(3, dtype=np.int64))
+    pq.write_table(pa.table({"a": [0.5, None], "b": [0.5, 0.5]}), path)
+    with pytest.raises(FileFormatError, match="row 1 holds a null value"):
+        score_files(path, np.zeros(2, dtype=np.int64))
+    (tmp_path / "fake.parquet").write_bytes(b"PAR1" + np.ones(8).tobytes() + b"PAR1")
+    with pytest.raises(FileFormatError, match="cannot be opened as Parquet"):
+        open_predictions(tmp_path / "fake.parquet")
+
+
+def test_parquet_logits_features_and_cli(tmp_path, rng, arrow, capsys):
+    pa, pq = arrow
+    f = rng.normal(size=(400, 6))
+    y = rng.integers(0, 3, 400)
+    values = pa.FixedSizeListArray.from_arrays(pa.array(f.ravel()), 6)
+    pq.write_table(pa.table({"x": values}), tmp_path / "f.parquet", row_group_size=64)
+    assert leepfast.logme(tmp_path / "f.parquet", y) == pytest.approx(
+        leepfast.logme(f, y), rel=1e-12
+    )
+    same(
+        score_files(tmp_path / "f.parquet", y, logits=True),
+        leepfast.score(f, y, logits=True),
+        rel=1e-13,
+    )
+    np.save(tmp_path / "y.npy", y)
+    argv = ["score", str(tmp_path / "f.parquet"), "--labels", str(tmp_path / "y.npy")]
+    assert cli.main(argv + ["--logits", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["leep"] == pytest.approx(leepfast.leep(f, y, logits=True), rel=1e-13)

@@ -81,6 +81,17 @@ def is_safetensors(head, path, size):
         return False
 
 
+def is_parquet(path):
+    """True if the file opens and ends with Parquet's magic (and has room for a footer)."""
+    size = os.path.getsize(path)
+    if size < 12:
+        return False
+    with open(path, "rb") as f:
+        head = f.read(4)
+        f.seek(size - 4)
+        return head == b"PAR1" and f.read(4) == b"PAR1"
+
+
 def is_hdf5(path):
     """True if the file has an HDF5 superblock signature, at 0 or after a user block."""
     with open(path, "rb") as f:

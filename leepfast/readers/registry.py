@@ -21,11 +21,11 @@ raw reader, which claims every file no other reader does (after refusing the con
 it does not read, :mod:`leepfast.readers.containers`).
 """
 
-from . import hdf5, npy, npz, raw, safetensors
+from . import hdf5, npy, npz, parquet, raw, safetensors
 from ._common import file_size
 
 #: In the order they are asked; raw last.
-READERS = (npy, npz, safetensors, hdf5, raw)
+READERS = (npy, npz, safetensors, hdf5, parquet, raw)
 
 
 def reader_of(path):
