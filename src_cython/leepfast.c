@@ -339,8 +339,9 @@ static const lf_kernels lf_levels[4] = {
     /* LEEPFAST_SIMD_AVX2 */
     {acc_row_avx2_f32, acc_row_avx2_f64, acc_row_avx2_f16, dot_row_avx2_f32,
      dot_row_avx2_f64, dot_row_avx2_f16, half_row_to_float_f16c, softmax_acc_avx2_f32,
-     softmax_acc_avx2_f64, softmax_dot_avx2_f32, softmax_dot_avx2_f64, NULL, NULL, NULL,
-     NULL, NULL, NULL},
+     softmax_acc_avx2_f64, softmax_dot_avx2_f32, softmax_dot_avx2_f64, acc_small_avx2_f32,
+     acc_small_avx2_f64, acc_small_avx2_f16, score_small_avx2_f32, score_small_avx2_f64,
+     score_small_avx2_f16},
 #else
     {NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
      NULL, NULL, NULL},

@@ -178,3 +178,25 @@ def test_row_sums_at_the_tolerance_edge(monkeypatch, level, dtype):
     assert leepfast.leep(theta, labels, backend="cython") == pytest.approx(
         _reference.leep(theta.astype(np.float64), labels, 2), rel=1e-13
     )
+
+
+@pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+@pytest.mark.parametrize("z", [2, 10, 16])
+def test_pass_two_sums_the_logs_of_any_terms(monkeypatch, level, dtype, z):
+    # a conditional made by hand: terms from 1e-300 (below the log-sum's 1e-280, taken
+    # by a direct log) to 1e300 (the product renormalised), against math.fsum of logs
+    monkeypatch.setenv("LEEPFAST_SIMD", level)
+    rng = np.random.default_rng(z)
+    n, y_count = 203, 3
+    theta = rows(rng, n, z, dtype)
+    labels = rng.integers(0, y_count, n)
+    cond = rng.random((y_count, z)) + 0.01
+    cond[1] *= 1e-300
+    cond[2] *= 1e300
+    wide = theta.astype(np.float64)
+    terms = (wide * cond[labels]).sum(axis=1)
+    expected = math.fsum(np.log(terms))
+    got = _backend_cython.score(theta, labels, cond, False, TOL[dtype], 2)
+    assert got[:2] == (0, -1)
+    assert got[2] == pytest.approx(expected, rel=1e-13)
