@@ -277,6 +277,35 @@ static inline double lf_max_d(double a, double b) { return a > b ? a : b; }
 #undef LF_T
 #undef LF_S
 
+/* Rows of at most LF_SMALL_Z values, portable: the scalar level's, and the SSE2
+   level's float16 rows (which otherwise go through a float32 copy one row per call).
+   Measured at Z = 10 (CPU time per row, one thread, both passes): scalar float64 33.4
+   -> 31.3 ns, float32 36.1 -> 36.4, float16 104 -> 69; at SSE2 its own rows stay faster
+   in float32 (32.9 against 36.2 ns) and float64 (27.7 against 31.4). */
+#define LF_T double
+#define LF_S f64
+#define LF_GET(row, z) ((row)[z])
+#include "leepfast_small.inc"
+#undef LF_T
+#undef LF_S
+#undef LF_GET
+
+#define LF_T float
+#define LF_S f32
+#define LF_GET(row, z) ((double)(row)[z])
+#include "leepfast_small.inc"
+#undef LF_T
+#undef LF_S
+#undef LF_GET
+
+#define LF_T uint16_t
+#define LF_S f16
+#define LF_GET(row, z) ((double)half_to_float((row)[z]))
+#include "leepfast_small.inc"
+#undef LF_T
+#undef LF_S
+#undef LF_GET
+
 #if LF_SSE2
 #include "leepfast_sse2.inc"
 #endif
@@ -325,12 +354,15 @@ static const lf_kernels lf_levels[4] = {
     /* LEEPFAST_SIMD_SCALAR */
     {acc_row_scalar_f32, acc_row_scalar_f64, NULL, dot_row_scalar_f32, dot_row_scalar_f64,
      NULL, half_row_to_float, softmax_acc_scalar_f32, softmax_acc_scalar_f64,
-     softmax_dot_scalar_f32, softmax_dot_scalar_f64, NULL, NULL, NULL, NULL, NULL, NULL},
+     softmax_dot_scalar_f32, softmax_dot_scalar_f64, acc_small_scalar_f32,
+     acc_small_scalar_f64, acc_small_scalar_f16, score_small_scalar_f32,
+     score_small_scalar_f64, score_small_scalar_f16},
 #if LF_SSE2
     /* LEEPFAST_SIMD_SSE2 */
     {acc_row_sse2_f32, acc_row_sse2_f64, NULL, dot_row_sse2_f32, dot_row_sse2_f64, NULL,
      half_row_to_float, softmax_acc_sse2_f32, softmax_acc_sse2_f64, softmax_dot_sse2_f32,
-     softmax_dot_sse2_f64, NULL, NULL, NULL, NULL, NULL, NULL},
+     softmax_dot_sse2_f64, NULL, NULL, acc_small_scalar_f16, NULL, NULL,
+     score_small_scalar_f16},
 #else
     {NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
      NULL, NULL, NULL},
