@@ -5,8 +5,8 @@
 Writes one float32 dump (n x Z probabilities) in every format leepfast reads, reads each
 once to warm the page cache, then times ``score_files`` on each, round-robin (a slow
 spell of a shared machine falls on every format alike), and prints the median time and
-its ratio to the ``.npy`` file's (HDF5 and Parquet too when h5py and pyarrow are
-installed). The bfloat16
+its ratio to the ``.npy`` file's (HDF5, Parquet and Zarr too when h5py, pyarrow and
+zarr are installed). The bfloat16
 safetensors file holds the same rows rounded to bfloat16 (half the bytes, widened block
 by block).
 """
@@ -66,6 +66,19 @@ def write_all(folder, n, z, seed=0):
             compression="none",
         )
         del values
+    try:
+        import zarr
+    except ImportError:
+        pass
+    else:
+        paths["zarr (16384-row chunks, zstd)"] = os.path.join(folder, "p.zarr")
+        store = zarr.create_array(
+            store=paths["zarr (16384-row chunks, zstd)"],
+            shape=theta.shape,
+            chunks=(16384, z),
+            dtype=theta.dtype,
+        )
+        store[:] = theta
     try:
         import h5py
     except ImportError:

@@ -528,3 +528,72 @@ def test_parquet_logits_features_and_cli(tmp_path, rng, arrow, capsys):
     assert cli.main(argv + ["--logits", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["leep"] == pytest.approx(leepfast.leep(f, y, logits=True), rel=1e-13)
+
+
+# ---------------------------------------------------------------------------------------
+# Zarr (zarr, in the test extra)
+
+
+@pytest.fixture
+def zarr():
+    return pytest.importorskip("zarr")
+
+
+@pytest.mark.parametrize("dtype", ["<f2", "<f4", "<f8", ">f8"])
+def test_zarr_round_trips(tmp_path, data, zarr, dtype):
+    theta, y = data
+    arr = theta.astype(dtype)
+    store = tmp_path / "p.zarr"
+    z = zarr.create_array(store=str(store), shape=arr.shape, chunks=(96, 7), dtype=dtype)
+    z[:] = arr
+    preds = open_predictions(store)
+    assert preds.files[0].format == "zarr" and preds.files[0].key is None
+    same(score_files(preds, y, block_size=97), leepfast.score(arr, y))
+    same(score_files(store, y), leepfast.score(arr, y))
+    starts = [start for _, _, start, _ in open_predictions(store).blocks(logits=True)]
+    assert starts == [0]  # 1000 rows: one block of whole chunks
+
+
+def test_zarr_group_key_and_bad_arrays(tmp_path, data, zarr):
+    theta, y = data
+    store = tmp_path / "g.zarr"
+    group = zarr.open_group(str(store), mode="w")
+    group.create_array("model/probs", shape=theta.shape, chunks=(100, 7), dtype="f8")[:] = (
+        theta
+    )
+    group.create_array("ints", shape=(3, 2), dtype="i4")
+    with pytest.raises(TypeError) as err:
+        open_predictions(store)
+    assert str(err.value) == (
+        f"key: predictions (file {store}) holds 2 arrays ('ints', 'model/probs'); name "
+        "the one to read with key="
+    )
+    same(score_files(store, y, key="/model/probs"), leepfast.score(theta, y))
+    with pytest.raises(FileFormatError) as err:
+        open_predictions(store, key="ints")
+    assert str(err.value) == (
+        f"predictions (file {store}[ints]): holds dtype int32; expected float16, "
+        "float32 or float64 predictions"
+    )
+    with pytest.raises(FileFormatError, match="holds no array 'nope'"):
+        open_predictions(store, key="nope")
+
+
+def test_zarr_rewritten_between_passes_is_refused(tmp_path, data, zarr):
+    theta, y = data
+    store = str(tmp_path / "p.zarr")
+    zarr.create_array(store=store, shape=theta.shape, dtype="f8")[:] = theta
+    preds = open_predictions(store)
+    zarr.create_array(store=store, shape=theta.shape, dtype="f8", overwrite=True)[:] = (
+        theta[::-1]
+    )
+    with pytest.raises(FileFormatError, match="changed since it was opened"):
+        score_files(preds, y)
+
+
+def test_zarr_of_features(tmp_path, rng, zarr):
+    f = rng.normal(size=(300, 6))
+    y = rng.integers(0, 3, 300)
+    store = str(tmp_path / "f.zarr")
+    zarr.create_array(store=store, shape=f.shape, chunks=(64, 6), dtype="f8")[:] = f
+    assert leepfast.h_score(store, y) == pytest.approx(leepfast.h_score(f, y), rel=1e-12)

@@ -146,3 +146,24 @@ def choose(names, key, role, name, what):
     if key not in names:
         fail(role, name, f"holds no {what[:-1]} {key!r}; it holds {shown}")
     return key
+
+
+#: The float dtypes of rows, either byte order.
+FLOATS = frozenset(np.dtype(t).newbyteorder(o) for t in ("f2", "f4", "f8") for o in "<>=")
+
+
+def check_array(role, where, dtype, shape):
+    """Refuse an array of rows that is not 2-D float16/32/64 with data."""
+    if np.dtype(dtype) not in FLOATS:
+        fail(
+            role, where, f"holds dtype {dtype}; expected float16, float32 or float64 {role}"
+        )
+    if len(shape) != 2:
+        fail(role, where, f"has shape {shape}; expected shape {words(role)['shape']}")
+    if 0 in shape:
+        fail(
+            role,
+            where,
+            f"holds no data (shape {shape}); expected at least one sample and one "
+            f"{words(role)['column']}",
+        )

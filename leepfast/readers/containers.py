@@ -198,17 +198,16 @@ def container_hint(path, size, role):
     return f" (it is {description}: {advice})"
 
 
-def refuse_zarr_directory(path, role):
-    """Raise for a directory that is a Zarr store (v2 ``.zarray``/``.zgroup``, v3
-    ``zarr.json``, or a name ending in ``.zarr``): its chunk files are compressed
-    pieces of an array, not shards of rows."""
+#: The metadata files of a Zarr store (v2 array and group, v3).
+ZARR_MARKERS = (".zarray", ".zgroup", "zarr.json")
+
+
+def is_zarr_store(path):
+    """A directory that is a Zarr store (v2 ``.zarray``/``.zgroup``, v3 ``zarr.json``,
+    or a name ending in ``.zarr``): its chunk files are compressed pieces of an array,
+    not shards of rows."""
     p = os.fspath(path)
-    markers = (".zarray", ".zgroup", "zarr.json")
-    if p.rstrip("/\\").lower().endswith(".zarr") or any(
-        os.path.isfile(os.path.join(p, m)) for m in markers
-    ):
-        raise FileFormatError(
-            f"{role} (directory {p}): is a Zarr store, not a folder of shards; "
-            f"leepfast reads .npy files and raw binary dumps: {_ADVICE['zarr']}",
-            role,
-        )
+    return os.path.isdir(p) and (
+        p.rstrip("/\\").lower().endswith(".zarr")
+        or any(os.path.isfile(os.path.join(p, m)) for m in ZARR_MARKERS)
+    )

@@ -14,12 +14,10 @@ import numpy as np
 
 from .. import _driver
 from . import containers
-from ._common import agree, choose, fail, file_size, words
+from ._common import agree, check_array, choose, fail, file_size
 from .mapped import RowFile
 
 NAME = "hdf5"
-
-_FLOATS = {np.dtype(t).newbyteorder(o) for t in ("f2", "f4", "f8") for o in "<>"}
 
 
 def _h5py():
@@ -62,23 +60,7 @@ def open_rows(path, *, dtype=None, n_source=None, role="predictions", key=None):
         key = choose(names, key, role, name, "datasets")
         ds = f[key]
         where = f"{name}[{key}]"
-        if ds.dtype not in _FLOATS:
-            fail(
-                role,
-                where,
-                f"holds dtype {ds.dtype}; expected float16, float32 or float64 {role}",
-            )
-        if ds.ndim != 2:
-            fail(
-                role, where, f"has shape {ds.shape}; expected shape {words(role)['shape']}"
-            )
-        if ds.size == 0:
-            fail(
-                role,
-                where,
-                f"holds no data (shape {ds.shape}); expected at least one sample and "
-                f"one {words(role)['column']}",
-            )
+        check_array(role, where, ds.dtype, ds.shape)
         rows = Dataset(path, ds.name, ds.dtype, ds.shape, ds.chunks, role)
     rows.key = key
     agree(rows, dtype, n_source, role)

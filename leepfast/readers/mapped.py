@@ -40,17 +40,20 @@ class RowFile:
         self.stored = stored or dtype.name
         self.n_samples, self.n_source = shape
         self.nbytes = self.n_samples * self.n_source * (itemsize or dtype.itemsize)
-        st = os.stat(self.path)
         #: (size, mtime_ns, inode) when opened: checked again before each block
-        self.identity = (st.st_size, st.st_mtime_ns, st.st_ino)
+        self.identity = self._identity()
         self._closed = False
+
+    def _identity(self):
+        """(size, mtime_ns, inode) of the file (of a store: its metadata file)."""
+        st = os.stat(self.path)
+        return st.st_size, st.st_mtime_ns, st.st_ino
 
     def check_unchanged(self):
         """Refuse a file whose size, modification time or inode differ from those seen
         when it was opened (a re-dumping job replaced or rewrote it)."""
         try:
-            st = os.stat(self.path)
-            now = (st.st_size, st.st_mtime_ns, st.st_ino)
+            now = self._identity()
         except OSError:
             now = None
         if now != self.identity:

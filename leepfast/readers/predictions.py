@@ -34,8 +34,9 @@ def expand(paths, role, conflicts=None):
         if not isinstance(p, (str, bytes, os.PathLike)):
             raise TypeError(f"{role}: expected paths, got {type(p).__name__}")
         p = os.fsdecode(os.fspath(p))  # a bytes path is a path, as for open()
-        if os.path.isdir(p):
-            containers.refuse_zarr_directory(p, role)
+        if containers.is_zarr_store(p):  # one array, read by the zarr reader
+            files.append(p)
+        elif os.path.isdir(p):
             found = order.natural_sorted(
                 os.path.join(p, e)
                 for e in os.listdir(p)

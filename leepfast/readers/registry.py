@@ -21,20 +21,27 @@ raw reader, which claims every file no other reader does (after refusing the con
 it does not read, :mod:`leepfast.readers.containers`).
 """
 
-from . import hdf5, npy, npz, parquet, raw, safetensors
+import os
+
+from . import hdf5, npy, npz, parquet, raw, safetensors, zarr_store
 from ._common import file_size
 
 #: In the order they are asked; raw last.
 READERS = (npy, npz, safetensors, hdf5, parquet, raw)
+#: The readers of directories (a store of chunk files is one array).
+DIRECTORY_READERS = (zarr_store,)
 
 
 def reader_of(path):
-    """The first reader that claims ``path``."""
-    return next(r for r in READERS if r.claims(path))
+    """The first reader that claims ``path`` (None for a directory none claims)."""
+    readers = DIRECTORY_READERS if os.path.isdir(path) else READERS
+    return next((r for r in readers if r.claims(path)), None)
 
 
 def open_rows(path, *, dtype=None, n_source=None, role="predictions", key=None):
     """``path`` opened by its reader, as a row file."""
-    file_size(path, role)  # a missing path, or a directory, is said before anything
-    reader = reader_of(path)
+    reader = reader_of(path) if os.path.isdir(path) else None
+    if reader is None:  # a missing path, or a directory, is said before anything
+        file_size(path, role)
+        reader = reader_of(path)
     return reader.open_rows(path, dtype=dtype, n_source=n_source, role=role, key=key)
