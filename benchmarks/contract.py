@@ -56,6 +56,70 @@ print(hwm() - base)
 """
 
 
+def tllib_leep(predictions, labels):
+    """LEEP as tllib's ``log_expected_empirical_prediction`` documents it (written here
+    from that description, not its code): the joint of the predictions divided by n,
+    summed class by class, the conditional p(y | z) from its column sums, the expected
+    empirical prediction ``predictions @ p(y | z)``, each sample's entry at its label
+    picked in a Python loop, the mean of the logs."""
+    n = predictions.shape[0]
+    n_target = int(labels.max()) + 1
+    normalized = predictions / float(n)
+    joint = np.zeros((n_target, predictions.shape[1]))
+    for c in range(n_target):
+        joint[c] = normalized[labels == c].sum(axis=0)
+    conditional = (joint / joint.sum(axis=0, keepdims=True)).T
+    expected = predictions @ conditional
+    picked = np.array([row[label] for row, label in zip(expected, labels, strict=True)])
+    return float(np.mean(np.log(picked)))
+
+
+def torch_leep(torch, predictions, labels, n_target):
+    """The obvious PyTorch CPU code: joint by ``index_add_``, ``P @ C.T``, ``gather``."""
+    p = predictions.double()
+    joint = torch.zeros(n_target, p.shape[1], dtype=torch.float64)
+    joint.index_add_(0, labels, p)
+    joint /= p.shape[0]
+    conditional = joint / joint.sum(dim=0, keepdim=True)
+    expected = p @ conditional.T
+    return float(torch.log(expected.gather(1, labels[:, None])).mean())
+
+
+def public_lines(best, theta, labels, y, threads, rounds, floor):
+    """The lines against what users run, measured in this process: tllib's formula, and
+    PyTorch's obvious code with the same threads when torch is installed."""
+    ours = partial(leepfast.leep, theta, labels, n_target=y, n_threads=threads)
+    fns = {"leepfast": ours, "tllib": partial(tllib_leep, theta, labels)}
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    if torch is not None:
+        torch.set_num_threads(threads)
+        tp, tl = torch.from_numpy(theta), torch.from_numpy(labels.astype(np.int64))
+        fns["torch"] = partial(torch_leep, torch, tp, tl, y)
+        assert abs(fns["torch"]() - ours()) <= 1e-6 * abs(ours())
+    assert abs(fns["tllib"]() - ours()) <= 1e-6 * abs(ours())
+    m = _bench.median_times(fns, max(3, rounds // 3))
+    out = []
+    for name, goal in (("tllib", 15), ("torch", 10)):
+        if name not in m:
+            out.append((best, f"speedup over {name}", f">= {goal}x", "not installed", None))
+            continue
+        speedup = m[name] / m["leepfast"]
+        out.append(
+            (
+                best,
+                f"speedup over {name}'s LEEP ({threads} threads)",
+                f">= {goal}x",
+                f"{speedup:.1f}x ({1e3 * m[name]:.0f} ms vs {1e3 * m['leepfast']:.1f} ms;"
+                f" {m[name] / floor:.1f} reads)",
+                speedup >= goal,
+            )
+        )
+    return out
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--rounds", type=int, default=15)
@@ -203,6 +267,7 @@ def main(argv=None):
             speedup >= 20,
         )
     )
+    lines += public_lines(best, theta, labels, y, threads, args.rounds, m["floor float32"])
     data.clear()  # free the arrays before the next sizes
     del fns, theta, labels
 
