@@ -187,6 +187,7 @@ CASES = [  # (seed, n, D, Y, absent classes)
     (2, 1000, 32, 10, ()),
     (3, 2000, 64, 10, (4,)),
     (4, 5000, 16, 50, (0, 17)),
+    (6, 120, 200, 4, ()),  # D > n: LogME's thin SVD, H-score saturated
 ]
 TIMING = (5, 50_000, 256, 50, ())  # the size of the README's earlier measurement
 NLEEP_CASES = [(1, 400, 16, 3, ()), (2, 1500, 32, 5, ()), (3, 1500, 32, 6, (2,))]
