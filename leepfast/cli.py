@@ -53,8 +53,9 @@ def _common_options(p):
         "--labels",
         required=True,
         metavar="LABELS",
-        help="target labels: a 1-D integer .npy, or text with one integer "
-        "per line (e.g. --labels y.npy)",
+        help="target labels: a 1-D integer .npy, text with one integer "
+        "per line, or a column of a CSV/TSV/Parquet file (e.g. --labels y.npy, "
+        "--labels meta.csv:label)",
     )
     p.add_argument(
         "--logits",

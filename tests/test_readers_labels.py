@@ -142,3 +142,90 @@ def test_cli_prints_the_line_on_one_line(tmp_path, rng, make_theta, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert re.search(r"line 3 is '\u0663'; .*U\+0663 ARABIC-INDIC DIGIT THREE", err)
+
+
+# ---------------------------------------------------------------------------------------
+# a column of a CSV, TSV or Parquet file (issue 15 item 6)
+
+
+def test_labels_from_a_csv_column(tmp_path, rng, make_theta):
+    theta = make_theta(rng, 300, 5)
+    y = rng.integers(0, 4, 300)
+    np.save(tmp_path / "p.npy", theta)
+    lines = ["id,label,split"] + [f"img{i},{v},train" for i, v in enumerate(y)]
+    (tmp_path / "meta.csv").write_text("\n".join(lines) + "\n")
+    (tmp_path / "meta.tsv").write_text("\n".join(x.replace(",", "\t") for x in lines))
+    expected = leepfast.score(theta, y)
+    for name in ("meta.csv", "meta.tsv"):
+        labels = open_labels(f"{tmp_path / name}:label")
+        assert (labels.format, labels.column, labels.n_samples) == ("csv", "label", 300)
+        r = score_files(tmp_path / "p.npy", f"{tmp_path / name}:label", block_size=64)
+        assert r.leep == pytest.approx(expected.leep, rel=1e-15)
+        assert r.nce == pytest.approx(expected.nce, rel=1e-15)
+
+
+def test_bad_csv_label_columns(tmp_path):
+    path = tmp_path / "meta.csv"
+    path.write_text("id,label\na,1\nb,2\nc,x\n")
+    with pytest.raises(FileFormatError) as err:
+        open_labels(f"{path}:label")
+    assert str(err.value).startswith(f"labels (file {path}): line 4 is 'x'; expected")
+    with pytest.raises(FileFormatError) as err:
+        open_labels(f"{path}:target")
+    assert str(err.value) == (
+        f"labels (file {path}): has no column 'target'; its columns are 'id', 'label'"
+    )
+    path.write_text("id,label\na,1\nb\n")
+    with pytest.raises(FileFormatError, match="line 3 has no 'label' field"):
+        open_labels(f"{path}:label")
+    path.write_text("id,label\na,1\nb,-2\n")
+    with pytest.raises(ValueError, match=r"row 1 \(line 3\) is -2; expected labels >= 0"):
+        open_labels(f"{path}:label").check_range()
+
+
+def test_a_path_with_a_colon_is_a_path(tmp_path):
+    odd = tmp_path / "y.csv:label"
+    odd.write_text("1\n2\n")
+    assert open_labels(str(odd)).format == "text"
+
+
+def test_labels_from_a_parquet_column(tmp_path, rng, make_theta):
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    theta = make_theta(rng, 300, 5)
+    y = rng.integers(0, 4, 300)
+    pq.write_table(
+        pa.table({"label": y, "as_float": y.astype(float)}),
+        tmp_path / "meta.parquet",
+        row_group_size=64,
+    )
+    expected = leepfast.score(theta, y).leep
+    np.save(tmp_path / "p.npy", theta)
+    for column in ("label", "as_float"):
+        got = score_files(tmp_path / "p.npy", f"{tmp_path / 'meta.parquet'}:{column}")
+        assert got.leep == pytest.approx(expected, rel=1e-15)
+    pq.write_table(pa.table({"label": [0.0, 0.5]}), tmp_path / "bad.parquet")
+    with pytest.raises(FileFormatError, match=r"row 1 is 0.5; expected integer labels"):
+        open_labels(f"{tmp_path / 'bad.parquet'}:label")
+    pq.write_table(pa.table({"label": [0, None]}), tmp_path / "null.parquet")
+    with pytest.raises(FileFormatError, match="row 1 is null"):
+        open_labels(f"{tmp_path / 'null.parquet'}:label")
+
+
+def test_cli_labels_from_a_csv_column(tmp_path, rng, make_theta, capsys):
+    from leepfast import cli
+
+    theta = make_theta(rng, 200, 4)
+    y = rng.integers(0, 3, 200)
+    np.save(tmp_path / "p.npy", theta)
+    rows = ["file,label"] + [f"{i}.png,{v}" for i, v in enumerate(y)]
+    (tmp_path / "meta.csv").write_text("\n".join(rows) + "\n")
+    argv = ["score", str(tmp_path / "p.npy"), "--labels"]
+    assert cli.main(argv + [f"{tmp_path / 'meta.csv'}:label", "--json"]) == 0
+    out = capsys.readouterr().out
+    assert f'"leep": {leepfast.leep(theta, y)!r}' in out
+    assert cli.main(argv + [f"{tmp_path / 'meta.csv'}:y"]) == 2
+    assert capsys.readouterr().err == (
+        f"leepfast: error: labels (file {tmp_path / 'meta.csv'}): has no column 'y'; "
+        "its columns are 'file', 'label'\n"
+    )

@@ -121,6 +121,84 @@ def _text_label_chunks(path, name):
         yield _parse_label_lines([tail], line, name)
 
 
+#: Tables whose column ``path:column`` names the labels.
+TABLES = (".csv", ".tsv", ".parquet")
+
+
+def table_column(labels):
+    """(path, column) for ``"y.csv:label"`` naming a column of a CSV/TSV/Parquet file
+    (a path that exists as given is a path, colon or not), else None."""
+    if ":" not in labels or os.path.exists(labels):
+        return None
+    path, column = labels.rsplit(":", 1)
+    if not path.lower().endswith(TABLES) or not column:
+        return None
+    return path, column
+
+
+def _csv_label_chunks(path, column, name):
+    """Yield int64 arrays of one column of a CSV (TSV: tab-separated) file, about 1M
+    labels at a time; its first line names the columns."""
+    import csv
+
+    delimiter = "\t" if path.lower().endswith(".tsv") else ","
+    with open(path, newline="", encoding="utf-8", errors="surrogateescape") as f:
+        rows = csv.reader(f, delimiter=delimiter)
+        header = next(rows, None)
+        if header is None or column not in header:
+            shown = ", ".join(repr(c) for c in (header or [])[:8])
+            fail("labels", name, f"has no column {column!r}; its columns are {shown}")
+        j = header.index(column)
+        line, fields = 2, []
+        for row in rows:
+            if j >= len(row):
+                fail("labels", name, f"line {line + len(fields)} has no {column!r} field")
+            fields.append(row[j].encode("utf-8", "surrogateescape"))
+            if len(fields) == LABEL_CHUNK:
+                yield _parse_label_lines(fields, line, name)
+                line, fields = line + len(fields), []
+        if fields:
+            yield _parse_label_lines(fields, line, name)
+
+
+def _parquet_label_chunks(path, column, name):
+    """Yield int64 arrays of one integer (or integer-valued float) column of a Parquet
+    file, one row group at a time."""
+    from .parquet import _pyarrow
+
+    pa, pq = _pyarrow()
+    pf = pq.ParquetFile(path)
+    if column not in pf.schema_arrow.names:
+        shown = ", ".join(repr(c) for c in pf.schema_arrow.names[:8])
+        fail("labels", name, f"has no column {column!r}; its columns are {shown}")
+    first = 0
+    for g in range(pf.metadata.num_row_groups):
+        values = pf.read_row_group(g, columns=[column]).column(0).combine_chunks()
+        if values.null_count:
+            bad = first + int(np.flatnonzero(~np.asarray(values.is_valid()))[0])
+            fail("labels", name, f"row {bad} is null; expected an integer label")
+        arr = values.to_numpy(zero_copy_only=False)
+        if arr.dtype.kind == "f":
+            whole = np.isfinite(arr) & (arr == np.round(arr))
+            if not whole.all():
+                bad = int(np.argmin(whole))
+                fail(
+                    "labels",
+                    name,
+                    f"row {first + bad} is {float(arr[bad])!r}; expected integer labels "
+                    f"(column {column!r} holds {values.type})",
+                )
+            arr = arr.astype(np.int64)
+        elif arr.dtype.kind not in "iu":
+            fail(
+                "labels",
+                name,
+                f"column {column!r} holds {values.type}; expected integer labels",
+            )
+        yield arr
+        first += len(arr)
+
+
 class Labels:
     """Target labels from a file (or an array), read in chunks, never loaded whole.
 
@@ -131,14 +209,16 @@ class Labels:
     ----------
     path : str or None
         None for labels given as an array.
-    format : {"npy", "text", "array"}
+    format : {"npy", "text", "csv", "parquet", "array"}
+    column : str or None
+        The column of a CSV/TSV/Parquet file.
     n_samples : int
     low, high : int
         The smallest and the largest label.
     """
 
-    def __init__(self, format, path=None, array=None, rows="predictions"):
-        self.format = format
+    def __init__(self, format, path=None, array=None, rows="predictions", column=None):
+        self.format, self.column = format, column
         self.rows = rows  # what the labels pair with, as messages name it
         self.path = None if path is None else os.fspath(path)
         self.where = "labels" if path is None else where("labels", self.path)
@@ -170,6 +250,12 @@ class Labels:
         """Yield the labels in order as 1-D integer arrays of at most about 1M labels."""
         if self.format == "text":
             yield from _text_label_chunks(self.path, self.path)
+            return
+        if self.format == "csv":
+            yield from _csv_label_chunks(self.path, self.column, self.path)
+            return
+        if self.format == "parquet":
+            yield from _parquet_label_chunks(self.path, self.column, self.path)
             return
         for start in range(0, len(self._array), LABEL_CHUNK):
             yield self._array[start : start + LABEL_CHUNK]
@@ -204,7 +290,9 @@ class Labels:
             hits = np.flatnonzero(bad(chunk))
             if len(hits):
                 r = row + int(hits[0])
-                line = f" (line {r + 1})" if self.format == "text" else ""
+                line = {"text": f" (line {r + 1})", "csv": f" (line {r + 2})"}.get(
+                    self.format, ""
+                )
                 raise ValueError(
                     f"{self.where}: row {r}{line} is {chunk[hits[0]]}; {expected}"
                 )
@@ -234,7 +322,8 @@ def open_labels(labels, rows="predictions"):
     labels : path, or array of shape (n_samples,) of any integer dtype
         A 1-D integer ``.npy`` file (any byte order; never unpickled), a text file with
         one integer per line (a name not ending in ``.npy``, not starting with the .npy
-        magic string), or an in-memory array.
+        magic string), a column of a CSV, TSV or Parquet file as ``"path:column"``
+        (``"y.csv:label"``; its first line names the columns), or an in-memory array.
     rows : str, default "predictions"
         What the labels pair with, as messages name it ("features" for the feature
         scores).
@@ -255,6 +344,12 @@ def open_labels(labels, rows="predictions"):
         arr = _api.check_labels(arr, arr.shape[0] if arr.ndim else -1, rows=rows)
         return Labels("array", array=arr, rows=rows)
     labels = os.fsdecode(os.fspath(labels))  # a bytes path is a path, as for open()
+    table = table_column(labels)
+    if table is not None:
+        path, column = table
+        file_size(path, "labels")
+        kind = "parquet" if path.lower().endswith(".parquet") else "csv"
+        return Labels(kind, path, rows=rows, column=column)
     size = file_size(labels, "labels")
     if not npy.claims(labels):
         containers.refuse_container(labels, size, "labels")
