@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import leepfast
+from leepfast import _reference
 
 BACKENDS = ("cython", "numba", "numpy")
 REQUIRE_VAR = "LEEPFAST_REQUIRE_BACKENDS"
@@ -80,3 +81,21 @@ def make_theta():
 def make_labels():
     """The ``labels_for(rng, n, n_target, dtype=...)`` generator."""
     return labels_for
+
+
+def _matches_reference(r, probs, labels, n_target):
+    """Assert that a Result equals the NumPy reference on the same rows (float64):
+    LEEP and NCE to 1e-12 relative, the hard counts exactly."""
+    assert r.leep == pytest.approx(_reference.leep(probs, labels, n_target), rel=1e-12)
+    assert r.nce == pytest.approx(
+        _reference.nce(probs, labels, n_target), rel=1e-12, abs=1e-15
+    )
+    np.testing.assert_array_equal(
+        r.hard_counts, _reference.hard_counts(probs, labels, n_target)
+    )
+
+
+@pytest.fixture(scope="session")
+def matches_reference():
+    """:func:`_matches_reference`, for the tests that compare a Result with the oracle."""
+    return _matches_reference

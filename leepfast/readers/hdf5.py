@@ -73,7 +73,6 @@ class Dataset(RowFile):
     def __init__(self, path, dataset, dtype, shape, chunks, role):
         super().__init__(path, NAME, dtype, shape, role)
         self.dataset, self.chunks = dataset, chunks
-        self.fortran_order = False
 
     def blocks(self, block_size=None, large_views=False, logits=False):
         """Yield ``(first row, block)``, each block read into one reused buffer (valid

@@ -33,6 +33,8 @@ class RowFile:
         Bytes of row data in the file (without headers).
     """
 
+    fortran_order = False  # blocks come as C-ordered rows (a map may say otherwise)
+
     def __init__(self, path, format, dtype, shape, role, stored=None, itemsize=None):
         self.path = os.fspath(path)
         self.format, self.role = format, role

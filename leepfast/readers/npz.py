@@ -96,7 +96,6 @@ class CompressedMember(RowFile):
     def __init__(self, path, info, dtype, shape, offset, role):
         super().__init__(path, NAME, dtype, shape, role)
         self.member = info.filename
-        self.fortran_order = False
         self.offset = offset  # of the data within the member
 
     def blocks(self, block_size=None, large_views=False, logits=False):

@@ -113,7 +113,6 @@ class Table(RowFile):
     def __init__(self, path, columns, listed, dtype, shape, role):
         super().__init__(path, NAME, dtype, shape, role)
         self.columns, self.listed = columns, listed
-        self.fortran_order = False
 
     def _group(self, pa, table, first):
         """A row group as an (rows, Z) array, nulls and ragged rows refused."""

@@ -83,7 +83,6 @@ class Store(RowFile):
     def __init__(self, path, array, dtype, shape, chunks, role):
         self.array_path, self.chunks = array, chunks
         super().__init__(path, NAME, dtype, shape, role)
-        self.fortran_order = False
 
     def _identity(self):
         """The identity of the array's metadata file (a store is a directory)."""
