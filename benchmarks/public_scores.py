@@ -39,16 +39,15 @@ different number; it is shown, not compared.
 import argparse
 import contextlib
 import importlib.util
-import statistics
 import subprocess
 import sys
-import time
 import types
 from pathlib import Path
 
 import numpy as np
 
 import leepfast
+from leepfast import _bench
 
 FILES = {
     "LogME": ["LogME.py", "LEEP.py", "NCE.py"],
@@ -172,14 +171,10 @@ def rel(a, b):
 
 
 def timed(pairs, rounds):
-    """Median seconds of each callable, calls interleaved round-robin."""
-    times = [[] for _ in pairs]
-    for _ in range(rounds):
-        for i, call in enumerate(pairs):
-            t = time.perf_counter()
-            call()
-            times[i].append(time.perf_counter() - t)
-    return [statistics.median(t) for t in times]
+    """Median seconds of each callable, calls interleaved round-robin
+    (:func:`leepfast._bench.median_times`), in the order given."""
+    m = _bench.median_times(dict(enumerate(pairs)), rounds)
+    return [m[i] for i in range(len(pairs))]
 
 
 CASES = [  # (seed, n, D, Y, absent classes)

@@ -17,20 +17,8 @@ from functools import partial
 import numpy as np
 
 from leepfast import _bench, _kernels
+from leepfast._api import ROW_SUM_TOLERANCE
 from leepfast._config import SIMD_LEVELS
-
-TOL = {"float16": 1e-2, "float32": 1e-4, "float64": 1e-6}
-
-
-def median_cpu(fns, rounds):
-    """Median process CPU seconds of each function of ``fns``, timed round-robin."""
-    times = {name: [] for name in fns}
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            start = time.process_time()
-            fn()
-            times[name].append(time.process_time() - start)
-    return {name: float(np.median(seen)) for name, seen in times.items()}
 
 
 def slots(n_target, n_source):
@@ -58,7 +46,7 @@ def measure(dtype, z, levels, rounds):
     y = 100 if z >= 1000 else 10
     theta, labels = _bench.make_predictions(n, z, y, dtype)
     block = theta.view(np.uint16) if dtype == "float16" else theta
-    tol = TOL[dtype]
+    tol = ROW_SUM_TOLERANCE[np.dtype(dtype)]
     state = slots(y, z)
     _kernels.accumulate(block, labels, *state, False, tol, 1)
     cond = _kernels.finalize(*state)[3].copy()
@@ -67,7 +55,7 @@ def measure(dtype, z, levels, rounds):
         index = SIMD_LEVELS.index(level)
         fns[f"{level} 1"] = partial(pass1, block, labels, y, tol, index)
         fns[f"{level} 2"] = partial(pass2, block, labels, cond, tol, index)
-    m = median_cpu(fns, rounds)
+    m = _bench.median_times(fns, rounds, clock=time.process_time)
     return {name: 1e9 * seconds / n for name, seconds in m.items()}
 
 

@@ -100,16 +100,17 @@ def cpu_levels():
     return list(reversed(_kernels.LEVELS[: _kernels.simd_level() + 1]))
 
 
-def median_times(fns, rounds):
+def median_times(fns, rounds, clock=time.perf_counter):
     """Median seconds of each function of the dict ``fns``, timed round-robin: every
     function once, then again, ``rounds`` times, so that a slow spell of a shared
-    machine falls on all of them alike and their ratios hold."""
+    machine falls on all of them alike and their ratios hold. ``clock``: wall time by
+    default (``time.process_time`` for the CPU time of this process)."""
     times = {name: [] for name in fns}
     for _ in range(rounds):
         for name, fn in fns.items():
-            start = time.perf_counter()
+            start = clock()
             fn()
-            times[name].append(time.perf_counter() - start)
+            times[name].append(clock() - start)
     return {name: float(np.median(seen)) for name, seen in times.items()}
 
 
