@@ -597,3 +597,20 @@ def test_zarr_of_features(tmp_path, rng, zarr):
     store = str(tmp_path / "f.zarr")
     zarr.create_array(store=store, shape=f.shape, chunks=(64, 6), dtype="f8")[:] = f
     assert leepfast.h_score(store, y) == pytest.approx(leepfast.h_score(f, y), rel=1e-12)
+
+
+def test_a_readable_format_named_npy_says_to_rename_it(tmp_path, data, h5py, arrow):
+    pa, pq = arrow
+    theta, _ = data
+    with h5py.File(tmp_path / "h.npy", "w") as f:
+        f.create_dataset("p", data=theta)
+    pq.write_table(pa.table({"a": theta[:, 0]}), tmp_path / "q.npy")
+    for name, what, ext in (
+        ("h.npy", "an HDF5 file", ".h5"),
+        ("q.npy", "a Parquet file", ".parquet"),
+    ):
+        with pytest.raises(FileFormatError) as err:
+            open_predictions(tmp_path / name)
+        assert str(err.value).endswith(
+            f"(it is {what}: rename it to end in {ext}, which leepfast reads)"
+        )

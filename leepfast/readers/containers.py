@@ -1,12 +1,13 @@
-"""Containers that are not .npy files nor raw dumps, recognised by their magic numbers.
+"""Containers recognised by their magic numbers: what no row reader reads is refused.
 
-leepfast reads ``.npy`` files and raw binary rows. Any other file used to be taken as
-raw, so an ``.npz``, a ``torch.save`` file, a safetensors, HDF5, Parquet or Arrow file
-was asked for ``dtype`` and ``n_source``, and, given them, its bytes were scored as
-floats. :func:`refuse_container` recognises those formats from their first and last
-bytes (nothing is parsed beyond a zip's list of member names and a safetensors JSON
-header; nothing is ever unpickled) and raises one :class:`FileFormatError` naming the
-file and its format, with the way to get a .npy or an array out of it.
+The row readers (:mod:`leepfast.readers.registry`) read ``.npy``, ``.npz``,
+``.safetensors``, HDF5, Parquet and Zarr, and take any other file as raw rows. Before
+that, :func:`refuse_container` recognises the formats no reader reads (``torch.save``
+files, pickles, Arrow/Feather, compressed files) and, for labels, every container, from
+their first and last bytes (nothing is parsed beyond a zip's list of member names and a
+safetensors JSON header; nothing is ever unpickled), and raises one
+:class:`FileFormatError` naming the file and its format, with the way to get a .npy or
+an array out of it; otherwise their bytes would be scored as floats.
 
 A raw dump of floats is never refused by mistake: every signature tested here is either
 long (8 bytes and more), or checked at both ends of the file, or confirmed by a structure
@@ -44,15 +45,18 @@ _ADVICE = {
     "hdf5": "read the dataset with h5py (h5py.File(path)[name][...]), then " + _ARRAY,
     "parquet": "read the column with pyarrow or pandas, then " + _ARRAY,
     "arrow": "read it with pyarrow.feather or pyarrow.ipc, then " + _ARRAY,
-    "zarr": "open it with zarr or dask.array.from_zarr and pass the array "
-    "(leepfast.dask scores dask arrays in place)",
     "zip": "extract its members",
     "compressed": "decompress it first",
 }
 
 
 #: Formats the row readers read, named by their extension (labels still refuse them).
-_READ_BY_NAME = {"npz": ".npz", "safetensors": ".safetensors"}
+_READ_BY_NAME = {
+    "npz": ".npz",
+    "safetensors": ".safetensors",
+    "hdf5": ".h5",
+    "parquet": ".parquet",
+}
 
 
 def _zip_members(path):
