@@ -424,6 +424,8 @@ class Accumulator:
         them, and messages name row ``block.first_row + i`` of the block's ``where``.
         ``count=False`` (pass 2): leave the class counts to the driver, which passes
         the very rows of pass 1."""
+        if isinstance(pass_, bool) or pass_ not in (1, 2):
+            raise ValueError(f"step: pass_ must be 1 or 2, got {pass_!r}")
         if pass_ == 1 and self.phase != "accumulate":
             raise RuntimeError("accumulate: pass 1 is over (finalize() was called)")
         if pass_ == 2 and self.phase != "score":

@@ -12,6 +12,7 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
 import leepfast
+from leepfast import _driver
 from leepfast import _config, _reference
 from leepfast import backends as _backends
 
@@ -147,6 +148,10 @@ def test_accumulator_misuse(backend, data):
         acc.result()
     with pytest.raises(ValueError, match=r"finalize: no rows were accumulated"):
         leepfast.Accumulator(backend=backend).finalize()
+    for wrong in (0, 3, True, "1", None):
+        with pytest.raises(ValueError, match=r"^step: pass_ must be 1 or 2, got "):
+            acc.step(wrong, _driver.Block(theta, y, 0))
+    assert acc.n_samples == 0
     acc.accumulate(theta, y)
     with pytest.raises(ValueError, match="predictions: expected 9 source classes .*got 4"):
         acc.accumulate(theta[:, :4], y)
