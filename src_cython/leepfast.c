@@ -449,69 +449,47 @@ int leepfast_simd_effective(int cap) { return lf_level(cap); }
 #undef LF_SOFTMAX_ACC
 #undef LF_SOFTMAX_DOT
 
-/* float16 blocks: with a fused row at the level (AVX2 + F16C, AVX-512) probabilities
-   are converted in registers; otherwise each row is converted exactly to float32 in the
-   scratch space (whose second half holds it), then takes the float32 path. */
-static int lf_accumulate_f16(const lf_kernels *k, const uint16_t *predictions,
-                             const int64_t *labels, int64_t n_rows, int64_t n_source,
-                             int64_t n_target, int is_logits, double tol, double *joint,
-                             int64_t *hard, int64_t *counts, double *scratch,
-                             int64_t *bad_row)
+/* float16 rows: with a fused row at the level (AVX2 + F16C, AVX-512) probabilities are
+   converted in registers; otherwise (and for logits) the row is converted exactly to
+   float32 in the second half of the scratch space (the first holds the softmax) and
+   takes the level's float32 row. */
+static int lf_row_acc_f16(const lf_kernels *k, const uint16_t *row, int64_t n_source,
+                          int is_logits, double tol, double *scratch, double *joint_row,
+                          int64_t *argmax)
 {
-    if (!predictions || !labels || !joint || !hard || !counts || !scratch)
-        return LEEPFAST_ERR_NULL;
-    if (n_rows < 0 || n_source <= 0 || n_target <= 0) return LEEPFAST_ERR_SIZE;
-    if (!is_logits && n_source <= LF_SMALL_Z && k->acc_small_f16)
-        return k->acc_small_f16(predictions, labels, n_rows, n_source, n_target, tol, joint,
-                                hard, counts, bad_row);
-    float *row = (float *)(scratch + n_source); /* scratch[0, Z) is for softmax */
-    int (*fused)(const uint16_t *, int64_t, double, double *, int64_t *) =
-        is_logits ? NULL : k->acc_f16;
-    lf_hard_queue pending = LF_HARD_QUEUE_INIT;
-    int status = LEEPFAST_OK;
-    for (int64_t i = 0; i < n_rows && status == LEEPFAST_OK; i++) {
-        int64_t y = labels[i];
-        if (y < 0 || y >= n_target) {
-            status = LEEPFAST_ERR_LABEL;
-        } else if (fused) {
-            int64_t argmax = 0;
-            status = fused(predictions + i * n_source, n_source, tol, joint + y * n_source,
-                           &argmax);
-            if (status == LEEPFAST_OK) {
-                lf_hard_push(&pending, hard + y * n_source + argmax);
-                counts[y] += 1;
-            }
-        } else {
-            k->to_float(predictions + i * n_source, n_source, row);
-            status = lf_accumulate_f32(k, row, labels + i, 1, n_source, n_target, is_logits,
-                                       tol, joint, hard, counts, scratch, NULL);
-        }
-        if (status != LEEPFAST_OK && bad_row) *bad_row = i;
+    if (!is_logits && k->acc_f16) return k->acc_f16(row, n_source, tol, joint_row, argmax);
+    float *wide = (float *)(scratch + n_source);
+    k->to_float(row, n_source, wide);
+    return lf_row_acc_f32(k, wide, n_source, is_logits, tol, scratch, joint_row, argmax);
+}
+
+static int lf_row_dot_f16(const lf_kernels *k, const uint16_t *row, int64_t n_source,
+                          int is_logits, int validate, double tol,
+                          const double *conditional_row, double *scratch, double *p)
+{
+    if (!is_logits && k->dot_f16) {
+        double s = 1.0, lo = 0.0;
+        *p = k->dot_f16(row, n_source, conditional_row, &s, &lo);
+        if (!validate) return LEEPFAST_OK;
+        return lf_status(s, lo, tol, !isfinite(s) && has_nonfinite_f16(row, n_source));
     }
-    lf_hard_flush(&pending);
-    return status;
+    float *wide = (float *)(scratch + n_source);
+    k->to_float(row, n_source, wide);
+    return lf_row_dot_f32(k, wide, n_source, is_logits, validate, tol, conditional_row,
+                          scratch, p);
 }
 
-int leepfast_accumulate_f16(const uint16_t *predictions, const int64_t *labels,
-                            int64_t n_rows, int64_t n_source, int64_t n_target,
-                            int is_logits, double tol, double *joint, int64_t *hard,
-                            int64_t *counts, double *scratch, int64_t *bad_row)
-{
-    return lf_accumulate_f16(&lf_levels[lf_level(LEEPFAST_SIMD_BEST)], predictions, labels,
-                             n_rows, n_source, n_target, is_logits, tol, joint, hard,
-                             counts, scratch, bad_row);
-}
-
-int leepfast_accumulate_simd_f16(const uint16_t *predictions, const int64_t *labels,
-                                 int64_t n_rows, int64_t n_source, int64_t n_target,
-                                 int is_logits, double tol, double *joint, int64_t *hard,
-                                 int64_t *counts, double *scratch, int64_t *bad_row,
-                                 int simd)
-{
-    return lf_accumulate_f16(&lf_levels[lf_level(simd)], predictions, labels, n_rows,
-                             n_source, n_target, is_logits, tol, joint, hard, counts,
-                             scratch, bad_row);
-}
+#define LF_HALF
+#define LF_T uint16_t
+#define LF_S f16
+#define LF_ACC_SMALL acc_small_f16
+#define LF_SCORE_SMALL score_small_f16
+#include "leepfast_kernel.inc"
+#undef LF_ACC_SMALL
+#undef LF_SCORE_SMALL
+#undef LF_T
+#undef LF_S
+#undef LF_HALF
 
 int64_t leepfast_f16_partials(int64_t n_rows, int64_t n_source, int64_t n_target,
                               int is_logits, double tol, int simd)
@@ -543,72 +521,6 @@ int leepfast_accumulate_f16_partials(const uint16_t *predictions, const int64_t 
     return leepfast_accumulate_simd_f16(predictions, labels, n_rows, n_source, n_target,
                                         is_logits, tol, joint, hard, counts, scratch,
                                         bad_row, simd);
-}
-
-static int lf_score_f16(const lf_kernels *k, const uint16_t *predictions,
-                        const int64_t *labels, int64_t n_rows, int64_t n_source,
-                        int64_t n_target, int is_logits, int validate, double tol,
-                        const double *conditional, double *scratch, double *sum,
-                        int64_t *bad_row)
-{
-    if (!predictions || !labels || !conditional || !scratch || !sum)
-        return LEEPFAST_ERR_NULL;
-    if (n_rows < 0 || n_source <= 0 || n_target <= 0) return LEEPFAST_ERR_SIZE;
-    if (!is_logits && n_source <= LF_SMALL_Z && k->score_small_f16)
-        return k->score_small_f16(predictions, labels, n_rows, n_source, n_target, validate,
-                                  tol, conditional, sum, bad_row);
-    float *row = (float *)(scratch + n_source);
-    double (*fused)(const uint16_t *, int64_t, const double *, double *, double *) =
-        is_logits ? NULL : k->dot_f16;
-    double total = 0.0; /* rows taken through the float32 path */
-    lf_logsum acc = LF_LOGSUM_INIT; /* rows of the fused path */
-    for (int64_t i = 0; i < n_rows; i++) {
-        int64_t y = labels[i];
-        int status = LEEPFAST_OK;
-        if (y < 0 || y >= n_target) {
-            if (bad_row) *bad_row = i;
-            return LEEPFAST_ERR_LABEL;
-        }
-        if (fused) {
-            const uint16_t *h = predictions + i * n_source;
-            double s = 1.0, lo = 0.0;
-            double p = fused(h, n_source, conditional + y * n_source, &s, &lo);
-            if (validate)
-                status = lf_status(s, lo, tol, !isfinite(s) && has_nonfinite_f16(h, n_source));
-            if (status == LEEPFAST_OK && !(p > 0.0 && isfinite(p)))
-                status = LEEPFAST_ERR_ZERO_PROB;
-            if (status == LEEPFAST_OK) lf_logsum_add(&acc, p);
-        } else {
-            k->to_float(predictions + i * n_source, n_source, row);
-            status = lf_score_f32(k, row, labels + i, 1, n_source, n_target, is_logits,
-                                  validate, tol, conditional, scratch, &total, NULL);
-        }
-        if (status != LEEPFAST_OK) {
-            if (bad_row) *bad_row = i;
-            return status;
-        }
-    }
-    *sum += total + lf_logsum_value(&acc);
-    return LEEPFAST_OK;
-}
-
-int leepfast_score_f16(const uint16_t *predictions, const int64_t *labels,
-                       int64_t n_rows, int64_t n_source, int64_t n_target,
-                       int is_logits, const double *conditional, double *scratch,
-                       double *sum, int64_t *bad_row)
-{
-    return lf_score_f16(&lf_levels[lf_level(LEEPFAST_SIMD_BEST)], predictions, labels,
-                        n_rows, n_source, n_target, is_logits, 0, 0.0, conditional, scratch,
-                        sum, bad_row);
-}
-
-int leepfast_score_checked_f16(const uint16_t *predictions, const int64_t *labels,
-                               int64_t n_rows, int64_t n_source, int64_t n_target,
-                               int is_logits, double tol, const double *conditional,
-                               double *scratch, double *sum, int64_t *bad_row, int simd)
-{
-    return lf_score_f16(&lf_levels[lf_level(simd)], predictions, labels, n_rows, n_source,
-                        n_target, is_logits, 1, tol, conditional, scratch, sum, bad_row);
 }
 
 int leepfast_conditional(const double *joint, int64_t n_target, int64_t n_source,
