@@ -349,6 +349,8 @@ typedef struct {
                            int, double, const double *, double *, int64_t *);
 } lf_kernels;
 
+/* The row of a level this build has not compiled in (never picked: see lf_level). */
+#define LF_LEVEL_ABSENT {0}
 
 static const lf_kernels lf_levels[4] = {
     /* LEEPFAST_SIMD_SCALAR */
@@ -364,8 +366,7 @@ static const lf_kernels lf_levels[4] = {
      softmax_dot_sse2_f64, NULL, NULL, acc_small_scalar_f16, NULL, NULL,
      score_small_scalar_f16},
 #else
-    {NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-     NULL, NULL, NULL},
+    LF_LEVEL_ABSENT,
 #endif
 #if LF_AVX2
     /* LEEPFAST_SIMD_AVX2 */
@@ -375,8 +376,7 @@ static const lf_kernels lf_levels[4] = {
      acc_small_avx2_f64, acc_small_avx2_f16, score_small_avx2_f32, score_small_avx2_f64,
      score_small_avx2_f16},
 #else
-    {NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-     NULL, NULL, NULL},
+    LF_LEVEL_ABSENT,
 #endif
 #if LF_AVX512
     /* LEEPFAST_SIMD_AVX512 */
@@ -386,8 +386,7 @@ static const lf_kernels lf_levels[4] = {
      acc_small_avx512_f32, acc_small_avx512_f64, acc_small_avx512_f16,
      score_small_avx512_f32, score_small_avx512_f64, score_small_avx512_f16},
 #else
-    {NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-     NULL, NULL, NULL},
+    LF_LEVEL_ABSENT,
 #endif
 };
 

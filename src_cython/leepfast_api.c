@@ -161,98 +161,27 @@ done:
     return status;
 }
 
-int leepfast_leep_f32(const float *predictions, const int64_t *labels,
-                      int64_t n_samples, int64_t n_source, int64_t n_target,
-                      double *leep)
-{
-    return whole_array(ELEM_F32, predictions, labels, n_samples, n_source, n_target, 0,
-                       1, leep);
-}
+/* The twelve whole-array entry points of leepfast.h: one per element type, probabilities
+   or logits, LEEP or NCE. */
+#define LF_WHOLE_ARRAY(name, T, elem, is_logits, want_leep)                                \
+    int name(const T *predictions, const int64_t *labels, int64_t n_samples,              \
+             int64_t n_source, int64_t n_target, double *out)                              \
+    {                                                                                      \
+        return whole_array(elem, predictions, labels, n_samples, n_source, n_target,       \
+                           is_logits, want_leep, out);                                     \
+    }
 
-int leepfast_leep_f64(const double *predictions, const int64_t *labels,
-                      int64_t n_samples, int64_t n_source, int64_t n_target,
-                      double *leep)
-{
-    return whole_array(ELEM_F64, predictions, labels, n_samples, n_source, n_target, 0,
-                       1, leep);
-}
+LF_WHOLE_ARRAY(leepfast_leep_f32, float, ELEM_F32, 0, 1)
+LF_WHOLE_ARRAY(leepfast_leep_f64, double, ELEM_F64, 0, 1)
+LF_WHOLE_ARRAY(leepfast_leep_f16, uint16_t, ELEM_F16, 0, 1)
+LF_WHOLE_ARRAY(leepfast_nce_f32, float, ELEM_F32, 0, 0)
+LF_WHOLE_ARRAY(leepfast_nce_f64, double, ELEM_F64, 0, 0)
+LF_WHOLE_ARRAY(leepfast_nce_f16, uint16_t, ELEM_F16, 0, 0)
+LF_WHOLE_ARRAY(leepfast_leep_logits_f32, float, ELEM_F32, 1, 1)
+LF_WHOLE_ARRAY(leepfast_leep_logits_f64, double, ELEM_F64, 1, 1)
+LF_WHOLE_ARRAY(leepfast_leep_logits_f16, uint16_t, ELEM_F16, 1, 1)
+LF_WHOLE_ARRAY(leepfast_nce_logits_f32, float, ELEM_F32, 1, 0)
+LF_WHOLE_ARRAY(leepfast_nce_logits_f64, double, ELEM_F64, 1, 0)
+LF_WHOLE_ARRAY(leepfast_nce_logits_f16, uint16_t, ELEM_F16, 1, 0)
 
-int leepfast_leep_f16(const uint16_t *predictions, const int64_t *labels,
-                      int64_t n_samples, int64_t n_source, int64_t n_target,
-                      double *leep)
-{
-    return whole_array(ELEM_F16, predictions, labels, n_samples, n_source, n_target, 0,
-                       1, leep);
-}
-
-int leepfast_nce_f32(const float *predictions, const int64_t *labels,
-                     int64_t n_samples, int64_t n_source, int64_t n_target,
-                     double *nce)
-{
-    return whole_array(ELEM_F32, predictions, labels, n_samples, n_source, n_target, 0,
-                       0, nce);
-}
-
-int leepfast_nce_f64(const double *predictions, const int64_t *labels,
-                     int64_t n_samples, int64_t n_source, int64_t n_target,
-                     double *nce)
-{
-    return whole_array(ELEM_F64, predictions, labels, n_samples, n_source, n_target, 0,
-                       0, nce);
-}
-
-int leepfast_nce_f16(const uint16_t *predictions, const int64_t *labels,
-                     int64_t n_samples, int64_t n_source, int64_t n_target,
-                     double *nce)
-{
-    return whole_array(ELEM_F16, predictions, labels, n_samples, n_source, n_target, 0,
-                       0, nce);
-}
-
-int leepfast_leep_logits_f32(const float *logits, const int64_t *labels,
-                             int64_t n_samples, int64_t n_source, int64_t n_target,
-                             double *leep)
-{
-    return whole_array(ELEM_F32, logits, labels, n_samples, n_source, n_target, 1, 1,
-                       leep);
-}
-
-int leepfast_leep_logits_f64(const double *logits, const int64_t *labels,
-                             int64_t n_samples, int64_t n_source, int64_t n_target,
-                             double *leep)
-{
-    return whole_array(ELEM_F64, logits, labels, n_samples, n_source, n_target, 1, 1,
-                       leep);
-}
-
-int leepfast_leep_logits_f16(const uint16_t *logits, const int64_t *labels,
-                             int64_t n_samples, int64_t n_source, int64_t n_target,
-                             double *leep)
-{
-    return whole_array(ELEM_F16, logits, labels, n_samples, n_source, n_target, 1, 1,
-                       leep);
-}
-
-int leepfast_nce_logits_f32(const float *logits, const int64_t *labels,
-                            int64_t n_samples, int64_t n_source, int64_t n_target,
-                            double *nce)
-{
-    return whole_array(ELEM_F32, logits, labels, n_samples, n_source, n_target, 1, 0,
-                       nce);
-}
-
-int leepfast_nce_logits_f64(const double *logits, const int64_t *labels,
-                            int64_t n_samples, int64_t n_source, int64_t n_target,
-                            double *nce)
-{
-    return whole_array(ELEM_F64, logits, labels, n_samples, n_source, n_target, 1, 0,
-                       nce);
-}
-
-int leepfast_nce_logits_f16(const uint16_t *logits, const int64_t *labels,
-                            int64_t n_samples, int64_t n_source, int64_t n_target,
-                            double *nce)
-{
-    return whole_array(ELEM_F16, logits, labels, n_samples, n_source, n_target, 1, 0,
-                       nce);
-}
+#undef LF_WHOLE_ARRAY
