@@ -7,6 +7,10 @@ fails, so a compiled backend that did not build can never pass CI as a quiet ski
 """
 
 import os
+import subprocess
+import sys
+import tempfile
+import textwrap
 
 import numpy as np
 import pytest
@@ -99,3 +103,41 @@ def _matches_reference(r, probs, labels, n_target):
 def matches_reference():
     """:func:`_matches_reference`, for the tests that compare a Result with the oracle."""
     return _matches_reference
+
+
+def _python_c(code, *, cwd=None, env=None, timeout=120, **kwargs):
+    """Run ``python -c code`` (dedented) in a fresh interpreter, output captured as text;
+    by default in the temporary folder (outside the source tree, so the installed
+    package is the one imported) with this environment."""
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=cwd or tempfile.gettempdir(),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        **kwargs,
+    )
+
+
+@pytest.fixture(scope="session")
+def python_c():
+    """:func:`_python_c`: a fresh interpreter for what one process cannot show."""
+    return _python_c
+
+
+class _CreatesFile:
+    """Unpickling this calls open(path, "w"): it creates the file (a pickle that must
+    never be loaded)."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+@pytest.fixture(scope="session")
+def creates_file():
+    """:class:`_CreatesFile`, the payload of the never-unpickled tests."""
+    return _CreatesFile

@@ -3,8 +3,6 @@
 import copy
 import io
 import os
-import subprocess
-import sys
 import warnings
 
 import numpy as np
@@ -12,8 +10,7 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
 import leepfast
-from leepfast import _driver
-from leepfast import _config, _reference
+from leepfast import _config, _driver, _reference
 from leepfast import backends as _backends
 
 # a RuntimeWarning (overflow, invalid value) in the code under test is a failure
@@ -298,7 +295,7 @@ def test_show_config():
     assert f"default threads {_config.default_threads()}" in text
 
 
-def test_importing_leepfast_does_not_import_numba(tmp_path):
+def test_importing_leepfast_does_not_import_numba(tmp_path, python_c):
     script = (
         "import sys, leepfast\n"
         "leepfast.available_backends(); leepfast.show_config(file=open('/dev/null', 'w'))\n"
@@ -307,13 +304,7 @@ def test_importing_leepfast_does_not_import_numba(tmp_path):
         "print('numba' in sys.modules, 'llvmlite' in sys.modules)\n"
     )
     # run outside the source tree, so the installed package is the one imported
-    proc = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = python_c(script, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     path, flags = proc.stdout.splitlines()
     assert os.path.realpath(path) == os.path.realpath(leepfast.__file__)

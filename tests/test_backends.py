@@ -8,8 +8,6 @@ in float64) whatever the input dtype, memory layout, byte order or block size.
 import importlib
 import importlib.machinery
 import os
-import subprocess
-import sys
 import textwrap
 from concurrent.futures import ThreadPoolExecutor
 
@@ -384,7 +382,7 @@ def test_many_python_threads_at_once(backend, make_theta, make_labels):
         assert value == pytest.approx(expected[k % len(cases)], rel=RTOL), k
 
 
-def test_numba_workqueue_layer_survives_concurrent_calls(tmp_path):
+def test_numba_workqueue_layer_survives_concurrent_calls(tmp_path, python_c):
     # Numba's workqueue threading layer aborts the process when two Python threads enter
     # parallel code at once; the backend must serialise its calls under that layer.
     pytest.importorskip("numba")
@@ -409,14 +407,7 @@ def test_numba_workqueue_layer_survives_concurrent_calls(tmp_path):
         """
     )
     env = dict(os.environ, NUMBA_THREADING_LAYER="workqueue")
-    proc = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc = python_c(script, cwd=tmp_path, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.split() == ["workqueue"]
 

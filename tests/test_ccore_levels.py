@@ -5,9 +5,6 @@ summed carefully. Each test fails on the main branch before the ccore work."""
 import math
 import multiprocessing
 import os
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
@@ -123,19 +120,6 @@ def test_pass_two_of_an_accumulator_fed_other_rows_raises():
         acc.score(other, labels)
 
 
-def _run(code, env=None, timeout=120):
-    full = dict(os.environ, **(env or {}))
-    # run outside the source tree: the installed package is imported
-    return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        env=full,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=os.path.dirname(sys.executable),
-    )
-
-
 SCORE = """
     import numpy as np, leepfast
     from leepfast import _reference
@@ -149,14 +133,14 @@ SCORE = """
 
 
 @pytest.mark.parametrize("threads", [2000, 40000, 100000])
-def test_absurd_thread_counts_are_clamped(threads):
+def test_absurd_thread_counts_are_clamped(threads, python_c):
     assert resolve_threads(threads) == max_threads()
-    out = _run(SCORE.format(threads=f", n_threads={threads}"))
+    out = python_c(SCORE.format(threads=f", n_threads={threads}"))
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
 
 
-def test_absurd_omp_num_threads_is_clamped():
-    out = _run(SCORE.format(threads=""), env={"OMP_NUM_THREADS": "100000"})
+def test_absurd_omp_num_threads_is_clamped(python_c):
+    out = python_c(SCORE.format(threads=""), env=dict(os.environ, OMP_NUM_THREADS="100000"))
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
 
 

@@ -699,19 +699,12 @@ def test_progress_bar_on_a_terminal(big, tmp_path):
     assert proc.returncode == 130
 
 
-def test_peak_anonymous_memory_bounded(big):
+def test_peak_anonymous_memory_bounded(big, python_c):
     # RssAnon of a process that just imports leepfast and its compiled backend ...
-    base = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import leepfast, leepfast.cli, leepfast.backends.cython\n"
-            "for line in open('/proc/self/status'):\n"
-            "    if line.startswith('RssAnon:'): print(line.split()[1])",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
+    base = python_c(
+        "import leepfast, leepfast.cli, leepfast.backends.cython\n"
+        "for line in open('/proc/self/status'):\n"
+        "    if line.startswith('RssAnon:'): print(line.split()[1])",
         check=True,
         cwd=big,  # not the source tree: the installed package, as the CLI below
     )
@@ -757,21 +750,11 @@ def test_peak_anonymous_memory_bounded(big):
     assert extra_kb < file_mb * 1024 / 4  # far below the file's size
 
 
-class _CreatesFile:
-    """Unpickling this calls open(path, "w"): it creates the file."""
-
-    def __init__(self, path):
-        self.path = path
-
-    def __reduce__(self):
-        return (open, (self.path, "w"))
-
-
-def test_pickled_npy_never_unpickled_by_the_cli(files):
+def test_pickled_npy_never_unpickled_by_the_cli(files, creates_file):
     tmp, _, _ = files
     marker = tmp / "pwned"
     obj = np.empty(1, dtype=object)
-    obj[0] = _CreatesFile(str(marker))
+    obj[0] = creates_file(str(marker))
     with open(tmp / "evil.npy", "wb") as f:
         np.lib.format.write_array(f, obj, allow_pickle=True)
     for args in (

@@ -9,7 +9,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -290,23 +289,24 @@ def test_a_failed_import_at_start_up_names_the_module(tmp_path, module, error, e
 # the lazy package
 
 
-def _fresh(code):
-    p = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        cwd=tempfile.gettempdir(),
-        timeout=120,
-    )
-    assert p.returncode == 0, p.stderr
-    return p.stdout
+@pytest.fixture
+def fresh(python_c):
+    """The standard output of ``python -c code`` in a fresh interpreter (which must
+    succeed)."""
+
+    def run(code):
+        p = python_c(code)
+        assert p.returncode == 0, p.stderr
+        return p.stdout
+
+    return run
 
 
-def test_import_leepfast_is_light():
+def test_import_leepfast_is_light(fresh):
     # numba, dask and torch were never imported by `import leepfast`; NumPy and the
     # package's modules now wait for their first use too, so that the command's signal
     # handling is in before anything heavy loads
-    out = _fresh(
+    out = fresh(
         "import sys, leepfast\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in "
         "('numpy', 'numba', 'dask', 'distributed', 'torch', 'tqdm', 'leepfast')))"
@@ -322,8 +322,8 @@ def test_every_public_name_resolves_to_its_module_object():
         assert getattr(leepfast, name) is getattr(defining, name), name
 
 
-def test_public_names_in_a_fresh_interpreter():
-    out = _fresh(
+def test_public_names_in_a_fresh_interpreter(fresh):
+    out = fresh(
         "import leepfast\n"
         "from leepfast import leep, InputError, open_predictions\n"
         "import numpy as np\n"

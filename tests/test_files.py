@@ -358,25 +358,15 @@ def test_bad_preamble(tmp_path):
         open_predictions(tmp_path / "big.npy")
 
 
-class _CreatesFile:
-    """Unpickling this calls open(path, "w"): it creates the file."""
-
-    def __init__(self, path):
-        self.path = path
-
-    def __reduce__(self):
-        return (open, (self.path, "w"))
-
-
-def test_pickled_npy_is_never_unpickled(tmp_path):
+def test_pickled_npy_is_never_unpickled(tmp_path, creates_file):
     marker = tmp_path / "pwned"
     obj = np.empty(1, dtype=object)
-    obj[0] = _CreatesFile(str(marker))
+    obj[0] = creates_file(str(marker))
     with open(tmp_path / "evil.npy", "wb") as f:
         np.lib.format.write_array(f, obj, allow_pickle=True)
     (tmp_path / "evil-labels.npy").write_bytes((tmp_path / "evil.npy").read_bytes())
     # a bare pickle named .npy (np.load(allow_pickle=True) would unpickle it too)
-    (tmp_path / "bare.npy").write_bytes(pickle.dumps(_CreatesFile(str(marker))))
+    (tmp_path / "bare.npy").write_bytes(pickle.dumps(creates_file(str(marker))))
     assert not marker.exists()
     with pytest.raises(
         FileFormatError,

@@ -106,17 +106,10 @@ def _fake_clone(tmp_path, with_build):
     return tmp_path
 
 
-def test_the_uncompiled_source_folder_says_so(tmp_path):
+def test_the_uncompiled_source_folder_says_so(tmp_path, python_c):
     clone = _fake_clone(tmp_path, with_build=False)
     env = {k: v for k, v in os.environ.items() if k != "LEEPFAST_ALLOW_SOURCE_TREE"}
-    p = subprocess.run(
-        [sys.executable, "-c", "import leepfast"],
-        cwd=clone,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    p = python_c("import leepfast", cwd=clone, env=env)
     assert p.returncode == 1
     last = p.stderr.strip().splitlines()[-1]
     assert last.startswith(
@@ -125,14 +118,7 @@ def test_the_uncompiled_source_folder_says_so(tmp_path):
     ), p.stderr
     assert "pip install -e ." in last
     env["LEEPFAST_ALLOW_SOURCE_TREE"] = "1"
-    p = subprocess.run(
-        [sys.executable, "-c", "import leepfast; print(leepfast.__file__)"],
-        cwd=clone,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    p = python_c("import leepfast; print(leepfast.__file__)", cwd=clone, env=env)
     assert p.returncode == 0 and p.stdout.strip() == str(clone / "leepfast/__init__.py")
 
 

@@ -3,8 +3,6 @@ pass 1 does, finalize, TAKES_LARGE_VIEWS), no global side effect on Numba's thre
 count, and a child forked after a call computes the right value."""
 
 import inspect
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
@@ -273,7 +271,7 @@ def _leep_in_child(args):
     return leepfast.leep(theta, labels, backend="numba", n_threads=2)
 
 
-def test_forked_child_after_a_call_computes_the_right_value(tmp_path):
+def test_forked_child_after_a_call_computes_the_right_value(tmp_path, python_c):
     # 13.2: after one parallel call in the parent, a child forked by multiprocessing
     # was killed by Numba's GNU OpenMP guard ("fork() called from a process already
     # using GNU OpenMP") and Pool.map hung. Run in a fresh interpreter, with a timeout.
@@ -298,13 +296,7 @@ def test_forked_child_after_a_call_computes_the_right_value(tmp_path):
         print("ok")
         """
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
+    proc = python_c(script, cwd=tmp_path, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.split() == ["ok"]
     assert "Terminating" not in proc.stderr

@@ -3,9 +3,6 @@ protocol."""
 
 import json
 import math
-import subprocess
-import sys
-import tempfile
 
 import numpy as np
 import pytest
@@ -275,20 +272,14 @@ def test_rank_progress_names_each_model(rng, capsys):
     assert capsys.readouterr().err == ""
 
 
-def test_no_module_imports_the_command_line():
+def test_no_module_imports_the_command_line(python_c):
     code = (
         "import sys, leepfast\n"
         "leepfast.demo()\n"
         "from leepfast import _rank, _demo, _features, _files, _api, readers\n"
         "assert 'leepfast.cli' not in sys.modules, 'leepfast.cli imported'\n"
     )
-    p = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        cwd=tempfile.gettempdir(),
-        timeout=120,
-    )
+    p = python_c(code)
     assert p.returncode == 0, p.stderr
 
 
