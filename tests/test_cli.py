@@ -156,6 +156,11 @@ def test_console_script(files):
 # rank
 
 
+def rank_with_accuracy(tmp, *args):
+    """``leepfast rank --labels y.npy --accuracy acc.csv ARGS`` run in ``tmp``."""
+    return run("rank", "--labels", "y.npy", "--accuracy", "acc.csv", *args, cwd=tmp)
+
+
 @pytest.fixture
 def models(tmp_path, rng, make_theta):
     """Three models of decreasing quality on one label set (a directory of shards too)."""
@@ -193,18 +198,7 @@ def test_rank_accuracy_and_kendall_tau(models):
     tmp, dumps, y = models
     # accuracies that disagree with LEEP on one pair: tau = (2 - 1) / 3
     (tmp / "acc.csv").write_text("model,accuracy\ngood,0.9\nfair,0.5\npoor,0.6\n")
-    p = run(
-        "rank",
-        "--labels",
-        "y.npy",
-        "--accuracy",
-        "acc.csv",
-        "--json",
-        "poor.npy",
-        "fair",
-        "good.npy",
-        cwd=tmp,
-    )
+    p = rank_with_accuracy(tmp, "--json", "poor.npy", "fair", "good.npy")
     assert p.returncode == 0, p.stderr
     out = json.loads(p.stdout)
     assert [m["model"] for m in out["models"]] == ["good", "fair", "poor"]
@@ -218,17 +212,7 @@ def test_rank_accuracy_and_kendall_tau(models):
             m["leep"], leepfast.leep(dumps[m["model"]], y), rtol=RTOL
         )
     assert out["kendall_tau_b"]["leep"] == pytest.approx(1 / 3)
-    p = run(
-        "rank",
-        "--labels",
-        "y.npy",
-        "--accuracy",
-        "acc.csv",
-        "poor.npy",
-        "fair",
-        "good.npy",
-        cwd=tmp,
-    )
+    p = rank_with_accuracy(tmp, "poor.npy", "fair", "good.npy")
     assert p.returncode == 0, p.stderr
     assert p.stdout.splitlines()[0].split() == ["rank", "model", "LEEP", "NCE", "accuracy"]
     assert "Kendall tau-b with accuracy over 3 models: LEEP 0.333" in p.stdout
@@ -237,16 +221,7 @@ def test_rank_accuracy_and_kendall_tau(models):
 def test_rank_missing_accuracy(models):
     tmp, _, _ = models
     (tmp / "acc.csv").write_text("good,0.9\nfair,0.5\n")
-    p = run(
-        "rank",
-        "--labels",
-        "y.npy",
-        "--accuracy",
-        "acc.csv",
-        "poor.npy",
-        "good.npy",
-        cwd=tmp,
-    )
+    p = rank_with_accuracy(tmp, "poor.npy", "good.npy")
     assert p.returncode == 2
     assert p.stderr == (
         "leepfast: error: accuracy (file acc.csv): no line for model "
@@ -262,11 +237,6 @@ def test_rank_csv_json_protocol_and_per_model_logits(models, rng):
     np.save(tmp / "fair_logits.npy", logits)
     (tmp / "acc.csv").write_text("good,0.9\nfair,0.5\npoor,0.6\nfair_logits,0.45\n")
     args = [
-        "rank",
-        "--labels",
-        "y.npy",
-        "--accuracy",
-        "acc.csv",
         "poor.npy",
         "fair",
         "good.npy",
@@ -274,7 +244,7 @@ def test_rank_csv_json_protocol_and_per_model_logits(models, rng):
         "--logits-for",
         "fair_logits",
     ]
-    p = run(*args, "--json", cwd=tmp)
+    p = rank_with_accuracy(tmp, *args, "--json")
     assert p.returncode == 0, p.stderr
     out = json.loads(p.stdout)
     by = {m["model"]: m for m in out["models"]}
@@ -290,7 +260,7 @@ def test_rank_csv_json_protocol_and_per_model_logits(models, rng):
     assert c["weighted_tau"] == pytest.approx(stats.weightedtau(leeps, acc).statistic)
     assert c["pearson"] == pytest.approx(stats.pearsonr(leeps, acc).statistic)
     assert (c["top1"], c["top1_hit"], c["regret"]) == ("good", True, 0.0)
-    p = run(*args, "--csv", cwd=tmp)
+    p = rank_with_accuracy(tmp, *args, "--csv")
     assert p.returncode == 0, p.stderr
     lines = p.stdout.splitlines()
     assert (
@@ -300,9 +270,9 @@ def test_rank_csv_json_protocol_and_per_model_logits(models, rng):
     first = lines[1].split(",")
     assert first[:2] == ["1", "good"] and float(first[2]) == by["good"]["leep"]
     assert len(lines) == 5
-    p = run(*args, cwd=tmp)
+    p = rank_with_accuracy(tmp, *args)
     assert "top-1: LEEP picks good (hit, regret 0.0000)" in p.stdout
-    p = run(*args[:-2], "--logits-for", "nope", cwd=tmp)
+    p = rank_with_accuracy(tmp, *args[:-2], "--logits-for", "nope")
     assert p.returncode == 2
     assert p.stderr == (
         "leepfast: error: --logits-for: no model 'nope'; the models are "
@@ -319,17 +289,7 @@ def test_rank_checks_every_model_before_scoring_any(models):
     np.save(tmp / "nan.npy", bad)
     np.save(tmp / "short.npy", dumps["good"][:-1])
     (tmp / "acc.csv").write_text("nan,0.9\ngood,0.5\n")
-    p = run(
-        "rank",
-        "--labels",
-        "y.npy",
-        "--accuracy",
-        "acc.csv",
-        "nan.npy",
-        "good.npy",
-        "poor.npy",
-        cwd=tmp,
-    )
+    p = rank_with_accuracy(tmp, "nan.npy", "good.npy", "poor.npy")
     assert p.returncode == 2
     assert p.stderr == (
         "leepfast: error: accuracy (file acc.csv): no line for model "

@@ -153,15 +153,23 @@ def _check_against_numpy(path, preds):
     np.testing.assert_allclose([got.leep, got.nce], [want.leep, want.nce], rtol=1e-12)
 
 
+def _opened(path, data, opener, role):
+    """``data`` written to ``path`` and opened, or None when the opener refused it with
+    one of its errors (whose message must start with the argument it names)."""
+    path.write_bytes(data)
+    try:
+        return opener(path)
+    except (ValueError, TypeError) as err:
+        assert str(err).startswith(role), str(err)
+        return None
+
+
 @SETTINGS
 @given(data=npy_files())
 def test_fuzz_npy_predictions(scratch, data):
     path = scratch / "fuzz.npy"
-    path.write_bytes(data)
-    try:
-        preds = open_predictions(path)
-    except (ValueError, TypeError) as err:
-        assert str(err).startswith("predictions")
+    preds = _opened(path, data, open_predictions, "predictions")
+    if preds is None:
         return
     with preds:
         _check_against_numpy(path, preds)
@@ -171,11 +179,8 @@ def test_fuzz_npy_predictions(scratch, data):
 @given(data=npy_files())
 def test_fuzz_npy_labels(scratch, data):
     path = scratch / "labels.npy"
-    path.write_bytes(data)
-    try:
-        labels = open_labels(path)
-    except (ValueError, TypeError) as err:
-        assert str(err).startswith("labels")
+    labels = _opened(path, data, open_labels, "labels")
+    if labels is None:
         return
     expected = np.load(path, allow_pickle=False)
     assert expected.ndim == 1 and expected.dtype.kind in "iu"
