@@ -115,42 +115,16 @@ def builds(tmp_path_factory):
         obj = out / (src.stem + ".o")
         run(["gcc", "-std=c99", "-O2", *SOURCE_FLAGS, f"-I{inc}", "-c", src, "-o", obj])
         objects.append(obj)
-    check_obj = out / "check_c99.o"
-    run(
-        [
-            "gcc",
-            "-std=c99",
-            "-O2",
-            *WARNINGS,
-            f"-I{inc}",
-            "-c",
-            CHECK_SOURCE,
-            "-o",
-            check_obj,
-        ]
-    )
-    programs["c99"] = out / "check_c99"
-    run(["gcc", "-o", programs["c99"], check_obj, *objects, "-lm"])
-
-    # C++: the shipped sources compiled as C (above), the program as C++
-    check_obj = out / "check_cxx.o"
-    run(
-        [
-            "g++",
-            "-std=c++11",
-            "-O2",
-            *WARNINGS,
-            f"-I{inc}",
-            "-x",
-            "c++",
-            "-c",
-            CHECK_SOURCE,
-            "-o",
-            check_obj,
-        ]
-    )
-    programs["cxx"] = out / "check_cxx"
-    run(["g++", "-o", programs["cxx"], check_obj, *objects, "-lm"])
+    # the driver as C99, then as C++ (the shipped sources compiled as C, above)
+    for name, compiler, language in (
+        ("c99", "gcc", ["-std=c99"]),
+        ("cxx", "g++", ["-std=c++11", "-x", "c++"]),
+    ):
+        check_obj = out / f"check_{name}.o"
+        flags = [*language, "-O2", *WARNINGS, f"-I{inc}"]
+        run([compiler, *flags, "-c", CHECK_SOURCE, "-o", check_obj])
+        programs[name] = out / f"check_{name}"
+        run([compiler, "-o", programs[name], check_obj, *objects, "-lm"])
 
     # AddressSanitizer + UndefinedBehaviorSanitizer: any report aborts the program
     programs["asan"] = out / "check_asan"
