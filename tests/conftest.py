@@ -70,6 +70,24 @@ def labels_for(rng, n, n_target, dtype=np.int64):
     return rng.integers(0, n_target, n).astype(dtype)
 
 
+def models_of_decreasing_quality(rng, n, n_source, n_target, weights):
+    """Labels and one probability dump per (name, weight) of ``weights``: each row mixes
+    a one-hot row (its source class says the label: n_source // n_target source classes
+    per label) with weight w and noise with 1 - w, so a larger w transfers better."""
+    y = rng.integers(0, n_target, n)
+    noise = probabilities(rng, n, n_source)
+    per_label = n_source // n_target
+    informative = np.eye(n_source)[y * per_label + rng.integers(0, per_label, n)]
+    return y, {name: w * informative + (1 - w) * noise for name, w in weights}
+
+
+@pytest.fixture(scope="session")
+def make_models():
+    """The ``models_of_decreasing_quality(rng, n, n_source, n_target, weights)``
+    generator."""
+    return models_of_decreasing_quality
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(20260527)

@@ -162,16 +162,11 @@ def rank_with_accuracy(tmp, *args):
 
 
 @pytest.fixture
-def models(tmp_path, rng, make_theta):
+def models(tmp_path, rng, make_models):
     """Three models of decreasing quality on one label set (a directory of shards too)."""
-    n, z, y_classes = 2000, 16, 4
-    y = rng.integers(0, y_classes, n)
+    y, dumps = make_models(rng, 2000, 16, 4, [("good", 0.8), ("fair", 0.4), ("poor", 0.05)])
     np.save(tmp_path / "y.npy", y)
-    noise = make_theta(rng, n, z)
-    informative = np.eye(z)[y * 4 + rng.integers(0, 4, n)]  # source class -> label
-    dumps = {}
-    for name, w in [("good", 0.8), ("fair", 0.4), ("poor", 0.05)]:
-        dumps[name] = (w * informative + (1 - w) * noise).astype(np.float32)
+    dumps = {name: d.astype(np.float32) for name, d in dumps.items()}
     np.save(tmp_path / "good.npy", dumps["good"])
     np.save(tmp_path / "poor.npy", dumps["poor"])
     (tmp_path / "fair").mkdir()

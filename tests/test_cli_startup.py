@@ -114,27 +114,28 @@ def test_ctrl_c_right_after_start_never_prints_a_traceback(slow, command):
     assert out == ""
 
 
-@pytest.mark.parametrize("delay", [0.0, 0.05, 0.2])
+INTERRUPTED_LINE = (signal.SIGINT, 130, "leepfast: interrupted\n")
+TERMINATED_LINE = (signal.SIGTERM, 143, "leepfast: terminated (SIGTERM)\n")
+
+
+@pytest.mark.parametrize(
+    ("said", "delay"),
+    [(INTERRUPTED_LINE, d) for d in (0.0, 0.05, 0.2)] + [(TERMINATED_LINE, 0.0)],
+    ids=["sigint-0", "sigint-0.05", "sigint-0.2", "sigterm-0"],
+)
 @pytest.mark.parametrize("command", sorted(COMMANDS))
-def test_ctrl_c_while_the_imports_run_is_one_line(slow, command, delay):
+def test_a_signal_while_the_imports_run_is_one_line(slow, command, said, delay):
     # from the moment `import numpy` maps its extension (the package, its backends and
-    # the run follow); before the fix each of these printed a KeyboardInterrupt traceback
+    # the run follow); before the fix each Ctrl-C here printed a KeyboardInterrupt
+    # traceback
+    sig, code, line = said
     proc = _start(command, slow)
     _wait_until_mapped(proc, NUMPY_EXTENSION)
     time.sleep(delay)
     assert proc.poll() is None
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     out, err = proc.communicate(timeout=120)
-    assert (proc.returncode, err, out) == (130, "leepfast: interrupted\n", "")
-
-
-@pytest.mark.parametrize("command", sorted(COMMANDS))
-def test_sigterm_while_the_imports_run_is_one_line(slow, command):
-    proc = _start(command, slow)
-    _wait_until_mapped(proc, NUMPY_EXTENSION)
-    proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=120)
-    assert (proc.returncode, err, out) == (143, "leepfast: terminated (SIGTERM)\n", "")
+    assert (proc.returncode, err, out) == (code, line, "")
 
 
 @pytest.mark.parametrize("command", sorted(COMMANDS))
@@ -147,7 +148,7 @@ def test_sigterm_during_a_long_score_is_one_line_and_exit_143(slow, command):
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=120)
     stopped = time.monotonic() - t0
-    assert (proc.returncode, err, out) == (143, "leepfast: terminated (SIGTERM)\n", "")
+    assert (proc.returncode, err, out) == (*TERMINATED_LINE[1:], "")
     # the same path as Ctrl-C: the exception unwinds the run (its finally blocks close
     # the file) within a block, well before the run would have ended
     assert stopped < 30, stopped

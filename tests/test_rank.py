@@ -80,17 +80,11 @@ def test_kendall_tau_b_and_pearson_equal_scipy(ties):
 
 
 @pytest.fixture
-def zoo(tmp_path, rng, make_theta):
+def zoo(tmp_path, rng, make_models):
     """Four models of decreasing quality: an array, a file, a directory, a glob."""
-    n, z, y_classes = 1500, 12, 4
-    y = rng.integers(0, y_classes, n)
+    weights = [("a", 0.9), ("b", 0.6), ("c", 0.3), ("d", 0.05)]
+    y, dumps = make_models(rng, 1500, 12, 4, weights)
     np.save(tmp_path / "y.npy", y)
-    noise = make_theta(rng, n, z)
-    informative = np.eye(z)[y * 3 + rng.integers(0, 3, n)]
-    dumps = {
-        name: (w * informative + (1 - w) * noise)
-        for name, w in [("a", 0.9), ("b", 0.6), ("c", 0.3), ("d", 0.05)]
-    }
     np.save(tmp_path / "b.npy", dumps["b"].astype(np.float32))
     dumps["b"] = dumps["b"].astype(np.float32)
     (tmp_path / "c").mkdir()
