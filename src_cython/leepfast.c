@@ -412,41 +412,18 @@ static int lf_level(int cap)
 int leepfast_simd_effective(int cap) { return lf_level(cap); }
 
 
+/* The block functions of each element type (leepfast_kernel.inc). */
 #define LF_T double
 #define LF_S f64
-#define LF_ACC acc_f64
-#define LF_DOT dot_f64
-#define LF_SOFTMAX_ACC softmax_acc_f64
-#define LF_SOFTMAX_DOT softmax_dot_f64
-#define LF_ACC_SMALL acc_small_f64
-#define LF_SCORE_SMALL score_small_f64
 #include "leepfast_kernel.inc"
-#undef LF_ACC_SMALL
-#undef LF_SCORE_SMALL
 #undef LF_T
 #undef LF_S
-#undef LF_ACC
-#undef LF_DOT
-#undef LF_SOFTMAX_ACC
-#undef LF_SOFTMAX_DOT
 
 #define LF_T float
 #define LF_S f32
-#define LF_ACC acc_f32
-#define LF_DOT dot_f32
-#define LF_SOFTMAX_ACC softmax_acc_f32
-#define LF_SOFTMAX_DOT softmax_dot_f32
-#define LF_ACC_SMALL acc_small_f32
-#define LF_SCORE_SMALL score_small_f32
 #include "leepfast_kernel.inc"
-#undef LF_ACC_SMALL
-#undef LF_SCORE_SMALL
 #undef LF_T
 #undef LF_S
-#undef LF_ACC
-#undef LF_DOT
-#undef LF_SOFTMAX_ACC
-#undef LF_SOFTMAX_DOT
 
 /* float16 rows: with a fused row at the level (AVX2 + F16C, AVX-512) probabilities are
    converted in registers; otherwise (and for logits) the row is converted exactly to
@@ -481,11 +458,7 @@ static int lf_row_dot_f16(const lf_kernels *k, const uint16_t *row, int64_t n_so
 #define LF_HALF
 #define LF_T uint16_t
 #define LF_S f16
-#define LF_ACC_SMALL acc_small_f16
-#define LF_SCORE_SMALL score_small_f16
 #include "leepfast_kernel.inc"
-#undef LF_ACC_SMALL
-#undef LF_SCORE_SMALL
 #undef LF_T
 #undef LF_S
 #undef LF_HALF

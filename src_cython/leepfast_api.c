@@ -161,8 +161,8 @@ done:
     return status;
 }
 
-/* The twelve whole-array entry points of leepfast.h: one per element type, probabilities
-   or logits, LEEP or NCE. */
+/* The twelve whole-array entry points of leepfast.h: per element type, LEEP and NCE of
+   probabilities and of logits. */
 #define LF_WHOLE_ARRAY(name, T, elem, is_logits, want_leep)                                \
     int name(const T *predictions, const int64_t *labels, int64_t n_samples,              \
              int64_t n_source, int64_t n_target, double *out)                              \
@@ -170,18 +170,15 @@ done:
         return whole_array(elem, predictions, labels, n_samples, n_source, n_target,       \
                            is_logits, want_leep, out);                                     \
     }
+#define LF_WHOLE_ARRAYS(S, T, elem)                                                        \
+    LF_WHOLE_ARRAY(leepfast_leep_##S, T, elem, 0, 1)                                       \
+    LF_WHOLE_ARRAY(leepfast_nce_##S, T, elem, 0, 0)                                        \
+    LF_WHOLE_ARRAY(leepfast_leep_logits_##S, T, elem, 1, 1)                                \
+    LF_WHOLE_ARRAY(leepfast_nce_logits_##S, T, elem, 1, 0)
 
-LF_WHOLE_ARRAY(leepfast_leep_f32, float, ELEM_F32, 0, 1)
-LF_WHOLE_ARRAY(leepfast_leep_f64, double, ELEM_F64, 0, 1)
-LF_WHOLE_ARRAY(leepfast_leep_f16, uint16_t, ELEM_F16, 0, 1)
-LF_WHOLE_ARRAY(leepfast_nce_f32, float, ELEM_F32, 0, 0)
-LF_WHOLE_ARRAY(leepfast_nce_f64, double, ELEM_F64, 0, 0)
-LF_WHOLE_ARRAY(leepfast_nce_f16, uint16_t, ELEM_F16, 0, 0)
-LF_WHOLE_ARRAY(leepfast_leep_logits_f32, float, ELEM_F32, 1, 1)
-LF_WHOLE_ARRAY(leepfast_leep_logits_f64, double, ELEM_F64, 1, 1)
-LF_WHOLE_ARRAY(leepfast_leep_logits_f16, uint16_t, ELEM_F16, 1, 1)
-LF_WHOLE_ARRAY(leepfast_nce_logits_f32, float, ELEM_F32, 1, 0)
-LF_WHOLE_ARRAY(leepfast_nce_logits_f64, double, ELEM_F64, 1, 0)
-LF_WHOLE_ARRAY(leepfast_nce_logits_f16, uint16_t, ELEM_F16, 1, 0)
+LF_WHOLE_ARRAYS(f32, float, ELEM_F32)
+LF_WHOLE_ARRAYS(f64, double, ELEM_F64)
+LF_WHOLE_ARRAYS(f16, uint16_t, ELEM_F16)
 
+#undef LF_WHOLE_ARRAYS
 #undef LF_WHOLE_ARRAY
