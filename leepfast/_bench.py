@@ -189,41 +189,27 @@ def run(
         if "numpy" in calls:
             seconds["numpy"] = median_times({"numpy": calls["numpy"]}, 1)["numpy"]
             floors["numpy"] = floor
-        rows.append(
-            dict(
-                backend="read floor",
-                dtype=dtype,
-                seconds=floor,
-                gb_per_s=theta.nbytes / floor / 1e9,
-                reads=1.0,
-                speedup=naive_s / floor if naive else None,
-            )
-        )
+
+        row = partial(_row, dtype=dtype, nbytes=theta.nbytes, naive_s=naive_s)
+        rows.append(row("read floor", floor, floor))
         if naive:
-            rows.append(
-                dict(
-                    backend="naive numpy",
-                    dtype=dtype,
-                    seconds=naive_s,
-                    gb_per_s=theta.nbytes / naive_s / 1e9,
-                    reads=naive_s / floor,
-                    speedup=1.0,
-                )
-            )
-        for backend in backends:
-            t = seconds[backend]
-            rows.append(
-                dict(
-                    backend=backend,
-                    dtype=dtype,
-                    seconds=t,
-                    gb_per_s=theta.nbytes / t / 1e9,
-                    reads=t / floors[backend],
-                    speedup=naive_s / t if naive else None,
-                )
-            )
+            rows.append(row("naive numpy", naive_s, floor))
+        rows.extend(row(b, seconds[b], floors[b]) for b in backends)
         del theta, labels, calls
     return rows
+
+
+def _row(backend, seconds, floor, *, dtype, nbytes, naive_s):
+    """One row of :func:`run`: ``seconds`` for ``nbytes`` of ``dtype`` input against the
+    read floor of the same backend and the naive baseline (None: not measured)."""
+    return dict(
+        backend=backend,
+        dtype=dtype,
+        seconds=seconds,
+        gb_per_s=nbytes / seconds / 1e9,
+        reads=seconds / floor,
+        speedup=naive_s / seconds if naive_s is not None else None,
+    )
 
 
 def format_table(rows, n, n_source, n_target, n_threads):

@@ -42,16 +42,10 @@ def _bits(block):
 
 
 def accumulate(block, labels, joint_sum, hard, counts, logits, tol, n_threads):
+    """Pass 1: add a block to the slots; (status, first bad row)."""
+    bits, team, simd = _bits(block), _team(n_threads), simd_cap()
     return _kernels.accumulate(
-        _bits(block),
-        labels,
-        joint_sum,
-        hard,
-        counts,
-        logits,
-        tol,
-        _team(n_threads),
-        simd=simd_cap(),
+        bits, labels, joint_sum, hard, counts, logits, tol, team, simd=simd
     )
 
 
