@@ -28,7 +28,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from ._api import score
+from ._api import check_predictions, score
 from ._files import score_files
 from .readers import Predictions, open_labels, open_predictions
 
@@ -486,12 +486,8 @@ def rank(
                 preds.close()
             where = f"models[{name!r}] ({_where_files(files)})"
         else:
-            arr = model if isinstance(model, np.ndarray) else np.asarray(model)
-            if arr.ndim != 2:
-                raise ValueError(
-                    f"models[{name!r}]: expected a 2-D array of shape (n_samples, "
-                    f"n_source), got ndim={arr.ndim} with shape {arr.shape}"
-                )
+            # tensors through DLPack, as score takes them (bfloat16 widened, marked)
+            arr = check_predictions(model, f"models[{name!r}]")
             files, rows, model = None, arr.shape[0], arr
             where = f"models[{name!r}]"
         if rows != n:

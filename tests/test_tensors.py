@@ -70,6 +70,34 @@ def test_bfloat16_agrees_with_the_reference_on_the_widened_values(backend):
     assert acc.score(t, y).result().leep == pytest.approx(got.leep, rel=1e-12)
 
 
+def test_bfloat16_tensors_as_features_in_a_scorer_and_as_models_in_rank():
+    # bfloat16 features were read with np.asarray (torch has no NumPy bfloat16: a
+    # TypeError), and so were rank's models; both now go through DLPack like predictions
+    theta, y = _data()
+    t = torch.from_numpy(theta).to(torch.bfloat16)
+    widened = t.to(torch.float32).numpy()
+    # the mark keeps bfloat16's tolerance: these rows miss float32's (1e-4)
+    assert np.abs(widened.astype(np.float64).sum(1) - 1).max() > 1e-4
+    rng = np.random.default_rng(1)
+    feats = torch.from_numpy(rng.normal(size=(len(y), 6))).to(torch.bfloat16)
+    f32 = feats.to(torch.float32).numpy()
+    assert leepfast.h_score(feats, y) == leepfast.h_score(f32, y)
+    assert leepfast.logme(feats, y) == leepfast.logme(f32, y)
+    scorer = leepfast.Scorer(features=True)
+    for i in range(0, len(y), 128):
+        scorer.add(t[i : i + 128], y[i : i + 128], features=feats[i : i + 128])
+    got = scorer.result()
+    assert got.leep == pytest.approx(leepfast.leep(t, y), rel=1e-12)
+    assert got.h_score == pytest.approx(leepfast.h_score(f32, y), rel=1e-10)
+    assert got.logme == pytest.approx(leepfast.logme(f32, y), rel=1e-10)
+    ranking = leepfast.rank({"bf16": t, "f32": torch.from_numpy(theta).float()}, y)
+    leeps = {r["model"]: r["leep"] for r in ranking.rows}
+    assert leeps["bf16"] == leepfast.leep(t, y)
+    assert leeps["f32"] == leepfast.leep(theta.astype(np.float32), y)
+    with pytest.raises(InputError, match=r"^models\['gpu'\]: expected an array in host"):
+        leepfast.rank({"gpu": _DeviceTensor()}, y)
+
+
 def test_labels_as_lists_series_and_tensors():
     theta, y = _data()
     want = leepfast.leep(theta, y)
