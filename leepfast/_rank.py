@@ -410,10 +410,11 @@ def rank(
     ----------
     models : mapping of str -> array or file(s)
         Model name -> its predictions on the target samples (the argument order is
-        source predictions, then target labels, as everywhere in leepfast): an array of
-        shape (n_samples, n_source), float16, float32 or float64; or a path, a
-        directory, a glob or a list of shards (see :func:`leepfast.open_predictions`),
-        or an opened ``Predictions``. At least one model.
+        source predictions, then target labels, as everywhere in leepfast): an array
+        or a host tensor of shape (n_samples, n_source), float16, float32, float64 or
+        (tensors) bfloat16; or a path, a directory, a glob or a list of shards (see
+        :func:`leepfast.open_predictions`), or an opened ``Predictions``. At least one
+        model.
     labels : path or array of shape (n_samples,), any integer dtype
         The target labels, shared by every model (see :func:`leepfast.open_labels`).
     accuracy : mapping of str -> float, optional
