@@ -38,6 +38,7 @@ from ._api import check_labels, check_n_target
 from ._driver import ArraySource, block_rows, run_pass
 from ._errors import LabelError, NonFiniteError, ShapeError
 from ._state import check_feature_state_fits
+from ._tensors import as_host_array
 
 #: pinv cut-off relative to the largest singular value, as in the public H-score code.
 PINV_RCOND = 1e-15
@@ -74,8 +75,9 @@ def _is_file_source(obj):
 
 
 def check_features(features, name="features"):
-    """The features as a 2-D float16/32/64 ndarray (never copied here)."""
-    arr = features if isinstance(features, np.ndarray) else np.asarray(features)
+    """The features as a 2-D float16/32/64 ndarray (never copied here, but for bfloat16
+    tensors, widened to float32, exact)."""
+    arr, _ = as_host_array(features, name)
     if arr.dtype.kind != "f" or arr.dtype.itemsize not in (2, 4, 8):
         raise TypeError(
             f"{name}: expected a float16, float32 or float64 array, got dtype={arr.dtype}"

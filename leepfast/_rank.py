@@ -28,7 +28,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from ._api import score
+from ._api import check_predictions, score
 from ._files import score_files
 from .readers import Predictions, open_labels, open_predictions
 
@@ -410,10 +410,11 @@ def rank(
     ----------
     models : mapping of str -> array or file(s)
         Model name -> its predictions on the target samples (the argument order is
-        source predictions, then target labels, as everywhere in leepfast): an array of
-        shape (n_samples, n_source), float16, float32 or float64; or a path, a
-        directory, a glob or a list of shards (see :func:`leepfast.open_predictions`),
-        or an opened ``Predictions``. At least one model.
+        source predictions, then target labels, as everywhere in leepfast): an array
+        or a host tensor of shape (n_samples, n_source), float16, float32, float64 or
+        (tensors) bfloat16; or a path, a directory, a glob or a list of shards (see
+        :func:`leepfast.open_predictions`), or an opened ``Predictions``. At least one
+        model.
     labels : path or array of shape (n_samples,), any integer dtype
         The target labels, shared by every model (see :func:`leepfast.open_labels`).
     accuracy : mapping of str -> float, optional
@@ -486,12 +487,8 @@ def rank(
                 preds.close()
             where = f"models[{name!r}] ({_where_files(files)})"
         else:
-            arr = model if isinstance(model, np.ndarray) else np.asarray(model)
-            if arr.ndim != 2:
-                raise ValueError(
-                    f"models[{name!r}]: expected a 2-D array of shape (n_samples, "
-                    f"n_source), got ndim={arr.ndim} with shape {arr.shape}"
-                )
+            # tensors through DLPack, as score takes them (bfloat16 widened, marked)
+            arr = check_predictions(model, f"models[{name!r}]")
             files, rows, model = None, arr.shape[0], arr
             where = f"models[{name!r}]"
         if rows != n:

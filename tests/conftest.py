@@ -4,6 +4,7 @@
 skipped, unless its name is listed in the environment variable
 ``LEEPFAST_REQUIRE_BACKENDS`` (comma-separated; CI sets ``cython,numba``): then the test
 fails, so a compiled backend that did not build can never pass CI as a quiet skip.
+``torch`` is the same for PyTorch, with ``LEEPFAST_REQUIRE_TORCH``.
 """
 
 import os
@@ -20,6 +21,7 @@ from leepfast import _reference
 
 BACKENDS = ("cython", "numba", "numpy")
 REQUIRE_VAR = "LEEPFAST_REQUIRE_BACKENDS"
+REQUIRE_TORCH_VAR = "LEEPFAST_REQUIRE_TORCH"
 
 
 def required_backends():
@@ -44,6 +46,23 @@ def backend(request):
             )
         pytest.skip(f"backend {name!r} is not available (set {REQUIRE_VAR} to require it)")
     return name
+
+
+@pytest.fixture(scope="session")
+def torch():
+    """The torch module; the test is skipped where torch is absent, or fails when
+    LEEPFAST_REQUIRE_TORCH is set (CI sets it and installs torch==2.13.0)."""
+    try:
+        import torch
+    except ImportError as err:
+        if os.environ.get(REQUIRE_TORCH_VAR):
+            pytest.fail(
+                f"torch is not importable ({err}) but {REQUIRE_TORCH_VAR}="
+                f"{os.environ[REQUIRE_TORCH_VAR]!r} requires it",
+                pytrace=False,
+            )
+        pytest.skip(f"torch is not installed (set {REQUIRE_TORCH_VAR} to require it)")
+    return torch
 
 
 def probabilities(rng, n, n_source, dtype=np.float64, zeros=0.0):
