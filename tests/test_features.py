@@ -240,14 +240,19 @@ def test_logme_absent_class_is_left_out_of_the_mean():
     assert abs(got - logme_direct(f, y)) < 1e-6
 
 
+def _svd_terms(f, yc):
+    """n, D, the singular values of f, and the squared projections of the target yc on
+    f's left singular vectors and their residual: the evidence's inputs."""
+    u, s, _ = np.linalg.svd(f, full_matrices=False)
+    x2 = (u.T @ yc) ** 2
+    return *f.shape, s, x2, yc @ yc - x2.sum()
+
+
 def test_logme_evidence_formula_is_the_gaussian_marginal_likelihood():
     # y ~ N(0, I / beta + F F^T / alpha): the closed form through the SVD must agree
     f, y = make_data(30, 4, 2, seed=10)
     yc = (y == 1).astype(float)
-    n, D = f.shape
-    u, s, _ = np.linalg.svd(f, full_matrices=False)
-    x2 = (u.T @ yc) ** 2
-    res_x2 = yc @ yc - x2.sum()
+    n, D, s, x2, res_x2 = _svd_terms(f, yc)
     for alpha, beta in [(1.0, 1.0), (0.3, 5.0), (12.0, 0.7)]:
         ev = _features._logme_evidence(alpha, beta, s**2, x2, res_x2, n, D, D)
         cov = np.eye(n) / beta + f @ f.T / alpha
@@ -260,10 +265,7 @@ def test_logme_d_greater_than_n_convention_is_documented_offset():
     # marginal likelihood is lower by (D - n) log(alpha) / (2 n)
     f, y = make_data(12, 20, 2, seed=11)
     yc = (y == 0).astype(float)
-    n, D = f.shape
-    u, s, _ = np.linalg.svd(f, full_matrices=False)
-    x2 = (u.T @ yc) ** 2
-    res_x2 = yc @ yc - x2.sum()
+    n, D, s, x2, res_x2 = _svd_terms(f, yc)
     alpha, beta = 2.5, 0.8
     ev = _features._logme_evidence(alpha, beta, s**2, x2, res_x2, n, D, n)
     exact = multivariate_normal(np.zeros(n), np.eye(n) / beta + f @ f.T / alpha).logpdf(yc)

@@ -152,19 +152,13 @@ def test_peak_memory_is_the_budget_plus_one_batch(tmp_path):
 
 
 def test_scorer_arguments():
-    with pytest.raises(
-        TypeError,
-        match=r"^memory_budget: expected bytes as an integer "
-        r">= 0, got float$",
-    ):
+    budget = r"^memory_budget: expected bytes as an integer >= 0, got float$"
+    with pytest.raises(TypeError, match=budget):
         leepfast.Scorer(memory_budget=1.5)
     with pytest.raises(ValueError, match=r"^memory_budget: .* got -1$"):
         leepfast.Scorer(memory_budget=-1)
-    with pytest.raises(
-        NotADirectoryError,
-        match=r"^spill_dir: expected an existing "
-        r"folder, got '/no/such/folder'$",
-    ):
+    folder = r"^spill_dir: expected an existing folder, got '/no/such/folder'$"
+    with pytest.raises(NotADirectoryError, match=folder):
         leepfast.Scorer(spill_dir="/no/such/folder")
     theta = np.array([[0.5, 0.5]])
     with pytest.raises(TypeError, match=r"^features: expected an array"):

@@ -36,15 +36,11 @@ def test_options_resolve_checks_each_argument_once():
     o = Options.resolve(n_target=np.int64(3), backend="numpy", n_threads=2)
     assert o == Options(n_target=3, logits=False, backend="numpy", n_threads=2)
     with pytest.raises(
-        TypeError,
-        match=r"^n_target: expected None or a positive integer, "
-        r"got bool$",
+        TypeError, match=r"^n_target: expected None or a positive integer, got bool$"
     ):
         Options.resolve(n_target=True)
     with pytest.raises(
-        ValueError,
-        match=r"^block_size: expected a positive integer, "
-        r"got 0$",
+        ValueError, match=r"^block_size: expected a positive integer, got 0$"
     ):
         Options.resolve(block_size=0)
     with pytest.raises(TypeError, match=r"^logits: expected True or False, got 'no'$"):
