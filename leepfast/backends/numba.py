@@ -37,6 +37,7 @@ NaN/infinity semantics are untouched.
 import math
 import os
 import threading
+from types import FunctionType
 
 import numba
 import numpy as np
@@ -596,8 +597,8 @@ def _accumulate_slice(block, labels, start, stop, joint, hard, counts, logits, t
 # to analyse or fuse inside them (array expressions there made compiling 3x slower).
 
 
-@numba.njit(parallel=True, **_ROW)
-def _accumulate(block, labels, joint, hard, counts, logits, tol, status, bad):
+def _accumulate_loop(block, labels, joint, hard, counts, logits, tol, status, bad):
+    """Pass 1 over a block: slot t takes the t-th slice of its rows."""
     n = block.shape[0]
     n_slots = joint.shape[0]
     per = (n + n_slots - 1) // n_slots
@@ -677,8 +678,8 @@ def _score_slice(block, labels, start, stop, conditional, logits, tol):
     return status, (start + row if status != _OK else -1), total
 
 
-@numba.njit(parallel=True, **_ROW)
-def _score(block, labels, conditional, logits, tol, partial, status, bad):
+def _score_loop(block, labels, conditional, logits, tol, partial, status, bad):
+    """Pass 2 over a block: chunk c takes the c-th slice of its rows."""
     n = block.shape[0]
     n_chunks = partial.shape[0]
     for c in numba.prange(n_chunks):
@@ -693,45 +694,23 @@ def _score(block, labels, conditional, logits, tol, partial, status, bad):
         )
 
 
-# The same loops without a thread team, for a process forked from one whose threading
-# layer was running (see _forked_serial): the same slices and chunks, so the same
-# values as the parallel loops with any thread count.
+def _with_and_without_team(loop):
+    """``loop`` compiled twice: with a thread team (its ``numba.prange`` runs in
+    parallel), and without one, for a process forked from one whose threading layer was
+    running (see _forked_serial): ``prange`` is then ``range``, over the same slices and
+    chunks, so the same values with any thread count. The second is compiled from a
+    copy of the function under its own name, so the two have their own cache files
+    (Numba's cache does not tell the two compilations of one function apart)."""
+    name = loop.__name__.replace("_loop", "") + "_serial"
+    serial = FunctionType(
+        loop.__code__, loop.__globals__, name, loop.__defaults__, loop.__closure__
+    )
+    serial.__qualname__ = name
+    return numba.njit(parallel=True, **_ROW)(loop), numba.njit(**_ROW)(serial)
 
 
-@numba.njit(**_ROW)
-def _accumulate_serial(block, labels, joint, hard, counts, logits, tol, status, bad):
-    n = block.shape[0]
-    n_slots = joint.shape[0]
-    per = (n + n_slots - 1) // n_slots
-    for t in range(n_slots):
-        start = min(n, t * per)
-        status[t], bad[t] = _accumulate_slice(
-            block,
-            labels,
-            start,
-            min(n, start + per),
-            joint[t],
-            hard[t],
-            counts[t],
-            logits,
-            tol,
-        )
-
-
-@numba.njit(**_ROW)
-def _score_serial(block, labels, conditional, logits, tol, partial, status, bad):
-    n = block.shape[0]
-    n_chunks = partial.shape[0]
-    for c in range(n_chunks):
-        status[c], bad[c], partial[c] = _score_slice(
-            block,
-            labels,
-            c * n // n_chunks,
-            (c + 1) * n // n_chunks,
-            conditional,
-            logits,
-            tol,
-        )
+_accumulate, _accumulate_serial = _with_and_without_team(_accumulate_loop)
+_score, _score_serial = _with_and_without_team(_score_loop)
 
 
 def n_chunks(n):
@@ -905,20 +884,16 @@ def _kernel_block(block):
     return block
 
 
-@numba.njit(parallel=True, **_ROW)
-def _halves_to_float32(halves, out):
+def _halves_to_float32_loop(halves, out):
     flat_in = halves.reshape(-1)
     flat_out = out.reshape(-1)
     for i in numba.prange(flat_in.shape[0]):
         flat_out[i] = np.float32(_value(flat_in[i]))
 
 
-@numba.njit(**_ROW)
-def _halves_to_float32_serial(halves, out):
-    flat_in = halves.reshape(-1)
-    flat_out = out.reshape(-1)
-    for i in range(flat_in.shape[0]):
-        flat_out[i] = np.float32(_value(flat_in[i]))
+_halves_to_float32, _halves_to_float32_serial = _with_and_without_team(
+    _halves_to_float32_loop
+)
 
 
 def _prepare(block, n_threads):
