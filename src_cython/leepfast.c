@@ -268,14 +268,10 @@ static inline double lf_max_d(double a, double b) { return a > b ? a : b; }
 #define LF_T double
 #define LF_S f64
 #include "leepfast_scalar.inc"
-#undef LF_T
-#undef LF_S
 
 #define LF_T float
 #define LF_S f32
 #include "leepfast_scalar.inc"
-#undef LF_T
-#undef LF_S
 
 /* Rows of at most LF_SMALL_Z values, portable: the scalar level's, and the SSE2
    level's float16 rows (which otherwise go through a float32 copy one row per call).
@@ -286,25 +282,16 @@ static inline double lf_max_d(double a, double b) { return a > b ? a : b; }
 #define LF_S f64
 #define LF_GET(row, z) ((row)[z])
 #include "leepfast_small.inc"
-#undef LF_T
-#undef LF_S
-#undef LF_GET
 
 #define LF_T float
 #define LF_S f32
 #define LF_GET(row, z) ((double)(row)[z])
 #include "leepfast_small.inc"
-#undef LF_T
-#undef LF_S
-#undef LF_GET
 
 #define LF_T uint16_t
 #define LF_S f16
 #define LF_GET(row, z) ((double)half_to_float((row)[z]))
 #include "leepfast_small.inc"
-#undef LF_T
-#undef LF_S
-#undef LF_GET
 
 #if LF_SSE2
 #include "leepfast_sse2.inc"
@@ -416,14 +403,10 @@ int leepfast_simd_effective(int cap) { return lf_level(cap); }
 #define LF_T double
 #define LF_S f64
 #include "leepfast_kernel.inc"
-#undef LF_T
-#undef LF_S
 
 #define LF_T float
 #define LF_S f32
 #include "leepfast_kernel.inc"
-#undef LF_T
-#undef LF_S
 
 /* float16 rows: with a fused row at the level (AVX2 + F16C, AVX-512) probabilities are
    converted in registers; otherwise (and for logits) the row is converted exactly to
@@ -459,9 +442,6 @@ static int lf_row_dot_f16(const lf_kernels *k, const uint16_t *row, int64_t n_so
 #define LF_T uint16_t
 #define LF_S f16
 #include "leepfast_kernel.inc"
-#undef LF_T
-#undef LF_S
-#undef LF_HALF
 
 int64_t leepfast_f16_partials(int64_t n_rows, int64_t n_source, int64_t n_target,
                               int is_logits, double tol, int simd)
