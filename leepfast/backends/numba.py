@@ -733,6 +733,15 @@ def _xlogx(h):
 
 
 @numba.njit(**_ROW)
+def _neumaier_add(total, carry, term):
+    """``total + term`` and the carry of the rounding error it lost (Neumaier)."""
+    new = total + term
+    if abs(total) >= abs(term):
+        return new, carry + ((total - new) + term)
+    return new, carry + ((term - new) + total)
+
+
+@numba.njit(**_ROW)
 def _finalize_slots(joint, hard, counts, conditional, marginal, column_counts):
     """The slots reduced in order into slot 0, C = S / M into ``conditional`` (0 where
     M = 0; M summed over y in order, as ``joint_sum.sum(axis=0)``), M and H_z into
@@ -757,13 +766,7 @@ def _finalize_slots(joint, hard, counts, conditional, marginal, column_counts):
             marginal[z] += s
             column_counts[z] += h
             n += h
-            term = _xlogx(h)
-            total = hlogh + term
-            if abs(hlogh) >= abs(term):
-                hlogh_c += (hlogh - total) + term
-            else:
-                hlogh_c += (term - total) + hlogh
-            hlogh = total
+            hlogh, hlogh_c = _neumaier_add(hlogh, hlogh_c, _xlogx(h))
     for y in range(n_target):
         for z in range(n_source):
             m = marginal[z]
@@ -771,13 +774,7 @@ def _finalize_slots(joint, hard, counts, conditional, marginal, column_counts):
     hz = 0.0
     hz_c = 0.0
     for z in range(n_source):
-        term = _xlogx(column_counts[z])
-        total = hz + term
-        if abs(hz) >= abs(term):
-            hz_c += (hz - total) + term
-        else:
-            hz_c += (term - total) + hz
-        hz = total
+        hz, hz_c = _neumaier_add(hz, hz_c, _xlogx(column_counts[z]))
     if n == 0:
         return math.nan
     return ((hlogh - hz) + (hlogh_c - hz_c)) / n
