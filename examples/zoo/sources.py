@@ -66,43 +66,43 @@ def _resize(images, size):
 # torch CNNs
 
 
+def _conv_block(cin, cout, batch_norm=False):
+    """Conv 3x3 (padding 1), BatchNorm when asked, ReLU, 2x2 max-pool: layers to splice
+    into a Sequential, so its indices (the checkpoint's keys) are the original's."""
+    from torch import nn
+
+    norm = [nn.BatchNorm2d(cout)] if batch_norm else []
+    return [nn.Conv2d(cin, cout, 3, padding=1), *norm, nn.ReLU(), nn.MaxPool2d(2)]
+
+
+def _head(n_in, hidden, dropout=None):
+    """Linear-ReLU-Linear to the 10 digits, each Linear after a Dropout when asked."""
+    from torch import nn
+
+    def drop():
+        return [nn.Dropout(dropout)] if dropout else []
+
+    return nn.Sequential(
+        *drop(), nn.Linear(n_in, hidden), nn.ReLU(), *drop(), nn.Linear(hidden, 10)
+    )
+
+
 def _ccexam_mnist():
     from torch import nn
 
     return nn.Module(), {
-        "features": nn.Sequential(
-            nn.Conv2d(1, 32, 3, padding=1),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3, padding=1),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-        ),
-        "classifier": nn.Sequential(nn.Linear(3136, 128), nn.ReLU(), nn.Linear(128, 10)),
+        "features": nn.Sequential(*_conv_block(1, 32), *_conv_block(32, 64)),
+        "classifier": _head(3136, 128),
     }
 
 
 def _ccexam_usps():
     from torch import nn
 
+    blocks = [*_conv_block(1, 32, batch_norm=True), *_conv_block(32, 64, batch_norm=True)]
     return nn.Module(), {
-        "features": nn.Sequential(
-            nn.Conv2d(1, 32, 3, padding=1),
-            nn.BatchNorm2d(32),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3, padding=1),
-            nn.BatchNorm2d(64),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-        ),
-        "classifier": nn.Sequential(
-            nn.Dropout(0.3),
-            nn.Linear(1024, 128),
-            nn.ReLU(),
-            nn.Dropout(0.3),
-            nn.Linear(128, 10),
-        ),
+        "features": nn.Sequential(*blocks),
+        "classifier": _head(1024, 128, dropout=0.3),
     }
 
 
@@ -114,40 +114,22 @@ def _ccexam_svhn():
             nn.Conv2d(cin, cout, 3, padding=1),
             nn.BatchNorm2d(cout),
             nn.ReLU(),
-            nn.Conv2d(cout, cout, 3, padding=1),
-            nn.BatchNorm2d(cout),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
+            *_conv_block(cout, cout, batch_norm=True),
         )
 
     return nn.Module(), {
         "features": nn.Sequential(stage(3, 32), stage(32, 64), stage(64, 128)),
-        "classifier": nn.Sequential(
-            nn.Dropout(0.3),
-            nn.Linear(2048, 256),
-            nn.ReLU(),
-            nn.Dropout(0.3),
-            nn.Linear(256, 10),
-        ),
+        "classifier": _head(2048, 256, dropout=0.3),
     }
 
 
 def _digit_recognizer():
     from torch import nn
 
+    blocks = [*_conv_block(1, 32), *_conv_block(32, 64), *_conv_block(64, 128)]
     return nn.Module(), {
-        "conv_layers": nn.Sequential(
-            nn.Conv2d(1, 32, 3, padding=1),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3, padding=1),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-            nn.Conv2d(64, 128, 3, padding=1),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-        ),
-        "fc_layers": nn.Sequential(nn.Linear(1152, 256), nn.ReLU(), nn.Linear(256, 10)),
+        "conv_layers": nn.Sequential(*blocks),
+        "fc_layers": _head(1152, 256),
     }
 
 
