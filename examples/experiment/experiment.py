@@ -57,24 +57,11 @@ SOURCE_TASKS = (
 TARGET_KS = tuple(range(2, 11))
 TARGETS_PER_K = 3
 TRAIN_PER_CLASS = 20
-SOURCE_MLP = dict(
-    activation="relu",
-    solver="adam",
-    alpha=1e-4,
-    learning_rate_init=2e-3,
-    batch_size=200,
-    max_iter=80,
-)
+MLP = dict(activation="relu", solver="adam", alpha=1e-4, learning_rate_init=2e-3)
+SOURCE_MLP = dict(MLP, batch_size=200, max_iter=80)
 # fine-tuning runs exactly max_iter full-batch epochs (no early stop: with warm_start,
 # scikit-learn's stopping counter would carry over from the set-up epoch)
-FINETUNE_MLP = dict(
-    activation="relu",
-    solver="adam",
-    alpha=1e-4,
-    learning_rate_init=2e-3,
-    max_iter=100,
-    n_iter_no_change=10**9,
-)
+FINETUNE_MLP = dict(MLP, max_iter=100, n_iter_no_change=10**9)
 HEAD_C = 1.0
 INK_THRESHOLD = 128  # binarisation of the resized 0-255 MNIST image
 SCORES = ("leep", "nce", "h_score", "reg_h_score", "logme", "neg_log_k")
