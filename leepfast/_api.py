@@ -27,7 +27,7 @@ from ._errors import (
     RowSumError,
     ShapeError,
 )
-from ._options import Options
+from ._options import Options, takes_arguments_of
 from ._state import Pass1State
 from ._tensors import as_host_array
 
@@ -635,7 +635,7 @@ _PARAMETERS = """
 """
 
 
-def leep(
+def _arguments(
     predictions: ArrayLike,
     labels: ArrayLike,
     *,
@@ -644,7 +644,12 @@ def leep(
     backend: str = "auto",
     n_threads: int | None = None,
     block_size: int | None = None,
-) -> float:
+) -> None:
+    """The arguments of :func:`leep`, :func:`nce` and :func:`score`, written once."""
+
+
+@takes_arguments_of(_arguments)
+def leep(**arguments) -> float:
     """Exact LEEP of a source model on a labelled target set (Nguyen et al. 2020).
     {params}
     Returns
@@ -654,19 +659,11 @@ def leep(
         No epsilon is added: source classes without mass and absent target classes
         give the exact finite value.
     """
-    return _run("leep", **locals())
+    return _run("leep", **arguments)
 
 
-def nce(
-    predictions: ArrayLike,
-    labels: ArrayLike,
-    *,
-    n_target: int | None = None,
-    logits: bool = False,
-    backend: str = "auto",
-    n_threads: int | None = None,
-    block_size: int | None = None,
-) -> float:
+@takes_arguments_of(_arguments)
+def nce(**arguments) -> float:
     """Negative Conditional Entropy (Tran et al. 2019) of argmax predictions vs labels.
     {params}
     Returns
@@ -675,19 +672,11 @@ def nce(
         NCE = -H(Y | Z) <= 0, with Z the argmax source class (ties: lowest index).
         Needs only pass 1.
     """
-    return _run("nce", **locals())
+    return _run("nce", **arguments)
 
 
-def score(
-    predictions: ArrayLike,
-    labels: ArrayLike,
-    *,
-    n_target: int | None = None,
-    logits: bool = False,
-    backend: str = "auto",
-    n_threads: int | None = None,
-    block_size: int | None = None,
-) -> Result:
+@takes_arguments_of(_arguments)
+def score(**arguments) -> Result:
     """LEEP, NCE and the empirical joint and conditional, from two passes over the data.
     {params}
     Returns
@@ -696,7 +685,7 @@ def score(
         With ``leep``, ``nce``, ``n_samples``, ``n_source``, ``n_target``, ``joint``,
         ``marginal``, ``conditional``, ``class_counts``, ``hard_counts``, ``backend``.
     """
-    return _run("result", **locals())
+    return _run("result", **arguments)
 
 
 for _f in (leep, nce, score):

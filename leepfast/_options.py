@@ -6,11 +6,49 @@ the in-memory API, and the drivers pass the one object down instead of forwardin
 ten arguments by hand.
 """
 
+import functools
+import inspect
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any, ParamSpec, TypeVar
 
 from . import backends
 from ._checks import check_flag, positive_int
 from ._config import resolve_threads
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def takes_arguments_of(
+    template: Callable[P, Any],
+) -> Callable[[Callable[..., R]], Callable[P, R]]:
+    """Decorate a function of keyword arguments only, ``fn(**arguments)``, so that it
+    takes ``template``'s parameters: a call is bound to them (a wrong call is the
+    TypeError Python gives, naming the function), the defaults filled in, and ``fn``
+    gets every argument by name. ``help()``, ``inspect.signature`` and type checkers
+    see ``template``'s parameters and ``fn``'s return annotation. One template serves
+    the public functions that take the same arguments, so that each is written once.
+    """
+    signature = inspect.signature(template)
+
+    def decorate(fn: Callable[..., R]) -> Callable[P, R]:
+        returns = inspect.signature(fn).return_annotation
+        public = signature.replace(return_annotation=returns)
+
+        @functools.wraps(fn)
+        def bound(*args: P.args, **kwargs: P.kwargs) -> R:
+            try:
+                call = public.bind(*args, **kwargs)
+            except TypeError as err:
+                raise TypeError(f"{fn.__name__}() {err}") from None
+            call.apply_defaults()
+            return fn(**call.arguments)
+
+        bound.__signature__ = public
+        return bound
+
+    return decorate
 
 
 @dataclass(frozen=True)

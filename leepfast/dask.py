@@ -47,6 +47,7 @@ from ._api import Accumulator, check_labels, check_n_target, check_predictions
 from ._checks import check_flag
 from ._config import resolve_threads
 from ._errors import FileFormatError
+from ._options import takes_arguments_of
 from .readers import mapped, npy
 
 __all__ = ["from_npy_shards", "leep", "nce", "score"]
@@ -302,7 +303,7 @@ _PARAMETERS = """
 """
 
 
-def leep(
+def _arguments(
     predictions,
     labels,
     *,
@@ -314,6 +315,11 @@ def leep(
     split_every=SPLIT_EVERY,
     compute=True,
 ):
+    """The arguments of :func:`leep`, :func:`nce` and :func:`score`, written once."""
+
+
+@takes_arguments_of(_arguments)
+def leep(**arguments):
     """Exact LEEP of dask-array predictions, computed where the chunks are.
     {params}
     Returns
@@ -321,21 +327,11 @@ def leep(
     float
         Equal to ``leepfast.leep`` on the same rows (to rounding of the float64 sums).
     """
-    return _run("leep", **locals())
+    return _run("leep", **arguments)
 
 
-def nce(
-    predictions,
-    labels,
-    *,
-    n_target=None,
-    logits=False,
-    backend="auto",
-    n_threads=1,
-    block_size=None,
-    split_every=SPLIT_EVERY,
-    compute=True,
-):
+@takes_arguments_of(_arguments)
+def nce(**arguments):
     """Negative Conditional Entropy of dask-array predictions (pass 1 only).
     {params}
     Returns
@@ -343,21 +339,11 @@ def nce(
     float
         Equal to ``leepfast.nce`` on the same rows.
     """
-    return _run("nce", **locals())
+    return _run("nce", **arguments)
 
 
-def score(
-    predictions,
-    labels,
-    *,
-    n_target=None,
-    logits=False,
-    backend="auto",
-    n_threads=1,
-    block_size=None,
-    split_every=SPLIT_EVERY,
-    compute=True,
-):
+@takes_arguments_of(_arguments)
+def score(**arguments):
     """LEEP, NCE, the joint and the conditional of dask-array predictions.
     {params}
     Returns
@@ -366,7 +352,7 @@ def score(
         As ``leepfast.score`` returns on the same rows; ``backend`` names the backend of
         the task that finalized pass 1.
     """
-    return _run("score", **locals())
+    return _run("score", **arguments)
 
 
 for _f in (leep, nce, score):
