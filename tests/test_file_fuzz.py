@@ -153,35 +153,12 @@ def _check_against_numpy(path, preds):
     np.testing.assert_allclose([got.leep, got.nce], [want.leep, want.nce], rtol=1e-12)
 
 
-def _opened(path, data, opener, role):
-    """``data`` written to ``path`` and opened, or None when the opener refused it with
-    one of its errors (whose message must start with the argument it names)."""
-    path.write_bytes(data)
-    try:
-        return opener(path)
-    except (ValueError, TypeError) as err:
-        assert str(err).startswith(role), str(err)
-        return None
-
-
-@SETTINGS
-@given(data=npy_files())
-def test_fuzz_npy_predictions(scratch, data):
-    path = scratch / "fuzz.npy"
-    preds = _opened(path, data, open_predictions, "predictions")
-    if preds is None:
-        return
+def _predictions_agree(path, preds):
     with preds:
         _check_against_numpy(path, preds)
 
 
-@SETTINGS
-@given(data=npy_files())
-def test_fuzz_npy_labels(scratch, data):
-    path = scratch / "labels.npy"
-    labels = _opened(path, data, open_labels, "labels")
-    if labels is None:
-        return
+def _labels_agree(path, labels):
     expected = np.load(path, allow_pickle=False)
     assert expected.ndim == 1 and expected.dtype.kind in "iu"
     assert (labels.n_samples, labels.low, labels.high) == (
@@ -189,6 +166,29 @@ def test_fuzz_npy_labels(scratch, data):
         int(expected.min()),
         int(expected.max()),
     )
+
+
+@SETTINGS
+@pytest.mark.parametrize(
+    ("opener", "role", "agrees"),
+    [
+        (open_predictions, "predictions", _predictions_agree),
+        (open_labels, "labels", _labels_agree),
+    ],
+    ids=["predictions", "labels"],
+)
+@given(data=npy_files())
+def test_fuzz_npy(scratch, data, opener, role, agrees):
+    # a file is refused with one of the opener's errors, whose message starts with the
+    # argument it names, or opened, and then it reads as NumPy reads it
+    path = scratch / f"{role}.npy"
+    path.write_bytes(data)
+    try:
+        opened = opener(path)
+    except (ValueError, TypeError) as err:
+        assert str(err).startswith(role), str(err)
+        return
+    agrees(path, opened)
 
 
 def _is_container(path):
