@@ -760,19 +760,7 @@ def null_statuses():
     cdef int64_t *w = NULL
     cdef int st[21]
     with nogil:
-        st[0] = lf.leepfast_leep_f16(h, y, 1, 1, 1, out)
-        st[1] = lf.leepfast_leep_f32(f, y, 1, 1, 1, out)
-        st[2] = lf.leepfast_leep_f64(d, y, 1, 1, 1, out)
-        st[3] = lf.leepfast_nce_f16(h, y, 1, 1, 1, out)
-        st[4] = lf.leepfast_nce_f32(f, y, 1, 1, 1, out)
-        st[5] = lf.leepfast_nce_f64(d, y, 1, 1, 1, out)
-        st[6] = lf.leepfast_leep_logits_f16(h, y, 1, 1, 1, out)
-        st[7] = lf.leepfast_leep_logits_f32(f, y, 1, 1, 1, out)
-        st[8] = lf.leepfast_leep_logits_f64(d, y, 1, 1, 1, out)
-        st[9] = lf.leepfast_nce_logits_f16(h, y, 1, 1, 1, out)
-        st[10] = lf.leepfast_nce_logits_f32(f, y, 1, 1, 1, out)
-        st[11] = lf.leepfast_nce_logits_f64(d, y, 1, 1, 1, out)
-        st[12] = lf.leepfast_accumulate_f16(h, y, 1, 1, 1, 0,
+{whole_array_calls}        st[12] = lf.leepfast_accumulate_f16(h, y, 1, 1, 1, 0,
                 lf.LEEPFAST_TOL_F16, out, w, w, out, w)
         st[13] = lf.leepfast_accumulate_f32(f, y, 1, 1, 1, 0,
                 lf.LEEPFAST_TOL_F32, out, w, w, out, w)
@@ -797,6 +785,19 @@ def {name}(const {element}[:, ::1] p, const int64_t[::1] y, int64_t n_target):
         status = leepfast_{name}(&p[0, 0], &y[0], p.shape[0], p.shape[1], n_target, &out)
     return status, out, leepfast_strerror(status).decode()
 """
+# the twelve whole-array functions, each called with NULL pointers by null_statuses
+WHOLE_ARRAY_CALLS = [
+    (kind, t, pointer)
+    for kind in ("leep", "nce", "leep_logits", "nce_logits")
+    for t, pointer in (("f16", "h"), ("f32", "f"), ("f64", "d"))
+]
+CYTHON_MODULE = CYTHON_MODULE.replace(
+    "{whole_array_calls}",
+    "".join(
+        f"        st[{i}] = lf.leepfast_{kind}_{t}({pointer}, y, 1, 1, 1, out)\n"
+        for i, (kind, t, pointer) in enumerate(WHOLE_ARRAY_CALLS)
+    ),
+)
 CYTHON_MODULE += "".join(
     CYTHON_CALL.format(name=name, element=element)
     for name, element in [

@@ -242,21 +242,23 @@ def _negative(theta, y):
     return theta, y, {}, message
 
 
+def _row_sum(total, tolerance, dtype):
+    """The pattern of the row-sum message (``total`` and ``tolerance`` as patterns)."""
+    return (
+        rf"predictions: row {BAD_ROW} sums to {total}; expected probabilities that sum "
+        rf"to 1 within {tolerance} \(the {dtype} tolerance\)"
+    )
+
+
 def _sum_too_large(theta, y):
     theta[BAD_ROW] = [0.5, 0.25, 0.25, 0.125]
-    message = (
-        rf"predictions: row {BAD_ROW} sums to 1\.125; expected probabilities that sum "
-        rf"to 1 within 1e-06 \(the float64 tolerance\){HINT}$"
-    )
+    message = _row_sum(r"1\.125", r"1e-06", "float64") + rf"{HINT}$"
     return theta, y, {}, message
 
 
 def _sum_too_small(theta, y):
     theta[BAD_ROW] *= 1 - 3e-6
-    message = (
-        rf"predictions: row {BAD_ROW} sums to 0\.999997\d*; expected probabilities "
-        r"that sum to 1 within 1e-06 \(the float64 tolerance\)"
-    )
+    message = _row_sum(r"0\.999997\d*", r"1e-06", "float64")
     return theta, y, {}, message
 
 
@@ -269,20 +271,14 @@ def _sum_overflows(theta, y):
 def _float32_sum(theta, y):
     theta = theta.astype(np.float32)
     theta[BAD_ROW] *= np.float32(1.001)
-    message = (
-        rf"predictions: row {BAD_ROW} sums to 1\.00\d*; expected probabilities that "
-        r"sum to 1 within 0\.0001 \(the float32 tolerance\)"
-    )
+    message = _row_sum(r"1\.00\d*", r"0\.0001", "float32")
     return theta, y, {}, message
 
 
 def _float16_sum(theta, y):
     theta = theta.astype(np.float16)
     theta[BAD_ROW] = [0.5, 0.25, 0.25, 0.0625]
-    message = (
-        rf"predictions: row {BAD_ROW} sums to 1\.0625; expected probabilities that "
-        r"sum to 1 within 0\.01 \(the float16 tolerance\)"
-    )
+    message = _row_sum(r"1\.0625", r"0\.01", "float16")
     return theta, y, {}, message
 
 
