@@ -336,46 +336,39 @@ typedef struct {
                            int, double, const double *, double *, int64_t *);
 } lf_kernels;
 
-/* The row of a level this build has not compiled in (never picked: see lf_level). */
-#define LF_LEVEL_ABSENT {0}
+/* The row of a level that has every row function, each named <kernel>_<L>_<type>;
+   to_float converts float16 rows (for logits). */
+#define LF_LEVEL_ROW(L, to_float)                                                          \
+    {acc_row_##L##_f32,     acc_row_##L##_f64,     acc_row_##L##_f16,                      \
+     dot_row_##L##_f32,     dot_row_##L##_f64,     dot_row_##L##_f16,                      \
+     to_float,              softmax_acc_##L##_f32, softmax_acc_##L##_f64,                  \
+     softmax_dot_##L##_f32, softmax_dot_##L##_f64, acc_small_##L##_f32,                    \
+     acc_small_##L##_f64,   acc_small_##L##_f16,   score_small_##L##_f32,                  \
+     score_small_##L##_f64, score_small_##L##_f16}
 
+/* The table, lowest level first. The levels nest (AVX-512 needs AVX2, which needs
+   SSE2); those this build has not compiled in are left zero, never picked (lf_level).
+   The scalar level has no fused float16 rows, SSE2 no small rows but float16's. */
 static const lf_kernels lf_levels[4] = {
-    /* LEEPFAST_SIMD_SCALAR */
     {acc_row_scalar_f32, acc_row_scalar_f64, NULL, dot_row_scalar_f32, dot_row_scalar_f64,
      NULL, half_row_to_float, softmax_acc_scalar_f32, softmax_acc_scalar_f64,
      softmax_dot_scalar_f32, softmax_dot_scalar_f64, acc_small_scalar_f32,
      acc_small_scalar_f64, acc_small_scalar_f16, score_small_scalar_f32,
      score_small_scalar_f64, score_small_scalar_f16},
 #if LF_SSE2
-    /* LEEPFAST_SIMD_SSE2 */
     {acc_row_sse2_f32, acc_row_sse2_f64, NULL, dot_row_sse2_f32, dot_row_sse2_f64, NULL,
      half_row_to_float, softmax_acc_sse2_f32, softmax_acc_sse2_f64, softmax_dot_sse2_f32,
      softmax_dot_sse2_f64, NULL, NULL, acc_small_scalar_f16, NULL, NULL,
      score_small_scalar_f16},
-#else
-    LF_LEVEL_ABSENT,
-#endif
-#if LF_AVX2
-    /* LEEPFAST_SIMD_AVX2 */
-    {acc_row_avx2_f32, acc_row_avx2_f64, acc_row_avx2_f16, dot_row_avx2_f32,
-     dot_row_avx2_f64, dot_row_avx2_f16, half_row_to_float_f16c, softmax_acc_avx2_f32,
-     softmax_acc_avx2_f64, softmax_dot_avx2_f32, softmax_dot_avx2_f64, acc_small_avx2_f32,
-     acc_small_avx2_f64, acc_small_avx2_f16, score_small_avx2_f32, score_small_avx2_f64,
-     score_small_avx2_f16},
-#else
-    LF_LEVEL_ABSENT,
 #endif
 #if LF_AVX512
-    /* LEEPFAST_SIMD_AVX512 */
-    {acc_row_avx512_f32, acc_row_avx512_f64, acc_row_avx512_f16, dot_row_avx512_f32,
-     dot_row_avx512_f64, dot_row_avx512_f16, half_row_to_float_f16c, softmax_acc_avx512_f32,
-     softmax_acc_avx512_f64, softmax_dot_avx512_f32, softmax_dot_avx512_f64,
-     acc_small_avx512_f32, acc_small_avx512_f64, acc_small_avx512_f16,
-     score_small_avx512_f32, score_small_avx512_f64, score_small_avx512_f16},
-#else
-    LF_LEVEL_ABSENT,
+    LF_LEVEL_ROW(avx2, half_row_to_float_f16c),
+    LF_LEVEL_ROW(avx512, half_row_to_float_f16c),
+#elif LF_AVX2
+    LF_LEVEL_ROW(avx2, half_row_to_float_f16c),
 #endif
 };
+#undef LF_LEVEL_ROW
 
 int leepfast_simd_level(void)
 {
