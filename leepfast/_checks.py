@@ -5,18 +5,19 @@ import numpy as np
 from ._errors import InputError
 
 
-def positive_int(value, name, *, allow_none=True):
-    """``value`` as an int >= 1 (None passes through when ``allow_none``).
+def positive_int(value, name, *, allow_none=True, minimum=1):
+    """``value`` as an int >= ``minimum`` (None passes through when ``allow_none``).
 
     A bool is not an integer here (``True`` would silently mean 1); a NumPy integer is.
     """
     if value is None and allow_none:
         return None
+    expected = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        expected = "None or a positive integer" if allow_none else "a positive integer"
-        raise TypeError(f"{name}: expected {expected}, got {type(value).__name__}")
-    if value < 1:
-        raise InputError(f"{name}: expected a positive integer, got {value}", name)
+        either = f"None or {expected}" if allow_none else expected
+        raise TypeError(f"{name}: expected {either}, got {type(value).__name__}")
+    if value < minimum:
+        raise InputError(f"{name}: expected {expected}, got {value}", name)
     return int(value)
 
 

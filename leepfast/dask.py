@@ -44,7 +44,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 from . import _api, _driver
 from . import backends as _backends
 from ._api import Accumulator, check_labels, check_n_target, check_predictions
-from ._checks import check_flag
+from ._checks import check_flag, positive_int
 from ._config import resolve_threads
 from ._errors import FileFormatError
 from ._options import takes_arguments_of
@@ -73,13 +73,7 @@ def _stand_in(arr, name):
 
 
 def _check_split_every(split_every):
-    if isinstance(split_every, bool) or not isinstance(split_every, (int, np.integer)):
-        raise TypeError(
-            f"split_every: expected an integer >= 2, got {type(split_every).__name__}"
-        )
-    if split_every < 2:
-        raise ValueError(f"split_every: expected an integer >= 2, got {split_every}")
-    return int(split_every)
+    return positive_int(split_every, "split_every", allow_none=False, minimum=2)
 
 
 def _prepare(predictions, labels):

@@ -5,6 +5,7 @@ import os
 
 import numpy as np
 
+from .._checks import positive_int
 from .._errors import FileFormatError
 
 NPY_MAGIC = b"\x93NUMPY"
@@ -98,13 +99,7 @@ def check_n_source(n_source, path=None, role="predictions"):
             f"{width}: {words(role)['raw files']} need {width}, the "
             "number of values per row" + _not_npy(path)
         )
-    if isinstance(n_source, bool) or not isinstance(n_source, (int, np.integer)):
-        raise TypeError(
-            f"{width}: expected a positive integer, got {type(n_source).__name__}"
-        )
-    if n_source < 1:
-        raise ValueError(f"{width}: expected a positive integer, got {n_source}")
-    return int(n_source)
+    return positive_int(n_source, width, allow_none=False)
 
 
 def agree(f, dtype, n_source, role):
