@@ -10,7 +10,7 @@ import pytest
 
 import leepfast
 from leepfast import FileFormatError, _reference, cli, open_predictions, score_files
-from leepfast.readers import registry
+from leepfast.readers import hdf5, mapped, registry
 
 
 @pytest.fixture
@@ -355,6 +355,27 @@ def test_hdf5_round_trips(tmp_path, data, h5py, dtype, storage):
     same(score_files(preds, y, block_size=97), leepfast.score(arr, y))
     same(score_files(path, y), leepfast.score(arr, y))
     assert path.read_bytes() == before
+
+
+def test_hdf5_contiguous_dataset_is_memory_mapped(tmp_path, data, h5py):
+    # HDF5's default layout is one run of raw values: mapped at its offset, so a
+    # compiled backend streams views of it, as of a .npy (no copy, the same speed)
+    theta, y = data
+    path = tmp_path / "p.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("contiguous", data=theta)
+        f.create_dataset("chunked", data=theta, chunks=(64, theta.shape[1]))
+        f.create_dataset("unwritten", shape=theta.shape, dtype="f8")  # no storage yet
+        offset = f["contiguous"].id.get_offset()
+    rows = open_predictions(path, key="contiguous").files[0]
+    assert isinstance(rows, mapped.PredictionFile) and rows.offset == offset
+    assert (rows.format, rows.key) == ("hdf5", "contiguous")
+    (_, first), *_ = rows.blocks(large_views=True)
+    assert np.shares_memory(first, rows.array) and np.array_equal(first, theta)
+    same(score_files(path, y, key="contiguous"), leepfast.score(theta, y))
+    for key in ("chunked", "unwritten"):
+        assert isinstance(open_predictions(path, key=key).files[0], hdf5.Dataset), key
+    same(score_files(path, y, key="chunked"), leepfast.score(theta, y))
 
 
 def test_hdf5_blocks_are_whole_chunks(tmp_path, rng, h5py):

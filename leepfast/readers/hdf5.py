@@ -1,5 +1,7 @@
 """The HDF5 reader (needs ``h5py``: ``pip install "leepfast[formats]"``): one 2-D float
-dataset, read block by block through h5py, blocks aligned to the dataset's chunks.
+dataset. A contiguous dataset (HDF5's default layout: one run of raw values) is
+memory-mapped at its offset and streamed as a .npy is, at the same speed; a chunked or
+compressed one is read block by block through h5py, blocks aligned to its chunks.
 
 ``key`` is the dataset's path in the file (``"preds"``, ``"model/logits"``); a file with
 one dataset needs none. Each pass opens the file and reads its blocks with
@@ -15,7 +17,7 @@ import numpy as np
 from .. import _driver
 from . import containers
 from ._common import agree, check_array, choose, fail, file_size
-from .mapped import RowFile
+from .mapped import PredictionFile, RowFile
 
 NAME = "hdf5"
 
@@ -44,6 +46,18 @@ def _datasets(h5py, f):
     return found
 
 
+def _contiguous_offset(ds, size):
+    """The byte offset of a dataset stored as one run of raw values in the file (not
+    chunked, hence unfiltered; not external or virtual; allocated, and inside the
+    file), which can be memory-mapped as a .npy is; None otherwise."""
+    if ds.chunks is not None or ds.is_virtual or ds.external:
+        return None
+    offset = ds.id.get_offset()
+    if offset is None or offset + ds.size * ds.dtype.itemsize > size:
+        return None
+    return offset
+
+
 def open_rows(path, *, dtype=None, n_source=None, role="predictions", key=None):
     """The dataset ``key`` of an HDF5 file (the only one when ``key`` is None)."""
     h5py = _h5py()
@@ -61,7 +75,11 @@ def open_rows(path, *, dtype=None, n_source=None, role="predictions", key=None):
         ds = f[key]
         where = f"{name}[{key}]"
         check_array(role, where, ds.dtype, ds.shape)
-        rows = Dataset(path, ds.name, ds.dtype, ds.shape, ds.chunks, role)
+        offset = _contiguous_offset(ds, os.stat(name).st_size)
+        if offset is None:
+            rows = Dataset(path, ds.name, ds.dtype, ds.shape, ds.chunks, role)
+        else:  # mapped like a .npy: views with a compiled backend, no copy
+            rows = PredictionFile(path, NAME, ds.dtype, ds.shape, offset, role=role)
     rows.key = key
     agree(rows, dtype, n_source, role)
     return rows
