@@ -25,7 +25,10 @@ T_c are summed class by class through the sorted labels; s3 and s4 are O(D) per 
                                  Ledoit-Wolf shrinkage covariance (ddof=0) with its a
     LogME (You et al., JMLR 2022) mean over classes of the maximised evidence of a Bayesian
                                  linear model, fixed-point iteration of alpha and beta per
-                                 class after one eigendecomposition of F^T F
+                                 class after one eigendecomposition of F^T F; or over the
+                                 columns of a target matrix Y (n, k) (regression,
+                                 multi-label), from Y^T F and sum y^2 per column instead
+                                 of T_c and n_c
 """
 
 import math
@@ -277,10 +280,18 @@ class FeatureAccumulator:
     Parameters
     ----------
     n_target : int, optional
-        Y. By default it grows to max(label) + 1 over the batches.
+        Y. By default it grows to max(label) + 1 over the batches. None for a target
+        matrix.
 
     Notes
     -----
+    Instead of class labels, :meth:`update` takes a target matrix (n_batch, k) of
+    regression targets or multi-label indicators (every batch then gives one of k
+    columns): the state keeps Y^T F and each column's sum of y^2 in place of the class
+    sums and counts (O(k D)), for :meth:`logme`; :meth:`h_score`,
+    :meth:`regularized_h_score` and the class statistics refuse it
+    (:class:`~leepfast.ShapeError` naming ``labels``).
+
     The state is O(D^2 + k D) float64 numbers for the k classes present (F^T F about a
     shift, per-class sums, counts, and the third and fourth moment sums that the
     Ledoit-Wolf shrinkage needs), whatever n and Y are: an absent class costs nothing.
@@ -908,7 +919,7 @@ def _open_targets(labels, n_samples):
     checked whole, with ``n_samples`` rows."""
     if isinstance(labels, readers.Labels):
         return None
-    if isinstance(labels, (str, os.PathLike)):
+    if isinstance(labels, (str, bytes, os.PathLike)):
         path = os.fsdecode(os.fspath(labels))
         if table_column(path) is not None or not npy.claims(path):
             return None
@@ -948,11 +959,23 @@ def feature_statistics(
     """One streaming pass over features and labels (or a target matrix): a
     :class:`FeatureAccumulator`.
     {params}"""
+    return _feature_statistics(
+        features, labels, n_target, dtype, n_features, block_size, key, None
+    )
+
+
+def _feature_statistics(
+    features, labels, n_target, dtype, n_features, block_size, key, score
+):
+    """feature_statistics; ``score`` (when not None or "logme") refuses a target matrix
+    before the pass, naming that score."""
     features, n = _open_features(features, dtype, n_features, key)
     in_files = isinstance(features, readers.Predictions)
     targets = _open_targets(labels, n)
     try:
         if targets is not None:
+            if score not in (None, "logme"):
+                raise _classes_only(score, (targets.n_samples, targets.k))
             _refuse_n_target(n_target, targets.k)
             opened = targets
         elif in_files or isinstance(labels, (str, os.PathLike, readers.Labels)):
@@ -988,15 +1011,10 @@ def feature_statistics(
 
 
 def _statistics(features, labels, score, **options):
-    """feature_statistics for the public scores (their keywords), bytes paths decoded
-    (os.fsdecode); ``score`` names the one computed, which refuses a target matrix
-    before the pass unless it is logme."""
-    features, labels = _fspath(features), _fspath(labels)
-    if score != "logme" and not isinstance(labels, (str, os.PathLike, readers.Labels)):
-        arr, _ = as_host_array(labels, "labels")
-        if arr.ndim == 2:
-            raise _classes_only(score, arr.shape)
-    return getattr(feature_statistics(features, labels, **options), score)()
+    """The public ``score`` (their keywords) of one pass, bytes paths decoded
+    (os.fsdecode)."""
+    acc = _feature_statistics(_fspath(features), _fspath(labels), score=score, **options)
+    return getattr(acc, score)()
 
 
 _PARAMETERS = """
@@ -1013,7 +1031,8 @@ _PARAMETERS = """
         order. Dumps larger than RAM work.
     labels : array of shape (n_samples,), any integer dtype, or a file
         Target labels in [0, n_target): an array, a 1-D integer ``.npy``, or text with
-        one integer per line.
+        one integer per line. :func:`logme` also takes a target matrix of shape
+        (n_samples, k) here (regression targets, multi-label indicators; see there).
     n_target : int, optional
         Number of target classes Y; default max(labels) + 1.
     dtype : {"float16", "float32", "float64"}, optional
@@ -1093,7 +1112,8 @@ def logme(
 ):
     """LogME (You et al., JMLR 2022): the mean over classes of the maximised
     log-evidence per sample of a Bayesian linear model from the features to each
-    one-hot target column.
+    one-hot target column, or to each column of a target matrix (regression,
+    multi-label).
     {params}
     Returns
     -------
@@ -1124,6 +1144,26 @@ def logme(
     while one absent above it does not; on labels where every class is present the two
     agree. Each class present costs O(r) per fixed-point step (r the rank of F), all
     classes at once, so a stray large label costs O(Y) at most.
+
+    Target matrix (regression, multi-label): ``labels`` of shape (n_samples, k), the
+    authors' ``LogME(regression=True).fit(f, y)``. A 2-D array or tensor (or a path to
+    a 2-D ``.npy`` file) is a target matrix; a 1-D one stays class labels (one
+    regression target is a matrix of one column, ``y[:, None]``; 1-D floats are
+    refused). The score is the mean over the k columns of the same maximised evidence
+    with y = that column, from F^T F, Y^T F and each column's sum of y^2 (for one-hot
+    columns the class counts, so the one-hot matrix of labels where every class is
+    present gives the class-label value). Every column enters the mean, an all-zero
+    one too (a multi-label class that never occurs; the authors include it): the
+    matrix states its columns, unlike labels, whose absent classes are only implied by
+    the largest label; drop such columns first if they should not count. Values may
+    be float16, float32 or float64, or integers or booleans (0/1 indicators), all
+    taken as float64 (integers above 2^53 rounded); NaN and infinity are refused
+    naming the row and the column. ``n_target`` is refused (the columns are the
+    targets). Streamed like class labels: in memory, or a 2-D float ``.npy`` file
+    (mapped, read block by block), with features in memory or in files; the matrix is
+    never modified. For n > D with full column rank, LogME(c f, y) = LogME(f, y) and
+    LogME(f, c y) = LogME(f, y) - log|c| for c != 0, up to the fixed-point iteration's
+    stopping tolerance; for D >= n the min(n, D) convention above breaks both.
     """
     return _statistics(score="logme", **locals())
 
