@@ -426,11 +426,16 @@ class FeatureAccumulator:
         else:
             self._reserve_classes(high + 1, D, where, "labels")
         self.n_features = D
-        rows = max(256, _GEMM_BLOCK_BYTES // (8 * D))
+        return self._in_blocks(self._add_block, features, lab, D, first_row, where)
+
+    def _in_blocks(self, add, features, labels, width, first_row, where):
+        """``add(f, labels, first_row, where)`` for each GEMM-sized block of rows (of
+        at most ``width`` float64 values a row in the block's copies)."""
+        rows = max(256, _GEMM_BLOCK_BYTES // (8 * width))
         for start in range(0, features.shape[0], rows):
-            self._add_block(
+            add(
                 features[start : start + rows],
-                lab[start : start + rows],
+                labels[start : start + rows],
                 first_row + start,
                 where,
             )
@@ -458,15 +463,9 @@ class FeatureAccumulator:
         self.n_features = D
         if self._targets is None:
             self._targets = (np.zeros((k, D)), np.zeros(k), np.zeros(k))
-        rows = max(256, _GEMM_BLOCK_BYTES // (8 * max(D, k)))
-        for start in range(0, features.shape[0], rows):
-            self._add_target_block(
-                features[start : start + rows],
-                y[start : start + rows],
-                first_row + start,
-                where,
-            )
-        return self
+        return self._in_blocks(
+            self._add_target_block, features, y, max(D, k), first_row, where
+        )
 
     def feed(self, source):
         """Add every block of a row source (see :mod:`leepfast._driver`)."""
