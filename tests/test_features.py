@@ -368,11 +368,9 @@ def test_logme_targets_evidence_is_the_gaussian_marginal_likelihood():
     # the closed form with y = a real-valued column and sum y^2 in place of the count
     f, Y = make_targets(25, 4, 1, seed=25)
     y = Y[:, 0]
-    n, D = f.shape
-    u, s, _ = np.linalg.svd(f, full_matrices=False)
-    x2 = (u.T @ y) ** 2
+    n, D, s, x2, res_x2 = _svd_terms(f, y)
     for alpha, beta in [(1.0, 1.0), (0.4, 3.0)]:
-        ev = _features._logme_evidence(alpha, beta, s**2, x2, y @ y - x2.sum(), n, D, D)
+        ev = _features._logme_evidence(alpha, beta, s**2, x2, res_x2, n, D, D)
         cov = np.eye(n) / beta + f @ f.T / alpha
         assert ev == pytest.approx(
             multivariate_normal(np.zeros(n), cov).logpdf(y) / n, rel=1e-10
@@ -401,21 +399,33 @@ def test_logme_targets_streaming_batches_and_merge(block_size):
     np.testing.assert_allclose(acc.gram(), f.T @ f, rtol=1e-12)
 
 
-def test_logme_targets_dtypes_tensors_and_inputs_untouched():
-    torch = pytest.importorskip("torch")
+def test_logme_targets_from_tensors(torch):
     f, Y = make_targets(150, 6, 3, seed=27)
-    f16 = f.astype(np.float16)
-    exact = leepfast.logme(f16.astype(np.float64), Y.astype(np.float32).astype(float))
-    assert leepfast.logme(f16, Y.astype(np.float32)) == pytest.approx(exact, rel=1e-12)
     ref = leepfast.logme(f, Y)
     assert leepfast.logme(torch.from_numpy(f), torch.from_numpy(Y)) == pytest.approx(
         ref, rel=1e-12
     )
-    assert leepfast.logme(f.tolist(), Y.tolist()) == pytest.approx(ref, rel=1e-12)
     ind = (Y > 0).astype(np.int8)
     assert leepfast.logme(f, torch.from_numpy(ind)) == pytest.approx(
         leepfast.logme(f, ind.astype(float)), rel=1e-12
     )
+    # bfloat16 targets are widened to float32, exactly
+    bf = torch.from_numpy(Y).to(torch.bfloat16)
+    assert leepfast.logme(f, bf) == pytest.approx(
+        leepfast.logme(f, bf.float().numpy()), rel=1e-12
+    )
+
+
+def test_logme_targets_dtypes_and_inputs_untouched():
+    f, Y = make_targets(150, 6, 3, seed=27)
+    f16 = f.astype(np.float16)
+    exact = leepfast.logme(f16.astype(np.float64), Y.astype(np.float32).astype(float))
+    assert leepfast.logme(f16, Y.astype(np.float32)) == pytest.approx(exact, rel=1e-12)
+    assert leepfast.logme(f16, Y.astype(np.float16)) == pytest.approx(
+        leepfast.logme(f16, Y.astype(np.float16).astype(float)), rel=1e-12
+    )
+    ref = leepfast.logme(f, Y)
+    assert leepfast.logme(f.tolist(), Y.tolist()) == pytest.approx(ref, rel=1e-12)
     # Fortran order, strided, byte-swapped targets
     for variant in (np.asfortranarray(Y), np.repeat(Y, 2, axis=1)[:, ::2], Y.astype(">f8")):
         assert leepfast.logme(f, variant, block_size=33) == pytest.approx(ref, rel=1e-10)
