@@ -570,7 +570,8 @@ class FeatureAccumulator:
                 f"merge: expected {self.n_features} features, got {other.n_features}",
                 "features",
             )
-        if (self._targets is None) != (other._targets is None) and self.n_samples:
+        mine = self.n_samples or self._targets is not None  # this one's kind is set
+        if mine and (self._targets is None) != (other._targets is None):
             kinds = ("class labels", "a target matrix")
             raise ShapeError(
                 f"merge: expected the other accumulator to hold "

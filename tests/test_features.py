@@ -552,6 +552,11 @@ def test_logme_target_kinds_cannot_mix_across_batches_and_merges():
     )
     with pytest.raises(ShapeError, match=r"to hold class labels, as this one, got a t"):
         FeatureAccumulator().update(f, y).merge(FeatureAccumulator().update(f, Y))
+    # an empty batch of a target matrix sets the kind too
+    with pytest.raises(ShapeError, match=r"to hold a target matrix, as this one, got c"):
+        FeatureAccumulator().update(f[:0], Y[:0]).merge(FeatureAccumulator().update(f, y))
+    with pytest.raises(ShapeError, match=r"with k=2, as in earlier batches, got class"):
+        FeatureAccumulator().update(f[:0], Y[:0]).update(f, y)
     with pytest.raises(ShapeError, match=r"to have k=2 columns, as this one's, got k=1$"):
         FeatureAccumulator().update(f, Y).merge(FeatureAccumulator().update(f, Y[:, :1]))
 
