@@ -6,7 +6,8 @@ optionally ``NAME=DIR@COMMIT`` to name the commit in the table (else ``git rev-p
 in DIR, else "?"). The public functions are imported from those files with importlib
 and run unchanged; NAME is one of
 
-    LogME   thuml/LogME                      LogME.py (LogME), LEEP.py, NCE.py
+    LogME   thuml/LogME                      LogME.py (LogME, regression=False and
+                                             True), LEEP.py, NCE.py
     tllib   thuml/Transfer-Learning-Library  tllib/ranking/transrate.py, hscore.py
     SFDA    TencentARC/SFDA                  metrics.py (NLEEP)
     msnlp   Ba1Jun/model-selection-nlp       project/src/methods/gbc.py (GBC, a NumPy
@@ -17,7 +18,8 @@ and run unchanged; NAME is one of
         --public msnlp=/tmp/pub/msnlp
 
 It prints a Markdown table: per score, the largest relative difference over all the
-seeded cases (several n, D, Y, some with absent classes), and the median time of
+seeded cases (several n, D, Y, some with absent classes; for LogME of a target matrix
+several n, D, k, regression targets and their 0/1 indicators), and the median time of
 leepfast and of the public function on the timing case, measured round-robin.
 
 Where the public code's convention differs the harness says so in the case notes:
@@ -150,6 +152,28 @@ def features_case(seed, n, d, y, absent=()):
     return f, labels
 
 
+def targets_case(seed, n, d, k, multilabel=False):
+    """Gaussian features and k regression targets linear in them plus noise (some
+    columns far from zero mean); ``multilabel``: their 0/1 indicators above the
+    column's 70th percentile, as float64."""
+    rng = np.random.default_rng(seed)
+    f = rng.normal(size=(n, d)) + rng.normal(scale=0.5, size=d)
+    w = rng.normal(size=(d, k)) * rng.uniform(0.05, 1.0, size=k)
+    y = f @ w + rng.normal(size=(n, k)) * rng.uniform(0.3, 3.0, size=k)
+    y += rng.normal(scale=2.0, size=k)
+    if multilabel:
+        y = (y > np.quantile(y, 0.7, axis=0)).astype(np.float64)
+    return f, y
+
+
+def describe_features(case):
+    return f"n={case[1]} D={case[2]} Y={case[3]} absent={list(case[4])}"
+
+
+def describe_targets(case):
+    return f"n={case[1]} D={case[2]} k={case[3]}"
+
+
 def compact(labels):
     return np.unique(labels, return_inverse=True)[1].reshape(-1)
 
@@ -185,24 +209,41 @@ CASES = [  # (seed, n, D, Y, absent classes)
     (6, 120, 200, 4, ()),  # D > n: LogME's thin SVD, H-score saturated
 ]
 TIMING = (5, 50_000, 256, 50, ())  # the size of the README's earlier measurement
+TARGET_CASES = [  # (seed, n, D, k): regression targets, then their 0/1 indicators
+    (1, 300, 8, 1),
+    (2, 1000, 32, 5),
+    (3, 2000, 64, 10),
+    (4, 5000, 16, 3),
+    (6, 120, 200, 4),  # D > n: the thin SVD
+]
+TARGET_TIMING = (5, 50_000, 256, 10)
 NLEEP_CASES = [(1, 400, 16, 3, ()), (2, 1500, 32, 5, ()), (3, 1500, 32, 6, (2,))]
 NLEEP_TIMING = (5, 2000, 32, 5, ())  # both sides: >99% scikit-learn's GMM fit
 
 
-def compare_features(name, repo, ours, theirs, cases, timing, rounds, note=""):
-    """ours(f, y) and theirs(f, y) -> float on every case; the max relative difference."""
+def compare_features(
+    name,
+    repo,
+    ours,
+    theirs,
+    cases,
+    timing,
+    rounds,
+    note="",
+    make=features_case,
+    describe=describe_features,
+):
+    """ours(f, y) and theirs(f, y) -> float on every case (inputs ``make(*case)``); the
+    max relative difference."""
     worst, detail = 0.0, []
     for case in cases:
-        f, y = features_case(*case)
+        f, y = make(*case)
         a, b = ours(f, y), theirs(f, y)
         worst = max(worst, rel(a, b))
-        detail.append(
-            f"n={case[1]} D={case[2]} Y={case[3]} absent={list(case[4])}: "
-            f"leepfast {a:.12g}, public {b:.12g}"
-        )
-    f, y = features_case(*timing)
+        detail.append(f"{describe(case)}: leepfast {a:.12g}, public {b:.12g}")
+    f, y = make(*timing)
     t_ours, t_theirs = timed([lambda: ours(f, y), lambda: theirs(f, y)], rounds)
-    size = f"n={timing[1]} D={timing[2]} Y={timing[3]}"
+    size = describe(timing).split(" absent=")[0]
     return dict(
         score=name,
         repo=repo,
@@ -238,6 +279,24 @@ def run(public, rounds, quick):
                 "public on compacted labels (absent classes removed)",
             )
         )
+        # a target matrix: the authors' regression=True, every column averaged
+        tcases = TARGET_CASES[:2] if quick else TARGET_CASES
+        ttiming = (5, 5000, 64, 5) if quick else TARGET_TIMING
+        for multilabel, what in ((False, "regression"), (True, "multi-label 0/1")):
+            rows.append(
+                compare_features(
+                    f"LogME, {what} targets",
+                    repo,
+                    lambda f, y: leepfast.logme(f, y),
+                    lambda f, y: float(mods["LogME"].LogME(regression=True).fit(f, y)),
+                    [(*case, multilabel) for case in tcases],
+                    (*ttiming, multilabel),
+                    rounds,
+                    "a (n, k) float64 target matrix; public LogME(regression=True)",
+                    make=targets_case,
+                    describe=describe_targets,
+                )
+            )
         # the authors' convention on absent classes, labels as given
         detail = []
         for case in cases:

@@ -25,7 +25,10 @@ T_c are summed class by class through the sorted labels; s3 and s4 are O(D) per 
                                  Ledoit-Wolf shrinkage covariance (ddof=0) with its a
     LogME (You et al., JMLR 2022) mean over classes of the maximised evidence of a Bayesian
                                  linear model, fixed-point iteration of alpha and beta per
-                                 class after one eigendecomposition of F^T F
+                                 class after one eigendecomposition of F^T F; or over the
+                                 columns of a target matrix Y (n, k) (regression,
+                                 multi-label), from Y^T F and sum y^2 per column instead
+                                 of T_c and n_c
 """
 
 import math
@@ -36,9 +39,11 @@ import numpy as np
 from . import _files, readers
 from ._api import check_labels, check_n_target
 from ._driver import ArraySource, block_rows, run_pass
-from ._errors import LabelError, NonFiniteError, ShapeError
+from ._errors import InputError, LabelError, NonFiniteError, ShapeError
 from ._state import check_feature_state_fits
 from ._tensors import as_host_array
+from .readers import npy
+from .readers.labels import chunk_reader, table_column
 
 #: pinv cut-off relative to the largest singular value, as in the public H-score code.
 PINV_RCOND = 1e-15
@@ -93,6 +98,80 @@ def check_features(features, name="features"):
             f"{name}: expected at least one feature, got shape {arr.shape}", "features"
         )
     return arr
+
+
+#: what a target matrix may hold: floats, integers (multi-label 0/1), booleans
+_TARGET_KINDS = "fiub"
+_TARGET_SHAPE = "a target matrix of shape (n_samples, k)"
+
+
+def check_targets(targets, n_samples, name="labels", rows="features", first_row=0):
+    """A target matrix (n_samples, k) of floats, integers or booleans, checked finite
+    (the first bad row is counted from ``first_row``); never copied here."""
+    arr, _ = as_host_array(targets, name)
+    if arr.dtype.kind not in _TARGET_KINDS or (
+        arr.dtype.kind == "f" and arr.dtype.itemsize not in (2, 4, 8)
+    ):
+        raise TypeError(
+            f"{name}: expected {_TARGET_SHAPE} of float, integer or boolean values, "
+            f"got dtype={arr.dtype}"
+        )
+    if arr.ndim != 2 or arr.shape[1] == 0:
+        raise ShapeError(
+            f"{name}: expected {_TARGET_SHAPE} with k >= 1, got shape {arr.shape}",
+            "labels",
+        )
+    if arr.shape[0] != n_samples:
+        raise ShapeError(
+            f"{name}: expected a target matrix of {n_samples} rows (one per row of "
+            f"{rows}), got {arr.shape[0]} rows (shape {arr.shape})",
+            "labels",
+        )
+    if arr.dtype.kind == "f":
+        for start in range(0, arr.shape[0], _TARGET_CHECK_ROWS):
+            chunk = arr[start : start + _TARGET_CHECK_ROWS]
+            finite = np.isfinite(chunk)
+            if not finite.all():
+                row, column = np.argwhere(~finite)[0]
+                raise NonFiniteError(
+                    f"{name}: row {first_row + start + int(row)} is "
+                    f"{chunk[row, column]} in column {int(column)}; expected finite "
+                    f"target values",
+                    "labels",
+                )
+    return arr
+
+
+#: target rows checked for NaN and infinity at a time (bounds the boolean temporary)
+_TARGET_CHECK_ROWS = 1 << 16
+
+
+def _refuse_n_target(n_target, k):
+    if n_target is not None:
+        raise InputError(
+            f"n_target: expected None with a target matrix (labels of shape "
+            f"(n_samples, k), here k={k}: its columns are the targets), got "
+            f"n_target={n_target!r}",
+            "n_target",
+        )
+
+
+def _classes_only(what, shape):
+    """The error of a score that needs class labels, given a target matrix."""
+    return ShapeError(
+        f"{what}: expected class labels (a 1-D integer array), got {_TARGET_SHAPE} "
+        f"(shape {shape}); only logme takes a target matrix",
+        "labels",
+    )
+
+
+def _no_float_labels(arr, name):
+    """1-D float labels: refused with a pointer to the target-matrix form."""
+    if arr.ndim == 1 and arr.dtype.kind == "f":
+        raise TypeError(
+            f"{name}: expected an integer array, got dtype={arr.dtype}; regression "
+            f"targets for logme are {_TARGET_SHAPE}, one target as y[:, None]"
+        )
 
 
 # ---------------------------------------------------------------------------------------
@@ -155,6 +234,17 @@ def _too_large(what, where=""):
     )
 
 
+def _targets_too_large(n, where=""):
+    """The one error for a target matrix whose sums overflow float64."""
+    return NonFiniteError(
+        f"labels{where}: values too large to accumulate in float64: the sums of y^2 "
+        f"or of f y over {n} rows overflow; expected targets whose squares and "
+        f"products with the features fit in float64, e.g. |y| below about 1e154; "
+        f"divide the targets by a constant c (LogME then rises by about log(c))",
+        "labels",
+    )
+
+
 # ---------------------------------------------------------------------------------------
 # The one-pass accumulator
 
@@ -190,10 +280,18 @@ class FeatureAccumulator:
     Parameters
     ----------
     n_target : int, optional
-        Y. By default it grows to max(label) + 1 over the batches.
+        Y. By default it grows to max(label) + 1 over the batches. None for a target
+        matrix.
 
     Notes
     -----
+    Instead of class labels, :meth:`update` takes a target matrix (n_batch, k) of
+    regression targets or multi-label indicators (every batch then gives one of k
+    columns): the state keeps Y^T F and each column's sum of y^2 in place of the class
+    sums and counts (O(k D)), for :meth:`logme`; :meth:`h_score`,
+    :meth:`regularized_h_score` and the class statistics refuse it
+    (:class:`~leepfast.ShapeError` naming ``labels``).
+
     The state is O(D^2 + k D) float64 numbers for the k classes present (F^T F about a
     shift, per-class sums, counts, and the third and fourth moment sums that the
     Ledoit-Wolf shrinkage needs), whatever n and Y are: an absent class costs nothing.
@@ -232,6 +330,9 @@ class FeatureAccumulator:
         self._order = np.empty(0, dtype=np.intp)  # argsort of self._labels
         self._sums = None  # (capacity, D) float64: per-class sums of u; rows [:k] used
         self._counts = np.empty(0, dtype=np.int64)  # (capacity,)
+        # a target matrix (n, k) instead of class labels: Y^T u (k, D), and per column
+        # sum y and sum y^2 (float64); None while the labels are class labels
+        self._targets = None  # (Y^T u, sum y, sum y^2)
 
     # -- accumulation -------------------------------------------------------------------
 
@@ -278,18 +379,31 @@ class FeatureAccumulator:
         ----------
         features : array of shape (n_batch, n_features), float16, float32 or float64
             Finite feature rows. Never modified.
-        labels : array of shape (n_batch,), any integer dtype
-            Target labels in [0, n_target).
+        labels : array of shape (n_batch,), any integer dtype, or (n_batch, k)
+            Target labels in [0, n_target); or a target matrix of k columns, floats,
+            integers or booleans (see :func:`logme`), for :meth:`logme` only. Every
+            batch of one accumulator gives the same kind.
         first_row : int, default 0
             Index of the batch's first row in the whole dataset, for error messages.
         """
         features = check_features(features, f"features{where}")
-        labels = check_labels(labels, features.shape[0], f"labels{where}", rows="features")
+        arr, _ = as_host_array(labels, f"labels{where}")
         if self.n_features is not None and features.shape[1] != self.n_features:
             raise ShapeError(
                 f"features{where}: expected {self.n_features} features (columns), as in "
                 f"earlier batches, got {features.shape[1]}",
                 "features",
+            )
+        if arr.ndim == 2:
+            return self._update_targets(features, arr, first_row, where)
+        _no_float_labels(arr, f"labels{where}")
+        labels = check_labels(arr, features.shape[0], f"labels{where}", rows="features")
+        if self._targets is not None:
+            raise ShapeError(
+                f"labels{where}: expected {_TARGET_SHAPE} with k="
+                f"{self._targets[1].size}, as in earlier batches, got class labels of "
+                f"shape {labels.shape}",
+                "labels",
             )
         if features.shape[0] == 0:
             if self.n_features is None:
@@ -312,15 +426,46 @@ class FeatureAccumulator:
         else:
             self._reserve_classes(high + 1, D, where, "labels")
         self.n_features = D
-        rows = max(256, _GEMM_BLOCK_BYTES // (8 * D))
+        return self._in_blocks(self._add_block, features, lab, D, first_row, where)
+
+    def _in_blocks(self, add, features, labels, width, first_row, where):
+        """``add(f, labels, first_row, where)`` for each GEMM-sized block of rows (of
+        at most ``width`` float64 values a row in the block's copies)."""
+        rows = max(256, _GEMM_BLOCK_BYTES // (8 * width))
         for start in range(0, features.shape[0], rows):
-            self._add_block(
+            add(
                 features[start : start + rows],
-                lab[start : start + rows],
+                labels[start : start + rows],
                 first_row + start,
                 where,
             )
         return self
+
+    def _update_targets(self, features, targets, first_row, where):
+        """update() with a target matrix."""
+        name = f"labels{where}"
+        y = check_targets(targets, features.shape[0], name, first_row=first_row)
+        k = y.shape[1]
+        _refuse_n_target(self.n_target, k)
+        if self._targets is None and self.n_samples:
+            raise ShapeError(
+                f"{name}: expected class labels (a 1-D integer array), as in earlier "
+                f"batches, got {_TARGET_SHAPE} (shape {y.shape})",
+                "labels",
+            )
+        if self._targets is not None and self._targets[1].size != k:
+            raise ShapeError(
+                f"{name}: expected {_TARGET_SHAPE} with k={self._targets[1].size}, as "
+                f"in earlier batches, got k={k} (shape {y.shape})",
+                "labels",
+            )
+        D = features.shape[1]
+        self.n_features = D
+        if self._targets is None:
+            self._targets = (np.zeros((k, D)), np.zeros(k), np.zeros(k))
+        return self._in_blocks(
+            self._add_target_block, features, y, max(D, k), first_row, where
+        )
 
     def feed(self, source):
         """Add every block of a row source (see :mod:`leepfast._driver`)."""
@@ -331,18 +476,44 @@ class FeatureAccumulator:
         return self
 
     def _add_block(self, f, lab, first_row, where):
-        """One GEMM-sized block: all of its statistics, checked, then added."""
-        if self.shift is None:
-            with np.errstate(all="ignore"):
-                shift = f.mean(axis=0, dtype=np.float64)
-        else:
-            shift = self.shift
+        """One GEMM-sized block of class labels: all of its statistics, checked, then
+        added."""
         order = np.argsort(lab, kind="stable")
         sl = lab[order]
         starts = np.flatnonzero(np.concatenate([[True], sl[1:] != sl[:-1]]))
         classes = sl[starts]
         counts = np.diff(np.append(starts, sl.size))
-        # the rows shifted, as a new native C-ordered float64 array (the one copy)
+        shift, u, S2, s3, s4 = self._block_moments(f, first_row, where)
+        sums = _class_block_sums(u, order, starts)
+        self._add_moments(shift, u.shape[0], sums.sum(axis=0), S2, s3, s4, where)
+        slots = self._slots(classes)
+        self._sums[slots] += sums
+        self._counts[slots] += counts
+
+    def _add_target_block(self, f, y, first_row, where):
+        """One GEMM-sized block of a target matrix (checked finite): Y^T u and the
+        column sums of y and y^2, checked, then added with the moments."""
+        shift, u, S2, s3, s4 = self._block_moments(f, first_row, where)
+        y = np.asarray(y, dtype=np.float64)
+        with np.errstate(all="ignore"):
+            Yu = y.T @ u  # (k, D): one GEMM
+            ysum, yy = y.sum(axis=0), np.einsum("ij,ij->j", y, y)
+            Yu_total, ysum_total, yy_total = (
+                mine + new for mine, new in zip(self._targets, (Yu, ysum, yy), strict=True)
+            )
+        if not (np.isfinite(yy_total).all() and np.isfinite(Yu_total).all()):
+            raise _targets_too_large(self.n_samples + len(f), where)
+        self._add_moments(shift, u.shape[0], u.sum(axis=0), S2, s3, s4, where)
+        self._targets = (Yu_total, ysum_total, yy_total)
+
+    def _block_moments(self, f, first_row, where):
+        """(shift, u, S2, s3, s4) of one block of features, checked finite: u the rows
+        shifted, as a new native C-ordered float64 array (the one copy)."""
+        if self.shift is None:
+            with np.errstate(all="ignore"):
+                shift = f.mean(axis=0, dtype=np.float64)
+        else:
+            shift = self.shift
         u = np.subtract(f, shift, dtype=np.float64, order="C")
         with np.errstate(all="ignore"):
             S2 = u.T @ u  # BLAS syrk (numpy detects the transposed operand)
@@ -365,7 +536,11 @@ class FeatureAccumulator:
             r2 = np.einsum("ij,ij->i", u, u)
             s3 = r2 @ u
             s4 = float(r2 @ r2)
-        sums = _class_block_sums(u, order, starts)
+        return shift, u, S2, s3, s4
+
+    def _add_moments(self, shift, n, s1, S2, s3, s4, where):
+        """Add one block's moments about ``shift`` (the accumulator's, or the first
+        block's, which becomes it), after checking the sum of squares stays finite."""
         if self.shift is None:
             D = self.n_features
             self.shift = shift
@@ -374,18 +549,13 @@ class FeatureAccumulator:
         with np.errstate(all="ignore"):
             total = self._S2.diagonal() + S2.diagonal()
         if not np.isfinite(total).all():
-            raise _too_large(
-                f"the sum of squares over {self.n_samples + len(f)} rows", where
-            )
-        slots = self._slots(classes)
+            raise _too_large(f"the sum of squares over {self.n_samples + n} rows", where)
         self._S2 += S2
-        self._s1 += sums.sum(axis=0)
+        self._s1 += s1
         with np.errstate(all="ignore"):
             self._s3 += s3
             self._s4 += s4
-        self._sums[slots] += sums
-        self._counts[slots] += counts
-        self.n_samples += u.shape[0]
+        self.n_samples += n
 
     def merge(self, other):
         """Add another accumulator's statistics (same number of features) to this one."""
@@ -400,6 +570,17 @@ class FeatureAccumulator:
                 f"merge: expected {self.n_features} features, got {other.n_features}",
                 "features",
             )
+        mine = self.n_samples or self._targets is not None  # this one's kind is set
+        if mine and (self._targets is None) != (other._targets is None):
+            kinds = ("class labels", "a target matrix")
+            raise ShapeError(
+                f"merge: expected the other accumulator to hold "
+                f"{kinds[self._targets is not None]}, as this one, got "
+                f"{kinds[other._targets is not None]}",
+                "labels",
+            )
+        if other._targets is not None:
+            return self._merge_targets(other)
         k = other._labels.size
         if self.n_target is not None and int(other._labels.max()) >= self.n_target:
             raise LabelError(
@@ -407,42 +588,55 @@ class FeatureAccumulator:
                 f"expected labels in [0, {self.n_target}) as this one's n_target",
                 "labels",
             )
-        if self.n_samples == 0:
-            self.n_features = other.n_features
-            self.shift = other.shift.copy()
-            D = self.n_features
-            self._s1, self._S2, self._s3 = np.zeros(D), np.zeros((D, D)), np.zeros(D)
-            self._s4 = 0.0
         self._reserve_classes(
             max(other._n_classes, self.n_target or 0),
             other.n_features,
             "",
             "n_target" if other.n_target is not None else "labels",
         )
-        # other's moments about its shift K2, moved to this shift K1: w = u + (K2 - K1)
-        d = other.shift - self.shift
+        d = self._merge_moments(other)
+        order = other._order  # other's classes in sorted order, as _slots wants them
+        slots = self._slots(other._labels[order])
+        counts = other._counts[:k][order]
+        self._sums[slots] += other._sums[:k][order] + counts[:, None] * d
+        self._counts[slots] += counts
+        return self
+
+    def _merge_targets(self, other):
+        """merge() of an accumulator of a target matrix."""
+        k = other._targets[1].size
+        _refuse_n_target(self.n_target, k)
+        if self._targets is not None and self._targets[1].size != k:
+            raise ShapeError(
+                f"merge: expected the other accumulator's target matrix to have "
+                f"k={self._targets[1].size} columns, as this one's, got k={k}",
+                "labels",
+            )
+        mine = self._targets or tuple(np.zeros_like(t) for t in other._targets)
+        Yu, ysum, yy = other._targets
+        # Y^T w with w = u + d (d below): Y^T u + (sum y) d^T
+        d = np.zeros_like(Yu[0]) if self.n_samples == 0 else other.shift - self.shift
+        with np.errstate(all="ignore"):
+            totals = (mine[0] + Yu + np.outer(ysum, d), mine[1] + ysum, mine[2] + yy)
+        if not (np.isfinite(totals[0]).all() and np.isfinite(totals[2]).all()):
+            raise _targets_too_large(self.n_samples + other.n_samples)
+        self._merge_moments(other)
+        self._targets = totals
+        return self
+
+    def _merge_moments(self, other):
+        """Add other's moments, moved from its shift K2 to this one's K1 (w = u + d,
+        d = K2 - K1; K1 = K2 if this accumulator is empty); returns d."""
+        if self.n_samples == 0:
+            self.n_features, self.shift = other.n_features, None
+        shift = other.shift.copy() if self.shift is None else self.shift
+        d = other.shift - shift
         with np.errstate(all="ignore"):
             s1, S2, s3, s4 = _translate(
                 other.n_samples, other._s1, other._S2, other._s3, other._s4, d
             )
-        with np.errstate(all="ignore"):
-            total = self._S2.diagonal() + S2.diagonal()
-        if not np.isfinite(total).all():
-            raise _too_large(
-                f"the sum of squares over {self.n_samples + other.n_samples} rows"
-            )
-        order = other._order  # other's classes in sorted order, as _slots wants them
-        slots = self._slots(other._labels[order])
-        self._s1 += s1
-        self._S2 += S2
-        with np.errstate(all="ignore"):
-            self._s3 += s3
-            self._s4 += s4
-        counts = other._counts[:k][order]
-        self._sums[slots] += other._sums[:k][order] + counts[:, None] * d
-        self._counts[slots] += counts
-        self.n_samples += other.n_samples
-        return self
+        self._add_moments(shift, other.n_samples, s1, S2, s3, s4, "")
+        return d
 
     # -- derived statistics -------------------------------------------------------------
 
@@ -460,8 +654,11 @@ class FeatureAccumulator:
                 "features",
             )
 
-    def _present(self):
-        """(labels, sums of u, counts) of the classes present, in label order."""
+    def _present(self, what):
+        """(labels, sums of u, counts) of the classes present, in label order; refused
+        (naming ``what``) for an accumulator of a target matrix."""
+        if self._targets is not None:
+            raise _classes_only(what, (self.n_samples, self._targets[1].size))
         k, order = self._labels.size, self._order
         return self._labels[order], self._sums[:k][order], self._counts[:k][order]
 
@@ -469,7 +666,7 @@ class FeatureAccumulator:
     def class_counts(self):
         """ndarray of shape (n_target,), int64: samples per class."""
         self._need(1, "class_counts")
-        labels, _, counts = self._present()
+        labels, _, counts = self._present("class_counts")
         out = np.zeros(self._n_classes, dtype=np.int64)
         out[labels] = counts
         return out
@@ -503,7 +700,7 @@ class FeatureAccumulator:
     def class_sums(self):
         """Per-class feature sums about the origin, F^T Y: (n_target, n_features)."""
         self._need(1, "class_sums")
-        labels, sums, counts = self._present()
+        labels, sums, counts = self._present("class_sums")
         out = np.zeros((self._n_classes, self.n_features))
         out[labels] = sums + counts[:, None] * self.shift
         return out
@@ -518,13 +715,13 @@ class FeatureAccumulator:
         """cov(E[f | y]): np.cov (ddof) of the rows f_i replaced by their class mean.
         Only the classes present enter (an absent class has no row)."""
         self._need(ddof + 1, "between_class_covariance")
-        M = self._between_factor(ddof)
+        M = self._between_factor(ddof, "between_class_covariance")
         return _symmetric(M.T @ M)
 
-    def _between_factor(self, ddof):
+    def _between_factor(self, ddof, what):
         """M (k, D) with M^T M = cov(E[f | y]): row c is sqrt(n_c / (n - ddof)) times
         the class mean minus the mean, for the k classes present."""
-        _, sums, counts = self._present()
+        _, sums, counts = self._present(what)
         diff = sums / counts[:, None] - self._s1 / self.n_samples
         return diff * np.sqrt(counts / (self.n_samples - ddof))[:, None]
 
@@ -565,19 +762,25 @@ class FeatureAccumulator:
     def h_score(self):
         """H-score: tr(pinv(cov(f)) cov(E[f | y])), see :func:`h_score`."""
         self._need(2, "h_score")
-        return _trace_pinv_product(self.covariance(1), self._between_factor(1))
+        M = self._between_factor(1, "h_score")
+        return _trace_pinv_product(self.covariance(1), M)
 
     def regularized_h_score(self):
         """Regularized H-score (Ledoit-Wolf), see :func:`regularized_h_score`."""
         self._need(2, "regularized_h_score")
+        M = self._between_factor(1, "regularized_h_score")
         cov, a = self.ledoit_wolf()
-        return _trace_pinv_product(cov, math.sqrt(1.0 - a) * self._between_factor(1))
+        return _trace_pinv_product(cov, math.sqrt(1.0 - a) * M)
 
     def logme(self):
-        """LogME over the classes present, see :func:`logme`."""
+        """LogME over the classes present, or over the columns of a target matrix, see
+        :func:`logme`."""
         self._need(1, "logme")
         G = self.gram()
-        _, sums, counts = self._present()
+        if self._targets is not None:
+            Yu, ysum, yy = self._targets
+            return _logme(G, Yu + ysum[:, None] * self.shift, yy, self.n_samples)
+        _, sums, counts = self._present("logme")
         return _logme(G, sums + counts[:, None] * self.shift, counts, self.n_samples)
 
 
@@ -616,10 +819,11 @@ def _evidence_values(alpha, beta, sigma, m2, res2, n, D, k):
     ) / n
 
 
-def _logme(G, T, counts, n):
-    """Mean over the classes given of the maximised evidence, from G = F^T F, T = F^T Y
-    (k, D) and the class counts (k,): the fixed-point iterations of all classes at once
-    (each class stops at its own iteration, as in the authors' per-class loop)."""
+def _logme(G, T, yy, n):
+    """Mean over the target columns given of the maximised evidence, from G = F^T F,
+    T = Y^T F (k, D) and yy = sum y^2 per column (k,) (the class counts for one-hot
+    columns): the fixed-point iterations of all columns at once (each stops at its own
+    iteration, as in the authors' per-column loop)."""
     D = G.shape[0]
     with np.errstate(divide="ignore", invalid="ignore"):
         lam, V = np.linalg.eigh(G)
@@ -635,9 +839,9 @@ def _logme(G, T, counts, n):
     # Directions in the log-determinant: all min(n, D) singular values of F when n <= D
     # (the authors' thin SVD), the numerical rank when n > D (their truncated SVD).
     k = min(n, D) if n <= D else int(sigma.size)
-    X = (T @ V[:, resolved]) / s  # (Y, r): coordinates of each class indicator on U
+    X = (T @ V[:, resolved]) / s  # (Y, r): coordinates of each target column on U
     x2 = X**2
-    res_x2 = counts.astype(np.float64) - x2.sum(axis=1)
+    res_x2 = yy.astype(np.float64) - x2.sum(axis=1)
     Y = x2.shape[0]
     alpha, beta = np.ones(Y), np.ones(Y)
     m2, res2 = np.zeros(Y), np.zeros(Y)
@@ -669,6 +873,79 @@ def _logme(G, T, counts, n):
 # Public functions
 
 
+class _Targets:
+    """A target matrix as the labels of a row source (``n_samples``, ``where``,
+    ``rows`` and ``reader()``, as :class:`~leepfast.readers.Labels`): an array, checked
+    whole by the caller, or a 2-D ``.npy`` file opened as rows, each chunk checked as
+    it is read (its rows counted in the file)."""
+
+    def __init__(self, array=None, opened=None):
+        self._array, self._opened = array, opened
+        self.rows = "features"
+        if opened is None:
+            self.n_samples, self.k = array.shape
+            self.where = "labels"
+        else:
+            self.n_samples, self.k = opened.n_samples, opened.n_source
+            self.where = f"labels (file {opened.files[0].path})"
+
+    def chunks(self):
+        """The rows in order, in chunks that stay valid after the next is drawn."""
+        if self._opened is None:
+            for start in range(0, self.n_samples, _TARGET_CHECK_ROWS):
+                yield self._array[start : start + _TARGET_CHECK_ROWS]
+            return
+        for f, _, start, block in self._opened.blocks():
+            # a copy: the reader may reuse the block's buffer for the next one
+            chunk = np.array(block, dtype=np.float64)
+            yield check_targets(chunk, len(chunk), f"labels (file {f.path})", "", start)
+
+    def reader(self):
+        return chunk_reader(self.chunks(), self.where, self.rows)
+
+    def array(self):
+        if self._opened is None:
+            return self._array
+        return np.concatenate(list(self.chunks()))
+
+    def close(self):
+        if self._opened is not None:
+            self._opened.close()
+
+
+def _open_targets(labels, n_samples):
+    """The labels as :class:`_Targets` when they are a target matrix (a 2-D array or
+    tensor, or a path to a 2-D ``.npy`` file), else None (class labels); an array is
+    checked whole, with ``n_samples`` rows."""
+    if isinstance(labels, readers.Labels):
+        return None
+    if isinstance(labels, (str, bytes, os.PathLike)):
+        path = os.fsdecode(os.fspath(labels))
+        if table_column(path) is not None or not npy.claims(path):
+            return None
+        if len(npy.header_shape(path, "labels")) != 2:
+            return None
+        return _Targets(opened=readers.open_predictions(path, role="labels"))
+    arr, _ = as_host_array(labels, "labels")
+    if arr.ndim != 2:
+        return None
+    return _Targets(check_targets(arr, n_samples))
+
+
+def _open_features(features, dtype, n_features, key):
+    """(features, n_samples): opened Predictions for file sources, else the checked
+    array."""
+    if isinstance(features, readers.Predictions):
+        return features, features.n_samples
+    if _is_file_source(features):
+        preds = readers.open_predictions(
+            features, dtype=dtype, n_source=n_features, key=key, role="features"
+        )
+        return preds, preds.n_samples
+    features = check_features(features)
+    return features, features.shape[0]
+
+
 def feature_statistics(
     features,
     labels,
@@ -679,48 +956,65 @@ def feature_statistics(
     block_size=None,
     key=None,
 ):
-    """One streaming pass over features and labels: a :class:`FeatureAccumulator`.
+    """One streaming pass over features and labels (or a target matrix): a
+    :class:`FeatureAccumulator`.
     {params}"""
-    if _is_file_source(features):
-        return _statistics_from_files(
-            features, labels, n_target, dtype, n_features, block_size, key
-        )
-    features = check_features(features)
-    if isinstance(labels, (str, os.PathLike, readers.Labels)):
-        opened = readers.open_labels(labels, rows="features")
-        n_target = opened.check_range(n_target)
-        labels = np.concatenate(list(opened.chunks()))
-    labels = check_labels(labels, features.shape[0], rows="features")
-    if features.shape[0] == 0:
-        raise ValueError(
-            f"features: expected at least one sample, got shape {features.shape}"
-        )
-    rows = block_rows(block_size, features.shape[1], features.itemsize)
-    return FeatureAccumulator(n_target).feed(ArraySource(features, labels, rows))
+    return _feature_statistics(
+        features, labels, n_target, dtype, n_features, block_size, key, None
+    )
 
 
-def _statistics_from_files(features, labels, n_target, dtype, n_features, block_size, key):
-    if isinstance(features, readers.Predictions):
-        preds = features
-    else:
-        preds = readers.open_predictions(
-            features, dtype=dtype, n_source=n_features, key=key, role="features"
-        )
-    opened = readers.open_labels(labels, rows="features")
-    if opened.n_samples != preds.n_samples:
-        raise ShapeError(
-            f"{opened.where}: expected {preds.n_samples} labels (one per row of "
-            f"features), got {opened.n_samples}",
-            "labels",
-        )
-    n_target = opened.check_range(n_target)
-    return FeatureAccumulator(n_target).feed(_files.FileRows(preds, opened, block_size))
+def _feature_statistics(
+    features, labels, n_target, dtype, n_features, block_size, key, score
+):
+    """feature_statistics; ``score`` (when not None or "logme") refuses a target matrix
+    before the pass, naming that score."""
+    features, n = _open_features(features, dtype, n_features, key)
+    in_files = isinstance(features, readers.Predictions)
+    targets = _open_targets(labels, n)
+    try:
+        if targets is not None:
+            if score not in (None, "logme"):
+                raise _classes_only(score, (targets.n_samples, targets.k))
+            _refuse_n_target(n_target, targets.k)
+            opened = targets
+        elif in_files or isinstance(labels, (str, os.PathLike, readers.Labels)):
+            opened = readers.open_labels(labels, rows="features")
+            n_target = opened.check_range(n_target)
+        else:
+            opened = None
+        if opened is not None and opened.n_samples != n:
+            raise ShapeError(
+                f"{opened.where}: expected {n} {'rows' if targets else 'labels'} (one "
+                f"per row of features), got {opened.n_samples}",
+                "labels",
+            )
+        acc = FeatureAccumulator(n_target)
+        if in_files:
+            return acc.feed(_files.FileRows(features, opened, block_size))
+        if targets is not None:
+            labels = targets.array()
+        elif opened is not None:
+            labels = np.concatenate(list(opened.chunks()))
+        else:
+            _no_float_labels(as_host_array(labels, "labels")[0], "labels")
+            labels = check_labels(labels, n, rows="features")
+        if n == 0:
+            raise ValueError(
+                f"features: expected at least one sample, got shape {features.shape}"
+            )
+        rows = block_rows(block_size, features.shape[1], features.itemsize)
+        return acc.feed(ArraySource(features, labels, rows))
+    finally:
+        if targets is not None:
+            targets.close()
 
 
-def _statistics(features, labels, **options):
-    """feature_statistics for the public scores (their keywords), bytes paths decoded
+def _statistics(features, labels, score, **options):
+    """The public ``score`` (their keywords) of one pass, bytes paths decoded
     (os.fsdecode)."""
-    return feature_statistics(_fspath(features), _fspath(labels), **options)
+    acc = _feature_statistics(_fspath(features), _fspath(labels), score=score, **options)
+    return getattr(acc, score)()
 
 
 _PARAMETERS = """
@@ -737,7 +1031,8 @@ _PARAMETERS = """
         order. Dumps larger than RAM work.
     labels : array of shape (n_samples,), any integer dtype, or a file
         Target labels in [0, n_target): an array, a 1-D integer ``.npy``, or text with
-        one integer per line.
+        one integer per line. :func:`logme` also takes a target matrix of shape
+        (n_samples, k) here (regression targets, multi-label indicators; see there).
     n_target : int, optional
         Number of target classes Y; default max(labels) + 1.
     dtype : {"float16", "float32", "float64"}, optional
@@ -779,7 +1074,7 @@ def h_score(
     noise that the pseudo-inverse at rcond=1e-15 still inverts, so the value can jump.
     Both motivated :func:`regularized_h_score`, which stays informative. Needs n >= 2.
     """
-    return _statistics(**locals()).h_score()
+    return _statistics(score="h_score", **locals())
 
 
 def regularized_h_score(
@@ -802,7 +1097,7 @@ def regularized_h_score(
         ``sklearn.covariance.ledoit_wolf``), cov(E[f | y]) with ddof=1. Well defined
         for D >= n: cov_a is positive definite whenever a > 0.
     """
-    return _statistics(**locals()).regularized_h_score()
+    return _statistics(score="regularized_h_score", **locals())
 
 
 def logme(
@@ -817,7 +1112,8 @@ def logme(
 ):
     """LogME (You et al., JMLR 2022): the mean over classes of the maximised
     log-evidence per sample of a Bayesian linear model from the features to each
-    one-hot target column.
+    one-hot target column, or to each column of a target matrix (regression,
+    multi-label).
     {params}
     Returns
     -------
@@ -848,8 +1144,28 @@ def logme(
     while one absent above it does not; on labels where every class is present the two
     agree. Each class present costs O(r) per fixed-point step (r the rank of F), all
     classes at once, so a stray large label costs O(Y) at most.
+
+    Target matrix (regression, multi-label): ``labels`` of shape (n_samples, k), the
+    authors' ``LogME(regression=True).fit(f, y)``. A 2-D array or tensor (or a path to
+    a 2-D ``.npy`` file) is a target matrix; a 1-D one stays class labels (one
+    regression target is a matrix of one column, ``y[:, None]``; 1-D floats are
+    refused). The score is the mean over the k columns of the same maximised evidence
+    with y = that column, from F^T F, Y^T F and each column's sum of y^2 (for one-hot
+    columns the class counts, so the one-hot matrix of labels where every class is
+    present gives the class-label value). Every column enters the mean, an all-zero
+    one too (a multi-label class that never occurs; the authors include it): the
+    matrix states its columns, unlike labels, whose absent classes are only implied by
+    the largest label; drop such columns first if they should not count. Values may
+    be float16, float32 or float64, or integers or booleans (0/1 indicators), all
+    taken as float64 (integers above 2^53 rounded); NaN and infinity are refused
+    naming the row and the column. ``n_target`` is refused (the columns are the
+    targets). Streamed like class labels: in memory, or a 2-D float ``.npy`` file
+    (mapped, read block by block), with features in memory or in files; the matrix is
+    never modified. For n > D with full column rank, LogME(c f, y) = LogME(f, y) and
+    LogME(f, c y) = LogME(f, y) - log|c| for c != 0, up to the fixed-point iteration's
+    stopping tolerance; for D >= n the min(n, D) convention above breaks both.
     """
-    return _statistics(**locals()).logme()
+    return _statistics(score="logme", **locals())
 
 
 for _f in (feature_statistics, h_score, regularized_h_score, logme):

@@ -2,6 +2,7 @@
 straightforward implementations written here, scikit-learn's Ledoit-Wolf, streaming."""
 
 import math
+import os
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ from sklearn.covariance import ledoit_wolf
 
 import leepfast
 from leepfast import _features
+from leepfast._errors import FileFormatError, InputError, NonFiniteError, ShapeError
 from leepfast._features import FeatureAccumulator, feature_statistics
 
 # ---------------------------------------------------------------------------------------
@@ -39,10 +41,11 @@ def regularized_h_score_direct(f, y):
 
 
 def logme_direct(f, y, n_target=None):
-    """LogME evidence maximisation written straightforwardly: per class, solve for the
-    posterior mean m = (F^T F + t I)^{-1} F^T y and the residual y - F m directly; the
-    log-determinant over the thin SVD of F (min(n, D) terms, the public code's
-    convention; singular values <= 1e-10 dropped when n > D, as there)."""
+    """LogME evidence maximisation written straightforwardly: per class (or per column
+    of a 2-D target matrix y), solve for the posterior mean m = (F^T F + t I)^{-1} F^T y
+    and the residual y - F m directly; the log-determinant over the thin SVD of F
+    (min(n, D) terms, the public code's convention; singular values <= 1e-10 dropped
+    when n > D, as there)."""
     F = np.asarray(f, dtype=np.float64)
     n, D = F.shape
     s = np.linalg.svd(F, compute_uv=False)
@@ -51,8 +54,12 @@ def logme_direct(f, y, n_target=None):
     sigma = s**2
     G = F.T @ F
     evidences = []
-    for c in range(int(y.max()) + 1 if n_target is None else n_target):
-        yc = (y == c).astype(np.float64)
+    if y.ndim == 2:
+        columns = [y[:, j].astype(np.float64) for j in range(y.shape[1])]
+    else:
+        Y = int(y.max()) + 1 if n_target is None else n_target
+        columns = [(y == c).astype(np.float64) for c in range(Y)]
+    for yc in columns:
         alpha, beta = 1.0, 1.0
         for _ in range(11):
             t = alpha / beta
@@ -274,6 +281,310 @@ def test_logme_d_greater_than_n_convention_is_documented_offset():
 
 def test_logme_all_zero_features_is_minus_infinity():
     assert leepfast.logme(np.zeros((10, 3)), np.arange(10) % 2) == -math.inf
+
+
+# ---------------------------------------------------------------------------------------
+# LogME of a target matrix (regression, multi-label): the authors' regression=True
+
+
+def make_targets(n, D, k, seed, kind="regression"):
+    """Features and a target matrix linear in them plus noise; "multilabel": its 0/1
+    indicators (int64), "bool": the same as booleans."""
+    rng = np.random.default_rng(seed)
+    f = rng.normal(size=(n, D)) + rng.normal(size=D)
+    Y = f @ rng.normal(size=(D, k)) * 0.5 + rng.normal(size=(n, k)) + rng.normal(size=k)
+    if kind == "regression":
+        return f, Y
+    ind = Y > np.median(Y, axis=0)
+    return f, ind if kind == "bool" else ind.astype(np.int64)
+
+
+@pytest.mark.parametrize(
+    ("n", "D", "k", "kind"),
+    [
+        (300, 10, 3, "regression"),
+        (200, 32, 1, "regression"),
+        (60, 60, 4, "regression"),
+        (40, 100, 2, "regression"),
+        (500, 16, 6, "multilabel"),
+        (30, 50, 3, "multilabel"),
+        (150, 5, 4, "bool"),
+    ],
+)
+def test_logme_targets_match_direct_evidence_maximisation(n, D, k, kind):
+    f, Y = make_targets(n, D, k, seed=n + D + k, kind=kind)
+    assert abs(leepfast.logme(f, Y) - logme_direct(f, Y)) < 1e-6
+
+
+@pytest.mark.parametrize(("n", "D", "Y"), [(300, 10, 4), (40, 100, 4), (90, 8, 9)])
+def test_logme_one_hot_target_matrix_equals_class_labels(n, D, Y):
+    # every class present: the one-hot columns are the class indicators, sum y^2 = n_c
+    f, y = make_data(n, D, Y, seed=21 + n)
+    ref = leepfast.logme(f, y)
+    for onehot in (np.eye(Y)[y], np.eye(Y, dtype=np.float32)[y], np.eye(Y, dtype=bool)[y]):
+        assert leepfast.logme(f, onehot) == pytest.approx(ref, rel=1e-12, abs=1e-12)
+
+
+def test_logme_targets_mean_over_columns_and_column_order():
+    f, Y = make_targets(250, 12, 5, seed=22)
+    got = leepfast.logme(f, Y)
+    columns = [leepfast.logme(f, Y[:, [j]]) for j in range(5)]
+    assert got == pytest.approx(np.mean(columns), rel=1e-12)
+    assert len(set(columns)) == 5  # five different targets, not one value repeated
+    perm = [3, 0, 4, 2, 1]
+    assert leepfast.logme(f, Y[:, perm]) == pytest.approx(got, rel=1e-12)
+    # the same column twice counts twice
+    twice = leepfast.logme(f, Y[:, [0, 0, 1]])
+    assert twice == pytest.approx((2 * columns[0] + columns[1]) / 3, rel=1e-12)
+
+
+def test_logme_targets_scale_as_the_evidence_does():
+    # n > D, full rank: the evidence maximised over alpha and beta is invariant under
+    # f -> c f and moves by -log|c| per sample under y -> c y; the fixed point stops
+    # at a tolerance, so up to 1e-7
+    f, Y = make_targets(400, 8, 3, seed=23)
+    ref = leepfast.logme(f, Y)
+    for c in (0.25, 3.0, -2.0):
+        assert leepfast.logme(c * f, Y) == pytest.approx(ref, abs=1e-7)
+        assert leepfast.logme(f, c * Y) == pytest.approx(ref - math.log(abs(c)), abs=1e-7)
+    # a shift of a target is not free: the features are not centred
+    assert abs(leepfast.logme(f, Y + 10.0) - ref) > 1e-3
+
+
+def test_logme_targets_keep_an_all_zero_column():
+    # a column of zeros is a target like any other (a class that never occurs, or a
+    # constant regression target): it enters the mean, as in the authors' code
+    f, Y = make_targets(120, 6, 2, seed=24, kind="multilabel")
+    Z = np.concatenate([Y, np.zeros((120, 1), dtype=Y.dtype)], axis=1)
+    zero = leepfast.logme(f, Z[:, [2]])
+    assert zero == pytest.approx(logme_direct(f, Z[:, [2]]), abs=1e-6)
+    assert leepfast.logme(f, Z) == pytest.approx(
+        (2 * leepfast.logme(f, Y) + zero) / 3, rel=1e-12
+    )
+    assert leepfast.logme(f, Z) > leepfast.logme(f, Y) + 1.0  # large, as said
+
+
+def test_logme_targets_evidence_is_the_gaussian_marginal_likelihood():
+    # the closed form with y = a real-valued column and sum y^2 in place of the count
+    f, Y = make_targets(25, 4, 1, seed=25)
+    y = Y[:, 0]
+    n, D, s, x2, res_x2 = _svd_terms(f, y)
+    for alpha, beta in [(1.0, 1.0), (0.4, 3.0)]:
+        ev = _features._logme_evidence(alpha, beta, s**2, x2, res_x2, n, D, D)
+        cov = np.eye(n) / beta + f @ f.T / alpha
+        assert ev == pytest.approx(
+            multivariate_normal(np.zeros(n), cov).logpdf(y) / n, rel=1e-10
+        )
+
+
+@pytest.mark.parametrize("block_size", [1, 7, 64, 1000])
+def test_logme_targets_streaming_batches_and_merge(block_size):
+    f, Y = make_targets(203, 9, 4, seed=26)
+    f = f + 100.0  # a large mean: the shift keeps F^T F and Y^T F exact
+    ref = leepfast.logme(f, Y)
+    assert abs(ref - logme_direct(f, Y)) < 1e-6
+    assert leepfast.logme(f, Y, block_size=block_size) == pytest.approx(ref, rel=1e-10)
+    parts = []
+    for lo, hi in [(0, 17), (17, 130), (130, 203)]:
+        parts.append(FeatureAccumulator().update(f[lo:hi] * 1.0 - 50.0 + 50.0, Y[lo:hi]))
+    merged = FeatureAccumulator()
+    for a in parts:
+        merged.merge(a)
+    assert merged.logme() == pytest.approx(ref, rel=1e-10)
+    acc = FeatureAccumulator().update(f[:0], Y[:0])  # an empty batch first
+    for lo in range(0, 203, 50):
+        acc.update(f[lo : lo + 50], Y[lo : lo + 50], first_row=lo)
+    assert acc.n_samples == 203
+    assert acc.logme() == pytest.approx(ref, rel=1e-10)
+    np.testing.assert_allclose(acc.gram(), f.T @ f, rtol=1e-12)
+
+
+def test_logme_targets_from_tensors(torch):
+    f, Y = make_targets(150, 6, 3, seed=27)
+    ref = leepfast.logme(f, Y)
+    assert leepfast.logme(torch.from_numpy(f), torch.from_numpy(Y)) == pytest.approx(
+        ref, rel=1e-12
+    )
+    ind = (Y > 0).astype(np.int8)
+    assert leepfast.logme(f, torch.from_numpy(ind)) == pytest.approx(
+        leepfast.logme(f, ind.astype(float)), rel=1e-12
+    )
+    # bfloat16 targets are widened to float32, exactly
+    bf = torch.from_numpy(Y).to(torch.bfloat16)
+    assert leepfast.logme(f, bf) == pytest.approx(
+        leepfast.logme(f, bf.float().numpy()), rel=1e-12
+    )
+
+
+def test_logme_targets_dtypes_and_inputs_untouched():
+    f, Y = make_targets(150, 6, 3, seed=27)
+    f16 = f.astype(np.float16)
+    exact = leepfast.logme(f16.astype(np.float64), Y.astype(np.float32).astype(float))
+    assert leepfast.logme(f16, Y.astype(np.float32)) == pytest.approx(exact, rel=1e-12)
+    assert leepfast.logme(f16, Y.astype(np.float16)) == pytest.approx(
+        leepfast.logme(f16, Y.astype(np.float16).astype(float)), rel=1e-12
+    )
+    ref = leepfast.logme(f, Y)
+    assert leepfast.logme(f.tolist(), Y.tolist()) == pytest.approx(ref, rel=1e-12)
+    # Fortran order, strided, byte-swapped targets
+    for variant in (np.asfortranarray(Y), np.repeat(Y, 2, axis=1)[:, ::2], Y.astype(">f8")):
+        assert leepfast.logme(f, variant, block_size=33) == pytest.approx(ref, rel=1e-10)
+    f_copy, Y_copy = f.copy(), Y.copy()
+    f.flags.writeable = False
+    Y.flags.writeable = False
+    assert leepfast.logme(f, Y, block_size=9) == pytest.approx(ref, rel=1e-10)
+    assert np.array_equal(f, f_copy) and np.array_equal(Y, Y_copy)
+
+
+def test_logme_targets_with_feature_files_and_target_files(tmp_path):
+    f, Y = make_targets(257, 6, 3, seed=28)
+    ref = leepfast.logme(f, Y)
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    for i, (lo, hi) in enumerate([(0, 100), (100, 101), (101, 257)]):
+        np.save(shards / f"part{i}.npy", f[lo:hi])
+    np.save(tmp_path / "Y.npy", Y)
+    np.save(tmp_path / "Y32.npy", Y.astype(np.float32))
+    np.save(tmp_path / "YF.npy", np.asfortranarray(Y))
+    for features in (
+        f,
+        shards,
+        [shards / "part0.npy", shards / "part1.npy", shards / "part2.npy"],
+    ):
+        for targets in (Y, tmp_path / "Y.npy", str(tmp_path / "YF.npy")):
+            assert leepfast.logme(features, targets, block_size=40) == pytest.approx(
+                ref, rel=1e-10
+            )
+        assert leepfast.logme(features, tmp_path / "Y32.npy") == pytest.approx(
+            leepfast.logme(f, Y.astype(np.float32)), rel=1e-10
+        )
+    acc = feature_statistics(shards, os.fsencode(tmp_path / "Y.npy"))
+    assert acc.logme() == pytest.approx(ref, rel=1e-10)
+
+
+def test_logme_target_errors_name_the_argument_and_what_was_found(tmp_path):
+    f, Y = make_targets(20, 3, 2, seed=29)
+    with pytest.raises(InputError) as err:
+        leepfast.logme(f, Y, n_target=3)
+    assert str(err.value) == (
+        "n_target: expected None with a target matrix (labels of shape (n_samples, k), "
+        "here k=2: its columns are the targets), got n_target=3"
+    )
+    assert err.value.argument == "n_target"
+    with pytest.raises(ShapeError) as err:
+        leepfast.logme(f, Y[:19])
+    assert str(err.value) == (
+        "labels: expected a target matrix of 20 rows (one per row of features), got 19 "
+        "rows (shape (19, 2))"
+    )
+    assert err.value.argument == "labels"
+    bad = Y.copy()
+    bad[5, 1] = np.nan
+    with pytest.raises(NonFiniteError) as err:
+        leepfast.logme(f, bad, block_size=3)
+    assert str(err.value) == (
+        "labels: row 5 is nan in column 1; expected finite target values"
+    )
+    assert err.value.argument == "labels"
+    bad[5, 1] = -np.inf
+    with pytest.raises(NonFiniteError, match=r"^labels: row 5 is -inf in column 1;"):
+        FeatureAccumulator().update(f[:4], Y[:4]).update(f[4:], bad[4:], first_row=4)
+    with pytest.raises(TypeError) as err:
+        leepfast.logme(f, Y.astype(complex))
+    assert str(err.value) == (
+        "labels: expected a target matrix of shape (n_samples, k) of float, integer or "
+        "boolean values, got dtype=complex128"
+    )
+    with pytest.raises(ShapeError, match=r"with k >= 1, got shape \(20, 0\)$"):
+        leepfast.logme(f, np.zeros((20, 0)))
+    with pytest.raises(TypeError) as err:
+        leepfast.logme(f, Y[:, 0])
+    assert str(err.value) == (
+        "labels: expected an integer array, got dtype=float64; regression targets for "
+        "logme are a target matrix of shape (n_samples, k), one target as y[:, None]"
+    )
+    with pytest.raises(NonFiniteError, match=r"^labels: values too large to accum"):
+        leepfast.logme(f, Y * 1e200)
+    for name in ("h_score", "regularized_h_score"):
+        with pytest.raises(ShapeError) as err:
+            getattr(leepfast, name)(f, Y)
+        assert str(err.value) == (
+            f"{name}: expected class labels (a 1-D integer array), got a target matrix "
+            f"of shape (n_samples, k) (shape (20, 2)); only logme takes a target matrix"
+        )
+    np.save(tmp_path / "Y.npy", Y)
+    with pytest.raises(ShapeError, match=r"^h_score: expected class labels"):
+        leepfast.h_score(f, tmp_path / "Y.npy")  # refused before the pass
+    acc = FeatureAccumulator().update(f, Y)
+    for what in ("h_score", "regularized_h_score", "class_sums"):
+        with pytest.raises(ShapeError, match=rf"^{what}: expected class labels"):
+            getattr(acc, what)()
+    with pytest.raises(ShapeError, match=r"^class_counts: expected class labels"):
+        acc.class_counts  # noqa: B018 - the property raises
+
+
+def test_logme_target_kinds_cannot_mix_across_batches_and_merges():
+    f, Y = make_targets(20, 3, 2, seed=30)
+    y = np.arange(20) % 2
+    with pytest.raises(ShapeError) as err:
+        FeatureAccumulator().update(f, Y).update(f, y)
+    assert str(err.value) == (
+        "labels: expected a target matrix of shape (n_samples, k) with k=2, as in "
+        "earlier batches, got class labels of shape (20,)"
+    )
+    with pytest.raises(ShapeError) as err:
+        FeatureAccumulator().update(f, y).update(f, Y)
+    assert str(err.value) == (
+        "labels: expected class labels (a 1-D integer array), as in earlier batches, "
+        "got a target matrix of shape (n_samples, k) (shape (20, 2))"
+    )
+    with pytest.raises(ShapeError, match=r"with k=2, as in earlier batches, got k=1 "):
+        FeatureAccumulator().update(f, Y).update(f, Y[:, :1])
+    with pytest.raises(InputError, match=r"^n_target: expected None with a target"):
+        FeatureAccumulator(n_target=2).update(f, Y)
+    with pytest.raises(InputError, match=r"^n_target: expected None with a target"):
+        FeatureAccumulator(n_target=2).merge(FeatureAccumulator().update(f, Y))
+    with pytest.raises(ShapeError) as err:
+        FeatureAccumulator().update(f, Y).merge(FeatureAccumulator().update(f, y))
+    assert str(err.value) == (
+        "merge: expected the other accumulator to hold a target matrix, as this one, "
+        "got class labels"
+    )
+    with pytest.raises(ShapeError, match=r"to hold class labels, as this one, got a t"):
+        FeatureAccumulator().update(f, y).merge(FeatureAccumulator().update(f, Y))
+    # an empty batch of a target matrix sets the kind too
+    with pytest.raises(ShapeError, match=r"to hold a target matrix, as this one, got c"):
+        FeatureAccumulator().update(f[:0], Y[:0]).merge(FeatureAccumulator().update(f, y))
+    with pytest.raises(ShapeError, match=r"with k=2, as in earlier batches, got class"):
+        FeatureAccumulator().update(f[:0], Y[:0]).update(f, y)
+    with pytest.raises(ShapeError, match=r"to have k=2 columns, as this one's, got k=1$"):
+        FeatureAccumulator().update(f, Y).merge(FeatureAccumulator().update(f, Y[:, :1]))
+
+
+def test_logme_target_file_errors_name_the_file_and_the_row(tmp_path):
+    f, Y = make_targets(20, 3, 2, seed=31)
+    np.save(tmp_path / "f.npy", f)
+    bad = Y.copy()
+    bad[7, 0] = np.nan
+    np.save(tmp_path / "bad.npy", bad)
+    np.save(tmp_path / "short.npy", Y[:19])
+    np.save(tmp_path / "int.npy", (Y > 0).astype(np.int64))
+    for features in (f, tmp_path / "f.npy"):
+        with pytest.raises(NonFiniteError, match=r"^labels \(file .*bad.npy\): row 7 is"):
+            leepfast.logme(features, tmp_path / "bad.npy", block_size=4)
+        with pytest.raises(
+            ShapeError,
+            match=r"^labels \(file .*short.npy\): expected 20 rows \(one per row of "
+            r"features\), got 19$",
+        ):
+            leepfast.logme(features, tmp_path / "short.npy")
+    # a target file holds floats (save 0/1 indicators as float32)
+    with pytest.raises(
+        FileFormatError, match=r"^labels \(file .*int.npy\): holds dtype '<i8'; expec"
+    ):
+        leepfast.logme(f, tmp_path / "int.npy")
+    with pytest.raises(ShapeError, match=r"^labels: expected a target matrix of 20 rows"):
+        leepfast.logme(tmp_path / "f.npy", Y[:19])
 
 
 # ---------------------------------------------------------------------------------------

@@ -100,6 +100,23 @@ def test_every_pair_is_scored_and_leep_is_the_definition(A, run):
         )
 
 
+def test_feature_scores_beside_leep_are_the_reference_formulas(A, run):
+    """TransRate and GBC of every pair against the NumPy reference on the same training
+    features; N-LEEP is a LEEP (a mean log-likelihood): finite and <= 0."""
+    from leepfast import _reference
+
+    rows = run[0]["rows"]
+    _, labels, outputs, _ = A.load_cache(SMOKE)
+    tasks = A.draw_tasks(labels, SETTINGS)
+    for r in rows:
+        task = tasks[r["task"]]
+        y = A._task_labels(labels[task["target"]], task["classes"])[task["train"]]
+        f = outputs[task["target"], r["source"]][1].astype(np.float32)[task["train"]]
+        assert r["transrate"] == pytest.approx(_reference.transrate(f, y), rel=1e-7)
+        assert r["gbc"] == pytest.approx(_reference.gbc(f, y), rel=1e-7, abs=1e-300)
+        assert math.isfinite(r["nleep"]) and r["nleep"] <= 0
+
+
 def test_real_models_behave_as_their_training_says(run):
     """Real values, not just shapes: an MNIST CNN outscores the NSFW detector on digits
     by LEEP, and a new head on its features (16 principal components here, 3 training
@@ -126,7 +143,7 @@ def test_per_source_correlations_are_those_of_the_pairs(run):
     result, out = run
     rows = result["rows"]
     table = _read(out / "per_source.csv")
-    assert len(table) == len(SOURCES) * 6  # five scores and the -log(k) baseline
+    assert len(table) == len(SOURCES) * 9  # eight scores and the -log(k) baseline
     for entry in result["per_source"]:
         pts = [r for r in rows if r["source"] == entry["source"]]
         v = [r[entry["score"]] for r in pts]

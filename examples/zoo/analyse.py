@@ -1,4 +1,4 @@
-"""Target tasks, transfer accuracy, the five scores and their correlations, from a cache.
+"""Target tasks, transfer accuracy, the eight scores and their correlations, from a cache.
 
     python examples/zoo/analyse.py [--cache DIR] [--out DIR]
 
@@ -35,13 +35,25 @@ SETTINGS = {
     "seed": 0,
     "head_C": 1.0,  # the new head: L2 logistic regression on standardised features
 }
-SCORES = ["leep", "nce", "h_score", "reg_h_score", "logme"]
+SCORES = [
+    "leep",
+    "nce",
+    "h_score",
+    "reg_h_score",
+    "logme",
+    "nleep",
+    "transrate",
+    "gbc",
+]
 LABELS = {
     "leep": "LEEP",
     "nce": "NCE",
     "h_score": "H-score",
     "reg_h_score": "regularized H-score",
     "logme": "LogME",
+    "nleep": "N-LEEP",
+    "transrate": "TransRate",
+    "gbc": "GBC",
     "neg_log_k": "-log(k) baseline",
 }
 # source subsets for the per-task rankings (stratified by Z)
@@ -149,7 +161,7 @@ def head_accuracy(features, y, train, test, C):
 
 
 def score_source(meta, labels, outputs, s, tasks, settings):
-    """One row per task for source ``s``: the five scores and the head's accuracy."""
+    """One row per task for source ``s``: the eight scores and the head's accuracy."""
     rows = []
     for i, task in enumerate(tasks):
         y_all = labels[task["target"]]
@@ -180,6 +192,13 @@ def score_source(meta, labels, outputs, s, tasks, settings):
                 h_score=leepfast.h_score(f_train, y_train),
                 reg_h_score=leepfast.regularized_h_score(f_train, y_train),
                 logme=leepfast.logme(f_train, y_train),
+                # the library's defaults (the public code's); at most one mixture
+                # component per training image (the smoke cache has 3 per class)
+                nleep=leepfast.nleep(
+                    f_train, y_train, components_per_class=min(5, task["n_train"])
+                ),
+                transrate=leepfast.transrate(f_train, y_train),
+                gbc=leepfast.gbc(f_train, y_train),
                 neg_log_k=-math.log(task["k"]),
             )
         )
@@ -189,7 +208,7 @@ def score_source(meta, labels, outputs, s, tasks, settings):
 def _pairs_file(cache, meta, s, settings):
     """Where one source's rows are kept: named by a hash of the settings and of the
     cached outputs they come from, so a changed setting or forward pass recomputes."""
-    key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
+    key = hashlib.sha256(json.dumps([settings, SCORES], sort_keys=True).encode())
     for t in meta["targets"]:
         f = Path(cache) / t / f"{s}.npz"
         if f.is_file():

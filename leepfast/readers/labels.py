@@ -199,6 +199,30 @@ def _parquet_label_chunks(path, column, name):
         first += len(arr)
 
 
+def chunk_reader(chunks, where, rows):
+    """A function ``take(k)`` that returns the next k rows of the arrays ``chunks``
+    yields, in order (``where`` and ``rows`` name them and what they pair with in the
+    error when they end early). A chunk must stay valid after the next is drawn."""
+    pending, have = [], 0
+
+    def take(k):
+        nonlocal have
+        while have < k:
+            chunk = next(chunks, None)
+            if chunk is None:
+                raise FileFormatError(
+                    f"{where}: ended before the last row of {rows} (did the file change?)"
+                )
+            pending.append(chunk)
+            have += len(chunk)
+        out = pending[0] if len(pending) == 1 else np.concatenate(pending)
+        pending[:] = [out[k:]] if len(out) > k else []
+        have = len(out) - k
+        return out[:k]
+
+    return take
+
+
 class Labels:
     """Target labels from a file (or an array), read in chunks, never loaded whole.
 
@@ -262,26 +286,7 @@ class Labels:
 
     def reader(self):
         """A function ``take(k)`` that returns the next k labels (a new pass each call)."""
-        chunks = self.chunks()
-        pending, have = [], 0
-
-        def take(k):
-            nonlocal have
-            while have < k:
-                chunk = next(chunks, None)
-                if chunk is None:
-                    raise FileFormatError(
-                        f"{self.where}: ended before the last row of "
-                        f"{self.rows} (did the file change?)"
-                    )
-                pending.append(chunk)
-                have += len(chunk)
-            out = pending[0] if len(pending) == 1 else np.concatenate(pending)
-            pending[:] = [out[k:]] if len(out) > k else []
-            have = len(out) - k
-            return out[:k]
-
-        return take
+        return chunk_reader(self.chunks(), self.where, self.rows)
 
     def _raise_row(self, bad, expected):
         """Raise for the first label where ``bad(chunk)`` is True."""

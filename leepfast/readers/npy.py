@@ -153,6 +153,14 @@ def _parse_npy_header(text, role, name):
     return descr, fortran, shape
 
 
+def header_shape(path, role):
+    """The shape a .npy file's header gives (the header checked, nothing else read)."""
+    name = os.fspath(path)
+    with open(path, "rb") as f:
+        text, _ = _read_npy_header(f, file_size(path, role), role, name)
+    return _parse_npy_header(text, role, name)[2]
+
+
 def open_header(path, role, allowed, kinds, ndim):
     """Check a .npy file; return (dtype, shape, fortran_order, data offset)."""
     name = os.fspath(path)
