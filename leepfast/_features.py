@@ -40,6 +40,7 @@ from . import _files, readers
 from ._api import check_labels, check_n_target
 from ._driver import ArraySource, block_rows, run_pass
 from ._errors import InputError, LabelError, NonFiniteError, ShapeError
+from ._options import takes_arguments_of
 from ._state import check_feature_state_fits
 from ._tensors import as_host_array
 from .readers import npy
@@ -946,7 +947,7 @@ def _open_features(features, dtype, n_features, key):
     return features, features.shape[0]
 
 
-def feature_statistics(
+def _arguments(
     features,
     labels,
     *,
@@ -955,13 +956,17 @@ def feature_statistics(
     n_features=None,
     block_size=None,
     key=None,
-):
+) -> None:
+    """The arguments of :func:`feature_statistics` and the feature scores, written
+    once."""
+
+
+@takes_arguments_of(_arguments)
+def feature_statistics(**arguments) -> "FeatureAccumulator":
     """One streaming pass over features and labels (or a target matrix): a
     :class:`FeatureAccumulator`.
     {params}"""
-    return _feature_statistics(
-        features, labels, n_target, dtype, n_features, block_size, key, None
-    )
+    return _feature_statistics(**arguments, score=None)
 
 
 def _feature_statistics(
@@ -1046,16 +1051,8 @@ _PARAMETERS = """
 """
 
 
-def h_score(
-    features,
-    labels,
-    *,
-    n_target=None,
-    dtype=None,
-    n_features=None,
-    block_size=None,
-    key=None,
-):
+@takes_arguments_of(_arguments)
+def h_score(**arguments) -> float:
     """H-score (Bao et al. 2019): tr(pinv(cov(f)) cov(E[f | y])).
     {params}
     Returns
@@ -1074,19 +1071,11 @@ def h_score(
     noise that the pseudo-inverse at rcond=1e-15 still inverts, so the value can jump.
     Both motivated :func:`regularized_h_score`, which stays informative. Needs n >= 2.
     """
-    return _statistics(score="h_score", **locals())
+    return _statistics(score="h_score", **arguments)
 
 
-def regularized_h_score(
-    features,
-    labels,
-    *,
-    n_target=None,
-    dtype=None,
-    n_features=None,
-    block_size=None,
-    key=None,
-):
+@takes_arguments_of(_arguments)
+def regularized_h_score(**arguments) -> float:
     """Regularized H-score (Ibrahim, Ponomareva, Mazumder 2022), shrinkage covariance.
     {params}
     Returns
@@ -1097,19 +1086,11 @@ def regularized_h_score(
         ``sklearn.covariance.ledoit_wolf``), cov(E[f | y]) with ddof=1. Well defined
         for D >= n: cov_a is positive definite whenever a > 0.
     """
-    return _statistics(score="regularized_h_score", **locals())
+    return _statistics(score="regularized_h_score", **arguments)
 
 
-def logme(
-    features,
-    labels,
-    *,
-    n_target=None,
-    dtype=None,
-    n_features=None,
-    block_size=None,
-    key=None,
-):
+@takes_arguments_of(_arguments)
+def logme(**arguments) -> float:
     """LogME (You et al., JMLR 2022): the mean over classes of the maximised
     log-evidence per sample of a Bayesian linear model from the features to each
     one-hot target column, or to each column of a target matrix (regression,
@@ -1165,7 +1146,7 @@ def logme(
     LogME(f, c y) = LogME(f, y) - log|c| for c != 0, up to the fixed-point iteration's
     stopping tolerance; for D >= n the min(n, D) convention above breaks both.
     """
-    return _statistics(score="logme", **locals())
+    return _statistics(score="logme", **arguments)
 
 
 for _f in (feature_statistics, h_score, regularized_h_score, logme):
