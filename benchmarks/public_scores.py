@@ -40,6 +40,7 @@ different number; it is shown, not compared.
 
 import argparse
 import contextlib
+import functools
 import importlib.util
 import subprocess
 import sys
@@ -260,6 +261,7 @@ def run(public, rounds, quick):
     rows = []
     cases = CASES[:2] if quick else CASES
     timing = (5, 5000, 64, 10, ()) if quick else TIMING
+    compare = functools.partial(compare_features, cases=cases, timing=timing, rounds=rounds)
 
     if "LogME" in public:
         mods, repo = public["LogME"]
@@ -268,15 +270,12 @@ def run(public, rounds, quick):
             return float(mods["LogME"].LogME(regression=False).fit(f, y))
 
         rows.append(
-            compare_features(
+            compare(
                 "LogME",
                 repo,
                 lambda f, y: leepfast.logme(f, y),
                 lambda f, y: logme_public(f, compact(y)),
-                cases,
-                timing,
-                rounds,
-                "public on compacted labels (absent classes removed)",
+                note="public on compacted labels (absent classes removed)",
             )
         )
         # a target matrix: the authors' regression=True, every column averaged
@@ -284,15 +283,14 @@ def run(public, rounds, quick):
         ttiming = (5, 5000, 64, 5) if quick else TARGET_TIMING
         for multilabel, what in ((False, "regression"), (True, "multi-label 0/1")):
             rows.append(
-                compare_features(
+                compare(
                     f"LogME, {what} targets",
                     repo,
                     lambda f, y: leepfast.logme(f, y),
                     lambda f, y: float(mods["LogME"].LogME(regression=True).fit(f, y)),
-                    [(*case, multilabel) for case in tcases],
-                    (*ttiming, multilabel),
-                    rounds,
-                    "a (n, k) float64 target matrix; public LogME(regression=True)",
+                    cases=[(*case, multilabel) for case in tcases],
+                    timing=(*ttiming, multilabel),
+                    note="a (n, k) float64 target matrix; public LogME(regression=True)",
                     make=targets_case,
                     describe=describe_targets,
                 )
@@ -367,38 +365,29 @@ def run(public, rounds, quick):
         mods, repo = public["tllib"]
         tr = mods["transrate"].transrate
         rows.append(
-            compare_features(
+            compare(
                 "TransRate",
                 repo,
                 lambda f, y: leepfast.transrate(f, y),
                 lambda f, y: float(tr(f, compact(y))),
-                cases,
-                timing,
-                rounds,
-                "public on compacted labels (an absent class divides by zero there)",
+                note="public on compacted labels (an absent class divides by zero there)",
             )
         )
         hs = mods["hscore"]
         rows.append(
-            compare_features(
+            compare(
                 "H-score",
                 repo,
                 lambda f, y: leepfast.h_score(f, y),
                 lambda f, y: float(hs.h_score(f, y)),
-                cases,
-                timing,
-                rounds,
             )
         )
         rows.append(
-            compare_features(
+            compare(
                 "regularized H-score",
                 repo,
                 lambda f, y: leepfast.regularized_h_score(f, y),
                 lambda f, y: float(hs.regularized_h_score(f, y)),
-                cases,
-                timing,
-                rounds,
             )
         )
 
@@ -406,21 +395,18 @@ def run(public, rounds, quick):
         mods, repo = public["msnlp"]
         for kind in ("spherical", "diagonal"):
             rows.append(
-                compare_features(
+                compare(
                     f"GBC ({kind})",
                     repo,
                     lambda f, y, k=kind: leepfast.gbc(f, y, gaussian=k),
                     lambda f, y, k=kind: float(mods["gbc"].GBC(None).score(f, y, k)),
-                    cases,
-                    timing,
-                    rounds,
                 )
             )
         if not quick:
             from sklearn.decomposition import PCA
 
             rows.append(
-                compare_features(
+                compare(
                     "GBC (spherical, pca=32)",
                     repo,
                     lambda f, y: leepfast.gbc(f, y, pca=32),
@@ -433,10 +419,8 @@ def run(public, rounds, quick):
                             "spherical",
                         )
                     ),
-                    [c for c in cases if c[2] > 32],
-                    timing,
-                    rounds,
-                    "public given scikit-learn's PCA(32) of the features",
+                    cases=[c for c in cases if c[2] > 32],
+                    note="public given scikit-learn's PCA(32) of the features",
                 )
             )
 
