@@ -245,15 +245,22 @@ def compare_features(
     f, y = make(*timing)
     t_ours, t_theirs = timed([lambda: ours(f, y), lambda: theirs(f, y)], rounds)
     size = describe(timing).split(" absent=")[0]
+    return _row(name, repo, worst, size, (t_ours, t_theirs), note, detail)
+
+
+def _row(score, repo, diff, size, times, note="", detail=()):
+    """One row of the table: the largest relative difference, the timing case and the
+    two median times (leepfast, public)."""
+    ours, theirs = times
     return dict(
-        score=name,
+        score=score,
         repo=repo,
-        diff=worst,
+        diff=diff,
         size=size,
-        ours=t_ours,
-        theirs=t_theirs,
+        ours=ours,
+        theirs=theirs,
         note=note,
-        detail=detail,
+        detail=list(detail),
     )
 
 
@@ -329,18 +336,8 @@ def run(public, rounds, quick):
             )
         p, y = predictions_case(timing[0], timing[1], 1000, timing[3])
         t = timed([lambda: leepfast.leep(p, y), lambda: mods["LEEP"].LEEP(p, y)], rounds)
-        rows.append(
-            dict(
-                score="LEEP",
-                repo=repo,
-                diff=worst_leep,
-                size=f"n={timing[1]} Z=1000 Y={timing[3]}",
-                ours=t[0],
-                theirs=t[1],
-                note="",
-                detail=detail,
-            )
-        )
+        size = f"n={timing[1]} Z=1000 Y={timing[3]}"
+        rows.append(_row("LEEP", repo, worst_leep, size, t, detail=detail))
         t = timed(
             [
                 lambda: leepfast.nce(p, y),
@@ -348,18 +345,8 @@ def run(public, rounds, quick):
             ],
             rounds,
         )
-        rows.append(
-            dict(
-                score="NCE",
-                repo=repo,
-                diff=worst_nce,
-                size=f"n={timing[1]} Z=1000 Y={timing[3]}",
-                ours=t[0],
-                theirs=t[1],
-                note="public given the argmax labels (the argmax timed with it)",
-                detail=[],
-            )
-        )
+        note = "public given the argmax labels (the argmax timed with it)"
+        rows.append(_row("NCE", repo, worst_nce, size, t, note=note))
 
     if "tllib" in public:
         mods, repo = public["tllib"]
