@@ -10,6 +10,7 @@ build warns and produces a serial extension. Environment switches:
 No ``-march=native``: the wheel must run on any CPU of its architecture.
 """
 
+import importlib.util
 import os
 import tempfile
 import textwrap
@@ -86,18 +87,18 @@ class BuildExt(build_ext):
 # The C API (leepfast.get_include()): copied from src_cython/ into leepfast/include/ of
 # the built package, so the repository holds one copy. An editable install has no such
 # copy; get_include() then returns src_cython/ itself. src_cython/manifest.txt is the one
-# list of its files (leepfast/_include.py and examples/c/Makefile read it too).
+# list of its files; leepfast/_include.py parses it (loaded here from its file, since
+# the package cannot be imported before it is built), and examples/c/Makefile reads it.
 def read_manifest():
     """(sources to compile, every file) of src_cython/manifest.txt."""
-    sources, files = [], []
-    with open(os.path.join(HERE, "src_cython", "manifest.txt")) as f:
-        for line in f:
-            kind, _, name = line.partition("#")[0].strip().partition(" ")
-            if kind:
-                files.append(name.strip())
-                if kind == "source":
-                    sources.append(name.strip())
-    return sources, files
+    path = os.path.join(HERE, "leepfast", "_include.py")
+    spec = importlib.util.spec_from_file_location("_leepfast_include", path)
+    include = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(include)
+    listed = include._manifest(os.path.join(HERE, "src_cython"))
+    if listed is None:
+        raise FileNotFoundError(f"src_cython/{include.MANIFEST}: the C core's file list")
+    return listed
 
 
 C_SOURCES, C_API_FILES = read_manifest()

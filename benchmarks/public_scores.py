@@ -360,23 +360,12 @@ def run(public, rounds, quick):
                 note="public on compacted labels (an absent class divides by zero there)",
             )
         )
-        hs = mods["hscore"]
-        rows.append(
-            compare(
-                "H-score",
-                repo,
-                lambda f, y: leepfast.h_score(f, y),
-                lambda f, y: float(hs.h_score(f, y)),
-            )
-        )
-        rows.append(
-            compare(
-                "regularized H-score",
-                repo,
-                lambda f, y: leepfast.regularized_h_score(f, y),
-                lambda f, y: float(hs.regularized_h_score(f, y)),
-            )
-        )
+        for name, fn in (
+            ("H-score", "h_score"),
+            ("regularized H-score", "regularized_h_score"),
+        ):
+            ours, theirs = getattr(leepfast, fn), getattr(mods["hscore"], fn)
+            rows.append(compare(name, repo, ours, lambda f, y, g=theirs: float(g(f, y))))
 
     if "msnlp" in public:
         mods, repo = public["msnlp"]
