@@ -8,6 +8,7 @@ the first offending row; this module turns that into one clear exception.
 """
 
 import copy
+import os
 import weakref
 from dataclasses import dataclass
 
@@ -582,7 +583,17 @@ class Accumulator:
 
 def _run(what, predictions, labels, **options):
     """The two passes over an in-memory array: what = "nce" (pass 1 only), "leep" (the
-    value alone) or "result"."""
+    value alone) or "result". Predictions on disk go to score_files; labels on disk
+    (next to in-memory predictions) are read whole, as labels are small."""
+    from . import readers  # at call time: the readers import this module
+
+    if readers.is_file_source(predictions):
+        from ._files import score_files
+
+        result = score_files(predictions, labels, **options)
+        return result if what == "result" else getattr(result, what)
+    if isinstance(labels, (str, os.PathLike, readers.Labels)):
+        labels = np.concatenate(list(readers.open_labels(labels).chunks()))
     predictions = check_predictions(predictions)
     labels = check_labels(labels, predictions.shape[0])
     options = Options.resolve(**options)
@@ -614,9 +625,13 @@ _PARAMETERS = """
         Row i is the source model's softmax over its n_source classes for target sample
         i (rows sum to 1 within ``ROW_SUM_TOLERANCE``: 1e-2 for float16, 1e-4 for
         float32, 1e-6 for float64), or its logits with ``logits=True``. Any memory
-        order, strides and byte order; memory maps are streamed block by block.
-    labels : array of shape (n_samples,), any integer dtype
-        Target labels in [0, n_target).
+        order, strides and byte order; memory maps are streamed block by block. Or
+        files: a path, a directory, a glob or a list of shards, or an opened
+        ``Predictions``, streamed by :func:`leepfast.score_files` (both passes, also
+        for NCE).
+    labels : array of shape (n_samples,), any integer dtype, or a path
+        Target labels in [0, n_target); a path is read as :func:`leepfast.open_labels`
+        reads it (``.npy``, text, ``"file.csv:column"``).
     n_target : int, optional
         Number of target classes Y; default max(labels) + 1. Classes without samples
         are allowed.

@@ -69,17 +69,6 @@ def _fspath(obj):
     return obj
 
 
-def _is_file_source(obj):
-    """A path, glob, directory, list of them, or an opened Predictions object."""
-    if isinstance(obj, (str, os.PathLike, readers.Predictions)):
-        return True
-    return (
-        isinstance(obj, (list, tuple))
-        and len(obj) > 0
-        and all(isinstance(p, (str, os.PathLike)) for p in obj)
-    )
-
-
 def check_features(features, name="features"):
     """The features as a 2-D float16/32/64 ndarray (never copied here, but for bfloat16
     tensors, widened to float32, exact)."""
@@ -938,7 +927,7 @@ def _open_features(features, dtype, n_features, key):
     array."""
     if isinstance(features, readers.Predictions):
         return features, features.n_samples
-    if _is_file_source(features):
+    if readers.is_file_source(features):
         preds = readers.open_predictions(
             features, dtype=dtype, n_source=n_features, key=key, role="features"
         )

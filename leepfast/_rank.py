@@ -21,7 +21,6 @@ call it.
 
 import json
 import math
-import os
 import sys
 import time
 from collections.abc import Mapping
@@ -30,7 +29,7 @@ import numpy as np
 
 from ._api import check_predictions, score
 from ._files import score_files
-from .readers import Predictions, open_labels, open_predictions
+from .readers import Predictions, is_file_source, open_labels, open_predictions
 
 #: The scores a ranking reports, in the order of its columns.
 SCORES = ("leep", "nce")
@@ -289,17 +288,6 @@ class Ranking:
 # rank()
 
 
-def _is_file_source(obj):
-    """A path, glob, directory, list of them, or an opened Predictions object."""
-    if isinstance(obj, (str, os.PathLike, Predictions)):
-        return True
-    return (
-        isinstance(obj, (list, tuple))
-        and len(obj) > 0
-        and all(isinstance(p, (str, os.PathLike)) for p in obj)
-    )
-
-
 def _where_files(paths):
     if len(paths) == 1:
         return f"file {paths[0]}"
@@ -477,7 +465,7 @@ def rank(
     plan = []
     for name in names:
         model = models[name]
-        if _is_file_source(model):
+        if is_file_source(model):
             if isinstance(model, Predictions):
                 files, rows = [f.path for f in model.files], model.n_samples
             else:

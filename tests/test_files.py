@@ -614,3 +614,39 @@ def test_npy_header_with_a_nul_byte_is_refused_as_numpy_refuses_it(tmp_path):
     good = tmp_path / "good.npy"
     good.write_bytes(raw.replace(b"}\x00", b"} "))
     assert leepfast.open_predictions(good).n_samples == 2
+
+
+def test_leep_nce_and_score_take_files_as_score_files_does(tmp_path, rng, make_theta):
+    # predictions on disk go through score_files (same values, its errors), labels on
+    # disk are read whole next to in-memory predictions
+    theta = make_theta(rng, 3000, 9)
+    y = rng.integers(0, 4, 3000)
+    np.save(tmp_path / "p.npy", theta)
+    np.save(tmp_path / "y.npy", y)
+    (tmp_path / "y.txt").write_text("\n".join(map(str, y)) + "\n")
+    (tmp_path / "shards").mkdir()
+    np.save(tmp_path / "shards" / "0.npy", theta[:1000])
+    np.save(tmp_path / "shards" / "1.npy", theta[1000:])
+    want = leepfast.score(theta, y, n_target=6)
+    for preds in (tmp_path / "p.npy", str(tmp_path / "p.npy"), tmp_path / "shards"):
+        for labels in (y, tmp_path / "y.npy", str(tmp_path / "y.txt")):
+            got = leepfast.score(preds, labels, n_target=6, block_size=512)
+            assert isinstance(got, leepfast.Result)
+            np.testing.assert_allclose(
+                [got.leep, got.nce], [want.leep, want.nce], rtol=1e-12
+            )
+            np.testing.assert_allclose(got.joint, want.joint, rtol=1e-12)
+            assert got.n_target == 6
+            assert leepfast.leep(preds, labels) == pytest.approx(want.leep, rel=1e-12)
+            assert leepfast.nce(preds, labels) == pytest.approx(want.nce, rel=1e-12)
+    for labels in (tmp_path / "y.npy", str(tmp_path / "y.txt")):
+        assert leepfast.leep(theta, labels) == pytest.approx(want.leep, rel=1e-12)
+    logits = np.log(theta + 1e-3)
+    np.save(tmp_path / "logits.npy", logits)
+    assert leepfast.leep(tmp_path / "logits.npy", y, logits=True) == pytest.approx(
+        leepfast.leep(logits, y, logits=True), rel=1e-12
+    )
+    with pytest.raises(FileNotFoundError):
+        leepfast.leep(tmp_path / "missing.npy", y)
+    with pytest.raises(ValueError, match=r"^labels: expected 3000 labels \(one per row"):
+        leepfast.leep(theta, y[:-1])

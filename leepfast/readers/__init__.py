@@ -19,13 +19,14 @@ are converted block by block. Both cost one block of extra memory.
 from .._errors import FileFormatError
 from .labels import Labels, open_labels
 from .mapped import PredictionFile
-from .predictions import Predictions, open_predictions
+from .predictions import Predictions, is_file_source, open_predictions
 
 __all__ = [
     "FileFormatError",
     "Labels",
     "PredictionFile",
     "Predictions",
+    "is_file_source",
     "open_labels",
     "open_predictions",
 ]

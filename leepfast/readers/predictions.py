@@ -215,3 +215,16 @@ def open_predictions(paths, *, dtype=None, n_source=None, key=None, role="predic
     preds = Predictions(files)
     preds.order_conflicts = conflicts
     return preds
+
+
+def is_file_source(obj):
+    """Whether ``obj`` names rows on disk rather than holding them: a path (str or
+    os.PathLike), a glob, a directory, a non-empty list of them, or an opened
+    :class:`Predictions`."""
+    if isinstance(obj, (str, os.PathLike, Predictions)):
+        return True
+    return (
+        isinstance(obj, (list, tuple))
+        and len(obj) > 0
+        and all(isinstance(p, (str, os.PathLike)) for p in obj)
+    )
