@@ -10,7 +10,7 @@ the first offending row; this module turns that into one clear exception.
 import copy
 import os
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -67,6 +67,9 @@ class Result:
         Samples per (target class, argmax source class) pair, from which NCE comes.
     backend : str
         The backend that computed it.
+    classes : tuple of str, or None
+        Labels given as strings: the class of each target index (the sorted distinct
+        strings: label ``classes[y]`` is target class ``y``); None for integer labels.
     """
 
     leep: float
@@ -80,6 +83,7 @@ class Result:
     class_counts: np.ndarray
     hard_counts: np.ndarray
     backend: str
+    classes: tuple | None = None
 
     def to_dict(self) -> dict:
         """The scalars only (for JSON, logs and tables): leep, nce, n_samples,
@@ -148,12 +152,24 @@ def is_widened_bfloat16(arr):
     return id(arr) in _WIDENED
 
 
-def check_labels(labels, n_samples, name="labels", rows="predictions"):
-    """The labels as a 1-D integer ndarray of length n_samples (never copied here);
-    ``rows`` names what the labels pair with in messages ("features" for features)."""
-    arr, _ = as_host_array(labels, name)
-    if arr.dtype.kind not in "iu":
-        raise TypeError(f"{name}: expected an integer array, got dtype={arr.dtype}")
+def check_labels(
+    labels, n_samples, name="labels", rows="predictions", whole=False, classes=False
+):
+    """The labels as a 1-D integer ndarray of length n_samples (integer arrays are never
+    copied here); ``rows`` names what the labels pair with in messages ("features" for
+    features). Integer-valued floats (as pandas and ``np.loadtxt`` give) become int64.
+    When ``labels`` is the whole label set (``whole``), strings (str arrays, object
+    arrays of str, pandas categoricals of str) become the index of each among the
+    sorted distinct strings; a batch's strings are refused, since they would be
+    numbered by that batch alone. With ``classes``, returns ``(labels, the sorted
+    strings or None)``."""
+    arr, names = encode_labels(as_host_array(labels, name)[0], name)
+    if names is not None and not whole:
+        raise TypeError(
+            f"{name}: got strings in a batch; strings are numbered as classes (sorted) "
+            f"only over the whole label set (leep, nce, score, rank, the feature "
+            f"scores): number them first, e.g. np.unique(labels, return_inverse=True)"
+        )
     if arr.ndim != 1:
         raise ShapeError(f"{name}: expected a 1-D array, got shape {arr.shape}", name)
     if arr.shape[0] != n_samples:
@@ -162,7 +178,48 @@ def check_labels(labels, n_samples, name="labels", rows="predictions"):
             f"got {arr.shape[0]}",
             name,
         )
-    return arr
+    return (arr, names) if classes else arr
+
+
+def encode_labels(arr, name="labels"):
+    """(integer labels, class names or None) of an array of labels of any kind: integers
+    as they are; integer-valued floats as int64 (any other float refused, naming the
+    first); strings as their index among the sorted distinct strings, which are the
+    class names."""
+    kind = arr.dtype.kind
+    if kind in "iu":
+        return arr, None
+    if kind == "O" and arr.size and all(isinstance(v, str) for v in arr.flat):
+        kind = "U"
+    elif kind == "O" and all(
+        isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+        for v in arr.flat
+    ):
+        return arr.astype(np.int64), None
+    if kind in "US":
+        names, codes = np.unique(arr, return_inverse=True)
+        return codes.reshape(arr.shape).astype(np.int64), names
+    if kind == "f":
+        first = first_non_integer(arr)
+        if first is None:
+            return arr.astype(np.int64), None
+        raise LabelError(
+            f"{name}: expected integer labels (integer-valued floats are taken), got "
+            f"{float(arr.reshape(-1)[first])!r} at index {first}",
+            name,
+        )
+    raise TypeError(
+        f"{name}: expected an integer array (or integer-valued floats, or strings), "
+        f"got dtype={arr.dtype}"
+    )
+
+
+def first_non_integer(arr):
+    """The flat index of the first value of a float array that is not a whole number in
+    int64's range (NaN and infinities included), or None."""
+    with np.errstate(invalid="ignore"):
+        whole = np.isfinite(arr) & (arr == np.round(arr)) & (np.abs(arr) < 2.0**62)
+    return None if whole.all() else int(np.flatnonzero(~whole.reshape(-1))[0])
 
 
 def check_n_target(n_target):
@@ -595,7 +652,7 @@ def _run(what, predictions, labels, **options):
     if isinstance(labels, (str, os.PathLike, readers.Labels)):
         labels = np.concatenate(list(readers.open_labels(labels).chunks()))
     predictions = check_predictions(predictions)
-    labels = check_labels(labels, predictions.shape[0])
+    labels, classes = check_labels(labels, predictions.shape[0], whole=True, classes=True)
     options = Options.resolve(**options)
     inferred = options.n_target is None
     if inferred:
@@ -615,7 +672,10 @@ def _run(what, predictions, labels, **options):
         views,
         options.logits,
     )
-    return two_passes(acc, ArraySource(predictions, labels, rows), what)
+    result = two_passes(acc, ArraySource(predictions, labels, rows), what)
+    if classes is None or what != "result":
+        return result
+    return replace(result, classes=tuple(classes.tolist()))
 
 
 _PARAMETERS = """

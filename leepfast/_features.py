@@ -37,7 +37,7 @@ import os
 import numpy as np
 
 from . import _files, readers
-from ._api import check_labels, check_n_target
+from ._api import check_labels, check_n_target, first_non_integer
 from ._driver import ArraySource, block_rows, run_pass
 from ._errors import InputError, LabelError, NonFiniteError, ShapeError
 from ._options import takes_arguments_of
@@ -156,12 +156,17 @@ def _classes_only(what, shape):
 
 
 def _no_float_labels(arr, name):
-    """1-D float labels: refused with a pointer to the target-matrix form."""
+    """1-D float labels that are not integer-valued (labels as floats, as pandas gives
+    them, are labels): refused with a pointer to the target-matrix form."""
     if arr.ndim == 1 and arr.dtype.kind == "f":
-        raise TypeError(
-            f"{name}: expected an integer array, got dtype={arr.dtype}; regression "
-            f"targets for logme are {_TARGET_SHAPE}, one target as y[:, None]"
-        )
+        first = first_non_integer(arr)
+        if first is not None:
+            raise LabelError(
+                f"{name}: expected integer labels (integer-valued floats are taken), got "
+                f"{float(arr[first])!r} at index {first}; regression targets for logme "
+                f"are {_TARGET_SHAPE}, one target as y[:, None]",
+                name,
+            )
 
 
 # ---------------------------------------------------------------------------------------
@@ -992,7 +997,7 @@ def _feature_statistics(
             labels = np.concatenate(list(opened.chunks()))
         else:
             _no_float_labels(as_host_array(labels, "labels")[0], "labels")
-            labels = check_labels(labels, n, rows="features")
+            labels = check_labels(labels, n, rows="features", whole=True)
         if n == 0:
             raise ValueError(
                 f"features: expected at least one sample, got shape {features.shape}"

@@ -38,7 +38,7 @@ def _inputs(features, labels, name="features"):
             f"least one of each, got shape {f.shape}",
             name,
         )
-    y = check_labels(labels, f.shape[0], rows="features")
+    y = check_labels(labels, f.shape[0], rows="features", whole=True)
     if y.dtype.kind == "i" and y.min() < 0:
         row = int(np.argmax(y < 0))
         raise LabelError(f"labels: row {row} is {y[row]}; expected labels >= 0", "labels")

@@ -309,3 +309,48 @@ def test_importing_leepfast_does_not_import_numba(tmp_path, python_c):
     path, flags = proc.stdout.splitlines()
     assert os.path.realpath(path) == os.path.realpath(leepfast.__file__)
     assert flags == "False False"
+
+
+def test_labels_as_strings_categoricals_and_integer_valued_floats(backend, rng, make_theta):
+    # strings are numbered in sorted order (Result.classes says which is which);
+    # integer-valued floats (pandas, np.loadtxt) are integers; the input is untouched
+    import pandas as pd
+
+    theta = make_theta(rng, 600, 7)
+    y = rng.integers(0, 3, 600)
+    names = np.array(["zebra", "ant", "mole"])  # sorted: ant, mole, zebra
+    strings = names[y]
+    codes = np.searchsorted(np.sort(names), strings)
+    want = leepfast.score(theta, codes, backend=backend)
+    kept = strings.copy()
+    for labels in (
+        strings,
+        list(strings),
+        strings.astype(object),
+        pd.Series(strings),
+        pd.Categorical(strings),
+        pd.Series(strings, dtype="category"),
+    ):
+        got = leepfast.score(theta, labels, backend=backend)
+        assert got.classes == ("ant", "mole", "zebra")
+        assert (got.leep, got.nce) == (want.leep, want.nce)
+        np.testing.assert_array_equal(got.joint, want.joint)
+        assert leepfast.leep(theta, labels, backend=backend) == want.leep
+    assert np.array_equal(strings, kept)
+    assert want.classes is None and "classes" not in want.to_dict()
+    for floats in (y.astype(np.float64), y.astype(np.float32), pd.Series(y.astype(float))):
+        assert leepfast.leep(theta, floats, backend=backend) == leepfast.leep(
+            theta, y, backend=backend
+        )
+    # a batch's strings would be numbered by that batch alone: refused
+    with pytest.raises(TypeError, match=r"^labels: got strings in a batch; strings are"):
+        leepfast.Accumulator(backend=backend).accumulate(theta, strings)
+    with pytest.raises(TypeError, match=r"^labels: got strings in a batch"):
+        leepfast.Scorer(backend=backend).add(theta, strings)
+    # the feature scores and rank take the whole label set: strings as their codes
+    f = rng.normal(size=(600, 4))
+    assert leepfast.logme(f, strings) == leepfast.logme(f, codes)
+    assert leepfast.gbc(f, strings) == leepfast.gbc(f, codes)
+    assert leepfast.rank({"m": theta}, strings).rows[0]["leep"] == pytest.approx(
+        want.leep, rel=1e-12
+    )

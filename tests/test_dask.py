@@ -342,7 +342,7 @@ def bad_inputs(theta, labels):
         "negative label, n_target given": (theta, negative_label, {"n_target": Y}),
         "uint64 label beyond int64": (theta, huge_label, {}),
         "integer predictions": (theta.astype(np.int64), labels, {}),
-        "float labels": (theta, labels.astype(float), {}),
+        "float labels": (theta, labels + 0.5, {}),
         "length mismatch": (theta, labels[:-1], {}),
         "n_target zero": (theta, labels, {"n_target": 0}),
         "unknown backend": (theta, labels, {"backend": "fortran"}),

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import leepfast
+from leepfast import LabelError
 
 # a RuntimeWarning (overflow, invalid value) in the code under test is a failure
 pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")
@@ -90,6 +91,12 @@ def test_no_samples(backend):
         leepfast.leep(np.ones((0, 3)), np.zeros(0, dtype=int), backend=backend)
 
 
+NOT_INTEGER = r"labels: expected integer labels \(integer-valued floats are taken\), got "
+EXPECTED_INTEGERS = (
+    r"labels: expected an integer array \(or integer-valued floats, or strings\), "
+)
+
+
 @pytest.mark.parametrize(
     ("labels", "error", "message"),
     [
@@ -104,19 +111,29 @@ def test_no_samples(backend):
             ValueError,
             r"labels: expected a 1-D array, got shape \(5, 1\)",
         ),
-        (np.zeros(5), TypeError, r"labels: expected an integer array, got dtype=float64"),
-        (np.zeros(5, dtype=np.float32), TypeError, r"got dtype=float32"),
+        # integer-valued floats are labels (pandas and np.loadtxt give them); others not
+        (np.full(5, 0.5), LabelError, rf"^{NOT_INTEGER}0\.5 at index 0$"),
         (
-            [0.0, 1.0, 1.0, 0.0, 1.0],
-            TypeError,
-            r"labels: expected an integer array, "
-            r"got dtype=float64",
+            np.array([0, 1, 2, 1.5, 0], np.float32),
+            LabelError,
+            rf"{NOT_INTEGER}1\.5 at index 3$",
         ),
         (
-            np.zeros(5, dtype=bool),
+            [0.0, 1.0, np.nan, 0.0, 1.0],
+            LabelError,
+            rf"^{NOT_INTEGER}nan at index 2$",
+        ),
+        (
+            [0.0, 1.0, 2.0**70, 0.0, 1.0],
+            LabelError,
+            rf"^{NOT_INTEGER}1\.18\d*e\+21 at",
+        ),
+        (np.zeros(5, dtype=bool), TypeError, rf"^{EXPECTED_INTEGERS}got dtype=bool$"),
+        ([0, 1, None, 0, 1], TypeError, rf"^{EXPECTED_INTEGERS}got dtype=object$"),
+        (
+            np.zeros(5, dtype=complex),
             TypeError,
-            r"labels: expected an integer array, "
-            r"got dtype=bool",
+            rf"^{EXPECTED_INTEGERS}got dtype=complex128",
         ),
     ],
 )

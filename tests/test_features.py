@@ -11,7 +11,13 @@ from sklearn.covariance import ledoit_wolf
 
 import leepfast
 from leepfast import _features, _reference
-from leepfast._errors import FileFormatError, InputError, NonFiniteError, ShapeError
+from leepfast._errors import (
+    FileFormatError,
+    InputError,
+    LabelError,
+    NonFiniteError,
+    ShapeError,
+)
 from leepfast._features import FeatureAccumulator, feature_statistics
 
 # ---------------------------------------------------------------------------------------
@@ -457,11 +463,12 @@ def test_logme_target_errors_name_the_argument_and_what_was_found(tmp_path):
     )
     with pytest.raises(ShapeError, match=r"with k >= 1, got shape \(20, 0\)$"):
         leepfast.logme(f, np.zeros((20, 0)))
-    with pytest.raises(TypeError) as err:
+    with pytest.raises(LabelError) as err:
         leepfast.logme(f, Y[:, 0])
     assert str(err.value) == (
-        "labels: expected an integer array, got dtype=float64; regression targets for "
-        "logme are a target matrix of shape (n_samples, k), one target as y[:, None]"
+        "labels: expected integer labels (integer-valued floats are taken), got "
+        f"{float(Y[0, 0])!r} at index 0; regression targets for logme are a target "
+        "matrix of shape (n_samples, k), one target as y[:, None]"
     )
     with pytest.raises(NonFiniteError, match=r"^labels: values too large to accum"):
         leepfast.logme(f, Y * 1e200)
@@ -678,8 +685,12 @@ def test_errors_name_the_argument_and_what_was_found():
         leepfast.logme(np.ones(4), np.zeros(4, dtype=int))
     with pytest.raises(ValueError, match=r"labels: expected 20 labels.*got 19"):
         leepfast.logme(f, y[:19])
-    with pytest.raises(TypeError, match=r"labels: expected an integer array"):
-        leepfast.logme(f, y.astype(float))
+    # labels as integer-valued floats (pandas, np.loadtxt) are labels
+    assert leepfast.logme(f, y.astype(float)) == leepfast.logme(f, y)
+    with pytest.raises(
+        LabelError, match=r"^labels: expected integer labels .* got 0\.5 at"
+    ):
+        leepfast.logme(f, np.where(y == 1, 0.5, y))
     bad = f.copy()
     bad[13, 1] = np.nan
     with pytest.raises(ValueError, match=r"features: row 13 contains NaN"):

@@ -346,7 +346,9 @@ def open_labels(labels, rows="predictions"):
         return said
     if not isinstance(labels, (str, bytes, os.PathLike)):
         arr = labels if isinstance(labels, np.ndarray) else np.asarray(labels)
-        arr = _api.check_labels(arr, arr.shape[0] if arr.ndim else -1, rows=rows)
+        arr = _api.check_labels(
+            arr, arr.shape[0] if arr.ndim else -1, rows=rows, whole=True
+        )
         return Labels("array", array=arr, rows=rows)
     labels = os.fsdecode(os.fspath(labels))  # a bytes path is a path, as for open()
     table = table_column(labels)
