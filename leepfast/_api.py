@@ -689,9 +689,12 @@ _PARAMETERS = """
         files: a path, a directory, a glob or a list of shards, or an opened
         ``Predictions``, streamed by :func:`leepfast.score_files` (both passes, also
         for NCE).
-    labels : array of shape (n_samples,), any integer dtype, or a path
-        Target labels in [0, n_target); a path is read as :func:`leepfast.open_labels`
-        reads it (``.npy``, text, ``"file.csv:column"``).
+    labels : array of shape (n_samples,), or a path
+        Target labels in [0, n_target): any integer dtype, or integer-valued floats
+        (as pandas and ``np.loadtxt`` give them; any other float is refused), or
+        strings (str or object arrays, lists, pandas Series and categoricals),
+        numbered in sorted order (``Result.classes`` names them). A path is read as
+        :func:`leepfast.open_labels` reads it (``.npy``, text, ``"file.csv:column"``).
     n_target : int, optional
         Number of target classes Y; default max(labels) + 1. Classes without samples
         are allowed.
