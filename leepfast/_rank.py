@@ -28,13 +28,27 @@ from collections.abc import Mapping
 import numpy as np
 
 from ._api import check_predictions, score
+from ._features import check_features
 from ._files import score_files
 from .readers import Predictions, is_file_source, open_labels, open_predictions
 
-#: The scores a ranking reports, in the order of its columns.
+#: The scores every ranking reports, in the order of its columns.
 SCORES = ("leep", "nce")
+#: The scores of features that rank(..., features=...) adds after them (the public
+#: functions of these names), and those it adds by default.
+FEATURE_SCORES = ("h_score", "regularized_h_score", "logme", "transrate", "gbc", "nleep")
+DEFAULT_FEATURE_SCORES = ("h_score", "regularized_h_score", "logme")
 
-_SCORE_NAMES = {"leep": "LEEP", "nce": "NCE"}
+_SCORE_NAMES = {
+    "leep": "LEEP",
+    "nce": "NCE",
+    "h_score": "H-score",
+    "regularized_h_score": "reg. H-score",
+    "logme": "LogME",
+    "transrate": "TransRate",
+    "gbc": "GBC",
+    "nleep": "N-LEEP",
+}
 
 
 # ---------------------------------------------------------------------------------------
@@ -144,8 +158,10 @@ class Ranking:
         array) and ``seconds`` (time spent scoring it).
     n_samples, n_target : int
         Target samples and classes every model was scored on.
+    scores : tuple of str
+        The score columns: ``"leep"``, ``"nce"``, then the feature scores asked for.
     correlations : dict or None
-        Without accuracies None. Else, for each score (``"leep"``, ``"nce"``), a dict with
+        Without accuracies None. Else, for each score of ``scores``, a dict with
         ``kendall_tau_b``, ``weighted_tau`` (hyperbolic weights, equal to
         ``scipy.stats.weightedtau``), ``pearson`` (NaN where undefined: fewer than two
         models or a constant column), ``top1`` (the name of the top-scored model; ties:
@@ -153,18 +169,19 @@ class Ranking:
         ``regret`` (highest accuracy minus the top-scored model's, >= 0; 0 on a hit).
     """
 
-    def __init__(self, rows, n_samples, n_target, has_accuracy):
+    def __init__(self, rows, n_samples, n_target, has_accuracy, scores=SCORES):
         self.rows = sorted(rows, key=lambda r: -r["leep"])  # stable: ties keep order
         self.n_samples = n_samples
         self.n_target = n_target
         self.has_accuracy = has_accuracy
+        self.scores = tuple(scores)
         self.correlations = self._correlations() if has_accuracy else None
 
     def _correlations(self):
         acc = [r["accuracy"] for r in self.rows]
         best = max(acc)
         out = {}
-        for key in SCORES:
+        for key in self.scores:
             values = [r[key] for r in self.rows]
             top = max(range(len(values)), key=lambda i: (values[i], -i))
             out[key] = {
@@ -196,17 +213,19 @@ class Ranking:
     def format(self, precision=6):
         """The ranking as a text table (as ``leepfast rank`` prints it).
 
-        One model a line (rank, model, LEEP, NCE, and accuracy when given), then, with
-        accuracies, one line per correlation of LEEP and of NCE with them.
+        One model a line (rank, model, LEEP, NCE, the feature scores asked for, and
+        accuracy when given), then, with accuracies, one line per correlation of each
+        score with them.
         """
         width = max(len("model"), *(len(r["model"]) for r in self.rows))
-        col = max(precision + 4, 4)
-        head = f"{'rank':>4}  {'model':<{width}}  {'LEEP':>{col}}  {'NCE':>{col}}"
+        cols = {k: max(precision + 4, len(_SCORE_NAMES[k])) for k in self.scores}
+        head = f"{'rank':>4}  {'model':<{width}}" + "".join(
+            f"  {_SCORE_NAMES[k]:>{cols[k]}}" for k in self.scores
+        )
         lines = [head + ("  accuracy" if self.has_accuracy else "")]
         for i, r in enumerate(self.rows, start=1):
-            line = (
-                f"{i:>4}  {r['model']:<{width}}  {r['leep']:>{col}.{precision}f}  "
-                f"{r['nce']:>{col}.{precision}f}"
+            line = f"{i:>4}  {r['model']:<{width}}" + "".join(
+                f"  {r[k]:>{cols[k]}.{precision}f}" for k in self.scores
             )
             if self.has_accuracy:
                 line += f"  {r['accuracy']:>8.4f}"
@@ -217,7 +236,7 @@ class Ranking:
 
         def both(stat):
             shown = []
-            for key in SCORES:
+            for key in self.scores:
                 v = c[key][stat]
                 shown.append(
                     f"{_SCORE_NAMES[key]} " + ("undefined" if math.isnan(v) else f"{v:.3f}")
@@ -233,7 +252,7 @@ class Ranking:
             f"Pearson r: {both('pearson')}",
         ]
         picks = []
-        for key in SCORES:
+        for key in self.scores:
             e = c[key]
             picks.append(
                 f"{_SCORE_NAMES[key]} picks {e['top1']} "
@@ -320,6 +339,69 @@ def _logits_flags(logits, names):
     return flags
 
 
+def _feature_scores(features, feature_scores, names):
+    """The feature scores to add (a tuple, empty without features), checked."""
+    if features is None:
+        if feature_scores is not None:
+            raise TypeError("feature_scores: given without features; pass features=")
+        return ()
+    if not isinstance(features, Mapping):
+        raise TypeError(
+            f"features: expected a mapping of model name -> features (array or path), "
+            f"got {type(features).__name__}"
+        )
+    missing = [n for n in names if n not in features]
+    unknown = [n for n in features if n not in names]
+    if missing or unknown:
+        said = f"no features for {', '.join(map(repr, missing))}" if missing else ""
+        said += "; " if missing and unknown else ""
+        said += f"no model {', '.join(map(repr, unknown))}" if unknown else ""
+        raise ValueError(
+            f"features: expected the features of every model, one each; {said} "
+            f"(the models are {', '.join(names)})"
+        )
+    chosen = DEFAULT_FEATURE_SCORES if feature_scores is None else feature_scores
+    if isinstance(chosen, str) or not all(isinstance(s, str) for s in chosen):
+        raise TypeError(
+            f"feature_scores: expected a sequence of score names, got {chosen!r}"
+        )
+    chosen = tuple(chosen)
+    bad = [s for s in chosen if s not in FEATURE_SCORES]
+    if bad or not chosen or len(set(chosen)) != len(chosen):
+        raise ValueError(
+            f"feature_scores: expected distinct names among {', '.join(FEATURE_SCORES)}, "
+            f"got {chosen!r}"
+        )
+    return chosen
+
+
+def _check_features(features, names, n, label_where):
+    """Every model's features opened (files: header and size) and their rows counted
+    against the labels, before any model is scored."""
+    for name in names:
+        f, where = features[name], f"features[{name!r}]"
+        if isinstance(f, Predictions):
+            rows = f.n_samples
+        elif is_file_source(f):  # errors name the file, as the feature scores' do
+            opened = open_predictions(f, role="features")
+            rows = opened.n_samples
+            opened.close()
+        else:
+            rows = check_features(f, where).shape[0]
+        if rows != n:
+            raise ValueError(
+                f"{where}: has {rows} rows of features; expected {n}, one per label "
+                f"in {label_where}"
+            )
+
+
+def _public_score(name):
+    """The public feature score of this name (imported when first asked for)."""
+    import leepfast
+
+    return getattr(leepfast, name)
+
+
 def _accuracies(accuracy, names):
     if accuracy is None:
         return None
@@ -386,6 +468,8 @@ def rank(
     n_threads=None,
     block_size=None,
     progress=None,
+    features=None,
+    feature_scores=None,
 ):
     """Score several source models on one labelled target set and rank them by LEEP.
 
@@ -423,6 +507,16 @@ def rank(
         One line per model on stderr (its name, then its LEEP and time) and the
         progress bar of :func:`leepfast.score_files`; default: only when stderr is a
         terminal.
+    features : mapping of str -> array or file(s), optional
+        Model name -> its features (e.g. penultimate activations) on the same target
+        samples, for every model: an array or host tensor of shape (n_samples, D), or
+        a file of one array (as the feature scores take them). Adds the columns of
+        ``feature_scores``, each ranked against the accuracies too.
+    feature_scores : sequence of str, optional
+        With ``features``: which of ``FEATURE_SCORES`` ("h_score",
+        "regularized_h_score", "logme", "transrate", "gbc", "nleep"; each the public
+        function of that name with its defaults) to add; default ``("h_score",
+        "regularized_h_score", "logme")``, the one-pass ones.
 
     Returns
     -------
@@ -451,6 +545,7 @@ def rank(
             )
     flags = _logits_flags(logits, names)
     acc = _accuracies(accuracy, names)
+    extra = _feature_scores(features, feature_scores, names)
     if progress is not None and not isinstance(progress, (bool, np.bool_)):
         raise TypeError(f"progress: expected None or a bool, got {type(progress).__name__}")
     opened_labels = open_labels(labels)
@@ -485,6 +580,8 @@ def rank(
                 f"label in {label_where}"
             )
         plan.append((name, model, files))
+    if extra:
+        _check_features(features, names, n, label_where)
 
     report = _ModelProgress(progress, len(plan))
     kwargs = dict(
@@ -509,9 +606,14 @@ def rank(
                 progress=progress,
                 **kwargs,
             )
+        row = {"model": name, "leep": r.leep, "nce": r.nce}
+        if extra:
+            if array_labels is None:
+                array_labels = np.concatenate(list(opened_labels.chunks()))
+            for s in extra:
+                row[s] = float(_public_score(s)(features[name], array_labels))
         seconds = time.perf_counter() - t0
         report.done(i, name, r.leep, seconds)
-        row = {"model": name, "leep": r.leep, "nce": r.nce}
         if acc is not None:
             row["accuracy"] = acc[name]
         row.update(
@@ -523,4 +625,4 @@ def rank(
             seconds=seconds,
         )
         rows.append(row)
-    return Ranking(rows, n, y_classes, acc is not None)
+    return Ranking(rows, n, y_classes, acc is not None, SCORES + extra)

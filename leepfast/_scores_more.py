@@ -2,8 +2,11 @@
 
 Each follows the definition of its paper in the convention of its public code (stated
 per function, with where the two differ), streams the features in row blocks where its
-math allows, and checks its inputs like the other feature scores. Classes are the
-classes present in ``labels`` (a class with no sample has no statistics).
+math allows, and checks its inputs like the other feature scores. Features are arrays,
+tensors or files of any format the readers take (shards too), labels arrays or label
+files; features on disk are read whole into memory here, once (GBC and N-LEEP read the
+rows several times: a PCA, a mixture fit). Classes are the classes present in
+``labels`` (a class with no sample has no statistics).
 
     TransRate (Huang et al., ICML 2022)   R(Z) - mean_c R(Z_c), R the coding rate
     GBC (Pandy et al., CVPR 2022)         -sum_{c != c'} exp(-D_B(c, c')), per-class
@@ -12,8 +15,11 @@ classes present in ``labels`` (a class with no sample has no statistics).
                                           PCA-reduced features
 """
 
+import os
+
 import numpy as np
 
+from . import readers
 from ._api import check_labels
 from ._driver import block_rows
 from ._errors import LabelError, NonFiniteError, ShapeError, StateSizeError
@@ -26,7 +32,23 @@ TRANSRATE_MAX_STATE_BYTES = 2 << 30
 GBC_MIN_VARIANCE = 1e-4
 
 
+def _read_whole(features):
+    """Features on disk (any reader's format, shards) read into one array of their
+    dtype: these scores need the rows more than twice (PCA, a mixture fit), so files
+    cost their size in memory here, once."""
+    with readers.open_predictions(features, role="features") as opened:
+        dtype = np.result_type(*(f.dtype.newbyteorder("=") for f in opened.files))
+        out = np.empty((opened.n_samples, opened.n_source), dtype)
+        for _, first, start, block in opened.blocks():
+            out[first + start : first + start + len(block)] = block
+    return out
+
+
 def _inputs(features, labels, name="features"):
+    if readers.is_file_source(features):
+        features = _read_whole(features)
+    if isinstance(labels, (str, os.PathLike, readers.Labels)):
+        labels = np.concatenate(list(readers.open_labels(labels, rows="features").chunks()))
     f, _ = as_host_array(features, name)
     if f.dtype.kind != "f" or f.dtype.itemsize not in (2, 4, 8):
         raise TypeError(

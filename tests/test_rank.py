@@ -283,3 +283,74 @@ def test_demo_is_a_ranking():
     assert [r["model"] for r in d.rows] == d.ranking.names
     assert d.kendall_leep == d.ranking.correlations["leep"]["kendall_tau_b"]
     assert "weighted tau" in d.format()
+
+
+# ---------------------------------------------------------------------------------------
+# rank() with features: the feature scores beside LEEP
+
+
+def test_rank_with_features_adds_each_feature_score(tmp_path, rng, make_models):
+    y, dumps = make_models(rng, 800, 12, 4, [("a", 0.8), ("b", 0.4), ("c", 0.05)])
+    feats = {
+        name: rng.normal(size=(800, 6)) + 3 * w * np.eye(6)[y]
+        for name, w in [("a", 0.8), ("b", 0.4), ("c", 0.05)]
+    }
+    np.save(tmp_path / "c_features.npy", feats["c"])
+    given = dict(feats, c=tmp_path / "c_features.npy")  # a file among arrays
+    accuracy = {"a": 0.9, "b": 0.6, "c": 0.7}
+    chosen = ("logme", "transrate", "gbc", "h_score", "regularized_h_score")
+    r = leepfast.rank(dumps, y, features=given, feature_scores=chosen, accuracy=accuracy)
+    assert r.scores == ("leep", "nce", *chosen)
+    for row in r.rows:
+        for s in chosen:
+            assert row[s] == getattr(leepfast, s)(feats[row["model"]], y), s
+        assert row["leep"] == pytest.approx(
+            leepfast.leep(dumps[row["model"]], y), rel=1e-12
+        )
+    from scipy import stats
+
+    for s in chosen:
+        values = [row[s] for row in r.rows]
+        acc = [row["accuracy"] for row in r.rows]
+        c = r.correlations[s]
+        assert c["kendall_tau_b"] == pytest.approx(stats.kendalltau(values, acc).statistic)
+        assert c["weighted_tau"] == pytest.approx(stats.weightedtau(values, acc).statistic)
+    text = r.format()
+    assert text.splitlines()[0].split() == [
+        "rank", "model", "LEEP", "NCE", "LogME", "TransRate", "GBC", "H-score",
+        "reg.", "H-score", "accuracy",
+    ]  # fmt: skip
+    assert "TransRate picks" in text and "GBC " in text
+    # default: the one-pass scores; without features: LEEP and NCE only, as before
+    assert leepfast.rank(dumps, y, features=feats).scores == (
+        "leep", "nce", "h_score", "regularized_h_score", "logme",
+    )  # fmt: skip
+    plain = leepfast.rank(dumps, y)
+    assert plain.scores == ("leep", "nce") and "logme" not in plain.rows[0]
+
+
+def test_rank_features_are_checked_before_any_model_is_scored(tmp_path, rng, make_models):
+    y, dumps = make_models(rng, 300, 8, 4, [("a", 0.8), ("b", 0.4)])
+    feats = {"a": rng.normal(size=(300, 5)), "b": rng.normal(size=(299, 5))}
+    with pytest.raises(ValueError) as err:
+        leepfast.rank(dumps, y, features=feats)
+    assert str(err.value) == (
+        "features['b']: has 299 rows of features; expected 300, one per label in labels"
+    )
+    with pytest.raises(ValueError) as err:
+        leepfast.rank(dumps, y, features={"a": feats["a"], "z": feats["a"]})
+    assert str(err.value) == (
+        "features: expected the features of every model, one each; no features for "
+        "'b'; no model 'z' (the models are a, b)"
+    )
+    ok = {"a": feats["a"], "b": feats["a"]}
+    with pytest.raises(ValueError, match=r"^feature_scores: expected distinct names"):
+        leepfast.rank(dumps, y, features=ok, feature_scores=("logme", "leep"))
+    with pytest.raises(TypeError, match=r"^feature_scores: expected a sequence of score"):
+        leepfast.rank(dumps, y, features=ok, feature_scores="logme")
+    with pytest.raises(TypeError, match=r"^feature_scores: given without features"):
+        leepfast.rank(dumps, y, feature_scores=("logme",))
+    with pytest.raises(TypeError, match=r"^features\['a'\]: expected a float16"):
+        leepfast.rank(dumps, y, features={"a": np.ones((300, 2), int), "b": feats["a"]})
+    with pytest.raises(FileNotFoundError):
+        leepfast.rank(dumps, y, features={"a": tmp_path / "none.npy", "b": feats["a"]})

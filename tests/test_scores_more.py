@@ -104,3 +104,27 @@ def test_bad_inputs_of_the_new_scores():
         leepfast.gbc(f, np.zeros(50, dtype=int))
     with pytest.raises(ValueError, match=r"^gaussian: expected 'spherical' or 'diagonal'"):
         leepfast.gbc(f, y, gaussian="full")
+
+
+def test_transrate_gbc_and_nleep_take_files_as_the_other_feature_scores(tmp_path):
+    # files (one, shards of two dtypes, byte-swapped) and label files: read whole, the
+    # same values as the arrays
+    rng = np.random.default_rng(7)
+    y = rng.integers(0, 3, 500)
+    f = rng.normal(size=(500, 6)) + np.eye(6)[y]
+    np.save(tmp_path / "f.npy", f)
+    np.save(tmp_path / "y.npy", y)
+    (tmp_path / "shards").mkdir()
+    np.save(tmp_path / "shards" / "0.npy", f[:200].astype(">f8"))
+    np.save(tmp_path / "shards" / "1.npy", f[200:])
+    for source in (tmp_path / "f.npy", str(tmp_path / "shards")):
+        for labels in (y, tmp_path / "y.npy"):
+            assert leepfast.transrate(source, labels) == leepfast.transrate(f, y)
+            assert leepfast.gbc(source, labels) == leepfast.gbc(f, y)
+            assert leepfast.nleep(source, labels, random_state=0) == leepfast.nleep(
+                f, y, random_state=0
+            )
+    with pytest.raises(FileNotFoundError):
+        leepfast.gbc(tmp_path / "missing.npy", y)
+    with pytest.raises(ValueError, match=r"^labels: expected 500 labels"):
+        leepfast.gbc(tmp_path / "f.npy", y[:-1])
