@@ -1,6 +1,6 @@
 """The ``leepfast`` command line (also ``python -m leepfast``).
 
-Subcommands: ``score``, ``rank``, ``config``, ``bench``, ``demo``.
+Subcommands: ``score``, ``features``, ``rank``, ``config``, ``bench``, ``demo``.
 
 Adding one: write ``_add_<name>(subparsers)``, which registers the parser (use
 ``_common_options`` for the shared ones) and sets ``func=_cmd_<name>``, and
@@ -220,6 +220,79 @@ def _cmd_score(args):
     ]
     for key, value in rows:
         print(f"{key:<12} {value}")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------
+# leepfast features
+
+# the feature scores, as leepfast._rank.FEATURE_SCORES names them (a test keeps the two
+# equal; the parser is built before NumPy loads, so it cannot import them); the first
+# three take key= for files holding several arrays
+FEATURE_SCORES = ("h_score", "regularized_h_score", "logme", "transrate", "gbc", "nleep")
+
+
+def _add_features(subparsers):
+    p = subparsers.add_parser(
+        "features",
+        formatter_class=_FORMATTER,
+        help="H-score, LogME and the other feature scores of one model's feature dump",
+        description="The feature-based transferability scores of one source model: its "
+        "features (e.g. penultimate activations) on the labelled target samples. The "
+        "FEATURES files are the shards of one dataset, in the order given, in any "
+        "format score reads; a directory or a quoted glob stands for its files.",
+        epilog="""examples:
+  leepfast features feats.npy --labels y.npy
+  leepfast features 'shards/part-*.npy' --labels y.txt --scores logme gbc --json
+
+output: one line per score, then n, D and the time.""",
+    )
+    p.add_argument(
+        "features",
+        nargs="+",
+        metavar="FEATURES",
+        help="files, directories or globs: the shards of one model's features",
+    )
+    p.add_argument(
+        "--labels",
+        required=True,
+        metavar="LABELS",
+        help="target labels, as for score (a 1-D integer .npy, text, file.csv:column)",
+    )
+    p.add_argument(
+        "--scores",
+        nargs="+",
+        default=["h_score", "regularized_h_score", "logme"],
+        choices=FEATURE_SCORES,
+        metavar="S",
+        help=f"scores to compute, among {', '.join(FEATURE_SCORES)} (default: "
+        "h_score regularized_h_score logme, the one-pass ones)",
+    )
+    p.add_argument("--key", metavar="NAME", help="the array of a file holding several")
+    p.add_argument(
+        "--json", action="store_true", help="print one JSON object instead of a table"
+    )
+    p.set_defaults(func=_cmd_features)
+
+
+def _cmd_features(args):
+    import leepfast
+
+    features = args.features[0] if len(args.features) == 1 else args.features
+    scores, t0 = {}, time.perf_counter()
+    for name in dict.fromkeys(args.scores):  # each once, in the order given
+        fn = getattr(leepfast, name)
+        keyed = {"key": args.key} if name in FEATURE_SCORES[:3] else {}
+        if args.key is not None and not keyed:
+            raise CLIError(f"--key: {name} reads files holding one array; drop --key")
+        scores[name] = float(fn(features, args.labels, **keyed))
+    seconds = time.perf_counter() - t0
+    if args.json:
+        print(json.dumps({**scores, "seconds": seconds}))
+        return EXIT_OK
+    for name, value in scores.items():
+        print(f"{name:<20} {value:.6f}")
+    print(f"{'time':<20} {seconds:.3f} s")
     return EXIT_OK
 
 
@@ -579,7 +652,7 @@ def _cmd_demo(args):
 # ---------------------------------------------------------------------------------------
 # Registration and the entry point
 
-_SUBCOMMANDS = [_add_score, _add_rank, _add_config, _add_bench, _add_demo]
+_SUBCOMMANDS = [_add_score, _add_features, _add_rank, _add_config, _add_bench, _add_demo]
 
 
 def build_parser():

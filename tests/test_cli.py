@@ -736,3 +736,43 @@ def test_output_into_a_closed_pipe_is_quiet(tmp_path):
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 0
     assert err == ""
+
+
+def test_features_command_prints_the_feature_scores(tmp_path, rng):
+    from leepfast import _rank, cli
+
+    assert cli.FEATURE_SCORES == _rank.FEATURE_SCORES
+    y = rng.integers(0, 3, 400)
+    f = rng.normal(size=(400, 5)) + np.eye(5)[y]
+    np.save(tmp_path / "f.npy", f)
+    np.save(tmp_path / "y.npy", y)
+    np.savez(tmp_path / "both.npz", a=f, b=f[::-1])
+    p = run("features", "f.npy", "--labels", "y.npy", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert [line.split()[0] for line in lines] == [
+        "h_score", "regularized_h_score", "logme", "time",
+    ]  # fmt: skip
+    for line in lines[:3]:
+        name, value = line.split()
+        assert float(value) == pytest.approx(getattr(leepfast, name)(f, y), abs=1e-6)
+    p = run(
+        "features", "f.npy", "--labels", "y.npy", "--scores", "gbc", "transrate", "--json",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    assert list(out) == ["gbc", "transrate", "seconds"]
+    assert out["gbc"] == leepfast.gbc(f, y) and out["transrate"] == leepfast.transrate(f, y)
+    p = run(
+        "features", "both.npz", "--labels", "y.npy", "--key", "b", "--json", cwd=tmp_path
+    )
+    assert json.loads(p.stdout)["logme"] == pytest.approx(leepfast.logme(f[::-1], y))
+    for args, said in [
+        (["missing.npy"], "leepfast: error: features: no such file or directory: "),
+        (["f.npy", "--scores", "leep"], "leepfast: error: features: argument --scores:"),
+        (["f.npy", "--scores", "gbc", "--key", "a"], "leepfast: error: --key: gbc reads"),
+    ]:
+        p = run("features", *args, "--labels", "y.npy", cwd=tmp_path)
+        assert p.returncode == 2 and p.stderr.startswith(said), p.stderr
+        assert len(p.stderr.splitlines()) == 1 and p.stdout == ""
