@@ -153,7 +153,13 @@ def is_widened_bfloat16(arr):
 
 
 def check_labels(
-    labels, n_samples, name="labels", rows="predictions", whole=False, classes=False
+    labels,
+    n_samples,
+    name="labels",
+    rows="predictions",
+    whole=False,
+    classes=False,
+    first_row=0,
 ):
     """The labels as a 1-D integer ndarray of length n_samples (integer arrays are never
     copied here); ``rows`` names what the labels pair with in messages ("features" for
@@ -162,8 +168,8 @@ def check_labels(
     arrays of str, pandas categoricals of str) become the index of each among the
     sorted distinct strings; a batch's strings are refused, since they would be
     numbered by that batch alone. With ``classes``, returns ``(labels, the sorted
-    strings or None)``."""
-    arr, names = encode_labels(as_host_array(labels, name)[0], name)
+    strings or None)``. Messages count rows from ``first_row``."""
+    arr, names = encode_labels(as_host_array(labels, name)[0], name, first_row)
     if names is not None and not whole:
         raise TypeError(
             f"{name}: got strings in a batch; strings are numbered as classes (sorted) "
@@ -181,7 +187,7 @@ def check_labels(
     return (arr, names) if classes else arr
 
 
-def encode_labels(arr, name="labels"):
+def encode_labels(arr, name="labels", first_row=0):
     """(integer labels, class names or None) of an array of labels of any kind: integers
     as they are; integer-valued floats as int64 (any other float refused, naming the
     first); strings as their index among the sorted distinct strings, which are the
@@ -204,13 +210,19 @@ def encode_labels(arr, name="labels"):
         if first is None:
             return arr.astype(np.int64), None
         raise LabelError(
-            f"{name}: expected integer labels (integer-valued floats are taken), got "
-            f"{float(arr.reshape(-1)[first])!r} at index {first}",
-            name,
+            not_an_integer(name, first_row + first, arr.reshape(-1)[first]), name
         )
     raise TypeError(
         f"{name}: expected an integer array (or integer-valued floats, or strings), "
         f"got dtype={arr.dtype}"
+    )
+
+
+def not_an_integer(name, row, value):
+    """The message for a float label that is not a whole number."""
+    return (
+        f"{name}: row {row} is {float(value)!r}; expected an integer label "
+        f"(integer-valued floats are taken)"
     )
 
 
@@ -398,11 +410,11 @@ class Accumulator:
         was given: its float32 widening is exact, its rows are not)."""
         return BFLOAT16_TOLERANCE if self._bfloat16 else ROW_SUM_TOLERANCE[block.dtype]
 
-    def _check_batch(self, predictions, labels):
+    def _check_batch(self, predictions, labels, first_row=0):
         predictions = check_predictions(predictions)
         if is_widened_bfloat16(predictions):
             self._bfloat16 = True
-        labels = check_labels(labels, predictions.shape[0])
+        labels = check_labels(labels, predictions.shape[0], first_row=first_row)
         if self.n_source is None:
             self.n_source = predictions.shape[1]
         elif predictions.shape[1] != self.n_source:
@@ -488,7 +500,7 @@ class Accumulator:
             raise RuntimeError("accumulate: pass 1 is over (finalize() was called)")
         if pass_ == 2 and self.phase != "score":
             raise RuntimeError("score: call finalize() after pass 1 first")
-        predictions, labels = self._check_batch(block.rows, block.labels)
+        predictions, labels = self._check_batch(block.rows, block.labels, block.first_row)
         if len(labels) == 0:
             return self
         if pass_ == 1:
@@ -573,7 +585,7 @@ class Accumulator:
             f"backend={self.backend!r}, n_threads={self.n_threads}{done})"
         )
 
-    def spawn(self, n_threads=None):
+    def spawn(self, n_threads: int | None = None) -> "Accumulator":
         """A pass-2 accumulator of its own over this finalized pass 1 (for a shard or a
         chunk task: its sums start at 0, the finalized arrays are shared, read-only);
         merge it back with :meth:`merge`."""

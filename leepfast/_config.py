@@ -2,6 +2,7 @@
 
 import os
 import sys
+from typing import TextIO
 
 import numpy as np
 
@@ -111,7 +112,7 @@ def config():
     return info
 
 
-def show_config(file=None):
+def show_config(file: TextIO | None = None) -> None:
     """Print versions, available backends, OpenMP on or off, and the default threads."""
     info = config()
     openmp = {True: "on", False: "off (serial build)", None: "n/a (not built)"}

@@ -82,7 +82,7 @@ def _load(traversable):
         return np.load(path, allow_pickle=False)
 
 
-def demo(*, backend="auto"):
+def demo(*, backend: str = "auto") -> Ranking:
     """Rank the 16 bundled source models by LEEP, with NCE and measured accuracy.
 
     Parameters

@@ -13,7 +13,8 @@ The module knows nothing of backends, input checks or messages: the steps do.
 
 import sys
 import time
-from typing import NamedTuple
+from collections.abc import Iterator
+from typing import NamedTuple, Protocol
 
 import numpy as np
 
@@ -61,6 +62,19 @@ class Block(NamedTuple):
     first_row: int = 0
     #: appended to the argument names in messages, e.g. " (file part-3.npy)"
     where: str = ""
+
+
+class RowSource(Protocol):
+    """What the drivers read (the module docstring): the sizes, whether its blocks are
+    the same rows on every call (``stable``: pass 2 may then skip the class counts), and
+    the blocks, in row order, afresh on every call."""
+
+    n_samples: int
+    n_source: int
+    nbytes: int
+    stable: bool
+
+    def blocks(self) -> Iterator[Block]: ...
 
 
 class ArraySource:

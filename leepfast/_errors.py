@@ -28,7 +28,7 @@ __all__ = [
 class InputError(ValueError):
     """Bad input. ``argument`` names the argument at fault (None when none does)."""
 
-    def __init__(self, message, argument=None):
+    def __init__(self, message: str, argument: str | None = None):
         super().__init__(message)
         self.argument = argument
 

@@ -37,12 +37,13 @@ import os
 import numpy as np
 
 from . import _files, readers
-from ._api import check_labels, check_n_target, first_non_integer
-from ._driver import ArraySource, block_rows, run_pass
+from ._api import check_labels, check_n_target, first_non_integer, not_an_integer
+from ._driver import ArraySource, RowSource, block_rows, run_pass
 from ._errors import InputError, LabelError, NonFiniteError, ShapeError
 from ._options import takes_arguments_of
 from ._state import check_feature_state_fits
 from ._tensors import as_host_array
+from ._typing import ArrayLike, LabelsLike, RowsLike
 from .readers import npy
 from .readers.labels import chunk_reader, table_column
 
@@ -155,16 +156,15 @@ def _classes_only(what, shape):
     )
 
 
-def _no_float_labels(arr, name):
+def _no_float_labels(arr, name, first_row=0):
     """1-D float labels that are not integer-valued (labels as floats, as pandas gives
     them, are labels): refused with a pointer to the target-matrix form."""
     if arr.ndim == 1 and arr.dtype.kind == "f":
         first = first_non_integer(arr)
         if first is not None:
             raise LabelError(
-                f"{name}: expected integer labels (integer-valued floats are taken), got "
-                f"{float(arr[first])!r} at index {first}; regression targets for logme "
-                f"are {_TARGET_SHAPE}, one target as y[:, None]",
+                f"{not_an_integer(name, first_row + first, arr[first])}; regression "
+                f"targets for logme are {_TARGET_SHAPE}, one target as y[:, None]",
                 name,
             )
 
@@ -312,7 +312,7 @@ class FeatureAccumulator:
     >>> acc.h_score(), acc.regularized_h_score(), acc.logme()   # doctest: +SKIP
     """
 
-    def __init__(self, n_target=None):
+    def __init__(self, n_target: int | None = None):
         self.n_target = check_n_target(n_target)
         self.n_samples = 0
         self.n_features = None
@@ -367,7 +367,9 @@ class FeatureAccumulator:
             self._order = np.argsort(self._labels, kind="stable")
         return slots
 
-    def update(self, features, labels, *, first_row=0, where=""):
+    def update(
+        self, features: ArrayLike, labels: ArrayLike, *, first_row: int = 0, where: str = ""
+    ) -> "FeatureAccumulator":
         """Add a batch.
 
         Parameters
@@ -391,8 +393,10 @@ class FeatureAccumulator:
             )
         if arr.ndim == 2:
             return self._update_targets(features, arr, first_row, where)
-        _no_float_labels(arr, f"labels{where}")
-        labels = check_labels(arr, features.shape[0], f"labels{where}", rows="features")
+        _no_float_labels(arr, f"labels{where}", first_row)
+        labels = check_labels(
+            arr, features.shape[0], f"labels{where}", rows="features", first_row=first_row
+        )
         if self._targets is not None:
             raise ShapeError(
                 f"labels{where}: expected {_TARGET_SHAPE} with k="
@@ -462,7 +466,7 @@ class FeatureAccumulator:
             self._add_target_block, features, y, max(D, k), first_row, where
         )
 
-    def feed(self, source):
+    def feed(self, source: RowSource) -> "FeatureAccumulator":
         """Add every block of a row source (see :mod:`leepfast._driver`)."""
         run_pass(
             lambda b: self.update(b.rows, b.labels, first_row=b.first_row, where=b.where),
@@ -552,7 +556,7 @@ class FeatureAccumulator:
             self._s4 += s4
         self.n_samples += n
 
-    def merge(self, other):
+    def merge(self, other: "FeatureAccumulator") -> "FeatureAccumulator":
         """Add another accumulator's statistics (same number of features) to this one."""
         if not isinstance(other, FeatureAccumulator):
             raise TypeError(
@@ -681,7 +685,7 @@ class FeatureAccumulator:
             )
         return _symmetric(S2), max(s4, 0.0)
 
-    def gram(self):
+    def gram(self) -> np.ndarray:
         """F^T F about the origin, ndarray of shape (n_features, n_features), float64."""
         self._need(1, "gram")
         n, K = self.n_samples, self.shift
@@ -692,7 +696,7 @@ class FeatureAccumulator:
             raise _too_large("F^T F about the origin (LogME's statistic)")
         return G
 
-    def class_sums(self):
+    def class_sums(self) -> np.ndarray:
         """Per-class feature sums about the origin, F^T Y: (n_target, n_features)."""
         self._need(1, "class_sums")
         labels, sums, counts = self._present("class_sums")
@@ -700,13 +704,13 @@ class FeatureAccumulator:
         out[labels] = sums + counts[:, None] * self.shift
         return out
 
-    def covariance(self, ddof=1):
+    def covariance(self, ddof: int = 1) -> np.ndarray:
         """cov(f) with np.cov's ddof semantics: (n_features, n_features), float64."""
         self._need(ddof + 1, "covariance")
         S2, _ = self._centred()
         return S2 / (self.n_samples - ddof)
 
-    def between_class_covariance(self, ddof=1):
+    def between_class_covariance(self, ddof: int = 1) -> np.ndarray:
         """cov(E[f | y]): np.cov (ddof) of the rows f_i replaced by their class mean.
         Only the classes present enter (an absent class has no row)."""
         self._need(ddof + 1, "between_class_covariance")
@@ -720,7 +724,7 @@ class FeatureAccumulator:
         diff = sums / counts[:, None] - self._s1 / self.n_samples
         return diff * np.sqrt(counts / (self.n_samples - ddof))[:, None]
 
-    def ledoit_wolf(self):
+    def ledoit_wolf(self) -> tuple[np.ndarray, float]:
         """The Ledoit-Wolf shrunk covariance and its shrinkage, as sklearn computes them.
 
         Returns
@@ -754,20 +758,20 @@ class FeatureAccumulator:
 
     # -- scores -------------------------------------------------------------------------
 
-    def h_score(self):
+    def h_score(self) -> float:
         """H-score: tr(pinv(cov(f)) cov(E[f | y])), see :func:`h_score`."""
         self._need(2, "h_score")
         M = self._between_factor(1, "h_score")
         return _trace_pinv_product(self.covariance(1), M)
 
-    def regularized_h_score(self):
+    def regularized_h_score(self) -> float:
         """Regularized H-score (Ledoit-Wolf), see :func:`regularized_h_score`."""
         self._need(2, "regularized_h_score")
         M = self._between_factor(1, "regularized_h_score")
         cov, a = self.ledoit_wolf()
         return _trace_pinv_product(cov, math.sqrt(1.0 - a) * M)
 
-    def logme(self):
+    def logme(self) -> float:
         """LogME over the classes present, or over the columns of a target matrix, see
         :func:`logme`."""
         self._need(1, "logme")
@@ -942,14 +946,14 @@ def _open_features(features, dtype, n_features, key):
 
 
 def _arguments(
-    features,
-    labels,
+    features: RowsLike,
+    labels: LabelsLike,
     *,
-    n_target=None,
-    dtype=None,
-    n_features=None,
-    block_size=None,
-    key=None,
+    n_target: int | None = None,
+    dtype: str | None = None,
+    n_features: int | None = None,
+    block_size: int | None = None,
+    key: str | None = None,
 ) -> None:
     """The arguments of :func:`feature_statistics` and the feature scores, written
     once."""

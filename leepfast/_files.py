@@ -7,6 +7,8 @@ is one or two blocks plus the Y x Z state, whatever the size of the files.
 """
 
 from . import _api, _driver, _state
+from ._api import Result
+from ._typing import LabelsLike, RowsLike
 from .readers import Predictions, open_labels, open_predictions
 from .readers.order import check_label_order
 
@@ -46,19 +48,19 @@ class FileRows:
 
 
 def score_files(
-    predictions,
-    labels,
+    predictions: RowsLike,
+    labels: LabelsLike,
     *,
-    n_target=None,
-    logits=False,
-    dtype=None,
-    n_source=None,
-    key=None,
-    backend="auto",
-    n_threads=None,
-    block_size=None,
-    progress=None,
-):
+    n_target: int | None = None,
+    logits: bool = False,
+    dtype: str | None = None,
+    n_source: int | None = None,
+    key: str | None = None,
+    backend: str = "auto",
+    n_threads: int | None = None,
+    block_size: int | None = None,
+    progress: bool | None = None,
+) -> Result:
     """LEEP, NCE and the joint of prediction dumps on disk, never loading one whole.
 
     Runs pass 1 over every block of every file, finalizes, then pass 2 over the same

@@ -47,7 +47,7 @@ def c_sources():
     return _manifest(get_include())[0]
 
 
-def get_include():
+def get_include() -> str:
     """The folder holding ``leepfast.h`` and the C sources of the C API.
 
     Compile ``leepfast.c`` and ``leepfast_api.c`` from this folder into your C or C++

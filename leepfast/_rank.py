@@ -23,13 +23,14 @@ import json
 import math
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from ._api import check_predictions, score
 from ._features import check_features
 from ._files import score_files
+from ._typing import LabelsLike, RowsLike
 from .readers import Predictions, is_file_source, open_labels, open_predictions
 
 #: The scores every ranking reports, in the order of its columns.
@@ -169,7 +170,14 @@ class Ranking:
         ``regret`` (highest accuracy minus the top-scored model's, >= 0; 0 on a hit).
     """
 
-    def __init__(self, rows, n_samples, n_target, has_accuracy, scores=SCORES):
+    def __init__(
+        self,
+        rows: list[dict],
+        n_samples: int,
+        n_target: int,
+        has_accuracy: bool,
+        scores: tuple[str, ...] = SCORES,
+    ):
         self.rows = sorted(rows, key=lambda r: -r["leep"])  # stable: ties keep order
         self.n_samples = n_samples
         self.n_target = n_target
@@ -210,7 +218,7 @@ class Ranking:
         """The model names, best LEEP first."""
         return [r["model"] for r in self.rows]
 
-    def format(self, precision=6):
+    def format(self, precision: int = 6) -> str:
         """The ranking as a text table (as ``leepfast rank`` prints it).
 
         One model a line (rank, model, LEEP, NCE, the feature scores asked for, and
@@ -261,14 +269,14 @@ class Ranking:
         lines.append("top-1: " + "; ".join(picks))
         return "\n".join(lines)
 
-    def to_records(self):
+    def to_records(self) -> list[dict]:
         """The rows as a list of new dicts (best LEEP first)."""
         return [
             dict(r, files=None if r["files"] is None else list(r["files"]))
             for r in self.rows
         ]
 
-    def to_dict(self):
+    def to_dict(self) -> dict:
         """Everything as plain Python values (NaN as None): ``models`` (the records),
         ``n_samples``, ``n_target``, and with accuracies ``correlations`` and
         ``kendall_tau_b`` ({score: tau-b})."""
@@ -287,11 +295,11 @@ class Ranking:
             }
         return out
 
-    def to_json(self, **kwargs):
+    def to_json(self, **kwargs) -> str:
         """:meth:`to_dict` as a JSON string (keyword arguments go to ``json.dumps``)."""
         return json.dumps(self.to_dict(), **kwargs)
 
-    def to_pandas(self):
+    def to_pandas(self) -> "pandas.DataFrame":  # noqa: F821
         """The rows as a ``pandas.DataFrame`` indexed by model (needs pandas)."""
         try:
             import pandas as pd
@@ -455,22 +463,22 @@ class _ModelProgress:
 
 
 def rank(
-    models,
-    labels,
+    models: Mapping[str, RowsLike],
+    labels: LabelsLike,
     *,
-    accuracy=None,
-    n_target=None,
-    logits=False,
-    dtype=None,
-    n_source=None,
-    key=None,
-    backend="auto",
-    n_threads=None,
-    block_size=None,
-    progress=None,
-    features=None,
-    feature_scores=None,
-):
+    accuracy: Mapping[str, float] | None = None,
+    n_target: int | None = None,
+    logits: bool | Mapping[str, bool] = False,
+    dtype: str | None = None,
+    n_source: int | None = None,
+    key: str | None = None,
+    backend: str = "auto",
+    n_threads: int | None = None,
+    block_size: int | None = None,
+    progress: bool | None = None,
+    features: Mapping[str, RowsLike] | None = None,
+    feature_scores: Sequence[str] | None = None,
+) -> Ranking:
     """Score several source models on one labelled target set and rank them by LEEP.
 
     Every model is checked before any is scored: file headers and sizes, row counts

@@ -16,6 +16,7 @@ import tempfile
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ._api import Accumulator, Result, _native_block, check_labels, check_predictions
 from ._checks import check_flag
@@ -174,7 +175,7 @@ class Scorer:
         logits: bool = False,
         backend: str = "auto",
         n_threads: int | None = None,
-        spill_dir=None,
+        spill_dir: "str | os.PathLike[str] | None" = None,
         memory_budget: int = DEFAULT_MEMORY_BUDGET,
     ):
         self._spill = None  # first: __del__ runs even when the checks below raise
@@ -211,7 +212,9 @@ class Scorer:
     def n_samples(self):
         return self._acc.n_samples
 
-    def add(self, predictions, labels, features=None):
+    def add(
+        self, predictions: ArrayLike, labels: ArrayLike, features: ArrayLike | None = None
+    ) -> "Scorer":
         """Pass 1 over a batch (and the feature statistics); the batch is spilled for
         pass 2. Inputs are never modified."""
         if self._done is not None:
@@ -260,7 +263,7 @@ class Scorer:
             self.close()
         return self._done
 
-    def close(self):
+    def close(self) -> None:
         """Free the spill (memory and file). Called by :meth:`result` and on errors."""
         if self._spill is not None:
             self._spill.close()

@@ -24,6 +24,7 @@ from ._api import check_labels
 from ._driver import block_rows
 from ._errors import LabelError, NonFiniteError, ShapeError, StateSizeError
 from ._tensors import as_host_array
+from ._typing import LabelsLike, RowsLike
 
 #: TransRate's per-class Gram matrices (Y x D x D float64) are refused past this size.
 TRANSRATE_MAX_STATE_BYTES = 2 << 30
@@ -107,13 +108,13 @@ def _coding_rate(gram, n, eps):
 
 
 def transrate(
-    features,
-    labels,
+    features: RowsLike,
+    labels: LabelsLike,
     *,
-    eps=1e-4,
-    block_size=None,
-    max_state_bytes=TRANSRATE_MAX_STATE_BYTES,
-):
+    eps: float = 1e-4,
+    block_size: int | None = None,
+    max_state_bytes: int = TRANSRATE_MAX_STATE_BYTES,
+) -> float:
     """TransRate (Huang et al., ICML 2022): how well the features code the classes.
 
     With Z the features centred on their mean,
@@ -195,7 +196,14 @@ def _principal_axes(f, y, block_size, n_components=None, variance_kept=None):
     return shift + m, vectors[:, :n_components]
 
 
-def gbc(features, labels, *, gaussian="spherical", pca=None, block_size=None):
+def gbc(
+    features: RowsLike,
+    labels: LabelsLike,
+    *,
+    gaussian: str = "spherical",
+    pca: int | None = None,
+    block_size: int | None = None,
+) -> float:
     """GBC, the Gaussian Bhattacharyya Coefficient (Pandy et al., CVPR 2022).
 
     Each class is a Gaussian with the class mean and the per-dimension population
@@ -263,17 +271,17 @@ def gbc(features, labels, *, gaussian="spherical", pca=None, block_size=None):
 
 
 def nleep(
-    features,
-    labels,
+    features: RowsLike,
+    labels: LabelsLike,
     *,
-    variance_kept=0.8,
-    components_per_class=5,
-    covariance_type="full",
-    random_state=0,
-    max_iter=100,
-    backend="auto",
-    block_size=None,
-):
+    variance_kept: float = 0.8,
+    components_per_class: int = 5,
+    covariance_type: str = "full",
+    random_state: "int | np.random.RandomState | None" = 0,
+    max_iter: int = 100,
+    backend: str = "auto",
+    block_size: int | None = None,
+) -> float:
     """N-LEEP (Li et al., CVPR 2021, "Ranking Neural Checkpoints").
 
     The features are reduced by PCA to the fewest principal axes that explain more than

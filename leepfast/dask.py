@@ -140,7 +140,7 @@ class _Params:
         """The chunk's rows as a row source (global row numbers in messages)."""
         rows = chunk.load() if isinstance(chunk, _NpyChunk) else chunk
         rows = check_predictions(rows)
-        labels = check_labels(labels, rows.shape[0])
+        labels = check_labels(labels, rows.shape[0], first_row=offset)
         return _driver.ArraySource(rows, labels, self.block_rows, first_row=offset)
 
 

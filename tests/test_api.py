@@ -354,3 +354,16 @@ def test_labels_as_strings_categoricals_and_integer_valued_floats(backend, rng, 
     assert leepfast.rank({"m": theta}, strings).rows[0]["leep"] == pytest.approx(
         want.leep, rel=1e-12
     )
+
+
+def test_a_float_label_in_a_batch_is_named_by_its_row(backend, rng, make_theta):
+    theta = make_theta(rng, 50, 4)
+    y = rng.integers(0, 3, 50).astype(float)
+    acc = leepfast.Accumulator(n_target=3, backend=backend).accumulate(theta[:20], y[:20])
+    y[27] = 1.25
+    with pytest.raises(leepfast.LabelError) as err:
+        acc.accumulate(theta[20:], y[20:], row_offset=20)
+    assert str(err.value) == (
+        "labels: row 47 is 1.25; expected an integer label (integer-valued floats are "
+        "taken)"
+    )

@@ -333,6 +333,8 @@ def bad_inputs(theta, labels):
     negative_label[6001] = -2
     huge_label = labels.astype(np.uint64)
     huge_label[[8000, 9000]] = 2**63
+    float_label = labels.astype(np.float64)  # integer-valued floats are labels ...
+    float_label[8123] += 0.5  # ... but not 0.5
     return {
         "nan": (nan, labels, {}),
         "negative": (negative, labels, {}),
@@ -342,7 +344,7 @@ def bad_inputs(theta, labels):
         "negative label, n_target given": (theta, negative_label, {"n_target": Y}),
         "uint64 label beyond int64": (theta, huge_label, {}),
         "integer predictions": (theta.astype(np.int64), labels, {}),
-        "float labels": (theta, labels + 0.5, {}),
+        "float labels": (theta, float_label, {}),
         "length mismatch": (theta, labels[:-1], {}),
         "n_target zero": (theta, labels, {"n_target": 0}),
         "unknown backend": (theta, labels, {"backend": "fortran"}),

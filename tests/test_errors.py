@@ -91,7 +91,8 @@ def test_no_samples(backend):
         leepfast.leep(np.ones((0, 3)), np.zeros(0, dtype=int), backend=backend)
 
 
-NOT_INTEGER = r"labels: expected integer labels \(integer-valued floats are taken\), got "
+NOT_INTEGER = r"labels: row "
+IS_NOT = r"; expected an integer label \(integer-valued floats are taken\)$"
 EXPECTED_INTEGERS = (
     r"labels: expected an integer array \(or integer-valued floats, or strings\), "
 )
@@ -112,21 +113,21 @@ EXPECTED_INTEGERS = (
             r"labels: expected a 1-D array, got shape \(5, 1\)",
         ),
         # integer-valued floats are labels (pandas and np.loadtxt give them); others not
-        (np.full(5, 0.5), LabelError, rf"^{NOT_INTEGER}0\.5 at index 0$"),
+        (np.full(5, 0.5), LabelError, rf"^{NOT_INTEGER}0 is 0\.5{IS_NOT}"),
         (
             np.array([0, 1, 2, 1.5, 0], np.float32),
             LabelError,
-            rf"{NOT_INTEGER}1\.5 at index 3$",
+            rf"^{NOT_INTEGER}3 is 1\.5{IS_NOT}",
         ),
         (
             [0.0, 1.0, np.nan, 0.0, 1.0],
             LabelError,
-            rf"^{NOT_INTEGER}nan at index 2$",
+            rf"^{NOT_INTEGER}2 is nan{IS_NOT}",
         ),
         (
             [0.0, 1.0, 2.0**70, 0.0, 1.0],
             LabelError,
-            rf"^{NOT_INTEGER}1\.18\d*e\+21 at",
+            rf"^{NOT_INTEGER}2 is 1\.18\d*e\+21{IS_NOT}",
         ),
         (np.zeros(5, dtype=bool), TypeError, rf"^{EXPECTED_INTEGERS}got dtype=bool$"),
         ([0, 1, None, 0, 1], TypeError, rf"^{EXPECTED_INTEGERS}got dtype=object$"),

@@ -466,9 +466,9 @@ def test_logme_target_errors_name_the_argument_and_what_was_found(tmp_path):
     with pytest.raises(LabelError) as err:
         leepfast.logme(f, Y[:, 0])
     assert str(err.value) == (
-        "labels: expected integer labels (integer-valued floats are taken), got "
-        f"{float(Y[0, 0])!r} at index 0; regression targets for logme are a target "
-        "matrix of shape (n_samples, k), one target as y[:, None]"
+        f"labels: row 0 is {float(Y[0, 0])!r}; expected an integer label (integer-valued "
+        "floats are taken); regression targets for logme are a target matrix of shape "
+        "(n_samples, k), one target as y[:, None]"
     )
     with pytest.raises(NonFiniteError, match=r"^labels: values too large to accum"):
         leepfast.logme(f, Y * 1e200)
@@ -687,10 +687,13 @@ def test_errors_name_the_argument_and_what_was_found():
         leepfast.logme(f, y[:19])
     # labels as integer-valued floats (pandas, np.loadtxt) are labels
     assert leepfast.logme(f, y.astype(float)) == leepfast.logme(f, y)
-    with pytest.raises(
-        LabelError, match=r"^labels: expected integer labels .* got 0\.5 at"
-    ):
+    first = int(np.argmax(y == 1))
+    with pytest.raises(LabelError, match=rf"^labels: row {first} is 0\.5; expected an"):
         leepfast.logme(f, np.where(y == 1, 0.5, y))
+    # in batches, the row counts from the batch's first row, as every label message
+    acc = FeatureAccumulator().update(f[:10], y[:10])
+    with pytest.raises(LabelError, match=r"^labels: row 13 is 0\.5; expected an integer"):
+        acc.update(f[10:], np.where(np.arange(10) == 3, 0.5, y[10:]), first_row=10)
     bad = f.copy()
     bad[13, 1] = np.nan
     with pytest.raises(ValueError, match=r"features: row 13 contains NaN"):

@@ -1,6 +1,7 @@
 """Small parts of the public surface: Result.to_dict, reprs, the options object, the
 pass states' merge."""
 
+import inspect
 import json
 from fractions import Fraction
 
@@ -74,3 +75,34 @@ def test_pass_1_states_of_different_sizes_merge():
     one.merge(two)
     assert one.n_target == 4 and one.n_samples == 2
     assert one.joint.sum(axis=0)[1, 2] == 5.0 and one.joint.sum(axis=0)[3, 0] == 7.0
+
+
+def _public_callables():
+    """(label, callable) of every public function and public method of every public
+    class of leepfast (``__init__`` included)."""
+    for name in leepfast.__all__:
+        obj = getattr(leepfast, name)
+        if inspect.isclass(obj):
+            for attr, member in vars(obj).items():
+                if callable(member) and (attr == "__init__" or not attr.startswith("_")):
+                    yield f"{name}.{attr}", member
+        elif callable(obj):
+            yield name, obj
+
+
+def test_the_public_api_is_annotated():
+    # py.typed is shipped: every parameter and return of the public API is annotated
+    unannotated = []
+    for label, fn in _public_callables():
+        try:
+            sig = inspect.signature(fn)
+        except (TypeError, ValueError):  # a builtin without a signature
+            continue
+        for p in sig.parameters.values():
+            plain = p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+            if plain and p.name not in ("self", "cls") and p.annotation is p.empty:
+                unannotated.append(f"{label}({p.name})")
+        if not label.endswith("__init__") and sig.return_annotation is sig.empty:
+            unannotated.append(f"{label} -> ?")
+    assert unannotated == []
+    assert len(list(_public_callables())) >= 50  # the walk reaches the whole API

@@ -82,7 +82,7 @@ def _loads(name):
     return True
 
 
-def available_backends():
+def available_backends() -> list[str]:
     """Names of the backends that can be used here, fastest first."""
     return [name for name in BACKENDS if _importable(name)]
 

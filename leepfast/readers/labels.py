@@ -11,6 +11,7 @@ import os
 import re
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .. import _api
 from .._errors import FileFormatError
@@ -319,7 +320,9 @@ class Labels:
         return n_target
 
 
-def open_labels(labels, rows="predictions"):
+def open_labels(
+    labels: "ArrayLike | str | os.PathLike[str] | Labels", rows: str = "predictions"
+) -> "Labels":
     """Target labels from a file or an array, checked but not loaded.
 
     Parameters

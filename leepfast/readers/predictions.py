@@ -8,6 +8,7 @@ reader of :mod:`leepfast.readers.registry` that claims it.
 
 import glob
 import os
+from collections.abc import Sequence
 
 from .._errors import FileFormatError
 from . import containers, order, registry
@@ -163,7 +164,14 @@ class Predictions:
         self.close()
 
 
-def open_predictions(paths, *, dtype=None, n_source=None, key=None, role="predictions"):
+def open_predictions(
+    paths: "str | os.PathLike[str] | Sequence[str | os.PathLike[str]]",
+    *,
+    dtype: str | None = None,
+    n_source: int | None = None,
+    key: str | None = None,
+    role: str = "predictions",
+) -> "Predictions":
     """Open prediction dumps (one file or shards) without reading them.
 
     Parameters
