@@ -530,3 +530,39 @@ def test_shard_registry_is_emptied_when_the_arrays_go(data, tmp_path):
     del other
     gc.collect()
     assert other_name not in ld._NPY_ARRAYS and other_name not in ld._NPY_USERS
+
+
+# ---------------------------------------------------------------------------------------
+# other formats: through dask's own readers (zarr, HDF5), on the loopback cluster
+
+
+def test_zarr_and_hdf5_through_dask_readers_on_the_cluster(client, data, tmp_path):
+    theta, labels = data
+    want = leepfast.score(theta, labels)
+    arrays = {}
+    if sys.version_info >= (3, 11):  # the test extra installs zarr 3 there (it needs 3.11)
+        import zarr
+
+        store = zarr.create_array(
+            store=str(tmp_path / "p.zarr"), shape=theta.shape, chunks=(1500, Z), dtype="f8"
+        )
+        store[:] = theta
+        arrays["zarr"] = da.from_zarr(str(tmp_path / "p.zarr"))
+    import h5py
+
+    with h5py.File(tmp_path / "p.h5", "w") as f:
+        f.create_dataset("model/probs", data=theta, chunks=(1200, Z), compression="gzip")
+    h5 = h5py.File(tmp_path / "p.h5", "r")  # distributed ships datasets by file and name
+    arrays["hdf5"] = da.from_array(h5["model/probs"], chunks=(2400, Z))
+    try:
+        with dask.config.set(scheduler=client):
+            for kind, predictions in arrays.items():
+                got = ld.score(predictions, labels)
+                assert got.leep == pytest.approx(want.leep, rel=RTOL), kind
+                assert got.nce == pytest.approx(want.nce, rel=RTOL), kind
+                np.testing.assert_allclose(got.joint, want.joint, rtol=RTOL)
+                assert ld.leep(predictions, da.from_array(labels, chunks=3000)) == (
+                    pytest.approx(want.leep, rel=RTOL)
+                )
+    finally:
+        h5.close()
