@@ -112,18 +112,24 @@ def test_float16_argmax_when_the_maximum_is_subnormal(backend):
     )
 
 
-# float16 blocks with at least 64 rows per class, on a CPU with AVX-512, take a fixed-
-# point pass 1: exact int32 partial sums (a half is a multiple of 2^-24), moved into the
-# float64 joint every 64 rows of a class, row sums in float and re-done in double near
-# the tolerance. One thread, one block: 2000 rows of 3 classes take that pass.
+# float16 blocks with at least 64 rows per class, at the AVX2 and AVX-512 levels, take a
+# fixed-point pass 1: exact int32 partial sums (a half is a multiple of 2^-24), moved
+# into the float64 joint every 64 rows of a class, row sums in float and re-done in
+# double near the tolerance. One thread, one block: 2000 rows of 3 classes take that
+# pass. Each test runs under both caps (a CPU without AVX-512 runs its best level).
+FIXED_LEVELS = pytest.mark.parametrize("level", ["avx512", "avx2"])
+
+
 def fixed_point_data(rng, z, n=2000):
     theta = rows(rng, n, z, "float16")
     theta[theta == 0] = np.float16(-0.0)  # -0.0 is not negative
     return theta, rng.integers(0, 3, n)
 
 
-@pytest.mark.parametrize("z", [1, 5, 31, 32, 33, 100, 1000])
-def test_float16_fixed_point_pass_matches_reference(backend, z):
+@FIXED_LEVELS
+@pytest.mark.parametrize("z", [1, 5, 15, 16, 17, 31, 32, 33, 100, 1000])
+def test_float16_fixed_point_pass_matches_reference(monkeypatch, backend, z, level):
+    monkeypatch.setenv("LEEPFAST_SIMD", level)
     rng = np.random.default_rng(z)
     theta, labels = fixed_point_data(rng, z)
     probs = theta.astype(np.float64)
@@ -151,8 +157,10 @@ def edge_rows(rng, z):
     return edge
 
 
-def test_float16_fixed_point_row_sums_at_the_tolerance(backend):
+@FIXED_LEVELS
+def test_float16_fixed_point_row_sums_at_the_tolerance(monkeypatch, backend, level):
     # each row must pass or fail exactly as its float64 sum says
+    monkeypatch.setenv("LEEPFAST_SIMD", level)
     rng = np.random.default_rng(7)
     theta, labels = fixed_point_data(rng, 120)
     edge = edge_rows(rng, 120)
@@ -174,9 +182,30 @@ def test_float16_fixed_point_row_sums_at_the_tolerance(backend):
     "bad, match",
     [(65504.0, "sum to 1"), (-0.25, "negative value"), (np.nan, "NaN or infinity")],
 )
-def test_float16_fixed_point_bad_rows(backend, bad, match):
+@pytest.mark.parametrize("column", [7, 38])  # in a vector step, in the row's tail
+@FIXED_LEVELS
+def test_float16_fixed_point_bad_rows(monkeypatch, backend, bad, match, level, column):
+    monkeypatch.setenv("LEEPFAST_SIMD", level)
     rng = np.random.default_rng(8)
     theta, labels = fixed_point_data(rng, 40)
-    theta[1500, 7] = bad
+    theta[1500, column] = bad
     with pytest.raises(ValueError, match=f"row 1500 .*{match}"):
         leepfast.leep(theta, labels, n_target=3, backend=backend, n_threads=1)
+
+
+@FIXED_LEVELS
+def test_float16_fixed_point_argmax_ties_take_the_lowest_index(monkeypatch, level):
+    # the argmax of a row kept per lane and step in the vector part, then the tail's:
+    # a tie is the lowest index wherever the copies sit (NCE counts it)
+    monkeypatch.setenv("LEEPFAST_SIMD", level)
+    z = 37  # AVX2: two steps of 16 and a tail of 5; AVX-512: one step and a tail
+    theta = np.full((600, z), np.float16(0.5 / (z - 2)))
+    where = [(3, 20), (20, 35), (0, 36), (33, 34), (17, 16), (36, 1)]
+    for i in range(600):
+        a, b = where[i % len(where)]
+        theta[i, a] = theta[i, b] = np.float16(0.25)
+    labels = np.arange(600) % 3
+    r = leepfast.score(theta, labels, n_target=3, backend="cython", n_threads=1)
+    probs = theta.astype(np.float64)
+    np.testing.assert_array_equal(r.hard_counts, _reference.hard_counts(probs, labels, 3))
+    assert set(np.flatnonzero(r.hard_counts.sum(axis=0))) == {min(w) for w in where}
