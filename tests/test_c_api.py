@@ -878,3 +878,30 @@ def test_cython_cimport(cython_module, data):
     status, value, message = cython_module.leep_f64(data["arrays"]["f64"], bad, N_TARGET)
     assert (status, value) == (_status.ERR_LABEL, 99.0)
     assert "label" in message
+
+
+FIXED_POINT_CHECK = CHECK_SOURCE.parent / "c_fixed_point_check.c"
+
+
+def test_float16_fixed_point_pass_under_sanitizers(tmp_path):
+    # the internal fixed-point pass 1 (AVX2 and AVX-512 caps; a CPU without AVX-512 runs
+    # its best level for both) against the plain pass, under ASan and UBSan
+    program = tmp_path / "fixed_point_check"
+    run(
+        [
+            "gcc",
+            "-std=c99",
+            "-O1",
+            "-g",
+            "-fsanitize=address,undefined",
+            "-fno-sanitize-recover=all",
+            *SOURCE_FLAGS,
+            f"-I{include_dir()}",
+            "-o",
+            program,
+            FIXED_POINT_CHECK,
+            *c_sources(),
+            "-lm",
+        ]
+    )
+    assert run_clean([program]).stdout == "ok\n"
