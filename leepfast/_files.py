@@ -6,6 +6,8 @@ the memory map (or one block-sized copy), used and dropped, so the extra anonymo
 is one or two blocks plus the Y x Z state, whatever the size of the files.
 """
 
+from dataclasses import replace
+
 from . import _api, _driver, _state
 from ._api import Result
 from ._typing import LabelsLike, RowsLike
@@ -144,4 +146,5 @@ def _drive(preds, labels, n_target, logits, backend, n_threads, block_size, prog
     _state.check_state_fits(acc.n_slots, n_target, preds.n_source, where, inferred)
     acc.n_target_inferred = False  # checked and announced here, naming the label file
     source.large_views = acc.takes_large_views
-    return _driver.two_passes(acc, source, "result", progress)
+    result = _driver.two_passes(acc, source, "result", progress)
+    return result if labels.classes is None else replace(result, classes=labels.classes)

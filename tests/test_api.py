@@ -311,7 +311,9 @@ def test_importing_leepfast_does_not_import_numba(tmp_path, python_c):
     assert flags == "False False"
 
 
-def test_labels_as_strings_categoricals_and_integer_valued_floats(backend, rng, make_theta):
+def test_labels_as_strings_categoricals_and_integer_valued_floats(
+    backend, rng, make_theta, tmp_path
+):
     # strings are numbered in sorted order (Result.classes says which is which);
     # integer-valued floats (pandas, np.loadtxt) are integers; the input is untouched
     import pandas as pd
@@ -337,6 +339,14 @@ def test_labels_as_strings_categoricals_and_integer_valued_floats(backend, rng, 
         np.testing.assert_array_equal(got.joint, want.joint)
         assert leepfast.leep(theta, labels, backend=backend) == want.leep
     assert np.array_equal(strings, kept)
+    np.save(tmp_path / "theta.npy", theta)
+    from_file = leepfast.score_files(tmp_path / "theta.npy", strings, backend=backend)
+    assert from_file.classes == (
+        "ant",
+        "mole",
+        "zebra",
+    ) and from_file.leep == pytest.approx(want.leep, rel=1e-12)
+    assert leepfast.open_labels(strings).classes == ("ant", "mole", "zebra")
     assert want.classes is None and "classes" not in want.to_dict()
     for floats in (y.astype(np.float64), y.astype(np.float32), pd.Series(y.astype(float))):
         assert leepfast.leep(theta, floats, backend=backend) == leepfast.leep(

@@ -240,7 +240,11 @@ class Labels:
     n_samples : int
     low, high : int
         The smallest and the largest label.
+    classes : tuple of str or None
+        Labels given as strings: the class of each index (sorted); None otherwise.
     """
+
+    classes = None
 
     def __init__(self, format, path=None, array=None, rows="predictions", column=None):
         self.format, self.column = format, column
@@ -349,10 +353,13 @@ def open_labels(
         return said
     if not isinstance(labels, (str, bytes, os.PathLike)):
         arr = labels if isinstance(labels, np.ndarray) else np.asarray(labels)
-        arr = _api.check_labels(
-            arr, arr.shape[0] if arr.ndim else -1, rows=rows, whole=True
+        arr, names = _api.check_labels(
+            arr, arr.shape[0] if arr.ndim else -1, rows=rows, whole=True, classes=True
         )
-        return Labels("array", array=arr, rows=rows)
+        opened = Labels("array", array=arr, rows=rows)
+        if names is not None:
+            opened.classes = tuple(names.tolist())
+        return opened
     labels = os.fsdecode(os.fspath(labels))  # a bytes path is a path, as for open()
     table = table_column(labels)
     if table is not None:
