@@ -91,8 +91,8 @@ def _prepare(predictions, labels):
         check_labels(_stand_in(labels, "labels"), n)
         if labels.chunks[0] != rows:
             labels = labels.rechunk((rows,))
-    else:
-        labels = check_labels(labels, n)
+    else:  # the whole label set: strings are numbered here (sorted), as score does
+        labels = check_labels(labels, n, whole=True)
         labels = da.from_array(labels, chunks=(rows,))
     return predictions, labels
 

@@ -566,3 +566,17 @@ def test_zarr_and_hdf5_through_dask_readers_on_the_cluster(client, data, tmp_pat
                 )
     finally:
         h5.close()
+
+
+def test_string_and_float_labels_as_the_in_memory_api(data):
+    # NumPy labels are the whole label set: strings numbered in sorted order, integer-
+    # valued floats taken; a dask array of strings cannot be numbered chunk by chunk
+    theta, labels = data
+    names = np.array([f"class-{k:02d}" for k in range(Y)])
+    predictions = da.from_array(theta, chunks=(3000, Z))
+    want = leepfast.leep(theta, labels)
+    with dask.config.set(scheduler="threads"):
+        assert ld.leep(predictions, names[labels]) == pytest.approx(want, rel=RTOL)
+        assert ld.leep(predictions, labels.astype(float)) == pytest.approx(want, rel=RTOL)
+        with pytest.raises(TypeError, match=r"^labels: got strings in a batch"):
+            ld.leep(predictions, da.from_array(names[labels], chunks=3000))
