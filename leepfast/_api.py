@@ -662,7 +662,7 @@ def _run(what, predictions, labels, **options):
         result = score_files(predictions, labels, **options)
         return result if what == "result" else getattr(result, what)
     if isinstance(labels, (str, os.PathLike, readers.Labels)):
-        labels = np.concatenate(list(readers.open_labels(labels).chunks()))
+        labels = readers.open_labels(labels).array()
     predictions = check_predictions(predictions)
     labels, classes = check_labels(labels, predictions.shape[0], whole=True, classes=True)
     options = Options.resolve(**options)

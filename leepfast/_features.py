@@ -998,7 +998,7 @@ def _feature_statistics(
         if targets is not None:
             labels = targets.array()
         elif opened is not None:
-            labels = np.concatenate(list(opened.chunks()))
+            labels = opened.array()
         else:
             _no_float_labels(as_host_array(labels, "labels")[0], "labels")
             labels = check_labels(labels, n, rows="features", whole=True)

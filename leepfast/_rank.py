@@ -601,7 +601,7 @@ def rank(
         t0 = time.perf_counter()
         if files is None:
             if array_labels is None:
-                array_labels = np.concatenate(list(opened_labels.chunks()))
+                array_labels = opened_labels.array()
             r = score(model, array_labels, logits=flags[name], **kwargs)
         else:
             r = score_files(
@@ -617,7 +617,7 @@ def rank(
         row = {"model": name, "leep": r.leep, "nce": r.nce}
         if extra:
             if array_labels is None:
-                array_labels = np.concatenate(list(opened_labels.chunks()))
+                array_labels = opened_labels.array()
             for s in extra:
                 row[s] = float(_public_score(s)(features[name], array_labels))
         seconds = time.perf_counter() - t0

@@ -49,7 +49,7 @@ def _inputs(features, labels, name="features"):
     if readers.is_file_source(features):
         features = _read_whole(features)
     if isinstance(labels, (str, os.PathLike, readers.Labels)):
-        labels = np.concatenate(list(readers.open_labels(labels, rows="features").chunks()))
+        labels = readers.open_labels(labels, rows="features").array()
     f, _ = as_host_array(features, name)
     if f.dtype.kind != "f" or f.dtype.itemsize not in (2, 4, 8):
         raise TypeError(

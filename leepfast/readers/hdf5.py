@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import _driver
 from . import containers
-from ._common import agree, check_array, choose, fail, file_size
+from ._common import check_array, choose, fail, file_size
 from .mapped import PredictionFile, RowFile
 
 NAME = "hdf5"
@@ -80,9 +80,7 @@ def open_rows(path, *, dtype=None, n_source=None, role="predictions", key=None):
             rows = Dataset(path, ds.name, ds.dtype, ds.shape, ds.chunks, role)
         else:  # mapped like a .npy: views with a compiled backend, no copy
             rows = PredictionFile(path, NAME, ds.dtype, ds.shape, offset, role=role)
-    rows.key = key
-    agree(rows, dtype, n_source, role)
-    return rows
+    return rows.given(dtype, n_source, key)
 
 
 class Dataset(RowFile):

@@ -275,6 +275,11 @@ class Labels:
     def __len__(self):
         return self.n_samples
 
+    def array(self):
+        """Every label as one array (labels are small: at most 8 bytes a row), for the
+        callers that need them whole next to in-memory rows."""
+        return np.concatenate(list(self.chunks()))
+
     def chunks(self):
         """Yield the labels in order as 1-D integer arrays of at most about 1M labels."""
         if self.format == "text":

@@ -10,7 +10,7 @@ import sys
 import numpy as np
 
 from .. import _api, _driver
-from ._common import fail, where
+from ._common import agree, fail, where
 
 
 class RowFile:
@@ -34,6 +34,7 @@ class RowFile:
     """
 
     fortran_order = False  # blocks come as C-ordered rows (a map may say otherwise)
+    key = None  # the array of a file holding several, as key= names it
 
     def __init__(self, path, format, dtype, shape, role, stored=None, itemsize=None):
         self.path = os.fspath(path)
@@ -45,6 +46,13 @@ class RowFile:
         #: (size, mtime_ns, inode) when opened: checked again before each block
         self.identity = self._identity()
         self._closed = False
+
+    def given(self, dtype, n_source, key=None):
+        """This file, its ``key`` recorded, once ``dtype`` and ``n_source`` (when the
+        caller gave them) agree with what it holds: the last step of every reader."""
+        self.key = key
+        agree(self, dtype, n_source, self.role)
+        return self
 
     def _identity(self):
         """(size, mtime_ns, inode) of the file (of a store: its metadata file)."""

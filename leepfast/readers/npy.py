@@ -17,7 +17,7 @@ import warnings
 import numpy as np
 
 from . import containers
-from ._common import NPY_MAGIC, agree, fail, file_size, is_npy, no_key, words
+from ._common import NPY_MAGIC, fail, file_size, is_npy, no_key, words
 from .mapped import PredictionFile
 
 NAME = "npy"
@@ -215,5 +215,4 @@ def open_rows(path, *, dtype=None, n_source=None, role="predictions", key=None):
     )
     no_key(key, path, role)
     f = PredictionFile(path, "npy", found, shape, offset, fortran, role=role)
-    agree(f, dtype, n_source, role)
-    return f
+    return f.given(dtype, n_source)

@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import _driver
 from . import npy
-from ._common import agree, choose, fail, file_size
+from ._common import choose, fail, file_size
 from .mapped import PredictionFile, RowFile
 
 NAME = "npz"
@@ -84,9 +84,7 @@ def open_rows(path, *, dtype=None, n_source=None, role="predictions", key=None):
                 "(numpy.ascontiguousarray) or uncompressed (numpy.savez)",
             )
         f = CompressedMember(path, info, found, shape, offset, role)
-    f.key = info.filename[:-4]
-    agree(f, dtype, n_source, role)
-    return f
+    return f.given(dtype, n_source, info.filename[:-4])
 
 
 class CompressedMember(RowFile):

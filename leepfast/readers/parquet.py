@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import _driver
 from . import containers
-from ._common import agree, choose, fail, file_size, words
+from ._common import choose, fail, file_size, words
 from .mapped import RowFile
 
 NAME = "parquet"
@@ -102,9 +102,7 @@ def open_rows(path, *, dtype=None, n_source=None, role="predictions", key=None):
             f"and one {words(role)['column']}",
         )
     rows = Table(path, columns, listed, values, (n, width), role)
-    rows.key = columns[0] if rows.listed else None
-    agree(rows, dtype, n_source, role)
-    return rows
+    return rows.given(dtype, n_source, columns[0] if rows.listed else None)
 
 
 class Table(RowFile):

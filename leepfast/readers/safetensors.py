@@ -16,7 +16,7 @@ import struct
 import numpy as np
 
 from . import containers
-from ._common import agree, choose, fail, file_size, words
+from ._common import choose, fail, file_size, words
 from .mapped import PredictionFile
 
 NAME = "safetensors"
@@ -145,6 +145,4 @@ def open_rows(path, *, dtype=None, n_source=None, role="predictions", key=None):
     bf16 = code == "BF16"
     values = np.dtype("<f4") if bf16 else stored
     f = PredictionFile(path, NAME, values, shape, start + begin, role=role, bfloat16=bf16)
-    f.key = key
-    agree(f, dtype, n_source, role)
-    return f
+    return f.given(dtype, n_source, key)

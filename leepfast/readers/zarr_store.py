@@ -12,7 +12,7 @@ import os
 import numpy as np
 
 from .. import _driver
-from ._common import agree, check_array, choose, fail
+from ._common import check_array, choose, fail
 from .containers import ZARR_MARKERS
 from .mapped import RowFile
 
@@ -72,9 +72,7 @@ def open_rows(path, *, dtype=None, n_source=None, role="predictions", key=None):
     found = np.dtype(array.dtype)
     check_array(role, where, found, array.shape)
     rows = Store(path, key, found, array.shape, array.chunks, role)
-    rows.key = key or None
-    agree(rows, dtype, n_source, role)
-    return rows
+    return rows.given(dtype, n_source, key or None)
 
 
 class Store(RowFile):
