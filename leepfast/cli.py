@@ -525,14 +525,19 @@ def _add_bench(subparsers):
     p = subparsers.add_parser(
         "bench",
         formatter_class=_FORMATTER,
-        help="measure LEEP on this machine against the read floor and naive NumPy",
-        description="A quick benchmark on generated data: for each backend and dtype, "
-        "the median time of leepfast.leep, its throughput (GB/s of input), 'reads' (its "
-        "time divided by one parallel read of the same array: an exact two-pass LEEP "
-        "cannot go below 2.0) and its speedup over the common NumPy implementation "
-        "(per-class masked sums, predictions @ C.T, gather), all measured in this run.",
-        epilog="examples:\n  leepfast bench\n  leepfast bench --n 200000 --threads 1 "
-        "--dtypes float32 --backends cython numba",
+        help="measure LEEP on this machine against the read floor and the goals",
+        description="A quick benchmark on generated data: for each backend and dtype "
+        "(and SIMD level of the compiled backend), the median time of leepfast.leep, "
+        "its throughput (GB/s of input), 'reads' (its time divided by one parallel read "
+        "of the same array: an exact two-pass LEEP cannot go below 2.0), its speed "
+        "against the common NumPy implementation (per-class masked sums, "
+        "predictions @ C.T, gather; a reference, no goal) and the goals of the "
+        "performance contract that apply (DESIGN.md section 5: reads <= 2.2, or 3 when "
+        "Z <= 100; float16 <= 0.6x the float32 time; numba <= 1.3x the compiled "
+        "backend), all measured in this run. benchmarks/contract.py in the source "
+        "tree measures every line of the contract.",
+        epilog="examples:\n  leepfast bench\n  leepfast bench --levels all\n"
+        "  leepfast bench --n 200000 --threads 1 --dtypes float32 --backends cython numba",
     )
     p.add_argument("--n", type=int, default=100_000, help="samples (default 100000)")
     p.add_argument(
@@ -578,6 +583,13 @@ def _add_bench(subparsers):
         "round-robin; the median is shown (default 7)",
     )
     p.add_argument(
+        "--levels",
+        metavar="L",
+        help="SIMD levels of the compiled backend, comma-separated (e.g. avx2,sse2), or "
+        "'all' for every level of this CPU (default: the level in use; LEEPFAST_SIMD "
+        "caps it)",
+    )
+    p.add_argument(
         "--no-naive", action="store_true", help="skip the (slow) naive NumPy baseline"
     )
     p.set_defaults(func=_cmd_bench)
@@ -593,6 +605,20 @@ def _cmd_bench(args):
                 f"--{name.replace('_', '-')}: expected a positive integer, "
                 f"got {getattr(args, name)}"
             )
+    levels = None
+    if args.levels is not None:
+        known = _bench.cpu_levels()
+        levels = (
+            known
+            if args.levels.strip() == "all"
+            else [v.strip().lower() for v in args.levels.split(",") if v.strip()]
+        )
+        bad = [v for v in levels if v not in known]
+        if bad or not levels:
+            raise CLIError(
+                f"--levels: expected 'all' or levels of this CPU among "
+                f"{', '.join(known) or '(none: no compiled backend)'}, got {args.levels!r}"
+            )
     threads = resolve_threads(args.threads)
     rows = _bench.run(
         args.n,
@@ -603,6 +629,7 @@ def _cmd_bench(args):
         n_threads=threads,
         repeat=args.repeat,
         naive=not args.no_naive,
+        levels=levels,
     )
     print(_bench.format_table(rows, args.n, args.n_source, args.n_target, threads))
     return EXIT_OK

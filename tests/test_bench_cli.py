@@ -20,6 +20,16 @@ def run(*args, cwd):
     )
 
 
+def table(stdout):
+    """The Markdown table of ``leepfast bench`` as one dict per row, by column name."""
+    cells = [
+        [c.strip() for c in line.split("|")[1:-1]]
+        for line in stdout.splitlines()
+        if line.startswith("| ") and "---" not in line
+    ]
+    return [dict(zip(cells[0], row, strict=True)) for row in cells[1:]]
+
+
 def test_bench_prints_a_table_of_ratios(tmp_path):
     p = run(
         "--n",
@@ -39,21 +49,62 @@ def test_bench_prints_a_table_of_ratios(tmp_path):
         cwd=tmp_path,
     )
     assert p.returncode == 0, p.stderr
-    rows = [
-        line.split("|")[1:-1]
-        for line in p.stdout.splitlines()
-        if line.startswith("| ") and "---" not in line
-    ][1:]
-    names = [(r[0].strip(), r[1].strip()) for r in rows]
+    rows = table(p.stdout)
+    names = [(r["backend"], r["dtype"]) for r in rows]
     for dtype in ("float32", "float16"):
         for backend in ("read floor", "naive numpy", "cython", "numpy"):
             assert (backend, dtype) in names
     for r in rows:
         # 8 MB of float32 (4 MB of float16): every time prints as a positive number of
         # ms; GB/s may print as 0.00 for the slow reference
-        assert float(r[2]) > 0 and float(r[3]) >= 0 and float(r[4]) > 0
-    floor = [r for r in rows if r[0].strip() == "read floor"]
-    assert all(float(r[4]) == 1.0 for r in floor)
+        assert float(r["ms"]) > 0 and float(r["GB/s"]) >= 0 and float(r["reads"]) > 0
+    floor = [r for r in rows if r["backend"] == "read floor"]
+    assert all(float(r["reads"]) == 1.0 for r in floor)
+    # the compiled rows name their SIMD level (the one in use) and the DESIGN goals
+    best = _bench.cpu_levels()[0]
+    for r in rows:
+        if r["backend"] == "cython":
+            assert r["level"] == best
+            assert r["goal"] == (
+                "reads <= 3" if r["dtype"] == "float32" else "time <= 0.6x float32"
+            )
+            assert r["holds"].split()[0] in ("yes", "no")
+        else:
+            assert r["level"] == "-"
+    assert "20x" not in p.stdout  # no obsolete goal against the naive code
+
+
+def test_bench_times_every_level(tmp_path):
+    p = run(
+        "--n",
+        5000,
+        "--n-source",
+        1000,
+        "--n-target",
+        5,
+        "--repeat",
+        1,
+        "--dtypes",
+        "float64",
+        "--backends",
+        "cython",
+        "--no-naive",
+        "--levels",
+        "all",
+        cwd=tmp_path,
+    )
+    assert p.returncode == 0, p.stderr
+    rows = [r for r in table(p.stdout) if r["backend"] == "cython"]
+    assert [r["level"] for r in rows] == _bench.cpu_levels()
+    assert all(r["goal"] == "reads <= 2.2" for r in rows)
+
+
+def test_bench_rejects_an_unknown_level_in_one_line(tmp_path):
+    p = run("--levels", "avx9", cwd=tmp_path)
+    assert p.returncode == 2
+    assert p.stderr.count("\n") == 1
+    assert "--levels: expected 'all' or levels of this CPU" in p.stderr
+    assert "got 'avx9'" in p.stderr
 
 
 def test_bench_rejects_bad_sizes_in_one_line(tmp_path):
