@@ -71,6 +71,33 @@ def test_npz_stored_round_trips(tmp_path, data, dtype, order):
     assert (tmp_path / "p.npz").read_bytes() == before
 
 
+@pytest.mark.parametrize("dtype", ["<f2", "<f4", "<f8"])
+def test_npz_stored_member_at_an_odd_offset_is_viewed(tmp_path, data, backend, dtype):
+    # numpy.savez puts a member's data 30 + len(name) + 20 + 128 bytes into the zip:
+    # odd for "p.npy"; the second member lands wherever the first one ends
+    theta, y = data
+    arr = theta.astype(dtype)
+    np.savez(tmp_path / "p.npz", p=arr, q=arr[::-1])
+    npy = tmp_path / "p.npy"
+    np.save(npy, arr)
+    for key, rows in (("p", arr), ("q", arr[::-1])):
+        preds = open_predictions(tmp_path / "p.npz", key=key)
+        f = preds.files[0]
+        if key == "p":
+            assert f.offset % 2 == 1 and not f.array.flags.aligned
+        blocks = [block for _, _, _, block in preds.blocks(97)]
+        assert all(np.shares_memory(b, f.array) for b in blocks)  # views, no copies
+        np.testing.assert_array_equal(np.concatenate(blocks), rows)
+        for size in (None, 97):
+            got = score_files(preds, y, backend=backend, block_size=size)
+            same(got, leepfast.score(rows, y, backend=backend, block_size=size), 0)
+    same(
+        score_files(tmp_path / "p.npz", y, key="p", backend=backend),
+        score_files(npy, y, backend=backend),
+        0,
+    )
+
+
 @pytest.mark.parametrize("dtype", ["<f2", "<f4", "<f8", ">f8"])
 def test_npz_compressed_is_streamed(tmp_path, data, dtype):
     theta, y = data
@@ -190,7 +217,7 @@ def test_safetensors_round_trips(tmp_path, data, code, dtype):
 def test_safetensors_unaligned_and_several_tensors(tmp_path, data):
     theta, y = data
     path = tmp_path / "p.safetensors"
-    # an unpadded header puts the data at an odd offset: blocks are copied, not viewed
+    # an unpadded header puts the data at an odd offset: viewed all the same
     write_safetensors(
         path, {"x": ("F32", theta[:3].astype("<f4")), "p": ("F64", theta)}, pad=False
     )

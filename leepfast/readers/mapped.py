@@ -160,24 +160,21 @@ class PredictionFile(RowFile):
 
     def blocks(self, block_size=None, large_views=False, logits=False):
         """Yield ``(first row in the file, block)``: a read-only (rows, n_source) view of
-        the map when the file is C-ordered, native-endian and aligned; otherwise (Fortran
-        order, big-endian, unaligned data, bfloat16) a C-ordered native copy in one
-        block-sized buffer, reused from block to block (a block is valid until the next
-        is asked for; fresh 32 MiB arrays cost their page faults every block, which had
-        made such files 3-4x slower than a .npy). Rows per block as in
-        :func:`leepfast._driver.block_rows`. The file is checked against the identity it
-        had when opened before every block (a file that shrank under its map would
-        raise SIGBUS)."""
+        the map when the file is C-ordered and native-endian, aligned or not (every
+        backend reads unaligned rows, as the in-memory API has always handed them any
+        user array; ``numpy.savez`` puts a stored member's data at an odd offset, and
+        copying it had cost 3x a .npy); otherwise (Fortran order, big-endian, bfloat16)
+        a C-ordered native copy in one block-sized buffer, reused from block to block (a
+        block is valid until the next is asked for; fresh 32 MiB arrays cost their page
+        faults every block, which had made such files 3-4x slower than a .npy). Rows per
+        block as in :func:`leepfast._driver.block_rows`. The file is checked against the
+        identity it had when opened before every block (a file that shrank under its map
+        would raise SIGBUS)."""
         self.check_open()
         native = self.dtype.newbyteorder("=")
         array = self.array
         widen = self.stored == "bfloat16"
-        direct = (
-            array.flags.aligned
-            and self.dtype.isnative
-            and not self.fortran_order
-            and not widen
-        )
+        direct = self.dtype.isnative and not self.fortran_order and not widen
         rows = _driver.block_rows(
             block_size,
             self.n_source,

@@ -135,8 +135,8 @@ class Predictions:
         """Yield ``(file, first dataset row of the file, first row in the file, block)``.
 
         ``block`` is a read-only (rows, n_source) view of the map when the file is
-        C-ordered, native-endian and aligned; otherwise (Fortran order, big-endian,
-        unaligned data, bfloat16, compressed) a C-ordered native copy in one block-sized
+        C-ordered and native-endian (aligned or not); otherwise (Fortran order,
+        big-endian, bfloat16, compressed) a C-ordered native copy in one block-sized
         buffer that the next block overwrites: use each block before asking for the
         next (copy it to keep it). Rows per block as in the
         in-memory API: ``block_size`` rows; by default about 32 MiB of input, or about
