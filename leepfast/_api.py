@@ -437,8 +437,10 @@ class Accumulator:
                 "labels",
             )
         if status == _status.ERR_NONFINITE:
+            found = "NaN or +inf, or no value above -inf" if self.logits else "NaN or infinity"
+            allowed = " (a -inf logit, probability 0, is allowed)" if self.logits else ""
             raise NonFiniteError(
-                f"{pred}: row {r} contains NaN or infinity; expected finite {kind}",
+                f"{pred}: row {r} contains {found}; expected finite {kind}{allowed}",
                 self.role,
             )
         if status == _status.ERR_NEGATIVE:

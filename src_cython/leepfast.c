@@ -11,6 +11,7 @@
 #include "leepfast.h"
 #include "leepfast_internal.h"
 
+#include <float.h>
 #include <math.h>
 #include <stddef.h>
 #include <string.h>

@@ -57,7 +57,9 @@ enum leepfast_status {
     LEEPFAST_ERR_NULL = 1,           /* a required pointer is NULL */
     LEEPFAST_ERR_SIZE = 2,           /* a size is zero or negative */
     LEEPFAST_ERR_LABEL = 3,          /* a label is outside [0, n_target) */
-    LEEPFAST_ERR_NONFINITE = 4,      /* a prediction is NaN or infinite */
+    LEEPFAST_ERR_NONFINITE = 4,      /* a prediction is NaN or infinite (logits: NaN,
+                                        +inf, or a row with no value above -inf;
+                                        a -inf logit is a probability of 0) */
     LEEPFAST_ERR_NEGATIVE = 5,       /* a probability is negative */
     LEEPFAST_ERR_NOT_NORMALISED = 6, /* a probability row does not sum to 1 within tol */
     LEEPFAST_ERR_ZERO_PROB = 7,      /* pass 2: a row has no mass under the conditional

@@ -191,27 +191,46 @@ def test_nce_is_summed_carefully():
 @pytest.mark.parametrize("scale", [1.0, 30.0, 300.0])
 def test_vectorised_exp_matches_the_float64_reference(monkeypatch, level, dtype, scale):
     # logits of large magnitude (exp underflows to subnormals and 0 across a row),
-    # float16 input (scale 300 saturates float16 only where it must: 65504 is finite)
+    # float16 input (scale 300 saturates float16 only where it must: 65504 is finite),
+    # -inf entries (masked classes: probability 0), in the vector part and the tail of
+    # rows, and a class masked in every row (no mass: its column of C is 0)
     monkeypatch.setenv("LEEPFAST_SIMD", level)
     rng = np.random.default_rng(int(scale))
     n, z, y_count = 3000, 257, 7
     x = (rng.normal(size=(n, z)) * scale).astype(dtype)
     x[::5, 3] = -700.0 if dtype != "float16" else -60000.0  # deep in the exp tail
+    x[1::7, 5:40:3] = -np.inf
+    x[2::11, z - 3 :] = -np.inf
+    x[:, 11] = -np.inf
     labels = rng.integers(0, y_count, n)
     probs = _reference.softmax(x)
-    r = leepfast.score(
-        x, labels, n_target=y_count, logits=True, backend="cython", n_threads=2
-    )
-    assert r.leep == pytest.approx(_reference.leep(probs, labels, y_count), rel=1e-13)
-    np.testing.assert_allclose(
-        r.joint, _reference.joint(probs, labels, y_count), rtol=1e-13, atol=1e-300
-    )
+    for backend in ("cython", "numba", "numpy"):
+        if backend not in leepfast.available_backends():
+            continue
+        r = leepfast.score(
+            x, labels, n_target=y_count, logits=True, backend=backend, n_threads=2
+        )
+        assert r.leep == pytest.approx(_reference.leep(probs, labels, y_count), rel=1e-13)
+        np.testing.assert_allclose(
+            r.joint, _reference.joint(probs, labels, y_count), rtol=1e-13, atol=1e-300
+        )
+        assert r.nce == pytest.approx(_reference.nce(probs, labels, y_count), rel=1e-13)
 
 
 @pytest.mark.parametrize("level", LEVELS)
-def test_minus_infinity_logits_are_reported_at_every_level(monkeypatch, level):
+@pytest.mark.parametrize("bad", [np.nan, np.inf, "only -inf"])
+@pytest.mark.parametrize("column", [0, 17, 39])  # first, vector part, scalar tail
+def test_nan_plus_inf_and_rows_of_minus_inf_are_reported_at_every_level(
+    monkeypatch, level, bad, column
+):
     monkeypatch.setenv("LEEPFAST_SIMD", level)
-    x = np.random.default_rng(0).normal(size=(50, 40))
-    x[31, 17] = -np.inf
-    with pytest.raises(ValueError, match="row 31 contains NaN or infinity"):
-        leepfast.leep(x, np.arange(50) % 3, logits=True, backend="cython")
+    x = np.random.default_rng(0).normal(size=(50, 39 + 1))
+    x[30, :] = -np.inf  # a finite logit left in row 30: valid
+    x[30, column] = 0.5
+    if bad == "only -inf":
+        x[31, :] = -np.inf
+    else:
+        x[31, column] = bad
+    for logits in (x, x.astype(np.float32), x.astype(np.float16)):
+        with pytest.raises(ValueError, match="row 31 contains NaN or \\+inf, or no value"):
+            leepfast.leep(logits, np.arange(50) % 3, logits=True, backend="cython")

@@ -212,6 +212,10 @@ def test_bad_accumulator_parameters():
 LABEL_RANGE = rf"expected an integer in \[0, {Y}\) \(n_target={Y}\)"
 HINT = r" \(pass logits=True if these are logits\)"
 NONFINITE = rf"predictions: row {BAD_ROW} contains NaN or infinity; expected finite "
+LOGITS_NONFINITE = (
+    rf"predictions: row {BAD_ROW} contains NaN or \+inf, or no value above -inf; "
+    r"expected finite logits \(a -inf logit, probability 0, is allowed\)$"
+)
 
 
 def _bad_label_negative(theta, y):
@@ -309,13 +313,22 @@ def _float16_nan(theta, y):
 def _logits_nan(theta, y):
     theta = np.log(theta + 0.01)
     theta[BAD_ROW, 2] = np.nan
-    return theta, y, {"logits": True}, NONFINITE + "logits$"
+    return theta, y, {"logits": True}, LOGITS_NONFINITE
 
 
 def _logits_inf(theta, y):
     theta = np.log(theta + 0.01).astype(np.float32)
     theta[BAD_ROW, 0] = np.inf
-    return theta, y, {"logits": True}, NONFINITE + "logits$"
+    return theta, y, {"logits": True}, LOGITS_NONFINITE
+
+
+def _logits_only_minus_inf(theta, y):
+    # -inf entries are probabilities of 0 (masked classes); a row of nothing else is not
+    # a distribution
+    theta = np.log(theta + 0.01).astype(np.float32)
+    theta[BAD_ROW - 1, 1:] = -np.inf  # one finite logit: a valid row
+    theta[BAD_ROW] = -np.inf
+    return theta, y, {"logits": True}, LOGITS_NONFINITE
 
 
 def _big_endian_negative(theta, y):
@@ -347,6 +360,7 @@ VALUE_ERRORS = [
     _float16_nan,
     _logits_nan,
     _logits_inf,
+    _logits_only_minus_inf,
     _big_endian_negative,
     _fortran_label,
 ]

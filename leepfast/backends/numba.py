@@ -433,15 +433,17 @@ def _has_nonfinite(rows, i):
 @numba.njit(**_ROW)
 def _softmax_into(rows, i, out):
     """Max-subtracted float64 softmax of rows[i] (logits) into out[0]; False if a value
-    is not finite."""
-    hi = _value(rows[i, 0])
+    is NaN or +inf, or none is above -inf (a -inf logit is a probability of 0)."""
+    hi = -math.inf
     for z in range(rows.shape[1]):
         v = _value(rows[i, z])
         out[0, z] = v  # each value converted once (float16: the exp loop ran 3x slower)
-        if not math.isfinite(v):
+        if v != v or v == math.inf:
             return False
         if v > hi:
             hi = v
+    if hi == -math.inf:
+        return False
     s = 0.0
     for z in range(rows.shape[1]):
         out[0, z] = math.exp(out[0, z] - hi)

@@ -26,10 +26,13 @@ def first_invalid_row(raw, labels, n_target, tol, logits):
     (the last two for probabilities only). ``raw`` is the block as given, in float64.
     """
     bad_label = (labels < 0) | (labels >= n_target)
-    nonfinite = ~np.isfinite(raw).all(axis=1)
-    if logits:
+    if logits:  # -inf is a probability of 0; NaN, +inf or a row of only -inf are not
+        nonfinite = (np.isnan(raw) | (raw == np.inf)).any(axis=1) | (
+            raw.max(axis=1, initial=-np.inf) == -np.inf
+        )
         negative = unnormalised = np.zeros_like(nonfinite)
     else:
+        nonfinite = ~np.isfinite(raw).all(axis=1)
         negative = (raw < 0).any(axis=1)
         with np.errstate(invalid="ignore", over="ignore"):
             unnormalised = ~(np.abs(raw.sum(axis=1) - 1.0) <= tol)
