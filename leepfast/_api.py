@@ -437,8 +437,14 @@ class Accumulator:
                 "labels",
             )
         if status == _status.ERR_NONFINITE:
-            found = "NaN or +inf, or no value above -inf" if self.logits else "NaN or infinity"
-            allowed = " (a -inf logit, probability 0, is allowed)" if self.logits else ""
+            found, allowed = (
+                (
+                    "NaN or +inf, or no value above -inf",
+                    " (a -inf logit, probability 0, is allowed)",
+                )
+                if self.logits
+                else ("NaN or infinity", "")
+            )
             raise NonFiniteError(
                 f"{pred}: row {r} contains {found}; expected finite {kind}{allowed}",
                 self.role,
