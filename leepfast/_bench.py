@@ -125,17 +125,20 @@ def cpu_levels():
     return list(reversed(_kernels.LEVELS[: _kernels.simd_level() + 1]))
 
 
-def median_times(fns, rounds, clock=time.perf_counter):
+def median_times(fns, rounds, clock=time.perf_counter, per_call=False):
     """Median seconds of each function of the dict ``fns``, timed round-robin: every
     function once, then again, ``rounds`` times, so that a slow spell of a shared
     machine falls on all of them alike and their ratios hold. ``clock``: wall time by
-    default (``time.process_time`` for the CPU time of this process)."""
+    default (``time.process_time`` for the CPU time of this process). ``per_call``: each
+    function returns how many calls it made in a row (e.g. as many as fit in some
+    time), and each of its times is divided by that count before the median."""
     times = {name: [] for name in fns}
     for _ in range(rounds):
         for name, fn in fns.items():
             start = clock()
-            fn()
-            times[name].append(clock() - start)
+            count = fn()
+            took = clock() - start
+            times[name].append(took / count if per_call else took)
     return {name: float(np.median(seen)) for name, seen in times.items()}
 
 
