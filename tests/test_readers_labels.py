@@ -169,7 +169,10 @@ def test_bad_csv_label_columns(tmp_path):
     path.write_text("id,label\na,1\nb,2\nc,x\n")
     with pytest.raises(FileFormatError) as err:
         open_labels(f"{path}:label")
-    assert str(err.value).startswith(f"labels (file {path}): line 4 is 'x'; expected")
+    assert str(err.value) == (
+        f"labels (file {path}): line 4 is 'x'; expected an integer label as on line 2 "
+        f"('1'): a column holds integer labels or class names, not both"
+    )
     with pytest.raises(FileFormatError) as err:
         open_labels(f"{path}:target")
     assert str(err.value) == (
@@ -210,6 +213,57 @@ def test_labels_from_a_parquet_column(tmp_path, rng, make_theta):
     pq.write_table(pa.table({"label": [0, None]}), tmp_path / "null.parquet")
     with pytest.raises(FileFormatError, match="row 1 is null"):
         open_labels(f"{tmp_path / 'null.parquet'}:label")
+
+
+def test_class_names_from_a_table_column(tmp_path, rng, make_theta):
+    # a column of names, as metadata files hold them: numbered in sorted order over the
+    # whole column, as strings in memory are, the mapping in Result.classes
+    theta = make_theta(rng, 300, 5)
+    names = np.array(["tabby cat", "dog", "émeu", "ant"])[rng.integers(0, 4, 300)]
+    np.save(tmp_path / "p.npy", theta)
+    lines = ["id,label"] + [f"img{i},{v}" for i, v in enumerate(names)]
+    (tmp_path / "meta.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (tmp_path / "meta.tsv").write_text("\n".join(x.replace(",", "\t") for x in lines))
+    expected = leepfast.score(theta, names)
+    assert expected.classes == ("ant", "dog", "tabby cat", "émeu")
+    sources = [f"{tmp_path / 'meta.csv'}:label", f"{tmp_path / 'meta.tsv'}:label"]
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    table = pa.table({"label": names, "cat": pa.array(names).dictionary_encode()})
+    pq.write_table(table, tmp_path / "meta.parquet", row_group_size=64)
+    sources += [f"{tmp_path / 'meta.parquet'}:label", f"{tmp_path / 'meta.parquet'}:cat"]
+    for source in sources:
+        labels = open_labels(source)
+        assert labels.classes == expected.classes
+        assert (labels.n_samples, labels.low, labels.high) == (300, 0, 3)
+        for r in (
+            score_files(tmp_path / "p.npy", source, block_size=64),
+            leepfast.score(str(tmp_path / "p.npy"), source),
+        ):
+            assert r.classes == expected.classes
+            assert r.leep == pytest.approx(expected.leep, rel=1e-15)
+            assert r.nce == pytest.approx(expected.nce, rel=1e-15)
+            np.testing.assert_array_equal(r.class_counts, expected.class_counts)
+            np.testing.assert_allclose(r.joint, expected.joint, rtol=1e-14)
+
+
+def test_a_csv_column_of_both_kinds_or_with_an_empty_field_is_refused(tmp_path):
+    path = tmp_path / "meta.csv"
+    path.write_text("id,label\na,cat\nb,dog\nc,3\n")
+    with pytest.raises(FileFormatError) as err:
+        open_labels(f"{path}:label")
+    assert str(err.value) == (
+        f"labels (file {path}): line 4 is '3'; expected a class name as on line 2 "
+        f"('cat'): a column holds integer labels or class names, not both"
+    )
+    for text, line in (("id,label\na,cat\nb,\n", 3), ("id,label\na, \nb,1\n", 2)):
+        path.write_text(text)
+        with pytest.raises(FileFormatError) as err:
+            open_labels(f"{path}:label")
+        assert str(err.value) == (
+            f"labels (file {path}): line {line} has an empty 'label' field; "
+            f"expected a label"
+        )
 
 
 def test_cli_labels_from_a_csv_column(tmp_path, rng, make_theta, capsys):

@@ -137,9 +137,10 @@ def table_column(labels):
     return path, column
 
 
-def _csv_label_chunks(path, column, name):
-    """Yield int64 arrays of one column of a CSV (TSV: tab-separated) file, about 1M
-    labels at a time; its first line names the columns."""
+def _csv_field_chunks(path, column, name):
+    """Yield (line number of the first, list of the UTF-8 bytes of its fields) for one
+    column of a CSV (TSV: tab-separated) file, about 1M fields at a time; its first line
+    names the columns."""
     import csv
 
     delimiter = "\t" if path.lower().endswith(".tsv") else ","
@@ -156,10 +157,56 @@ def _csv_label_chunks(path, column, name):
                 fail("labels", name, f"line {line + len(fields)} has no {column!r} field")
             fields.append(row[j].encode("utf-8", "surrogateescape"))
             if len(fields) == LABEL_CHUNK:
-                yield _parse_label_lines(fields, line, name)
+                yield line, fields
                 line, fields = line + len(fields), []
         if fields:
-            yield _parse_label_lines(fields, line, name)
+            yield line, fields
+
+
+def _csv_label_chunks(path, column, name):
+    """Yield int64 arrays of one integer column of a CSV (TSV) file, about 1M labels at
+    a time."""
+    for line, fields in _csv_field_chunks(path, column, name):
+        yield _parse_label_lines(fields, line, name)
+
+
+def _csv_holds_names(path, column, name):
+    """Whether a column holds class names (no field an integer) rather than integer
+    labels (every field one); a column of both kinds, or with an empty field, is
+    refused naming the first field that breaks it: a typo in a column of integers must
+    not renumber its classes."""
+    first = None  # (line, field) of the first field
+    for line, fields in _csv_field_chunks(path, column, name):
+        for i, field in enumerate(fields):
+            if not field.strip():
+                fail(
+                    "labels",
+                    name,
+                    f"line {line + i} has an empty {column!r} field; expected a label",
+                )
+            is_int = _LABEL_LINE.match(field) is not None
+            if first is None:
+                first = (line + i, field, is_int)
+            elif is_int != first[2]:
+                kind = "an integer label" if first[2] else "a class name"
+                shown = field.decode("utf-8", "surrogateescape")
+                said = first[1].decode("utf-8", "surrogateescape")
+                fail(
+                    "labels",
+                    name,
+                    f"line {line + i} is {shown!r}; expected {kind} as on line "
+                    f"{first[0]} ({said!r}): a column holds integer labels or class "
+                    f"names, not both",
+                )
+    return first is not None and not first[2]
+
+
+def _csv_class_names(path, column, name):
+    """Every field of a column of class names, as str."""
+    names = []
+    for _, fields in _csv_field_chunks(path, column, name):
+        names.extend(f.decode("utf-8", "surrogateescape") for f in fields)
+    return np.array(names, dtype=str)
 
 
 def _parquet_label_chunks(path, column, name):
@@ -178,6 +225,12 @@ def _parquet_label_chunks(path, column, name):
         if values.null_count:
             bad = first + int(np.flatnonzero(~np.asarray(values.is_valid()))[0])
             fail("labels", name, f"row {bad} is null; expected an integer label")
+        if pa.types.is_dictionary(values.type):
+            values = values.cast(values.type.value_type)
+        if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
+            yield np.array(values.to_pylist(), dtype=str)
+            first += len(values)
+            continue
         arr = values.to_numpy(zero_copy_only=False)
         if arr.dtype.kind == "f":
             whole = np.isfinite(arr) & (arr == np.round(arr))
@@ -194,7 +247,8 @@ def _parquet_label_chunks(path, column, name):
             fail(
                 "labels",
                 name,
-                f"column {column!r} holds {values.type}; expected integer labels",
+                f"column {column!r} holds {values.type}; expected integer labels or "
+                f"class names (strings)",
             )
         yield arr
         first += len(arr)
@@ -282,6 +336,10 @@ class Labels:
 
     def chunks(self):
         """Yield the labels in order as 1-D integer arrays of at most about 1M labels."""
+        if self._array is not None:  # an array, a .npy map, class names read whole
+            for start in range(0, len(self._array), LABEL_CHUNK):
+                yield self._array[start : start + LABEL_CHUNK]
+            return
         if self.format == "text":
             yield from _text_label_chunks(self.path, self.path)
             return
@@ -290,9 +348,6 @@ class Labels:
             return
         if self.format == "parquet":
             yield from _parquet_label_chunks(self.path, self.column, self.path)
-            return
-        for start in range(0, len(self._array), LABEL_CHUNK):
-            yield self._array[start : start + LABEL_CHUNK]
 
     def reader(self):
         """A function ``take(k)`` that returns the next k labels (a new pass each call)."""
@@ -341,6 +396,10 @@ def open_labels(
         one integer per line (a name not ending in ``.npy``, not starting with the .npy
         magic string), a column of a CSV, TSV or Parquet file as ``"path:column"``
         (``"y.csv:label"``; its first line names the columns), or an in-memory array.
+        A table column of class names (a CSV column where no field is an integer, a
+        Parquet string or dictionary column) is numbered in sorted order over the
+        whole column, as strings in memory are (``Labels.classes`` names them); a CSV
+        column with fields of both kinds is refused, naming the first odd one.
     rows : str, default "predictions"
         What the labels pair with, as messages name it ("features" for the feature
         scores).
@@ -370,8 +429,22 @@ def open_labels(
     if table is not None:
         path, column = table
         file_size(path, "labels")
-        kind = "parquet" if path.lower().endswith(".parquet") else "csv"
-        return Labels(kind, path, rows=rows, column=column)
+        if path.lower().endswith(".parquet"):
+            chunks = list(_parquet_label_chunks(path, column, path))
+            if not any(c.dtype.kind == "U" for c in chunks):
+                return Labels("parquet", path, rows=rows, column=column)
+            names = np.concatenate([c.astype(str) for c in chunks])
+            kind = "parquet"
+        elif _csv_holds_names(path, column, path):
+            names, kind = _csv_class_names(path, column, path), "csv"
+        else:
+            return Labels("csv", path, rows=rows, column=column)
+        # a column of class names: numbered in sorted order over the whole column, as
+        # string labels in memory are (read whole: labels are small)
+        codes, classes = _api.encode_labels(names, "labels")
+        opened = Labels(kind, path, array=codes, rows=rows, column=column)
+        opened.classes = tuple(classes.tolist())
+        return opened
     size = file_size(labels, "labels")
     if not npy.claims(labels):
         containers.refuse_container(labels, size, "labels")
