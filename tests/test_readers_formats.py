@@ -2,6 +2,7 @@
 in-memory result, with its bad-file cases, and never modifies a file."""
 
 import json
+import os
 import struct
 import zipfile
 
@@ -400,19 +401,105 @@ def test_hdf5_contiguous_dataset_is_memory_mapped(tmp_path, data, h5py):
     (_, first), *_ = rows.blocks(large_views=True)
     assert np.shares_memory(first, rows.array) and np.array_equal(first, theta)
     same(score_files(path, y, key="contiguous"), leepfast.score(theta, y))
-    for key in ("chunked", "unwritten"):
-        assert isinstance(open_predictions(path, key=key).files[0], hdf5.Dataset), key
+    assert isinstance(open_predictions(path, key="unwritten").files[0], hdf5.Dataset)
+    rows = open_predictions(path, key="chunked").files[0]  # raw chunks of whole rows
+    assert isinstance(rows, mapped.PredictionFile) and rows.runs is None
     same(score_files(path, y, key="chunked"), leepfast.score(theta, y))
+
+
+def write_interleaved(h5py, path, arrays, step, dtype="<f8"):
+    """Datasets appended to in turns, ``step`` rows at a time (as a dumping loop does):
+    the chunks of each lie between the others'."""
+    with h5py.File(path, "w") as f:
+        out = {
+            key: f.create_dataset(
+                key,
+                shape=(0, a.shape[1]),
+                maxshape=(None, a.shape[1]),
+                chunks=(step, a.shape[1]),
+                dtype=dtype,
+            )
+            for key, a in arrays.items()
+        }
+        for start in range(0, len(next(iter(arrays.values()))), step):
+            for key, a in arrays.items():
+                part = a[start : start + step]
+                out[key].resize(start + len(part), axis=0)
+                out[key][start:] = part
+                f.flush()  # the chunk is written now, not when the chunk cache is full
+
+
+@pytest.mark.parametrize("dtype", ["<f2", "<f4", "<f8", ">f4"])
+def test_hdf5_raw_chunks_are_mapped_in_runs(tmp_path, data, h5py, backend, dtype):
+    # chunks without filters, as wide as the dataset: raw rows at offsets of the file,
+    # mapped in runs of adjacent chunks (a run ends where the other dataset's begin)
+    theta, y = data
+    arr = theta.astype(dtype)
+    path = tmp_path / "p.h5"
+    write_interleaved(h5py, path, {"p": arr, "q": arr[::-1]}, 96, dtype)
+    before = path.read_bytes()
+    for key, rows in (("p", arr), ("q", arr[::-1])):
+        preds = open_predictions(path, key=key)
+        f = preds.files[0]
+        assert isinstance(f, mapped.PredictionFile) and len(f.runs) > 2
+        assert [first for first, _, _ in f.runs] == sorted({r[0] for r in f.runs})
+        assert sum(n for _, n, _ in f.runs) == 1000 and f.array is None
+        ends = {first + n for first, n, _ in f.runs}
+        got = [(start, block.copy()) for _, _, start, block in preds.blocks(97)]
+        assert all(len(b) <= 97 for _, b in got)
+        assert all(  # no block spans two runs
+            not any(start < end < start + len(b) for end in ends) for start, b in got
+        )
+        np.testing.assert_array_equal(np.concatenate([b for _, b in got]), rows)
+        if arr.dtype.isnative:  # views of the map, no copies
+            pieces = f._mapped()
+            for _, _, _, block in preds.blocks(large_views=True):
+                assert any(np.shares_memory(block, p) for _, p in pieces)
+        for size in (None, 97):
+            expected = leepfast.score(rows, y, backend=backend, block_size=size)
+            same(score_files(preds, y, backend=backend, block_size=size), expected)
+    assert path.read_bytes() == before
+
+
+def test_hdf5_chunks_that_are_not_raw_rows_are_read_through_h5py(tmp_path, data, h5py):
+    theta, y = data
+    path = tmp_path / "p.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("narrow", data=theta, chunks=(64, 3))  # chunks split the rows
+        f.create_dataset("gzip", data=theta, chunks=(64, 7), compression="gzip")
+        f.create_dataset("shuffle", data=theta, chunks=(64, 7), shuffle=True)
+        f.create_dataset("fletcher", data=theta, chunks=(64, 7), fletcher32=True)
+        half = f.create_dataset("half", shape=theta.shape, chunks=(64, 7), dtype="f8")
+        half[:500] = theta[:500]  # the chunks past row 512 were never written
+        f.create_dataset("raw", data=theta, chunks=(64, 7))
+        raw = f["raw"]
+        assert hdf5._chunk_runs(raw, 10**9) == [(0, 1000, raw.id.get_chunk_info(0)[2])]
+        # a chunk past the end of the file (as the size given says): not mapped
+        assert hdf5._chunk_runs(raw, raw.id.get_chunk_info(15)[2] + 64 * 56 - 1) is None
+    for key in ("narrow", "gzip", "shuffle", "fletcher", "half"):
+        f = open_predictions(path, key=key).files[0]
+        assert isinstance(f, hdf5.Dataset), key
+        if key != "half":
+            same(score_files(path, y, key=key), leepfast.score(theta, y))
+    assert isinstance(open_predictions(path, key="raw").files[0], mapped.PredictionFile)
 
 
 def test_hdf5_blocks_are_whole_chunks(tmp_path, rng, h5py):
     logits = rng.normal(size=(100_000, 7))  # logits blocks of 2 MiB: several here
     with h5py.File(tmp_path / "p.h5", "w") as f:
-        f.create_dataset("p", data=logits, chunks=(96, 7))
-    preds = open_predictions(tmp_path / "p.h5")
+        f.create_dataset("p", data=logits, chunks=(96, 7), compression="gzip")
+        f.create_dataset("raw", data=logits, chunks=(96, 7))
+    preds = open_predictions(tmp_path / "p.h5", key="p")
+    assert isinstance(preds.files[0], hdf5.Dataset)
     starts = [start for _, _, start, _ in preds.blocks(logits=True)]
     assert len(starts) > 2 and starts[1] % 96 == 0
     assert starts == list(range(0, 100_000, starts[1]))
+    # raw chunks are mapped (nothing to decompress): a block starts at each run of
+    # adjacent chunks
+    preds = open_predictions(tmp_path / "p.h5", key="raw")
+    runs = preds.files[0].runs or [(0, 100_000, None)]
+    starts = [start for _, _, start, _ in preds.blocks(logits=True)]
+    assert {first for first, _, _ in runs} <= set(starts)
 
 
 def test_hdf5_key_and_bad_datasets(tmp_path, data, h5py):
@@ -459,6 +546,28 @@ def test_hdf5_rewritten_between_passes_is_refused(tmp_path, data, h5py):
         f.create_dataset("p", data=theta[::-1])
     with pytest.raises(FileFormatError, match="changed since it was opened"):
         score_files(preds, y)
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "raw chunks", "gzip"])
+def test_hdf5_written_to_while_read_is_refused(tmp_path, data, h5py, layout):
+    theta, _ = data
+    path = tmp_path / "p.h5"
+    if layout == "raw chunks":
+        write_interleaved(h5py, path, {"p": theta, "q": theta}, 96)
+    else:
+        with h5py.File(path, "w") as f:
+            gzip = {"chunks": (96, 7), "compression": "gzip"} if layout == "gzip" else {}
+            f.create_dataset("p", data=theta, **gzip)
+    preds = open_predictions(path, key="p")
+    blocks = preds.blocks(96)
+    next(blocks)
+    if layout == "gzip":  # h5py holds it open: HDF5 refuses a writer in this process
+        os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 1000))
+    else:
+        with h5py.File(path, "r+") as f:  # in place: the same inode, a new mtime
+            f["p"][500] = theta[0]
+    with pytest.raises(FileFormatError, match="changed since it was opened"):
+        list(blocks)
 
 
 def test_hdf5_of_features_and_in_the_cli(tmp_path, rng, h5py, capsys):

@@ -1,7 +1,10 @@
 """The HDF5 reader (needs ``h5py``: ``pip install "leepfast[formats]"``): one 2-D float
 dataset. A contiguous dataset (HDF5's default layout: one run of raw values) is
-memory-mapped at its offset and streamed as a .npy is, at the same speed; a chunked or
-compressed one is read block by block through h5py, blocks aligned to its chunks.
+memory-mapped at its offset and streamed as a .npy is, at the same speed; so is a
+chunked dataset without filters whose chunks hold whole rows (each chunk is then raw
+rows at an offset of the file: the chunks are mapped in runs, one after another). A
+compressed (or otherwise filtered) dataset, or one chunked across its columns, is read
+block by block through h5py, blocks aligned to its chunks.
 
 ``key`` is the dataset's path in the file (``"preds"``, ``"model/logits"``); a file with
 one dataset needs none. Each pass opens the file and reads its blocks with
@@ -58,6 +61,48 @@ def _contiguous_offset(ds, size):
     return offset
 
 
+def _chunk_runs(ds, size):
+    """The runs ``[(first row, rows, byte offset), ...]`` of a chunked dataset whose
+    chunks are raw rows (no filter, chunks as wide as the dataset, every chunk written,
+    each of its full size and inside the file), adjacent chunks merged when the file
+    stores them one after another; None otherwise (read through h5py)."""
+    if ds.chunks is None or ds.is_virtual or ds.external:
+        return None
+    step, width = ds.chunks
+    n, n_source = ds.shape
+    if width != n_source or ds.id.get_create_plist().get_nfilters():
+        return None
+    chunk = step * n_source * ds.dtype.itemsize
+    infos = []
+    try:
+        if hasattr(ds.id, "chunk_iter"):  # HDF5 1.12.3+: one call for the index
+            ds.id.chunk_iter(infos.append)
+        else:
+            infos = [ds.id.get_chunk_info(i) for i in range(ds.id.get_num_chunks())]
+    except (RuntimeError, ValueError, OSError):
+        return None
+    infos.sort(key=lambda info: info.chunk_offset)
+    if len(infos) != -(-n // step):  # some chunk never written (its fill value)
+        return None
+    runs = []
+    for k, info in enumerate(infos):
+        if (
+            tuple(info.chunk_offset) != (k * step, 0)
+            or info.filter_mask
+            or info.size != chunk
+            or info.byte_offset is None
+            or info.byte_offset + chunk > size
+        ):
+            return None
+        rows = min(step, n - k * step)
+        first, count, offset = runs[-1] if runs else (0, 0, None)
+        if runs and offset + count * (chunk // step) == info.byte_offset:
+            runs[-1] = (first, count + rows, offset)
+        else:
+            runs.append((k * step, rows, info.byte_offset))
+    return runs
+
+
 def open_rows(path, *, dtype=None, n_source=None, role="predictions", key=None):
     """The dataset ``key`` of an HDF5 file (the only one when ``key`` is None)."""
     h5py = _h5py()
@@ -75,11 +120,17 @@ def open_rows(path, *, dtype=None, n_source=None, role="predictions", key=None):
         ds = f[key]
         where = f"{name}[{key}]"
         check_array(role, where, ds.dtype, ds.shape)
-        offset = _contiguous_offset(ds, os.stat(name).st_size)
+        size = os.stat(name).st_size
+        offset = _contiguous_offset(ds, size)
+        runs = None if offset is not None else _chunk_runs(ds, size)
+        if runs is not None:
+            offset = runs[0][2]
         if offset is None:
             rows = Dataset(path, ds.name, ds.dtype, ds.shape, ds.chunks, role)
         else:  # mapped like a .npy: views with a compiled backend, no copy
-            rows = PredictionFile(path, NAME, ds.dtype, ds.shape, offset, role=role)
+            rows = PredictionFile(
+                path, NAME, ds.dtype, ds.shape, offset, role=role, runs=runs
+            )
     return rows.given(dtype, n_source, key)
 
 

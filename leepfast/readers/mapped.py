@@ -98,14 +98,19 @@ class RowFile:
 
 
 class PredictionFile(RowFile):
-    """One file of rows, memory-mapped read-only at an offset (:class:`RowFile`'s
-    attributes, and):
+    """One file of rows, memory-mapped read-only at an offset, or in runs of whole rows
+    at several offsets (:class:`RowFile`'s attributes, and):
 
     Attributes
     ----------
     fortran_order : bool
-    array : ndarray of shape (n_samples, n_source)
-        A read-only view of the memory map.
+    offset : int
+        Where the data (its first run) begins in the file.
+    runs : list of (first row, rows, offset), or None
+        The runs of rows stored one after another, when the data is not one run (the
+        chunks of an HDF5 dataset, where the file holds something between them).
+    array : ndarray of shape (n_samples, n_source), or None
+        A read-only view of the memory map (None when the data is in several runs).
     """
 
     def __init__(
@@ -118,6 +123,7 @@ class PredictionFile(RowFile):
         fortran_order=False,
         role="predictions",
         bfloat16=False,
+        runs=None,
     ):
         super().__init__(
             path,
@@ -132,31 +138,54 @@ class PredictionFile(RowFile):
         self._stored = np.dtype("<u2") if bfloat16 else dtype
         self.fortran_order = fortran_order
         self.offset = offset
-        self._map = self._array = None
+        self.runs = runs if runs is not None and len(runs) > 1 else None
+        self._map = self._pieces = None
+
+    def _mapped(self):
+        """``[(first row, view of its rows), ...]``, one per run, mapped on first use (a
+        map holds a descriptor: the driver maps one shard at a time and releases it
+        after its blocks); None once the file is closed."""
+        if self._pieces is None and not self._closed:
+            if self.runs is None:
+                shape = (self.n_samples, self.n_source)
+                self._map = map_data(
+                    self.path,
+                    self._stored,
+                    shape,
+                    self.offset,
+                    self.fortran_order,
+                    self.role,
+                )
+                self._pieces = [(0, self._map.view(np.ndarray))]
+            else:  # one map from the first run to the end of the last
+                row = self.n_source * self._stored.itemsize
+                first = min(offset for _, _, offset in self.runs)
+                end = max(offset + n * row for _, n, offset in self.runs)
+                self._map = map_data(
+                    self.path, np.uint8, (end - first,), first, False, self.role
+                )
+                raw = self._map.view(np.ndarray)
+                self._pieces = [
+                    (
+                        start,
+                        raw[offset - first : offset - first + n * row]
+                        .view(self._stored)
+                        .reshape(n, self.n_source),
+                    )
+                    for start, n, offset in self.runs
+                ]
+        return self._pieces
 
     @property
     def array(self):
-        """A read-only view of a memory map of the data, mapped on first use (a map holds
-        a descriptor: the driver maps one shard at a time and releases it after its
-        blocks). None once the file is closed."""
-        if self._array is None and not self._closed:
-            shape = (self.n_samples, self.n_source)
-            self._map = map_data(
-                self.path, self._stored, shape, self.offset, self.fortran_order, self.role
-            )
-            self._array = self._map.view(np.ndarray)
-        return self._array
-
-    @array.setter
-    def array(self, value):
-        self._array = value
-        if value is None:
-            self._map = None
-            self._closed = True
+        """A read-only view of a memory map of the data, mapped on first use; None once
+        the file is closed, or when the data is in several runs."""
+        pieces = self._mapped()
+        return pieces[0][1] if pieces is not None and self.runs is None else None
 
     def release(self):
         """Drop the map (and its descriptor) until the rows are asked for again."""
-        self._map = self._array = None
+        self._map = self._pieces = None
 
     def blocks(self, block_size=None, large_views=False, logits=False):
         """Yield ``(first row in the file, block)``: a read-only (rows, n_source) view of
@@ -167,12 +196,12 @@ class PredictionFile(RowFile):
         a C-ordered native copy in one block-sized buffer, reused from block to block (a
         block is valid until the next is asked for; fresh 32 MiB arrays cost their page
         faults every block, which had made such files 3-4x slower than a .npy). Rows per
-        block as in :func:`leepfast._driver.block_rows`. The file is checked against the
-        identity it had when opened before every block (a file that shrank under its map
-        would raise SIGBUS)."""
+        block as in :func:`leepfast._driver.block_rows`; a block never spans two runs.
+        The file is checked against the identity it had when opened before every block
+        (a file that shrank under its map would raise SIGBUS)."""
         self.check_open()
         native = self.dtype.newbyteorder("=")
-        array = self.array
+        pieces = self._mapped()
         widen = self.stored == "bfloat16"
         direct = self.dtype.isnative and not self.fortran_order and not widen
         rows = _driver.block_rows(
@@ -184,27 +213,28 @@ class PredictionFile(RowFile):
         )
         buffer = None
         if not direct:
-            k = min(rows, self.n_samples)
+            k = min(rows, max(len(array) for _, array in pieces))
             if widen:  # float32 whose low halves stay 0: a block writes the high ones
                 buffer = np.zeros((k, self.n_source), np.float32)
                 halves = buffer.view(np.uint16).reshape(k, self.n_source, 2)
                 high = halves[:, :, 1 if sys.byteorder == "little" else 0]
             else:
                 buffer = np.empty((k, self.n_source), native)
-        for start in range(0, self.n_samples, rows):
-            if start:
-                self.check_unchanged()
-            block = array[start : start + rows]
-            if widen:  # the bits moved up 16: float32, exact
-                np.copyto(high[: len(block)], block, casting="equiv")
-                block = buffer[: len(block)]
-                _api.mark_widened_bfloat16(block)  # its rows: bfloat16's tolerance
-            elif not direct:  # for Fortran order: one contiguous run per column
-                out = buffer[: len(block)]
-                np.copyto(out, block, casting="equiv")
-                block = out
-            yield start, block
-            del block
+        for first, array in pieces:
+            for start in range(0, len(array), rows):
+                if first or start:
+                    self.check_unchanged()
+                block = array[start : start + rows]
+                if widen:  # the bits moved up 16: float32, exact
+                    np.copyto(high[: len(block)], block, casting="equiv")
+                    block = buffer[: len(block)]
+                    _api.mark_widened_bfloat16(block)  # its rows: bfloat16's tolerance
+                elif not direct:  # for Fortran order: one contiguous run per column
+                    out = buffer[: len(block)]
+                    np.copyto(out, block, casting="equiv")
+                    block = out
+                yield first + start, block
+                del block
 
     def __repr__(self):
         order = ", Fortran order" if self.fortran_order else ""
