@@ -218,6 +218,29 @@ def test_vectorised_exp_matches_the_float64_reference(monkeypatch, level, dtype,
 
 
 @pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_rows_at_the_edge_of_the_fast_exp_match_the_reference(monkeypatch, level, dtype):
+    # a row whose values span at most 707 takes the exp without clamp or subnormal
+    # scaling (where the level has one), a wider row the careful one: rows on both
+    # sides of the edge, their smallest value in the vector part and in the tail
+    monkeypatch.setenv("LEEPFAST_SIMD", level)
+    rng = np.random.default_rng(11)
+    n, z, y_count = 400, 45, 5
+    x = rng.normal(size=(n, z)) * 2
+    spans = np.array([700.0, 706.9, 707.0, 707.1, 708.0, 745.0, 800.0])
+    for i in range(n):
+        x[i, (i * 7) % z] = x[i].max() - spans[i % len(spans)]
+    x = x.astype(dtype)
+    labels = rng.integers(0, y_count, n)
+    probs = _reference.softmax(x)
+    r = leepfast.score(x, labels, n_target=y_count, logits=True, backend="cython")
+    assert r.leep == pytest.approx(_reference.leep(probs, labels, y_count), rel=1e-13)
+    np.testing.assert_allclose(
+        r.joint, _reference.joint(probs, labels, y_count), rtol=1e-13, atol=1e-300
+    )
+
+
+@pytest.mark.parametrize("level", LEVELS)
 @pytest.mark.parametrize("bad", [np.nan, np.inf, "only -inf"])
 @pytest.mark.parametrize("column", [0, 17, 39])  # first, vector part, scalar tail
 def test_nan_plus_inf_and_rows_of_minus_inf_are_reported_at_every_level(
