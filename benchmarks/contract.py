@@ -13,10 +13,13 @@ level (Numba, the public code, the feature scores, memory) run uncapped, at the 
 Every ratio compares times measured round-robin in the same rounds (a slow spell of a
 shared machine then falls on both sides alike), as medians. "Reads" are a time divided
 by ``_bench.read_floor`` of the same array with the same threads (one plain parallel sum:
-an exact two-pass LEEP cannot go below 2.0). Calls shorter than 50 ms are timed as many
-calls in a row and divided. The Numba and compiled backends are timed in rounds of their
-own, apart from the floor runs (Numba's threads, spinning after its calls, slow the next
-compiled call). ``--quick``: 6 rounds unless ``--rounds`` is given, no n = 10M.
+an exact two-pass LEEP cannot go below 2.0). Sets of small arrays run ``--rounds``
+rounds, each sample 50 ms of calls in a row (divided by their count); sets of large
+arrays (n=100k x Z=1000, logits, Z=10, the sweep's arrays of 256 MB and more, the
+feature scores) one call a sample in max(3, rounds // 5) rounds. The Numba and compiled
+backends are timed in rounds of their own, apart from the floor runs (Numba's threads,
+spinning after its calls, slow the next compiled call). ``--quick``: 6 rounds unless
+``--rounds`` is given, and no n = 10M.
 
 The public LogME line times ``LogME(regression=False).fit`` of thuml/LogME's LogME.py
 from a local checkout given with ``--public-logme DIR`` (nothing is downloaded); without
@@ -707,10 +710,12 @@ def main(argv=None):
     started = time.perf_counter()
     threads = default_threads()
     levels = [v.strip().lower() for v in args.levels.split(",") if v.strip()]
+    if not _bench.cpu_levels():
+        p.error("the compiled extension is not importable: the contract measures it")
     bad = [v for v in levels if v not in _bench.cpu_levels()]
-    if bad:
+    if bad or not levels:
         p.error(f"--levels: {bad} not among this CPU's levels {_bench.cpu_levels()}")
-    best = levels[0] if levels else "-"
+    best = levels[0]
     table = Table(levels)
 
     # n=100k, Z=1000, Y=100: reads, float16 / float32, then the public code and numba
