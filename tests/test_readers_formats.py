@@ -637,6 +637,33 @@ def test_parquet_round_trips(tmp_path, data, arrow, dtype, layout):
     assert path.read_bytes() == before
 
 
+@pytest.mark.parametrize("layout", ["fixed list", "list", "columns"])
+def test_parquet_blocks_are_row_groups(tmp_path, data, arrow, layout):
+    # a list column's values are pyarrow's buffer, viewed (read-only), not copied; a
+    # row group is one block when the backend takes views of any size
+    pa, pq = arrow
+    theta, _ = data
+    if layout == "columns":
+        table = pa.table({f"c{j}": theta[:, j] for j in range(theta.shape[1])})
+    else:
+        values = pa.array(theta.ravel())
+        if layout == "list":
+            offsets = pa.array(np.arange(0, theta.size + 1, 7, dtype=np.int32))
+            column = pa.ListArray.from_arrays(offsets, values)
+        else:
+            column = pa.FixedSizeListArray.from_arrays(values, theta.shape[1])
+        table = pa.table({"p": column})
+    pq.write_table(table, tmp_path / "p.parquet", row_group_size=300)
+    preds = open_predictions(tmp_path / "p.parquet")
+    blocks = [(start, block) for _, _, start, block in preds.blocks(large_views=True)]
+    assert [start for start, _ in blocks] == [0, 300, 600, 900]
+    np.testing.assert_array_equal(np.concatenate([b for _, b in blocks]), theta)
+    assert all(b.flags.c_contiguous for _, b in blocks)
+    assert all(b.flags.writeable == (layout == "columns") for _, b in blocks)
+    starts = [start for _, _, start, _ in preds.blocks(97)]
+    assert starts == [0, 97, 194, 291, 300, 397, 494, 591, 600, 697, 794, 891, 900, 997]
+
+
 def test_parquet_bad_tables(tmp_path, data, arrow):
     pa, pq = arrow
     theta, y = data

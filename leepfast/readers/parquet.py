@@ -6,9 +6,15 @@ from one list column, or one float column per class, read one row group at a tim
 - or, with no list column and ``key`` None, every column, each a float column of one
   type: column j is class j.
 
-Each pass opens the file and reads one row group at a time into numpy (memory: one row
-group, and one block-sized buffer), so a file larger than RAM streams. Nulls are
-refused naming the row.
+Each pass opens the file and reads one row group at a time (memory: one row group), so
+a file larger than RAM streams. The values of a list column without
+nulls are taken as they are (a (rows, n_source) view of pyarrow's buffer, no copy); one
+column per class is gathered into a (rows, n_source) array. Nulls are refused naming the
+row.
+
+pyarrow's decoding of a row group is the cost, not leepfast's (the README has the
+figures): Parquet stores a list column as values with repetition and definition levels,
+which pyarrow decodes into new buffers for every row group, compressed or not.
 """
 
 import os
@@ -115,7 +121,8 @@ class Table(RowFile):
     def _group(self, pa, table, first):
         """A row group as an (rows, Z) array, nulls and ragged rows refused."""
         if self.listed:
-            column = table.column(0).combine_chunks()
+            column = table.column(0)
+            column = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
             if column.null_count:
                 bad = first + int(np.flatnonzero(~np.asarray(column.is_valid()))[0])
                 fail(self.role, self.path, f"row {bad} is null; expected a row of values")
@@ -134,6 +141,7 @@ class Table(RowFile):
                 bad = int(np.flatnonzero(~np.asarray(flat.is_valid()))[0])
                 row = first + bad // self.n_source
                 fail(self.role, self.path, f"row {row} holds a null value")
+            # no nulls: the values are pyarrow's buffer, viewed (read-only), not copied
             return flat.to_numpy(zero_copy_only=False).reshape(-1, self.n_source)
         out = np.empty((table.num_rows, self.n_source), self.dtype)
         for j, column in enumerate(table.columns):
@@ -145,12 +153,20 @@ class Table(RowFile):
         return out
 
     def blocks(self, block_size=None, large_views=False, logits=False):
-        """Yield ``(first row, block)``: row groups, cut to the driver's block rows."""
+        """Yield ``(first row, block)``: row groups, cut to the driver's block rows (a
+        row group is in memory already: its blocks are views of it, as large as the
+        backend takes views)."""
         self.check_open()
         pa, pq = _pyarrow()
         rows = _driver.block_rows(
-            block_size, self.n_source, self.dtype.itemsize, logits=logits
+            block_size,
+            self.n_source,
+            self.dtype.itemsize,
+            views=large_views,
+            logits=logits,
         )
+        # read, not mapped: a map gained nothing measurable, and a file cut short while
+        # mapped would end the process (SIGBUS) instead of raising
         pf = pq.ParquetFile(self.path)
         first = 0
         for g in range(pf.metadata.num_row_groups):
