@@ -21,6 +21,12 @@ vectorise them):
 - each row prefetches the cache lines 4 KiB ahead (the hardware prefetcher stops at
   page boundaries), and rows are passed as (array, index): a row view costs atomic
   reference-count updates on an array that both threads share;
+- logits: each row's exps without a libm call where its values span at most
+  EXP_FAST_RANGE (the C core's AVX2 fast exp written again, vectorised by LLVM; libm's
+  exp otherwise, -inf entries included), never normalised: pass 1 adds exp * (1 / sum)
+  to the joint row and takes the argmax as the first exp equal to 1.0 (the maximum's),
+  pass 2 divides the dot product by the sum. Float32 logits, n=20k, Z=1000, one
+  thread: 285 -> 88-100 ms CPU time, 1.2-1.3x the compiled backend (was 4.4x);
 - pass 2 keeps, per chunk, a running product of the row probabilities as a mantissa
   and an exponent, and takes one log per chunk instead of one per row.
 - pass 2 re-checks every row as pass 1 does (label, non-finite, negative, row sum
@@ -430,27 +436,101 @@ def _has_nonfinite(rows, i):
     return False
 
 
-@numba.njit(**_ROW)
-def _softmax_into(rows, i, out):
-    """Max-subtracted float64 softmax of rows[i] (logits) into out[0]; False if a value
-    is NaN or +inf, or none is above -inf (a -inf logit is a probability of 0)."""
-    hi = -math.inf
+# exp without a libm call, so that LLVM vectorises it (the C core's AVX2 fast exp,
+# written again): x = k ln 2 + r, |r| <= ln(2) / 2, exp(r) by its Taylor polynomial of
+# degree 13 (truncation below 5e-18), 2^k added to the result's exponent bits; only for
+# -EXP_FAST_RANGE <= x <= 0, where the result is a normal number. 'contract' only: the
+# round-to-integer by the shifter must not be reassociated away.
+EXP_FAST_RANGE = 707.0
+_SHIFTER = 6755399441055744.0  # 1.5 * 2^52
+_EXP_COEFFICIENTS = tuple(1.0 / math.factorial(j) for j in range(13, -1, -1))
+
+
+@numba.njit(cache=True, nogil=True, fastmath={"contract"})
+def _exp_fast_shifted(out, n, hi):
+    """out[0, z] = exp(out[0, z] - hi) for z < n, every value within EXP_FAST_RANGE
+    below hi."""
+    for z in range(n):
+        x = out[0, z] - hi
+        t = x * 1.4426950408889634 + _SHIFTER
+        kd = t - _SHIFTER
+        r = x - kd * 6.93147180369123816490e-01
+        r = r - kd * 1.90821492927058770002e-10
+        p = 1.0 / 6227020800.0
+        p = p * r + 1.0 / 479001600.0
+        p = p * r + 1.0 / 39916800.0
+        p = p * r + 1.0 / 3628800.0
+        p = p * r + 1.0 / 362880.0
+        p = p * r + 1.0 / 40320.0
+        p = p * r + 1.0 / 5040.0
+        p = p * r + 1.0 / 720.0
+        p = p * r + 1.0 / 120.0
+        p = p * r + 1.0 / 24.0
+        p = p * r + 1.0 / 6.0
+        p = p * r + 0.5
+        p = p * r + 1.0
+        p = p * r + 1.0
+        out[0, z] = _f64_of_bits(_f64_bits(p) + (_f64_bits(t) << 52))
+
+
+@numba.njit(**_FAST)
+def _sum_first(out, n):
+    s = 0.0
+    for z in range(n):
+        s += out[0, z]
+    return s
+
+
+@numba.njit(**_FAST)
+def _logits_into(rows, i, out):
+    """out[0] = rows[i] in float64 (each value converted once: float16's exp loop had
+    run 3x slower), and a sum that is NaN exactly when a value is NaN or +inf (-inf
+    counts as -DBL_MAX: a masked class)."""
+    bad = 0.0
     for z in range(rows.shape[1]):
         v = _value(rows[i, z])
-        out[0, z] = v  # each value converted once (float16: the exp loop ran 3x slower)
-        if v != v or v == math.inf:
-            return False
-        if v > hi:
-            hi = v
-    if hi == -math.inf:
-        return False
-    s = 0.0
-    for z in range(rows.shape[1]):
-        out[0, z] = math.exp(out[0, z] - hi)
-        s += out[0, z]
-    for z in range(rows.shape[1]):
-        out[0, z] /= s
-    return True
+        out[0, z] = v
+        bad += (v if not v < -1.7976931348623157e308 else -1.7976931348623157e308) * 0.0
+    return bad
+
+
+@numba.njit(cache=True, nogil=True, fastmath={"nnan", "nsz"})
+def _range_first(out, n):
+    """(maximum, minimum) of out[0, :n], which holds no NaN."""
+    hi = -math.inf
+    lo = math.inf
+    for z in range(n):
+        hi = max(hi, out[0, z])
+        lo = min(lo, out[0, z])
+    return hi, lo
+
+
+@numba.njit(**_ROW)
+def _exps_into(rows, i, out):
+    """out[0] = exp(rows[i] - max) (logits; the maximum's exp is exactly 1.0) and their
+    sum; -1.0 if a value is NaN or +inf, or none is above -inf (a -inf logit is a
+    probability of 0)."""
+    n = rows.shape[1]
+    bad = _logits_into(rows, i, out)
+    if bad != bad:  # NaN or +inf
+        return -1.0
+    hi, lo = _range_first(out, n)
+    if hi == -math.inf:  # no value above -inf
+        return -1.0
+    if hi - lo <= EXP_FAST_RANGE:
+        _exp_fast_shifted(out, n, hi)
+    else:
+        for z in range(n):
+            out[0, z] = math.exp(out[0, z] - hi)
+    return _sum_first(out, n)
+
+
+@numba.njit(**_FAST)
+def _add_scaled(out, joint, y, scale):
+    """joint[y] += out[0] * scale."""
+    _wide_vectors()
+    for z in range(joint.shape[1]):
+        joint[y, z] += out[0, z] * scale
 
 
 @numba.njit(**_FAST)
@@ -504,10 +584,11 @@ def _accumulate_rows(rows, labels, joint, hard, counts, logits, tol, theta, part
         if PREFETCH_BYTES:
             _prefetch_row(rows, i)
         if logits:
-            if not _softmax_into(rows, i, theta):
+            s = _exps_into(rows, i, theta)
+            if s < 0.0:
                 return _NONFINITE, i
-            s, u_max, s_max = _add_row(theta, 0, joint, y)
-            arg = _first_equal(theta, 0, s_max)
+            _add_scaled(theta, joint, y, 1.0 / s)
+            arg = _first_equal(theta, 0, _skey(1.0))  # the first maximal logit
         else:
             if fixed:
                 s, u_max, s_max = _add_row_fixed(rows, i, part, y)
@@ -647,9 +728,10 @@ def _score_rows(rows, labels, conditional, logits, tol, theta):
         if PREFETCH_BYTES:
             _prefetch_row(rows, i)
         if logits:
-            if not _softmax_into(rows, i, theta):
+            s = _exps_into(rows, i, theta)
+            if s < 0.0:
                 return _NONFINITE, i, 0.0
-            p = _dot(theta, 0, conditional, y)
+            p = _dot(theta, 0, conditional, y) / s
         else:
             p, s, u_max = _dot_checked(rows, i, conditional, y)
             if not math.isfinite(s) and _has_nonfinite(rows, i):
