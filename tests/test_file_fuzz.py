@@ -278,3 +278,66 @@ def test_fuzz_text_labels(scratch, lines, ending):
         max(values),
     )
     assert np.concatenate(list(labels.chunks())).tolist() == values
+
+
+@st.composite
+def npz_files(draw):
+    """Bytes of an .npz of stored members whose names put the data at every offset mod 8,
+    and the key to read, then mutated (byte flips anywhere, truncation)."""
+    import io
+    import zipfile
+
+    n, z = draw(st.integers(1, 5)), draw(st.integers(1, 4))
+    dtype = np.dtype(draw(st.sampled_from(["<f2", "<f4", "<f8", ">f8"])))
+    arrays = {
+        "p" * draw(st.integers(1, 8)): valid_probabilities(draw, n, z, dtype),
+        "q" * draw(st.integers(1, 8)): valid_probabilities(draw, n, z, dtype),
+    }
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as zf:  # as numpy.savez writes
+        for name, arr in arrays.items():
+            with zf.open(name + ".npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, arr, allow_pickle=False)
+    data = out.getvalue()
+    for _ in range(draw(st.integers(0, 2))):  # byte flips
+        i = draw(st.integers(0, len(data) - 1))
+        data = data[:i] + bytes([data[i] ^ draw(st.integers(1, 255))]) + data[i + 1 :]
+    if draw(st.integers(0, 3)) == 0:
+        data = data[: len(data) - draw(st.integers(1, min(len(data), 200)))]
+    return data, draw(st.sampled_from(sorted(arrays)))
+
+
+@SETTINGS
+@given(case=npz_files())
+def test_fuzz_npz_stored_members(scratch, case):
+    # a stored member is mapped where its data lies (at any offset, aligned or not):
+    # refused with a clear error, or read as NumPy reads it whenever NumPy can (a
+    # stored member's CRC is not checked: its rows are mapped, as a .npy's are)
+    data, key = case
+    path = scratch / "fuzz.npz"
+    path.write_bytes(data)
+    try:
+        preds = open_predictions(path, key=key)
+    except (ValueError, TypeError) as err:
+        assert str(err).startswith(("predictions", "key:")), str(err)
+        return
+    with preds:
+        f = preds.files[0]
+        got = np.concatenate([b.copy() for _, _, _, b in preds.blocks(2)])
+        assert got.shape == (f.n_samples, f.n_source)
+        try:
+            with np.load(path, allow_pickle=False) as archive:
+                expected = archive[key]
+        except Exception:  # noqa: BLE001 - NumPy's own refusal (a CRC, a header)
+            expected = None
+        if expected is not None and expected.ndim == 2 and not expected.dtype.hasobject:
+            np.testing.assert_array_equal(got, expected)
+        y = np.arange(f.n_samples) % 3
+        try:
+            want = leepfast.score(got, y)
+        except (ValueError, TypeError) as err:
+            with pytest.raises(type(err)):
+                score_files(preds, y, block_size=2)
+            return
+        r = score_files(preds, y, block_size=2)
+        np.testing.assert_allclose([r.leep, r.nce], [want.leep, want.nce], rtol=1e-12)

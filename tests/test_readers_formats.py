@@ -175,6 +175,31 @@ def test_npz_bad_members(tmp_path, data):
         open_predictions(tmp_path / "t.npz")
 
 
+def test_npz_damaged_members_are_named(tmp_path, data):
+    # zipfile's and zlib's errors end in one FileFormatError naming the member
+    theta, y = data
+    np.savez(tmp_path / "s.npz", p=theta)
+    raw = bytearray((tmp_path / "s.npz").read_bytes())
+    raw[30] ^= 0x20  # the member's name in its local header: "P.npy"
+    (tmp_path / "s.npz").write_bytes(bytes(raw))
+    with pytest.raises(FileFormatError) as err:
+        open_predictions(tmp_path / "s.npz")
+    assert str(err.value).startswith(
+        f"predictions (file {tmp_path / 's.npz'}[p]): is a damaged zip member (File "
+        "name in directory 'p.npy' and header b'P.npy' differ.)"
+    )
+    rows = np.random.default_rng(0).random((4000, 7))
+    np.savez_compressed(tmp_path / "c.npz", p=rows / rows.sum(axis=1, keepdims=True))
+    with zipfile.ZipFile(tmp_path / "c.npz") as z:
+        end = z.infolist()[0].compress_size  # of the member's deflate stream
+    raw = bytearray((tmp_path / "c.npz").read_bytes())
+    raw[30 + 5 + 20 + end - 40] ^= 0xFF  # in its last block: deflate or the CRC fails
+    (tmp_path / "c.npz").write_bytes(bytes(raw))
+    preds = open_predictions(tmp_path / "c.npz")
+    with pytest.raises(FileFormatError, match=r"c.npz\): member 'p.npy' is damaged in"):
+        score_files(preds, np.zeros(4000, dtype=np.int64), block_size=500)
+
+
 def test_npz_rewritten_between_passes_is_refused(tmp_path, data):
     theta, y = data
     np.savez_compressed(tmp_path / "c.npz", theta)

@@ -12,6 +12,7 @@ when the archive holds several.
 import os
 import struct
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -23,6 +24,9 @@ from .mapped import PredictionFile, RowFile
 NAME = "npz"
 
 _LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")  # 30 bytes, then name and extra field
+
+#: What zipfile and zlib raise for a damaged archive or member.
+DAMAGED = (zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError)
 
 
 def members(path):
@@ -67,12 +71,26 @@ def open_rows(path, *, dtype=None, n_source=None, role="predictions", key=None):
     where = f"{name}[{info.filename[:-4]}]"
     if info.flag_bits & 0x1:
         fail(role, where, "is encrypted; expected a plain .npz")
-    with zipfile.ZipFile(path) as z, z.open(info) as m:
-        found, shape, fortran, offset = npy.read_header(
-            m, info.file_size, role, where, npy.FLOAT_DESCR, npy.rows_kinds(role), 2
-        )
+    try:
+        with zipfile.ZipFile(path) as z, z.open(info) as m:
+            found, shape, fortran, offset = npy.read_header(
+                m, info.file_size, role, where, npy.FLOAT_DESCR, npy.rows_kinds(role), 2
+            )
+    except DAMAGED as err:
+        fail(role, where, f"is a damaged zip member ({err})")
     if info.compress_type == zipfile.ZIP_STORED:
-        start = _data_offset(path, info, role, name) + offset
+        # its bytes are the .npy, mapped where they lie (its CRC is not checked: that
+        # would read it once more; a .npy has none either)
+        begin = _data_offset(path, info, role, name)
+        size = file_size(path, role)
+        if info.compress_size != info.file_size or begin + info.file_size > size:
+            fail(
+                role,
+                where,
+                f"is a damaged zip member: {info.file_size} bytes stored in "
+                f"{info.compress_size} from byte {begin} of a {size}-byte file",
+            )
+        start = begin + offset
         f = PredictionFile(path, NAME, found, shape, start, fortran, role=role)
     else:
         if fortran:
@@ -113,16 +131,23 @@ class CompressedMember(RowFile):
                 if start:
                     self.check_unchanged()
                 k = min(rows, self.n_samples - start)
-                if raw is not None:  # straight into the buffer
-                    got = m.readinto(memoryview(raw[: k * row_bytes]))
-                    block = buffer[:k]
-                else:
-                    data = m.read(k * row_bytes)
-                    got = len(data)
-                    block = buffer[:k]
-                    if got == k * row_bytes:
-                        swapped = np.frombuffer(data, self.dtype).reshape(k, -1)
-                        np.copyto(block, swapped, casting="equiv")
+                block = buffer[:k]
+                try:
+                    if raw is not None:  # straight into the buffer
+                        got = m.readinto(memoryview(raw[: k * row_bytes]))
+                    else:
+                        data = m.read(k * row_bytes)
+                        got = len(data)
+                        if got == k * row_bytes:
+                            swapped = np.frombuffer(data, self.dtype).reshape(k, -1)
+                            np.copyto(block, swapped, casting="equiv")
+                except DAMAGED as err:
+                    fail(
+                        self.role,
+                        self.path,
+                        f"member {self.member!r} is damaged in rows {start} to "
+                        f"{start + k - 1} ({err})",
+                    )
                 if got != k * row_bytes:
                     fail(
                         self.role,
