@@ -15,8 +15,9 @@ centred moments free of cancellation when the features have a large mean. Moment
 any other point (the mean for the covariances, the origin for LogME's F^T F) follow
 exactly from these by the binomial expansion (:func:`_translate`). Memory is O(D^2 + k D)
 for the k classes present, plus one block, whatever n is. Inputs are never modified:
-every block is shifted into a new float64 array, whose S2 is one BLAS syrk and whose
-T_c are summed class by class through the sorted labels; s3 and s4 are O(D) per row.
+every block is copied once, shifted and in label order, into float64 scratch rows,
+slice by slice, each slice's T_c (contiguous runs of rows) and s3, s4 (O(D) per row)
+taken while it is in cache; the block's S2 is then one BLAS syrk over those rows.
 
     H-score (Bao et al. 2019)    tr(pinv(cov(f)) cov(E[f | y])), np.cov ddof=1 semantics,
                                  pinv with rcond=1e-15 (as the public implementations)
@@ -202,11 +203,30 @@ def _symmetric(A):
     return 0.5 * (A + A.T)
 
 
+#: tr(pinv(A) B) takes A's inverse (LU, a third of the cost of an eigendecomposition)
+#: when ||A||_1 ||inv(A)||_1, an upper bound of A's condition number, is at most this:
+#: then no eigenvalue is near the pinv cut-off, pinv(A) = inv(A), and the two ways
+#: agree to about this times the float64 epsilon (1e-8 relative at worst).
+_INVERSE_COND = 1e8
+
+
 def _trace_pinv_product(A, M, rcond=PINV_RCOND):
     """tr(pinv(A) B) for a symmetric A and B = M^T M (M of shape (k, D)), with pinv as
-    numpy's: singular values (here |eigenvalues|) <= rcond * max are dropped. One
-    eigendecomposition (a third of the cost of the SVD numpy's pinv takes; the same
-    singular values and vectors), and M's k rows instead of a D x D product."""
+    numpy's: singular values (here |eigenvalues|) <= rcond * max are dropped.
+
+    A well-conditioned A (``_INVERSE_COND``) is inverted: tr(inv(A) M^T M) is the sum
+    of M inv(A) * M. Otherwise one eigendecomposition (a third of the cost of the SVD
+    numpy's pinv takes; the same singular values and vectors), and M's k rows instead
+    of a D x D product."""
+    with np.errstate(all="ignore"):
+        try:
+            inv = np.linalg.inv(A)
+        except np.linalg.LinAlgError:  # exactly singular
+            inv = None
+        if inv is not None:
+            bound = float(np.abs(A).sum(axis=0).max() * np.abs(inv).sum(axis=0).max())
+            if bound <= _INVERSE_COND:  # False for NaN
+                return float(np.einsum("ij,ij->", M @ inv, M))
     lam, V = np.linalg.eigh(A)
     mag = np.abs(lam)
     top = float(mag.max()) if mag.size else 0.0
@@ -244,28 +264,26 @@ def _targets_too_large(n, where=""):
 # The one-pass accumulator
 
 #: float64 bytes of one GEMM block: large enough for BLAS (thousands of rows at
-#: D = 768), small enough to stay a bounded copy whatever batch ``update`` is given.
+#: D = 768: a syrk over fewer rows runs slower a row), small enough to stay a bounded
+#: copy whatever batch ``update`` is given. The accumulator keeps one such block of
+#: scratch rows between batches (no page faults per block), dropped after a pass.
 _GEMM_BLOCK_BYTES = 64 << 20
 
-#: a block with more distinct classes than this sums them with one np.add.reduceat
-#: over a label-sorted copy rather than one gather-and-sum per class (faster below it)
-_PER_CLASS_SUMS = 512
+#: float64 bytes of one slice of a block: each slice is copied (in label order, shifted)
+#: into the block's scratch rows and its class sums and Ledoit-Wolf moments are taken
+#: while it is in cache; the block's F^T F is then one syrk over all its rows.
+_SLICE_BYTES = 4 << 20
 
 
-def _class_block_sums(u, order, starts):
-    """Per-class sums of the rows of u: class j holds rows order[starts[j]:starts[j+1]]
-    (order sorts the block's labels). (k, D) float64.
-
-    Below _PER_CLASS_SUMS classes, each class's rows are gathered into a small
-    (cache-sized) array and summed: one read of u, no sorted copy of the block (a
-    gather of the whole block cost 15% of its syrk)."""
-    if len(starts) > _PER_CLASS_SUMS:
-        return np.add.reduceat(np.take(u, order, axis=0), starts, axis=0)
-    out = np.empty((len(starts), u.shape[1]))
-    ends = list(starts[1:]) + [u.shape[0]]
-    for j, (a, b) in enumerate(zip(starts.tolist(), ends, strict=True)):
-        np.sum(np.take(u, order[a:b], axis=0), axis=0, out=out[j])
-    return out
+def _runs(lab):
+    """(order, starts): ``order`` sorts the labels (stable); the distinct labels start
+    at positions ``starts`` of the sorted labels."""
+    order = np.argsort(lab, kind="stable")
+    sl = lab[order]
+    new = np.empty(sl.size, dtype=bool)
+    new[0] = True
+    np.not_equal(sl[1:], sl[:-1], out=new[1:])
+    return order, np.flatnonzero(new)
 
 
 class FeatureAccumulator:
@@ -292,10 +310,11 @@ class FeatureAccumulator:
     Ledoit-Wolf shrinkage needs), whatever n and Y are: an absent class costs nothing.
     A Y whose dense (Y, D) class sums (:meth:`class_sums`) would not fit in memory is
     refused (:class:`~leepfast.StateSizeError`, usually one stray label). Every batch
-    is converted to float64 in new arrays of at most 64 MiB (the input is never
-    modified; float16 and float32 features are accumulated in float64), whose F^T F is
-    one BLAS call (syrk) per block; the class sums read each class's rows through the
-    sorted labels. Features whose squares overflow float64 (|f - mean| above about
+    is copied, in blocks of at most 64 MiB, into float64 scratch rows that the
+    accumulator keeps between batches (the input is never modified; float16 and float32
+    features are accumulated in float64); a block's F^T F is one BLAS call (syrk), and
+    its rows are copied in label order, so that each class sum is over contiguous rows.
+    Features whose squares overflow float64 (|f - mean| above about
     1e154) are refused with one error naming ``features``
     (:class:`~leepfast.NonFiniteError`): no rescaling is done, since LogME is not
     scale-invariant. States merge with :meth:`merge` (shards, processes).
@@ -328,6 +347,14 @@ class FeatureAccumulator:
         # a target matrix (n, k) instead of class labels: Y^T u (k, D), and per column
         # sum y and sum y^2 (float64); None while the labels are class labels
         self._targets = None  # (Y^T u, sum y, sum y^2)
+        self._scratch = None  # float64 rows of one block, the one copy (reused)
+        # _feature_statistics, asked for a score that does not need them, drops the
+        # Ledoit-Wolf moments s3 and s4 (a quarter of the work beside the syrk)
+        self._fourth = True
+
+    def __getstate__(self):
+        """Pickled without the scratch rows."""
+        return {**self.__dict__, "_scratch": None}
 
     # -- accumulation -------------------------------------------------------------------
 
@@ -472,19 +499,17 @@ class FeatureAccumulator:
             lambda b: self.update(b.rows, b.labels, first_row=b.first_row, where=b.where),
             source,
         )
+        self._scratch = None
         return self
 
     def _add_block(self, f, lab, first_row, where):
         """One GEMM-sized block of class labels: all of its statistics, checked, then
         added."""
-        order = np.argsort(lab, kind="stable")
-        sl = lab[order]
-        starts = np.flatnonzero(np.concatenate([[True], sl[1:] != sl[:-1]]))
-        classes = sl[starts]
-        counts = np.diff(np.append(starts, sl.size))
-        shift, u, S2, s3, s4 = self._block_moments(f, first_row, where)
-        sums = _class_block_sums(u, order, starts)
-        self._add_moments(shift, u.shape[0], sums.sum(axis=0), S2, s3, s4, where)
+        order, starts = _runs(lab)
+        classes = lab[order[starts]]
+        counts = np.diff(np.append(starts, lab.size))
+        shift, _, S2, s3, s4, sums = self._block_moments(f, first_row, where, order, starts)
+        self._add_moments(shift, f.shape[0], sums.sum(axis=0), S2, s3, s4, where)
         slots = self._slots(classes)
         self._sums[slots] += sums
         self._counts[slots] += counts
@@ -492,7 +517,7 @@ class FeatureAccumulator:
     def _add_target_block(self, f, y, first_row, where):
         """One GEMM-sized block of a target matrix (checked finite): Y^T u and the
         column sums of y and y^2, checked, then added with the moments."""
-        shift, u, S2, s3, s4 = self._block_moments(f, first_row, where)
+        shift, u, S2, s3, s4, s1 = self._block_moments(f, first_row, where)
         y = np.asarray(y, dtype=np.float64)
         with np.errstate(all="ignore"):
             Yu = y.T @ u  # (k, D): one GEMM
@@ -502,40 +527,94 @@ class FeatureAccumulator:
             )
         if not (np.isfinite(yy_total).all() and np.isfinite(Yu_total).all()):
             raise _targets_too_large(self.n_samples + len(f), where)
-        self._add_moments(shift, u.shape[0], u.sum(axis=0), S2, s3, s4, where)
+        self._add_moments(shift, u.shape[0], s1, S2, s3, s4, where)
         self._targets = (Yu_total, ysum_total, yy_total)
 
-    def _block_moments(self, f, first_row, where):
-        """(shift, u, S2, s3, s4) of one block of features, checked finite: u the rows
-        shifted, as a new native C-ordered float64 array (the one copy)."""
-        if self.shift is None:
+    def _scratch_rows(self, m, D):
+        """(m, D) float64 rows of the scratch block (kept between blocks)."""
+        buf = self._scratch
+        if buf is None or buf.shape[0] < m or buf.shape[1] != D:
+            buf = self._scratch = np.empty((m, D))
+        return buf[:m]
+
+    def _block_moments(self, f, first_row, where, order=None, starts=None):
+        """(shift, u, S2, s3, s4, sums) of one block of features, checked finite.
+
+        u (the one copy, in the scratch rows) holds the rows shifted, in the order
+        ``order`` (label order) if given, and sums are the sums of u over the runs of
+        equal labels starting at ``starts`` (k, D); without ``order``, u is in row
+        order and sums the column sums of u (D,). The copy, the sums and the moments
+        are taken slice by slice while the slice is in cache; S2 is one syrk over the
+        block. s3 and s4 are 0 unless the Ledoit-Wolf moments are kept."""
+        m, D = f.shape
+        if self.shift is not None:
+            shift = self.shift
+        else:
             with np.errstate(all="ignore"):
                 shift = f.mean(axis=0, dtype=np.float64)
+        if order is not None and not (f.flags.c_contiguous and f.flags.aligned):
+            f = np.ascontiguousarray(f)  # np.take would copy it for every slice
+        native = f.dtype == np.float64 and f.dtype.isnative
+        u = self._scratch_rows(m, D)
+        s3, s4 = np.zeros(D), 0.0
+        step = max(1, _SLICE_BYTES // (8 * D))  # rows per slice
+        if order is None:
+            sums = np.zeros(D)
         else:
-            shift = self.shift
-        u = np.subtract(f, shift, dtype=np.float64, order="C")
+            # the runs of equal labels cut at the slice boundaries: piece (c, e, j) is
+            # u[c:e], a part of run j, within one slice
+            sums = np.zeros((starts.size, D))
+            cut = np.union1d(starts, np.arange(0, m, step))
+            pieces = zip(
+                cut.tolist(),
+                cut[1:].tolist() + [m],
+                (np.searchsorted(starts, cut, side="right") - 1).tolist(),
+                strict=True,
+            )
+            piece = next(pieces)
+            ones = np.ones(min(m, step))
         with np.errstate(all="ignore"):
+            for a in range(0, m, step):
+                b = min(a + step, m)
+                ui = u[a:b]
+                if order is None:
+                    np.subtract(f[a:b], shift, out=ui)
+                elif native:
+                    # mode="wrap": no buffered copy of out (order is in range)
+                    np.take(f, order[a:b], axis=0, out=ui, mode="wrap")
+                    np.subtract(ui, shift, out=ui)
+                else:
+                    np.subtract(np.take(f, order[a:b], axis=0), shift, out=ui)
+                if order is None:
+                    sums += ui.sum(axis=0)
+                else:
+                    while piece is not None and piece[0] < b:
+                        c, e, run = piece
+                        sums[run] += ones[: e - c] @ u[c:e]
+                        piece = next(pieces, None)
+                if self._fourth:
+                    # |u_i|^2 u_i and |u_i|^4 for the Ledoit-Wolf shrinkage: they may
+                    # overflow (|u| > 1e77) where F^T F does not; regularized_h_score
+                    # then refuses
+                    r2 = np.einsum("ij,ij->i", ui, ui)
+                    s3 += r2 @ ui
+                    s4 += float(r2 @ r2)
             S2 = u.T @ u  # BLAS syrk (numpy detects the transposed operand)
-            if not np.isfinite(S2.diagonal()).all():
-                finite = np.isfinite(f).all(axis=1)
-                if not finite.all():
-                    row = int(np.argmin(finite))
-                    raise NonFiniteError(
-                        f"features{where}: row {first_row + row} contains NaN or "
-                        f"infinity; expected finite features",
-                        "features",
-                    )
-                raise _too_large(
-                    f"the sum of squares of rows {first_row} to "
-                    f"{first_row + f.shape[0] - 1} (largest |f| {np.abs(f).max():.3g})",
-                    where,
+        if not np.isfinite(S2.diagonal()).all():
+            finite = np.isfinite(f).all(axis=1)
+            if not finite.all():
+                row = int(np.argmin(finite))
+                raise NonFiniteError(
+                    f"features{where}: row {first_row + row} contains NaN or "
+                    f"infinity; expected finite features",
+                    "features",
                 )
-            # |u_i|^2 u_i and |u_i|^4 for the Ledoit-Wolf shrinkage: they may overflow
-            # (|u| > 1e77) where F^T F does not; regularized_h_score then refuses
-            r2 = np.einsum("ij,ij->i", u, u)
-            s3 = r2 @ u
-            s4 = float(r2 @ r2)
-        return shift, u, S2, s3, s4
+            raise _too_large(
+                f"the sum of squares of rows {first_row} to "
+                f"{first_row + f.shape[0] - 1} (largest |f| {np.abs(f).max():.3g})",
+                where,
+            )
+        return shift, u, S2, s3, s4, sums
 
     def _add_moments(self, shift, n, s1, S2, s3, s4, where):
         """Add one block's moments about ``shift`` (the accumulator's, or the first
@@ -628,6 +707,7 @@ class FeatureAccumulator:
         d = K2 - K1; K1 = K2 if this accumulator is empty); returns d."""
         if self.n_samples == 0:
             self.n_features, self.shift = other.n_features, None
+        self._fourth = self._fourth and other._fourth
         shift = other.shift.copy() if self.shift is None else self.shift
         d = other.shift - shift
         with np.errstate(all="ignore"):
@@ -736,6 +816,8 @@ class FeatureAccumulator:
         """
         self._need(1, "ledoit_wolf")
         n, D = self.n_samples, self.n_features
+        if not self._fourth:
+            raise RuntimeError("ledoit_wolf: the fourth moments were not collected")
         S2, s4 = self._centred()
         S = S2 / n
         mu = float(np.trace(S)) / D
@@ -993,6 +1075,8 @@ def _feature_statistics(
                 "labels",
             )
         acc = FeatureAccumulator(n_target)
+        # the Ledoit-Wolf moments only for the regularized H-score
+        acc._fourth = score in (None, "regularized_h_score")
         if in_files:
             return acc.feed(_files.FileRows(features, opened, block_size))
         if targets is not None:

@@ -576,6 +576,69 @@ def test_streaming_equals_in_memory(block_size):
         )
 
 
+@pytest.mark.parametrize("slice_rows", [1, 2, 5, 64])
+def test_slices_cutting_the_class_runs_equal_the_definitions(monkeypatch, slice_rows):
+    # each block is copied in label order slice by slice, the class sums and the
+    # Ledoit-Wolf moments taken per slice: runs of a class cut by slice boundaries
+    D = 7
+    monkeypatch.setattr(_features, "_SLICE_BYTES", 8 * D * slice_rows)
+    f, y = make_data(211, D, 6, seed=21, offset=3.0)
+    y[:40] = 2  # a long run, over many slices
+    variants = ((f, None), (f.astype(np.float32), 61), (np.asfortranarray(f), 13))
+    for variant, block in variants:
+        acc = feature_statistics(variant, y, block_size=block)
+        g = variant.astype(np.float64)
+        np.testing.assert_array_equal(acc.class_counts, np.bincount(y))
+        np.testing.assert_allclose(
+            acc.class_sums(), [g[y == c].sum(axis=0) for c in range(6)], rtol=1e-12
+        )
+        np.testing.assert_allclose(acc.gram(), g.T @ g, rtol=1e-12)
+        np.testing.assert_allclose(acc.covariance(), np.cov(g.T), rtol=1e-10)
+        cov_ref, a_ref = ledoit_wolf(g)
+        cov, a = acc.ledoit_wolf()
+        assert a == pytest.approx(a_ref, rel=1e-9)
+        np.testing.assert_allclose(cov, cov_ref, rtol=1e-9)
+    # a target matrix: the rows in their order, slice by slice
+    assert leepfast.logme(f, np.eye(6)[y], block_size=50) == pytest.approx(
+        logme_direct(f, y), abs=1e-9
+    )
+    monkeypatch.undo()
+    np.testing.assert_allclose(
+        all_scores(feature_statistics(f, y, block_size=50)),
+        all_scores(feature_statistics(f, y)),
+        rtol=1e-10,
+    )
+
+
+def test_a_single_score_skips_the_ledoit_wolf_moments():
+    f, y = make_data(120, 5, 3, seed=22)
+    assert feature_statistics(f, y)._fourth
+    acc = _features._feature_statistics(f, y, None, None, None, None, None, "h_score")
+    assert not acc._fourth and not acc._s3.any()
+    assert acc.h_score() == leepfast.h_score(f, y)
+    with pytest.raises(RuntimeError, match="fourth moments"):
+        acc.ledoit_wolf()
+    # merged into an accumulator that has them, the result has them no more
+    whole = feature_statistics(f, y)
+    assert not whole.merge(acc)._fourth
+
+
+def test_trace_of_pinv_product_by_inverse_or_eigendecomposition():
+    rng = np.random.default_rng(23)
+    Q, _ = np.linalg.qr(rng.normal(size=(12, 12)))
+    M = rng.normal(size=(4, 12))
+    for spread in (1.0, 1e3, 1e9, 1e20):  # inverse, inverse, eigh, eigh (pinv cut)
+        lam = np.geomspace(1.0, 1.0 / spread, 12)
+        A = (Q * lam) @ Q.T
+        ref = np.trace(np.linalg.pinv(A, rcond=1e-15, hermitian=True) @ (M.T @ M))
+        got = _features._trace_pinv_product(A, M)
+        assert got == pytest.approx(ref, rel=1e-6 if spread > 1e8 else 1e-11)
+    A = np.diag([2.0, 1.0, 0.0])  # exactly singular: the zero eigenvalue is dropped
+    got = _features._trace_pinv_product(A, np.ones((1, 3)))
+    assert got == pytest.approx(1.5, rel=1e-15)
+    assert _features._trace_pinv_product(np.zeros((2, 2)), np.ones((1, 2))) == 0.0
+
+
 def test_memmapped_npy_and_paths_equal_in_memory(tmp_path):
     f, y = make_data(311, 7, 4, seed=13, offset=-5.0)
     np.save(tmp_path / "f.npy", f.astype(np.float32))
