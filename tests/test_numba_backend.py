@@ -300,3 +300,29 @@ def test_forked_child_after_a_call_computes_the_right_value(tmp_path, python_c):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.split() == ["ok"]
     assert "Terminating" not in proc.stderr
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("z", [1, 2, 10, 16, 17])
+def test_short_rows_match_the_reference_with_ties_and_bad_rows(dtype, z):
+    # rows of at most 16 values take pass 1 in one loop with the argmax (_add_row_small)
+    rng = np.random.default_rng(z)
+    n, y_count = 3000, 4
+    theta = _probabilities(rng, n, z, dtype)
+    theta[::7] = (np.full(z, 1.0 / z)).astype(dtype)  # every entry ties: argmax 0
+    if z > 1:
+        tied = np.zeros(z)
+        tied[z - 2 :] = 0.5
+        theta[1::7] = tied.astype(dtype)  # the last two tie: argmax z - 2
+        theta[2::7, 0] = -0.0  # not negative
+        theta[2::7, 1:] = (np.full(z - 1, 1.0 / (z - 1))).astype(dtype)
+    labels = rng.integers(0, y_count, n)
+    wide = theta.astype(np.float64)
+    r = leepfast.score(theta, labels, n_target=y_count, backend="numba", n_threads=2)
+    assert r.leep == pytest.approx(_reference.leep(wide, labels, y_count), rel=1e-12)
+    assert_array_equal(r.hard_counts, _reference.hard_counts(wide, labels, y_count))
+    for value, kind in ((-0.25, "negative"), (np.nan, "NaN"), (0.75, "sums to")):
+        bad = theta.copy()
+        bad[1234, z - 1] = value
+        with pytest.raises(ValueError, match=f"row 1234 .*{kind}"):
+            leepfast.leep(bad, labels, n_target=y_count, backend="numba")
