@@ -595,6 +595,27 @@ def test_hdf5_written_to_while_read_is_refused(tmp_path, data, h5py, layout):
         list(blocks)
 
 
+def spoil(path, at, n=4):
+    """Overwrite n bytes of a file at ``at`` with 0xff."""
+    raw = bytearray(path.read_bytes())
+    raw[at : at + n] = b"\xff" * n
+    path.write_bytes(bytes(raw))
+
+
+def test_hdf5_damaged_chunk_is_named(tmp_path, data, h5py):
+    theta, y = data
+    path = tmp_path / "p.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("p", data=theta, chunks=(100, 7), compression="gzip")
+        at = f["p"].id.get_chunk_info(3).byte_offset
+    spoil(path, at + 40)
+    with pytest.raises(FileFormatError) as err:
+        score_files(path, y, block_size=100)
+    assert str(err.value).startswith(
+        f"predictions (file {path}): dataset '/p' cannot be read in rows 300 to 399 ("
+    )
+
+
 def test_hdf5_of_features_and_in_the_cli(tmp_path, rng, h5py, capsys):
     f = rng.normal(size=(300, 6))
     y = rng.integers(0, 3, 300)
@@ -718,6 +739,21 @@ def test_parquet_bad_tables(tmp_path, data, arrow):
         open_predictions(tmp_path / "fake.parquet")
 
 
+def test_parquet_damaged_page_is_named(tmp_path, data, arrow):
+    pa, pq = arrow
+    theta, y = data
+    path = tmp_path / "p.parquet"
+    values = pa.FixedSizeListArray.from_arrays(pa.array(theta.ravel()), 7)
+    pq.write_table(pa.table({"p": values}), path, row_group_size=300)
+    column = pq.ParquetFile(path).metadata.row_group(2).column(0)
+    spoil(path, column.dictionary_page_offset or column.data_page_offset)
+    with pytest.raises(FileFormatError) as err:
+        score_files(path, y)
+    assert str(err.value).startswith(
+        f"predictions (file {path}): row group 2 (rows from 600) cannot be read ("
+    )
+
+
 def test_parquet_logits_features_and_cli(tmp_path, rng, arrow, capsys):
     pa, pq = arrow
     f = rng.normal(size=(400, 6))
@@ -786,6 +822,19 @@ def test_zarr_group_key_and_bad_arrays(tmp_path, data, zarr):
     )
     with pytest.raises(FileFormatError, match="holds no array 'nope'"):
         open_predictions(store, key="nope")
+
+
+def test_zarr_damaged_chunk_is_named(tmp_path, data, zarr):
+    theta, y = data
+    path = tmp_path / "p.zarr"
+    array = zarr.create_array(store=path, shape=theta.shape, chunks=(100, 7), dtype="f8")
+    array[:] = theta
+    spoil(path / "c" / "3" / "0", 0)  # the zstd frame's magic number
+    with pytest.raises(FileFormatError) as err:
+        score_files(path, y, block_size=100)
+    assert str(err.value).startswith(
+        f"predictions (file {path}): rows 300 to 399 cannot be read (RuntimeError: "
+    )
 
 
 def test_zarr_rewritten_between_passes_is_refused(tmp_path, data, zarr):

@@ -160,5 +160,13 @@ class Dataset(RowFile):
                     self.check_unchanged()
                 k = min(rows, self.n_samples - start)
                 block = buffer[:k]
-                ds.read_direct(block, np.s_[start : start + k], np.s_[0:k])
+                try:
+                    ds.read_direct(block, np.s_[start : start + k], np.s_[0:k])
+                except OSError as err:  # a damaged chunk, a filter that fails
+                    fail(
+                        self.role,
+                        self.path,
+                        f"dataset {self.dataset!r} cannot be read in rows {start} to "
+                        f"{start + k - 1} ({err})",
+                    )
                 yield start, block

@@ -98,7 +98,10 @@ def open_rows(path, *, dtype=None, n_source=None, role="predictions", key=None):
         columns, width, listed = list(schema.names), len(schema.names), False
     n = pf.metadata.num_rows
     if width is None:  # a variable-size list: the length of its first row
-        first = pf.read_row_group(0, columns=columns).column(0) if n else None
+        try:
+            first = pf.read_row_group(0, columns=columns).column(0) if n else None
+        except (OSError, pa.ArrowException) as err:
+            fail(role, name, f"row group 0 cannot be read ({err})")
         width = len(first[0]) if n and first[0].is_valid else 0
     if n == 0 or width == 0:
         fail(
@@ -172,7 +175,16 @@ class Table(RowFile):
         for g in range(pf.metadata.num_row_groups):
             if first:
                 self.check_unchanged()
-            group = self._group(pa, pf.read_row_group(g, columns=self.columns), first)
+            try:
+                table = pf.read_row_group(g, columns=self.columns)
+            except (OSError, pa.ArrowException) as err:  # a damaged page
+                fail(
+                    self.role,
+                    self.path,
+                    f"row group {g} (rows from {first}) cannot be read ({err})",
+                )
+            group = self._group(pa, table, first)
+            del table
             for start in range(0, len(group), rows):
                 yield first + start, np.ascontiguousarray(group[start : start + rows])
             first += len(group)

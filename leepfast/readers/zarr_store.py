@@ -107,5 +107,13 @@ class Store(RowFile):
         for start in range(0, self.n_samples, rows):
             if start:
                 self.check_unchanged()
-            block = np.asarray(array[start : start + rows])
+            try:
+                block = np.asarray(array[start : start + rows])
+            except Exception as err:  # zarr and its codecs raise many kinds
+                fail(
+                    self.role,
+                    self.path,
+                    f"rows {start} to {min(start + rows, self.n_samples) - 1} cannot "
+                    f"be read ({type(err).__name__}: {err})",
+                )
             yield start, block.astype(native, copy=False)
