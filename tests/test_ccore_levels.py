@@ -218,6 +218,34 @@ def test_vectorised_exp_matches_the_float64_reference(monkeypatch, level, dtype,
 
 
 @pytest.mark.parametrize("level", LEVELS)
+def test_every_float16_is_converted_exactly(monkeypatch, level):
+    # each finite half once, as the first logit of a row [h, 0, -h] (levels without
+    # F16C convert halves by bit operations: subnormals, zeros of both signs, the
+    # largest values), each in its own class: a wrong conversion moves its joint row
+    monkeypatch.setenv("LEEPFAST_SIMD", level)
+    every = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(np.float16)
+    h = every[np.isfinite(every)]
+    small = np.sort(h[np.abs(h) <= 16])  # 8 to a row: the vector part of a conversion
+    small = small[: len(small) // 8 * 8].reshape(-1, 8)
+    for rows in (
+        np.stack([h, np.zeros_like(h), -h], axis=1),  # one value of a row's tail
+        np.hstack([small, np.zeros((len(small), 1), np.float16)]),
+    ):
+        labels = np.arange(len(rows)) % 4096
+        probs = _reference.softmax(rows.astype(np.float64))
+        r = leepfast.score(rows, labels, n_target=4096, logits=True, backend="cython")
+        expected = _reference.joint(probs, labels, 4096)
+        np.testing.assert_allclose(r.joint, expected, rtol=1e-14)
+    x = np.stack([h, np.zeros_like(h), -h], axis=1)
+    labels = np.arange(len(h)) % 4096
+    for bad in (np.inf, -np.inf, np.nan):  # and the non-finite ones are refused
+        x[777, 0] = bad
+        x[777, 1:] = -np.inf if bad == -np.inf else 0.0  # -inf alone: only -inf
+        with pytest.raises(ValueError, match="row 777 contains NaN or \\+inf, or no"):
+            leepfast.leep(x, labels, logits=True, backend="cython")
+
+
+@pytest.mark.parametrize("level", LEVELS)
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_rows_at_the_edge_of_the_fast_exp_match_the_reference(monkeypatch, level, dtype):
     # a row whose values span at most 707 takes the exp without clamp or subnormal
