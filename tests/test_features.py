@@ -204,6 +204,51 @@ def test_logme_of_nonnegative_relu_like_features():
     assert abs(leepfast.logme(f, y) - logme_direct(f, y)) < 1e-6
 
 
+def logme_class_by_class(G, T, yy, n):
+    """The authors' fixed point, one target column after the other (the loop that
+    _features._logme runs for all columns at once), from G = F^T F, T = Y^T F, yy."""
+    D = G.shape[0]
+    lam, V = np.linalg.eigh(G)
+    lam, V = lam[::-1], V[:, ::-1]
+    resolved = lam > lam[0] * D * np.finfo(np.float64).eps
+    sigma = lam[resolved]
+    k = min(n, D) if n <= D else sigma.size
+    evidences = []
+    for t_c, yy_c in zip(T, yy, strict=True):
+        x2 = (t_c @ V[:, resolved]) ** 2 / sigma
+        res_x2 = yy_c - x2.sum()
+        alpha = beta = 1.0
+        for _ in range(11):
+            t = alpha / beta
+            gamma = np.sum(sigma / (sigma + t))
+            m2 = np.sum(x2 * (sigma / (sigma + t)) / (t + sigma))
+            res2 = np.sum(x2 * (t / (t + sigma)) ** 2) + res_x2
+            alpha, beta = gamma / (m2 + 1e-5), (n - gamma) / (res2 + 1e-5)
+            if alpha <= 0 or abs(alpha / beta - t) / t <= 1e-3:
+                break
+        ev = _features._evidence_values(alpha, beta, sigma, m2, res2, n, D, k)
+        evidences.append(-math.inf if alpha <= 0 else float(ev))
+    return float(np.mean(evidences))
+
+
+@pytest.mark.parametrize(("n", "D", "Y"), [(600, 12, 40), (50, 80, 6), (3000, 30, 100)])
+def test_logme_columns_at_once_equal_the_loop_over_columns(n, D, Y):
+    # classes of very different sizes stop their fixed-point iterations at different
+    # steps; the vectorised iteration stops each where the loop does
+    rng = np.random.default_rng(n + D)
+    p = np.arange(1, Y + 1) ** 2.0
+    y = rng.choice(Y, size=n, p=p / p.sum())
+    f = rng.normal(size=(Y, D))[y] * rng.uniform(0, 2, size=(Y, 1))[y]
+    f += rng.normal(size=(n, D))
+    classes = np.unique(y)
+    T = np.array([f[y == c].sum(axis=0) for c in classes])
+    counts = np.bincount(y)[classes]
+    G = f.T @ f
+    got = _features._logme(G, T, counts, n)
+    assert got == pytest.approx(logme_class_by_class(G, T, counts, n), rel=1e-12)
+    assert leepfast.logme(f, y) == pytest.approx(got, rel=1e-10)
+
+
 def test_logme_absent_class_is_left_out_of_the_mean():
     # absent classes do not exist (the authors' code would average in the evidence of
     # their all-zero columns: see test_features_limits.py)
