@@ -824,17 +824,103 @@ def test_zarr_group_key_and_bad_arrays(tmp_path, data, zarr):
         open_predictions(store, key="nope")
 
 
+@pytest.mark.parametrize(
+    "zarr_format, codec", [(3, "zstd"), (3, "blosc"), (2, "zstd"), (2, "blosc")]
+)
+@pytest.mark.parametrize("dtype", ["<f2", "<f4", "<f8"])
+def test_zarr_zstd_and_blosc_chunks_are_decoded_into_the_block(
+    tmp_path, data, zarr, backend, zarr_format, codec, dtype
+):
+    # zarr 3's default codecs (bytes, zstd) and v2's usual compressors: each chunk
+    # decompressed straight into the block; in a group (key=), with a chunk never
+    # written (its fill value, through zarr) and a last chunk past the last row
+    import numcodecs
+    from zarr.codecs import BloscCodec
+
+    theta, y = data
+    fill = 1 / 7
+    full = np.concatenate([theta, np.full((3, 7), fill)]).astype(dtype)
+    full[192:288] = fill  # the chunk never written
+    y = np.concatenate([y, [0, 1, 2]])
+    if zarr_format == 3:
+        compressor = "auto" if codec == "zstd" else BloscCodec()
+    else:
+        compressor = numcodecs.get_codec({"id": codec})
+    store = tmp_path / "g.zarr"
+    group = zarr.open_group(str(store), mode="w", zarr_format=zarr_format)
+    z = group.create_array(
+        "m/p",
+        shape=full.shape,
+        chunks=(96, 7),
+        dtype=dtype,
+        fill_value=fill,
+        compressors=compressor,
+    )
+    z[:192] = full[:192]
+    z[288:] = full[288:]
+    preds = open_predictions(store, key="m/p")
+    f = preds.files[0]
+    assert f.codec == codec
+    got = [(start, block.copy()) for _, _, start, block in preds.blocks(192)]
+    assert [start for start, _ in got] == list(range(0, 1003, 192))
+    np.testing.assert_array_equal(np.concatenate([b for _, b in got]), full)
+    same(
+        score_files(preds, y, backend=backend),
+        leepfast.score(full, y, backend=backend),
+        1e-14,
+    )
+
+
+def test_zarr_other_codecs_are_read_through_zarr(tmp_path, data, zarr):
+    from zarr.codecs import GzipCodec
+
+    theta, y = data
+    stores = {
+        "gzip": {"compressors": GzipCodec()},
+        "narrow": {"chunks": (96, 3)},
+        "none": {"compressors": None},
+        "sharded": {"chunks": (96, 7), "shards": (192, 7)},
+    }
+    for name, options in stores.items():
+        options = {"chunks": (96, 7), **options}
+        z = zarr.create_array(
+            store=str(tmp_path / name), shape=theta.shape, dtype="f8", **options
+        )
+        z[:] = theta
+        preds = open_predictions(tmp_path / name)
+        assert preds.files[0].codec is None, name
+        same(score_files(preds, y), leepfast.score(theta, y))
+
+
 def test_zarr_damaged_chunk_is_named(tmp_path, data, zarr):
     theta, y = data
     path = tmp_path / "p.zarr"
     array = zarr.create_array(store=path, shape=theta.shape, chunks=(100, 7), dtype="f8")
     array[:] = theta
+    frame = (path / "c" / "3" / "0").read_bytes()
     spoil(path / "c" / "3" / "0", 0)  # the zstd frame's magic number
+    # decoded by leepfast (blocks of whole chunks) or through zarr (any other block)
     with pytest.raises(FileFormatError) as err:
-        score_files(path, y, block_size=100)
-    assert str(err.value).startswith(
-        f"predictions (file {path}): rows 300 to 399 cannot be read (RuntimeError: "
+        score_files(path, y)
+    assert str(err.value) == (
+        f"predictions (file {path}): chunk c/3/0 (rows 300 to 399) is not a zstd frame "
+        "of its 5600 bytes"
     )
+    with pytest.raises(FileFormatError) as err:
+        score_files(path, y, block_size=97)
+    assert str(err.value).startswith(
+        f"predictions (file {path}): rows 291 to 387 cannot be read (RuntimeError: "
+    )
+    (path / "c" / "3" / "0").write_bytes(frame[:-20])  # cut short
+    with pytest.raises(FileFormatError) as err:
+        score_files(path, y)
+    assert str(err.value).startswith(
+        f"predictions (file {path}): chunk c/3/0 (rows 300 to 399) cannot be read "
+        "(RuntimeError: "
+    )
+    (path / "c" / "3" / "0").write_bytes(frame + b"\0" * 10**5)  # too long for a frame
+    with pytest.raises(FileFormatError, match=r"is 10\d{4} bytes, more than a zstd frame"):
+        score_files(path, y)
 
 
 def test_zarr_rewritten_between_passes_is_refused(tmp_path, data, zarr):

@@ -76,7 +76,9 @@ def open_rows(path, *, dtype=None, n_source=None, role="predictions", key=None):
             found, shape, fortran, offset = npy.read_header(
                 m, info.file_size, role, where, npy.FLOAT_DESCR, npy.rows_kinds(role), 2
             )
-    except DAMAGED as err:
+    except (*DAMAGED, OSError) as err:  # OSError: an offset past any file (EINVAL)
+        if isinstance(err, (FileNotFoundError, PermissionError)):
+            raise
         fail(role, where, f"is a damaged zip member ({err})")
     if info.compress_type == zipfile.ZIP_STORED:
         # its bytes are the .npy, mapped where they lie (its CRC is not checked: that
