@@ -1,6 +1,7 @@
 """The .npz and .safetensors readers (issue 15 item 3): each round-trips against the
 in-memory result, with its bad-file cases, and never modifies a file."""
 
+import itertools
 import json
 import os
 import struct
@@ -198,6 +199,43 @@ def test_npz_damaged_members_are_named(tmp_path, data):
     preds = open_predictions(tmp_path / "c.npz")
     with pytest.raises(FileFormatError, match=r"c.npz\): member 'p.npy' is damaged in"):
         score_files(preds, np.zeros(4000, dtype=np.int64), block_size=500)
+
+
+def test_npz_deflated_member_is_checked_whole(tmp_path, data):
+    # a deflated member is inflated by leepfast: its CRC-32 and its end are checked
+    # when the last block is read; bzip2 and lzma members are read through zipfile
+    theta, y = data
+    path = tmp_path / "c.npz"
+    np.savez_compressed(path, p=theta)
+    same(score_files(path, y, block_size=97), leepfast.score(theta, y))
+    raw = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as z:
+        crc = z.infolist()[0].CRC.to_bytes(4, "little")
+    assert raw.count(crc) == 2  # in the local header and the central directory
+    path.write_bytes(bytes(raw).replace(crc, bytes(b ^ 1 for b in crc)))
+    preds = open_predictions(path)
+    blocks = preds.blocks(97)
+    assert [start for _, _, start, _ in itertools.islice(blocks, 10)][-1] == 873
+    with pytest.raises(FileFormatError) as err:
+        next(blocks)
+    assert str(err.value) == (
+        f"predictions (file {path}): member 'p.npy' is damaged in rows 970 to 999 "
+        "(Bad CRC-32: its data is not what was written)"
+    )
+    for method in (zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA):
+        with zipfile.ZipFile(tmp_path / "m.npz", "w", method) as z:
+            with z.open("p.npy", "w") as member:
+                np.lib.format.write_array(member, theta)
+        preds = open_predictions(tmp_path / "m.npz")
+        assert preds.files[0].begin is None
+        same(score_files(preds, y, block_size=97), leepfast.score(theta, y))
+    # a damaged archive named .npz is refused as one, not read as raw floats
+    (tmp_path / "d.npz").write_bytes(path.read_bytes()[:-30])
+    with pytest.raises(FileFormatError) as err:
+        open_predictions(tmp_path / "d.npz")
+    assert str(err.value).startswith(
+        f"predictions (file {tmp_path / 'd.npz'}): is a damaged zip archive ("
+    )
 
 
 def test_npz_rewritten_between_passes_is_refused(tmp_path, data):

@@ -9,6 +9,7 @@ limits and checks. ``key`` names the array (``numpy.savez``'s keyword, or ``arr_
 when the archive holds several.
 """
 
+import contextlib
 import os
 import struct
 import zipfile
@@ -29,24 +30,38 @@ _LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")  # 30 bytes, then name and extra 
 DAMAGED = (zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError)
 
 
+def _is_zip(path):
+    with open(path, "rb") as f:
+        return f.read(4) in (b"PK\x03\x04", b"PK\x05\x06")
+
+
+def _damaged(path):
+    """Why zipfile cannot read the archive ``path``, or None."""
+    try:
+        with zipfile.ZipFile(path):
+            return None
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as e:
+        return str(e) or type(e).__name__
+
+
 def members(path):
     """The ``.npy`` members of a zip whose every member is one, or None (not an npz)."""
-    with open(path, "rb") as f:
-        if f.read(4) not in (b"PK\x03\x04", b"PK\x05\x06"):
-            return None
-    try:
-        with zipfile.ZipFile(path) as z:
-            infos = z.infolist()
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+    if not _is_zip(path) or _damaged(path):
         return None
+    with zipfile.ZipFile(path) as z:
+        infos = z.infolist()
     if not infos or not all(i.filename.endswith(".npy") for i in infos):
         return None
     return infos
 
 
 def claims(path):
-    """A zip archive of ``.npy`` members (what ``numpy.savez`` writes)."""
-    return members(path) is not None
+    """A zip archive of ``.npy`` members (what ``numpy.savez`` writes), or a damaged zip
+    archive named ``.npz`` (refused by :func:`open_rows`, naming the damage)."""
+    if members(path) is not None:
+        return True
+    name = os.fspath(path).lower()
+    return name.endswith(".npz") and _is_zip(path) and _damaged(path) is not None
 
 
 def _data_offset(path, info, role, name):
@@ -66,6 +81,9 @@ def open_rows(path, *, dtype=None, n_source=None, role="predictions", key=None):
     name = os.fspath(path)
     file_size(path, role)
     infos = members(path)
+    if infos is None:  # claimed for its name: a damaged zip archive
+        why = _damaged(path) or "it changed while it was opened"
+        fail(role, name, f"is a damaged zip archive ({why})")
     keys = [i.filename[:-4] for i in infos]
     info = infos[keys.index(choose(keys, key, role, name, "arrays"))]
     where = f"{name}[{info.filename[:-4]}]"
@@ -103,18 +121,88 @@ def open_rows(path, *, dtype=None, n_source=None, role="predictions", key=None):
                 "without decompressing it whole: save it in C order "
                 "(numpy.ascontiguousarray) or uncompressed (numpy.savez)",
             )
-        f = CompressedMember(path, info, found, shape, offset, role)
+        begin = None
+        if info.compress_type == zipfile.ZIP_DEFLATED:
+            begin = _data_offset(path, info, role, name)
+            size = file_size(path, role)
+            if begin + info.compress_size > size:
+                fail(
+                    role,
+                    where,
+                    f"is a damaged zip member: {info.compress_size} bytes from byte "
+                    f"{begin} of a {size}-byte file",
+                )
+        f = CompressedMember(path, info, found, shape, offset, role, begin)
     return f.given(dtype, n_source, info.filename[:-4])
+
+
+#: Compressed bytes read from the archive at a time (what one piece inflates to is
+#: bounded by the block it fills: a zip bomb never takes more than a block).
+PIECE = 1 << 20
+
+
+class _Inflater:
+    """A deflated member inflated from the archive straight into the caller's buffers
+    (zipfile's reader copies each piece several times over: a third of a pass), with
+    its CRC-32 checked when it ends."""
+
+    def __init__(self, f, begin, size, crc):
+        f.seek(begin)
+        self.f, self.left, self.crc = f, size, crc
+        self.inflate = zlib.decompressobj(-15)
+        self.tail = b""
+        self.running = 0
+
+    def readinto(self, view):
+        """Fill ``view`` (a writable byte memoryview); return the bytes written (fewer
+        only where the member ends)."""
+        got = 0
+        while got < len(view):
+            if not self.tail:
+                if self.inflate.eof or not self.left:
+                    break
+                self.tail = self.f.read(min(PIECE, self.left))
+                if not self.tail:
+                    break
+                self.left -= len(self.tail)
+            out = self.inflate.decompress(self.tail, len(view) - got)
+            self.tail = self.inflate.unconsumed_tail
+            view[got : got + len(out)] = out
+            self.running = zlib.crc32(out, self.running)
+            got += len(out)
+        return got
+
+    def check_end(self):
+        """Raise :class:`zipfile.BadZipFile` unless the member ends here, whole."""
+        if self.readinto(memoryview(bytearray(1))):
+            raise zipfile.BadZipFile("it holds more data than its .npy header says")
+        if not self.inflate.eof:
+            raise zipfile.BadZipFile("its deflate stream is cut short")
+        if self.running != self.crc:
+            raise zipfile.BadZipFile("Bad CRC-32: its data is not what was written")
 
 
 class CompressedMember(RowFile):
     """A compressed ``.npz`` member of C-ordered rows, decompressed one block at a time
-    on each pass (the row file protocol of :mod:`leepfast.readers.registry`)."""
+    on each pass (the row file protocol of :mod:`leepfast.readers.registry`): a
+    deflated one (what numpy.savez_compressed writes) by :class:`_Inflater`, any other
+    through zipfile."""
 
-    def __init__(self, path, info, dtype, shape, offset, role):
+    def __init__(self, path, info, dtype, shape, offset, role, begin=None):
         super().__init__(path, NAME, dtype, shape, role)
         self.member = info.filename
         self.offset = offset  # of the data within the member
+        #: where the deflated bytes begin in the archive (None: read through zipfile)
+        self.begin = begin
+        self.compress_size, self.crc = info.compress_size, info.CRC
+
+    def _stream(self, stack):
+        """The member's bytes, from its start, opened in ``stack``."""
+        if self.begin is None:
+            z = stack.enter_context(zipfile.ZipFile(self.path))
+            return stack.enter_context(z.open(self.member))
+        f = stack.enter_context(open(self.path, "rb"))
+        return _Inflater(f, self.begin, self.compress_size, self.crc)
 
     def blocks(self, block_size=None, large_views=False, logits=False):
         """Yield ``(first row in the member, block)``, each block decompressed into one
@@ -124,25 +212,28 @@ class CompressedMember(RowFile):
             block_size, self.n_source, self.dtype.itemsize, logits=logits
         )
         native = self.dtype.newbyteorder("=")
-        buffer = np.empty((min(rows, self.n_samples), self.n_source), native)
-        raw = buffer.view(np.uint8).reshape(-1) if self.dtype.isnative else None
+        k = min(rows, self.n_samples)
+        buffer = np.empty((k, self.n_source), native)
+        # what is inflated: the buffer itself, or the stored bytes of a byte-swapped one
+        stored = buffer if self.dtype.isnative else np.empty((k, self.n_source), self.dtype)
+        raw = stored.reshape(-1).view(np.uint8)
         row_bytes = self.n_source * self.dtype.itemsize
-        with zipfile.ZipFile(self.path) as z, z.open(self.member) as m:
-            m.read(self.offset)
+        with contextlib.ExitStack() as stack:
+            try:
+                m = self._stream(stack)
+                m.readinto(memoryview(bytearray(self.offset)))  # its .npy header
+            except DAMAGED as err:
+                fail(self.role, self.path, f"member {self.member!r} is damaged ({err})")
             for start in range(0, self.n_samples, rows):
                 if start:
                     self.check_unchanged()
                 k = min(rows, self.n_samples - start)
                 block = buffer[:k]
                 try:
-                    if raw is not None:  # straight into the buffer
-                        got = m.readinto(memoryview(raw[: k * row_bytes]))
-                    else:
-                        data = m.read(k * row_bytes)
-                        got = len(data)
-                        if got == k * row_bytes:
-                            swapped = np.frombuffer(data, self.dtype).reshape(k, -1)
-                            np.copyto(block, swapped, casting="equiv")
+                    got = m.readinto(memoryview(raw[: k * row_bytes]))
+                    if got == k * row_bytes and start + k == self.n_samples:
+                        if self.begin is not None:
+                            m.check_end()
                 except DAMAGED as err:
                     fail(
                         self.role,
@@ -157,4 +248,6 @@ class CompressedMember(RowFile):
                         f"member {self.member!r} ended at row {start + got // row_bytes}"
                         f" of {self.n_samples} (did the file change?)",
                     )
+                if stored is not buffer:
+                    np.copyto(block, stored[:k], casting="equiv")
                 yield start, block
