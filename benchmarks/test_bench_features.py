@@ -2,6 +2,8 @@
 
 pytest benchmarks/test_bench_features.py --benchmark-only
 python benchmarks/test_bench_features.py        (interleaved medians, prints the ratios)
+python benchmarks/test_bench_features.py --threads 1 --cpu     (CPU time: on a loaded
+    machine the wall time of two BLAS threads says more about the load than the code)
 
 The sufficient statistics of H-score, regularized H-score and LogME cost one F^T F (a
 syrk) plus per-class sums, so the floor of each group is one float64 ``F.T @ F`` over
@@ -12,6 +14,8 @@ formulas: SVD of F through F^T F when n > D, then per class the projection U^T y
 fixed-point iteration), so "x vs naive" is the speed-up over it (goal: >= 5).
 """
 
+import argparse
+import contextlib
 import functools
 import statistics
 import time
@@ -101,8 +105,33 @@ def test_features(benchmark, dtype, case):
         assert abs(value - leepfast.logme(f, y)) < 1e-6
 
 
-def main(rounds=5):
+def main(argv=None):
     """Interleaved rounds (the machine is shared and noisy): medians and ratios."""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="BLAS threads (threadpoolctl); default: as configured",
+    )
+    parser.add_argument(
+        "--cpu",
+        action="store_true",
+        help="CPU time of this process instead of wall time (with --threads 1: ratios "
+        "that hold on a loaded machine)",
+    )
+    args = parser.parse_args(argv)
+    limits = contextlib.nullcontext()
+    if args.threads is not None:
+        from threadpoolctl import threadpool_limits
+
+        limits = threadpool_limits(args.threads)
+    with limits:
+        run(args.rounds, time.process_time if args.cpu else time.perf_counter)
+
+
+def run(rounds, clock):
     for dtype in ("float64", "float32"):
         f, y = _features(dtype)
         f64 = _features("float64")[0]
@@ -112,11 +141,14 @@ def main(rounds=5):
                 if name.startswith("naive") and r >= 2:
                     continue
                 arg = f64 if name == "floor_gram" else f
-                start = time.perf_counter()
+                start = clock()
                 fn(arg, y)
-                times[name].append(time.perf_counter() - start)
+                times[name].append(clock() - start)
         med = {name: statistics.median(t) for name, t in times.items()}
-        print(f"features {dtype} n={N} D={D} Y={Y}, medians of {rounds} interleaved rounds")
+        print(
+            f"features {dtype} n={N} D={D} Y={Y}, medians of {rounds} interleaved "
+            f"rounds ({clock.__name__}, {threadpool_info()})"
+        )
         for name, m in med.items():
             print(
                 f"  {name:<22} {1e3 * m:9.1f} ms {m / med['floor_gram']:6.2f}x F.T@F "
@@ -126,6 +158,15 @@ def main(rounds=5):
             "  logme - public LogME:",
             f"{leepfast.logme(f, y) - public_logme(f, y):.2e}",
         )
+
+
+def threadpool_info():
+    """The BLAS threads, as threadpoolctl sees them (if installed)."""
+    try:
+        from threadpoolctl import threadpool_info as info
+    except ImportError:
+        return "BLAS threads unknown"
+    return ", ".join(f"{p['internal_api']} {p['num_threads']} threads" for p in info())
 
 
 if __name__ == "__main__":

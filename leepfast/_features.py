@@ -553,7 +553,7 @@ class FeatureAccumulator:
             with np.errstate(all="ignore"):
                 shift = f.mean(axis=0, dtype=np.float64)
         if order is not None and not (f.flags.c_contiguous and f.flags.aligned):
-            f = np.ascontiguousarray(f)  # np.take would copy it for every slice
+            f = f.copy(order="C")  # else np.take would copy all of it for every slice
         native = f.dtype == np.float64 and f.dtype.isnative
         u = self._scratch_rows(m, D)
         s3, s4 = np.zeros(D), 0.0

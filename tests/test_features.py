@@ -629,7 +629,16 @@ def test_slices_cutting_the_class_runs_equal_the_definitions(monkeypatch, slice_
     monkeypatch.setattr(_features, "_SLICE_BYTES", 8 * D * slice_rows)
     f, y = make_data(211, D, 6, seed=21, offset=3.0)
     y[:40] = 2  # a long run, over many slices
-    variants = ((f, None), (f.astype(np.float32), 61), (np.asfortranarray(f), 13))
+    unaligned = np.zeros(f.nbytes + 1, dtype=np.uint8)[1:].view(np.float64)
+    unaligned = unaligned.reshape(f.shape)
+    unaligned[...] = f
+    assert not unaligned.flags.aligned
+    variants = (
+        (f, None),
+        (f.astype(np.float32), 61),
+        (np.asfortranarray(f), 13),
+        (unaligned, 50),
+    )
     for variant, block in variants:
         acc = feature_statistics(variant, y, block_size=block)
         g = variant.astype(np.float64)
