@@ -95,7 +95,12 @@ class _Spill:
 
     def blocks(self):
         """The batches as :class:`~leepfast._driver.Block` s, in the order they were
-        added, one at a time (the spill is the row source of pass 2)."""
+        added, one at a time (the spill is the row source of pass 2).
+
+        A batch read back from the file is released before the next is read (the
+        driver drops each block before asking for the next), so the spill's memory is
+        its budget plus one batch, never two.
+        """
         if self.file is not None:
             found = os.fstat(self.file.fileno()).st_size
             if found != self.size:
@@ -127,6 +132,7 @@ class _Spill:
                     )
             yield Block(rows, labels, first)
             first += len(labels)
+            del rows, labels, view, out  # released before the next batch is allocated
 
     def close(self):
         self.segments = []
