@@ -14,12 +14,16 @@ Parallelism (OpenMP, when the build found it):
 - ``score`` splits a block into ``_n_chunks(n)`` chunks of balanced size (a function of
   n only) and sums their partial sums in order, so its result never depends on the
   number of threads, and a static schedule gives every thread the same share.
+- A block of less work than ``PARALLEL_MIN_VALUES`` (``_threaded``) runs on the calling
+  thread, whatever ``n_threads`` is: starting the team costs more than the block
+  (tens of microseconds on an idle machine, milliseconds on a loaded one). The slots
+  and chunks stay those of ``n_threads``, so the values are bit-identical either way.
 """
 from cython.parallel cimport parallel, prange
 from libc.stdint cimport int32_t, int64_t, uint16_t
 from leepfast.libleepfast cimport LEEPFAST_SIMD_BEST
 from libc.math cimport log
-from libc.stdlib cimport free, malloc
+from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memset
 
 import numpy as np
@@ -140,6 +144,26 @@ cdef inline int _score_rows(const pred_t *rows, const int64_t *labels, int64_t n
                                           tol, conditional, scratch, total, bad, simd)
 
 
+# Below this much work (rows x columns of a block, a logit counting LOGIT_WEIGHT values
+# for its exp) a call runs on the calling thread. Measured on a shared 2-core machine
+# (pass 1, finalize and pass 2 of one block, float32, Y=10, medians of 21 interleaved
+# rounds), 2 threads over 1: 1.0x at 1e4 values, 0.88x at 2^16, 0.70x at 2^17 (Z=100);
+# 1.0x at 2^16, 0.94x at 2^17, 0.86x at 2^19 (Z=1000, more state to reduce); logits
+# cost about 4.5x per value: 0.87x at 3e4, 0.82x at 6.5e4. On a loaded machine the
+# team's start alone takes milliseconds (a call on 10 rows: 0.2-36 ms with 2 threads,
+# 0.1-0.5 ms with one), so a team starts only where it clearly pays.
+cdef enum:
+    PARALLEL_MIN_VALUES = 1 << 17
+    LOGIT_WEIGHT = 4
+
+
+cdef inline bint _threaded(int n_threads, Py_ssize_t n, Py_ssize_t n_source,
+                           bint logits) noexcept nogil:
+    """Whether a block of n rows of n_source values is worth a team of n_threads."""
+    cdef double work = <double> n * n_source * (LOGIT_WEIGHT if logits else 1)
+    return n_threads > 1 and work >= PARALLEL_MIN_VALUES
+
+
 # Up to this many Y x Z cells, pass 1 accumulates into buffers private to the thread
 # and adds them to its slot at the end of the block: slots that small share cache lines
 # across threads (false sharing on every row).
@@ -174,19 +198,27 @@ def accumulate(const pred_t[:, ::1] block, const int64_t[::1] labels,
     cdef Py_ssize_t per = (n + n_slots - 1) // n_slots
     cdef Py_ssize_t cells = n_target * n_source
     cdef bint local_state = cells <= LOCAL_STATE_CELLS
-    cdef int[::1] status = np.zeros(n_slots, dtype=np.intc)
-    cdef int64_t[::1] bad = np.zeros(n_slots, dtype=np.int64)
+    cdef bint threaded = _threaded(n_threads, n, n_source, logits)
     cdef Py_ssize_t t, start, stop, k
     cdef double *scratch
     cdef double *local_joint
     cdef int64_t *local_hard
     cdef int64_t *local_counts
     cdef int32_t *partials
+    cdef double *joint_t
+    cdef int64_t *hard_t
     # float16 probabilities: int32 partials per thread where the fixed-point pass pays
     cdef int64_t n_partials = 0
     if pred_t is uint16_t:
         n_partials = leepfast_f16_partials(per, n_source, n_target, logits, tol, simd)
-    with nogil, parallel(num_threads=n_threads, use_threads_if=n_threads > 1):
+    # per slot: its status and first bad row (C arrays: no NumPy array per call)
+    cdef int *status = <int *> calloc(n_slots, sizeof(int))
+    cdef int64_t *bad = <int64_t *> calloc(n_slots, sizeof(int64_t))
+    if status == NULL or bad == NULL:
+        free(status)
+        free(bad)
+        raise MemoryError("accumulate: no memory for the slots' statuses")
+    with nogil, parallel(num_threads=n_threads, use_threads_if=threaded):
         scratch = <double *> malloc(2 * n_source * sizeof(double))
         local_counts = <int64_t *> malloc(n_target * sizeof(int64_t))
         local_joint = NULL
@@ -209,6 +241,8 @@ def accumulate(const pred_t[:, ::1] block, const int64_t[::1] labels,
                     status[t] = LEEPFAST_ERR_NOMEM
                     bad[t] = 0
                 else:
+                    joint_t = &joint[t, 0, 0]
+                    hard_t = &hard[t, 0, 0]
                     memset(local_counts, 0, n_target * sizeof(int64_t))
                     if local_state:
                         memset(local_joint, 0, cells * sizeof(double))
@@ -216,25 +250,30 @@ def accumulate(const pred_t[:, ::1] block, const int64_t[::1] labels,
                     status[t] = _accumulate_rows(
                         &block[start, 0], &labels[start], stop - start, n_source,
                         n_target, logits, tol,
-                        local_joint if local_state else &joint[t, 0, 0],
-                        local_hard if local_state else &hard[t, 0, 0],
+                        local_joint if local_state else joint_t,
+                        local_hard if local_state else hard_t,
                         local_counts, scratch, partials, &bad[t], simd)
                     if status[t] == 0:
                         for k in range(n_target):
                             counts[t, k] += local_counts[k]
-                        if local_state:
+                        if local_state:  # slot t is C-contiguous: cell k at offset k
                             for k in range(cells):
-                                joint[t, k // n_source, k % n_source] += local_joint[k]
-                                hard[t, k // n_source, k % n_source] += local_hard[k]
+                                joint_t[k] += local_joint[k]
+                                hard_t[k] += local_hard[k]
         free(scratch)
         free(local_counts)
         free(local_joint)
         free(local_hard)
         free(partials)
+    cdef int found = 0
+    cdef int64_t first_bad = -1
     for t in range(n_slots):
         if status[t] != 0:
-            return status[t], t * per + bad[t]
-    return 0, -1
+            found, first_bad = status[t], t * per + bad[t]
+            break
+    free(status)
+    free(bad)
+    return found, first_bad
 
 
 cdef enum:
@@ -271,13 +310,23 @@ def score(const pred_t[:, ::1] block, const int64_t[::1] labels,
     if n == 0:
         return 0, -1, 0.0
     cdef Py_ssize_t n_chunks = _n_chunks(n, chunk)
-    cdef int[::1] status = np.zeros(n_chunks, dtype=np.intc)
-    cdef int64_t[::1] bad = np.zeros(n_chunks, dtype=np.int64)
-    cdef double[::1] partial = np.zeros(n_chunks)
+    cdef bint threaded = _threaded(n_threads, n, n_source, logits)
+    # per chunk: its status, first bad row and partial sum (C arrays: no NumPy array
+    # per call)
+    cdef int *status = <int *> calloc(n_chunks, sizeof(int))
+    cdef int64_t *bad = <int64_t *> calloc(n_chunks, sizeof(int64_t))
+    cdef double *partial = <double *> calloc(n_chunks, sizeof(double))
+    if status == NULL or bad == NULL or partial == NULL:
+        free(status)
+        free(bad)
+        free(partial)
+        raise MemoryError("score: no memory for the chunks' partial sums")
     cdef Py_ssize_t c, start, stop
     cdef double *scratch
     cdef double total = 0.0
-    with nogil, parallel(num_threads=n_threads, use_threads_if=n_threads > 1):
+    cdef int found = 0
+    cdef int64_t first_bad = -1
+    with nogil, parallel(num_threads=n_threads, use_threads_if=threaded):
         scratch = <double *> malloc(2 * n_source * sizeof(double))
         for c in prange(n_chunks, schedule="static"):
             partial[c] = 0.0
@@ -296,16 +345,21 @@ def score(const pred_t[:, ::1] block, const int64_t[::1] labels,
         free(scratch)
     for c in range(n_chunks):
         if status[c] != 0:
-            return status[c], c * n // n_chunks + bad[c], 0.0
+            found, first_bad, total = status[c], c * n // n_chunks + bad[c], 0.0
+            break
         total += partial[c]
-    return 0, -1, total
+    free(status)
+    free(bad)
+    free(partial)
+    return found, first_bad, total
 
 
 def read_floor(const pred_t[:, ::1] block, int n_threads, Py_ssize_t chunk=CHUNK_ROWS):
     """The cost of reading a block once: a plain parallel sum (for benchmarks only).
 
-    Same thread layout as ``score``; float16 is summed as its integer bit patterns
-    (the bytes are read, the value is meaningless).
+    Same thread layout as ``score`` (one thread below ``PARALLEL_MIN_VALUES``); float16
+    is summed as its integer bit patterns (the bytes are read, the value is
+    meaningless).
     """
     cdef Py_ssize_t n = block.shape[0], n_source = block.shape[1]
     if n == 0:
@@ -314,8 +368,9 @@ def read_floor(const pred_t[:, ::1] block, int n_threads, Py_ssize_t chunk=CHUNK
     cdef double[::1] partial = np.zeros(n_chunks)
     cdef Py_ssize_t c, start, stop
     cdef double total = 0.0
+    cdef bint threaded = _threaded(n_threads, n, n_source, False)
     for c in prange(n_chunks, nogil=True, num_threads=n_threads, schedule="static",
-                    use_threads_if=n_threads > 1):
+                    use_threads_if=threaded):
         start = c * n // n_chunks
         stop = (c + 1) * n // n_chunks
         if pred_t is float:
@@ -364,10 +419,11 @@ def finalize(joint_slots, hard_slots, counts_slots):
         raise ValueError("finalize: no slots")
     out_cond = joint_slots[1] if n_slots > 1 else np.empty((n_target, n_source))
     out_m = np.zeros(n_source)
-    out_hz = np.zeros(n_source, dtype=np.int64)
     cdef double[:, ::1] C = out_cond
-    cdef int64_t[::1] Hz = out_hz
     cdef double[::1] M = out_m
+    cdef int64_t *Hz = <int64_t *> calloc(n_source, sizeof(int64_t))
+    if Hz == NULL:
+        raise MemoryError("finalize: no memory for the column counts")
     cdef Py_ssize_t t, y, z
     cdef int64_t h, n = 0  # n: the number of pairs counted
     cdef double s, m, total = 0.0, carry = 0.0
@@ -393,5 +449,6 @@ def finalize(joint_slots, hard_slots, counts_slots):
                 h = hard[0, y, z]
                 if h > 0:
                     _neumaier(<double> h * log(<double> h / <double> Hz[z]), &total, &carry)
+    free(Hz)
     nce = (total + carry) / n if n > 0 else float("nan")
     return joint_slots[0], hard_slots[0], counts_slots[0], out_cond, out_m, nce
