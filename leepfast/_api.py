@@ -286,12 +286,19 @@ def infer_n_target(labels, name="labels", first_row=0):
 
 def _native_block(block):
     """A C-contiguous, native-endian version of a block (a view whenever possible)."""
+    if type(block) is np.ndarray and block.flags.c_contiguous and block.dtype.isnative:
+        return block  # what np.ascontiguousarray gives, without its call
     if not block.dtype.isnative:
         block = block.astype(block.dtype.newbyteorder("="))
     return np.ascontiguousarray(block)
 
 
+_INT64 = np.dtype(np.int64)
+
+
 def _as_int64(labels):
+    if type(labels) is np.ndarray and labels.dtype == _INT64 and labels.flags.c_contiguous:
+        return labels  # what np.ascontiguousarray gives, without its call
     return np.ascontiguousarray(labels, dtype=np.int64)
 
 
@@ -344,14 +351,23 @@ class Accumulator:
         backend: str = "auto",
         n_threads: int | None = None,
     ):
-        self.n_target = check_n_target(n_target)
+        self._start(
+            check_n_target(n_target),
+            check_flag(logits, "logits"),
+            _backends.resolve(backend),
+            resolve_threads(n_threads),
+        )
+
+    def _start(self, n_target, logits, backend, n_threads):
+        """The empty state, over checked arguments (a backend name, a thread count)."""
+        self.n_target = n_target
         #: whether n_target comes from the labels: state-size messages then name the
         #: labels, and a state over STATE_WARN_BYTES is announced
         self.n_target_inferred = self.n_target is None
-        self.logits = check_flag(logits, "logits")
+        self.logits = logits
         self._logits_checked = not self.logits
-        self.backend = _backends.resolve(backend)
-        self.n_threads = resolve_threads(n_threads)
+        self.backend = backend
+        self.n_threads = n_threads
         self.n_source = None
         self.n_slots = _backends.module(self.backend).n_slots(self.n_threads)
         #: Pass 1's state until :meth:`finalize`, then None.
@@ -411,6 +427,23 @@ class Accumulator:
         return BFLOAT16_TOLERANCE if self._bfloat16 else ROW_SUM_TOLERANCE[block.dtype]
 
     def _check_batch(self, predictions, labels, first_row=0):
+        # The common batch after the first (2-D rows of a native float dtype, as many
+        # 1-D integer labels, the columns of earlier batches) passes in a few attribute
+        # reads; anything else takes the full checks below, which refuse it or pass it
+        # (the very batches this test passes) and give every message.
+        if (
+            type(predictions) is np.ndarray
+            and type(labels) is np.ndarray
+            and predictions.ndim == 2
+            and labels.ndim == 1
+            and predictions.dtype in ROW_SUM_TOLERANCE
+            and labels.dtype.kind in "iu"
+            and 0 < labels.shape[0] == predictions.shape[0]
+            and predictions.shape[1] == self.n_source
+        ):
+            if is_widened_bfloat16(predictions):
+                self._bfloat16 = True
+            return predictions, labels
         predictions = check_predictions(predictions)
         if is_widened_bfloat16(predictions):
             self._bfloat16 = True
@@ -504,9 +537,9 @@ class Accumulator:
         the very rows of pass 1."""
         if isinstance(pass_, bool) or pass_ not in (1, 2):
             raise ValueError(f"step: pass_ must be 1 or 2, got {pass_!r}")
-        if pass_ == 1 and self.phase != "accumulate":
+        if pass_ == 1 and self.pass2 is not None:  # the phase is "score"
             raise RuntimeError("accumulate: pass 1 is over (finalize() was called)")
-        if pass_ == 2 and self.phase != "score":
+        if pass_ == 2 and self.pass2 is None:  # the phase is "accumulate"
             raise RuntimeError("score: call finalize() after pass 1 first")
         predictions, labels = self._check_batch(block.rows, block.labels, block.first_row)
         if len(labels) == 0:
@@ -576,13 +609,11 @@ class Accumulator:
 
     @classmethod
     def from_options(cls, options):
-        """An accumulator for a resolved :class:`~leepfast._options.Options`."""
-        return cls(
-            options.n_target,
-            logits=options.logits,
-            backend=options.backend,
-            n_threads=options.n_threads,
-        )
+        """An accumulator for a resolved :class:`~leepfast._options.Options` (checked
+        once, by :meth:`~leepfast._options.Options.resolve`: not again here)."""
+        acc = cls.__new__(cls)
+        acc._start(options.n_target, options.logits, options.backend, options.n_threads)
+        return acc
 
     def __repr__(self):
         done = "" if self.pass2 is None else f", nce={self.nce:.6g}"
@@ -622,7 +653,7 @@ class Accumulator:
         status, row, total = self._kernels().score(
             block,
             labels64,
-            self.conditional,
+            self.pass2.conditional,
             self.logits,
             self._tol(block),
             self.n_threads,
@@ -662,15 +693,19 @@ def _run(what, predictions, labels, **options):
     """The two passes over an in-memory array: what = "nce" (pass 1 only), "leep" (the
     value alone) or "result". Predictions on disk go to score_files; labels on disk
     (next to in-memory predictions) are read whole, as labels are small."""
-    from . import readers  # at call time: the readers import this module
+    if type(predictions) is not np.ndarray:  # an array is never a file: no look
+        from . import readers  # at call time: the readers import this module
 
-    if readers.is_file_source(predictions):
-        from ._files import score_files
+        if readers.is_file_source(predictions):
+            from ._files import score_files
 
-        result = score_files(predictions, labels, **options)
-        return result if what == "result" else getattr(result, what)
-    if isinstance(labels, (str, os.PathLike, readers.Labels)):
-        labels = readers.open_labels(labels).array()
+            result = score_files(predictions, labels, **options)
+            return result if what == "result" else getattr(result, what)
+    if type(labels) is not np.ndarray:
+        from . import readers
+
+        if isinstance(labels, (str, os.PathLike, readers.Labels)):
+            labels = readers.open_labels(labels).array()
     predictions = check_predictions(predictions)
     labels, classes = check_labels(labels, predictions.shape[0], whole=True, classes=True)
     options = Options.resolve(**options)

@@ -1,5 +1,6 @@
 """Thread counts and the build/run-time configuration report."""
 
+import functools
 import os
 import sys
 from typing import TextIO
@@ -17,7 +18,14 @@ def max_threads():
     OpenMP fail to create them (libgomp aborts or segfaults the process), so larger
     requests are clamped to this.
     """
-    return max(64, 8 * (os.cpu_count() or 1))
+    return max(64, 8 * _cpu_count())
+
+
+@functools.cache
+def _cpu_count():
+    """The logical CPUs of the machine, asked once: ``os.cpu_count()`` reads /sys or
+    /proc on every call (several microseconds, a good part of a small call's cost)."""
+    return os.cpu_count() or 1
 
 
 def default_threads():
@@ -29,7 +37,7 @@ def default_threads():
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+        return _cpu_count()
 
 
 def simd_cap():

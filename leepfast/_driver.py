@@ -93,6 +93,9 @@ class ArraySource:
 
     def blocks(self):
         rows, labels, step = self.rows, self.labels, self.n_rows
+        if step >= self.n_samples:  # one block: the arrays themselves
+            yield Block(rows, labels, self.first_row)
+            return
         for start in range(0, self.n_samples, step):
             yield Block(
                 rows[start : start + step],
@@ -165,13 +168,14 @@ def two_passes(acc, source, what="result", progress=False):
     :class:`~leepfast.Result`). ``progress``: as :class:`Progress` (default: no bar).
     """
     bar = Progress(progress, source, passes=1 if what == "nce" else 2)
+    shown = bar if bar.bar is not None else None  # no bar: no update per block
     try:
-        run_pass(lambda block: acc.step(1, block), source, 1, bar)
+        run_pass(lambda block: acc.step(1, block), source, 1, shown)
         acc.finalize()
         if what == "nce":
             return acc.nce
         count = not source.stable
-        run_pass(lambda block: acc.step(2, block, count=count), source, 2, bar)
+        run_pass(lambda block: acc.step(2, block, count=count), source, 2, shown)
     finally:
         bar.close()
     if not count:

@@ -31,6 +31,22 @@ def takes_arguments_of(
     the public functions that take the same arguments, so that each is written once.
     """
     signature = inspect.signature(template)
+    parameters = list(signature.parameters.values())
+    kinds = {p.kind for p in parameters}
+    # The fast binding below covers parameters that are positional-or-keyword then
+    # keyword-only; any other template (and any call it does not cover) is bound by
+    # inspect, which also gives every TypeError message.
+    simple = kinds <= {
+        inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        inspect.Parameter.KEYWORD_ONLY,
+    }
+    positional = tuple(
+        p.name for p in parameters if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
+    )
+    names = frozenset(p.name for p in parameters)
+    required = frozenset(p.name for p in parameters if p.default is p.empty)
+    # every name in the template's order, with its default (what apply_defaults gives)
+    defaults = {p.name: p.default for p in parameters}
 
     def decorate(fn: Callable[..., R]) -> Callable[P, R]:
         returns = inspect.signature(fn).return_annotation
@@ -38,6 +54,17 @@ def takes_arguments_of(
 
         @functools.wraps(fn)
         def bound(*args: P.args, **kwargs: P.kwargs) -> R:
+            # the common call (positional arguments, then keywords the template takes
+            # and the positional ones left unset), bound without inspect: a call
+            # costs microseconds, not tens of them
+            if simple and len(args) <= len(positional) and names.issuperset(kwargs):
+                given = dict(zip(positional, args, strict=False))
+                if given.keys().isdisjoint(kwargs):
+                    given.update(kwargs)
+                    if required <= given.keys():
+                        arguments = defaults.copy()
+                        arguments.update(given)
+                        return fn(**arguments)
             try:
                 call = public.bind(*args, **kwargs)
             except TypeError as err:
