@@ -572,7 +572,6 @@ class FeatureAccumulator:
                 strict=True,
             )
             piece = next(pieces)
-            ones = np.ones(min(m, step))
         with np.errstate(all="ignore"):
             for a in range(0, m, step):
                 b = min(a + step, m)
@@ -588,17 +587,19 @@ class FeatureAccumulator:
                 if order is None:
                     sums += ui.sum(axis=0)
                 else:
+                    # NumPy's own loops, not BLAS: a threaded BLAS call per piece
+                    # waits for its threads (several times slower on a busy machine)
                     while piece is not None and piece[0] < b:
                         c, e, run = piece
-                        sums[run] += ones[: e - c] @ u[c:e]
+                        sums[run] += u[c:e].sum(axis=0)
                         piece = next(pieces, None)
                 if self._fourth:
                     # |u_i|^2 u_i and |u_i|^4 for the Ledoit-Wolf shrinkage: they may
                     # overflow (|u| > 1e77) where F^T F does not; regularized_h_score
                     # then refuses
                     r2 = np.einsum("ij,ij->i", ui, ui)
-                    s3 += r2 @ ui
-                    s4 += float(r2 @ r2)
+                    s3 += np.einsum("i,ij->j", r2, ui)
+                    s4 += float(np.einsum("i,i->", r2, r2))
             S2 = u.T @ u  # BLAS syrk (numpy detects the transposed operand)
         if not np.isfinite(S2.diagonal()).all():
             finite = np.isfinite(f).all(axis=1)
