@@ -130,11 +130,15 @@ def test_the_streamed_scores_equal_the_one_shot_scores_of_the_same_outputs(
         assert s.result.n_samples == len(target_y)
         f = feats.float().numpy().astype(np.float64)
         y = labels.numpy()
-        assert s.h_score == pytest.approx(leepfast.h_score(f, y), rel=1e-10)
+        # batches of 256 rows against one block: the same sums in another order, through
+        # the inverse of an ill-conditioned covariance (ReLU features): 1e-10 held on an
+        # AVX-512 CPU, 8.8e-10 was measured on an AVX2 one (OpenBLAS's Haswell kernels),
+        # with this session's feature, scorer and option changes each reverted too
+        assert s.h_score == pytest.approx(leepfast.h_score(f, y), rel=1e-8)
         assert s.regularized_h_score == pytest.approx(
-            leepfast.regularized_h_score(f, y), rel=1e-10
+            leepfast.regularized_h_score(f, y), rel=1e-8
         )
-        assert s.logme == pytest.approx(leepfast.logme(f, y), rel=1e-10)
+        assert s.logme == pytest.approx(leepfast.logme(f, y), rel=1e-8)
         if not spec["bfloat16"]:  # the hook saw the penultimate layer, the rows the softmax
             model = quick["models"][name]
             with torch.inference_mode():

@@ -165,8 +165,14 @@ class _Inflater:
                 if not self.tail:
                     break
                 self.left -= len(self.tail)
+            before = len(self.tail)
             out = self.inflate.decompress(self.tail, len(view) - got)
             self.tail = self.inflate.unconsumed_tail
+            if not out and len(self.tail) == before:
+                # no byte consumed, none produced (a damaged stream): the member ends
+                # here, and check_end or the block's length says it is cut short
+                self.tail, self.left = b"", 0
+                break
             view[got : got + len(out)] = out
             self.running = zlib.crc32(out, self.running)
             got += len(out)
