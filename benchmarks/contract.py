@@ -103,6 +103,20 @@ def job(fn, *args, level=None, **kwargs):
     return partial(_loop, fn=fn, args=args, kwargs=kwargs, level=level)
 
 
+def leep_job(theta, labels, y, threads, level=None, backend="cython", logits=False):
+    """job() of one LEEP call: the contract's every timed LEEP."""
+    return job(
+        leepfast.leep,
+        theta,
+        labels,
+        n_target=y,
+        backend=backend,
+        n_threads=threads,
+        logits=logits,
+        level=level,
+    )
+
+
 def _loop(seconds, fn, args, kwargs, level):
     with _bench.simd_cap(level):
         start, count = time.perf_counter(), 0
@@ -194,16 +208,7 @@ def reads_set(theta, labels, y, levels, threads, rounds, logits=False, seconds=0
     """Per level, LEEP's time and its reads; one floor and every level round-robin."""
     jobs = {"floor": job(_bench.read_floor, theta, threads)}
     for level in levels:
-        jobs[level] = job(
-            leepfast.leep,
-            theta,
-            labels,
-            n_target=y,
-            backend="cython",
-            n_threads=threads,
-            logits=logits,
-            level=level,
-        )
+        jobs[level] = leep_job(theta, labels, y, threads, level, logits=logits)
     m = medians(jobs, rounds, seconds)
     return {level: (m[level], m[level] / m["floor"]) for level in levels}, m["floor"]
 
@@ -215,15 +220,7 @@ def headline(table, data, levels, threads, rounds):
     jobs = {"floor float32": job(_bench.read_floor, theta32, threads)}
     for level in levels:
         for d, theta in (("float32", theta32), ("float16", theta16)):
-            jobs[level, d] = job(
-                leepfast.leep,
-                theta,
-                labels,
-                n_target=100,
-                backend="cython",
-                n_threads=threads,
-                level=level,
-            )
+            jobs[level, d] = leep_job(theta, labels, 100, threads, level)
     m = medians(jobs, rounds, 0)
     r64, floor64 = reads_set(theta64, labels, 100, levels, threads, rounds)
     goal = GOALS["reads"]
@@ -296,15 +293,7 @@ def fixed_cost(table, levels, threads, rounds):
     jobs = {}
     for level in levels:
         for t in sorted({threads, 1}, reverse=True):
-            jobs[level, t] = job(
-                leepfast.leep,
-                theta,
-                labels,
-                n_target=10,
-                backend="cython",
-                n_threads=t,
-                level=level,
-            )
+            jobs[level, t] = leep_job(theta, labels, 10, t, level)
     m = medians(jobs, rounds, 0.05)
     for level in levels:
         us = 1e6 * m[level, threads]
@@ -412,15 +401,7 @@ def numba_lines(table, kinds, best, threads, rounds):
         return
     for kind, (theta, labels, y, logits) in kinds.items():
         calls = {
-            b: job(
-                leepfast.leep,
-                theta,
-                labels,
-                n_target=y,
-                backend=b,
-                n_threads=threads,
-                logits=logits,
-            )
+            b: leep_job(theta, labels, y, threads, backend=b, logits=logits)
             for b in ("cython", "numba")
         }
         for fn in calls.values():
