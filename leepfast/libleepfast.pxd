@@ -20,6 +20,7 @@ cdef extern from "leepfast.h" nogil:
         LEEPFAST_VERSION_NUMBER
     const char *LEEPFAST_VERSION_STRING
     double LEEPFAST_TOL_F16
+    double LEEPFAST_TOL_BF16
     double LEEPFAST_TOL_F32
     double LEEPFAST_TOL_F64
 
@@ -41,6 +42,10 @@ cdef extern from "leepfast.h" nogil:
                                 int64_t n_rows, int64_t n_source, int64_t n_target,
                                 int is_logits, double tol, double *joint, int64_t *hard,
                                 int64_t *counts, double *scratch, int64_t *bad_row)
+    int leepfast_accumulate_bf16(const uint16_t *predictions, const int64_t *labels,
+                                 int64_t n_rows, int64_t n_source, int64_t n_target,
+                                 int is_logits, double tol, double *joint, int64_t *hard,
+                                 int64_t *counts, double *scratch, int64_t *bad_row)
     int leepfast_accumulate_f32(const float *predictions, const int64_t *labels,
                                 int64_t n_rows, int64_t n_source, int64_t n_target,
                                 int is_logits, double tol, double *joint, int64_t *hard,
@@ -64,6 +69,10 @@ cdef extern from "leepfast.h" nogil:
                            int64_t n_rows, int64_t n_source, int64_t n_target,
                            int is_logits, const double *conditional, double *scratch,
                            double *sum, int64_t *bad_row)
+    int leepfast_score_bf16(const uint16_t *predictions, const int64_t *labels,
+                            int64_t n_rows, int64_t n_source, int64_t n_target,
+                            int is_logits, const double *conditional, double *scratch,
+                            double *sum, int64_t *bad_row)
     int leepfast_score_f32(const float *predictions, const int64_t *labels,
                            int64_t n_rows, int64_t n_source, int64_t n_target,
                            int is_logits, const double *conditional, double *scratch,
@@ -77,6 +86,9 @@ cdef extern from "leepfast.h" nogil:
     int leepfast_leep_f16(const uint16_t *predictions, const int64_t *labels,
                           int64_t n_samples, int64_t n_source, int64_t n_target,
                           double *leep)
+    int leepfast_leep_bf16(const uint16_t *predictions, const int64_t *labels,
+                           int64_t n_samples, int64_t n_source, int64_t n_target,
+                           double *leep)
     int leepfast_leep_f32(const float *predictions, const int64_t *labels,
                           int64_t n_samples, int64_t n_source, int64_t n_target,
                           double *leep)
@@ -86,6 +98,9 @@ cdef extern from "leepfast.h" nogil:
     int leepfast_nce_f16(const uint16_t *predictions, const int64_t *labels,
                          int64_t n_samples, int64_t n_source, int64_t n_target,
                          double *nce)
+    int leepfast_nce_bf16(const uint16_t *predictions, const int64_t *labels,
+                          int64_t n_samples, int64_t n_source, int64_t n_target,
+                          double *nce)
     int leepfast_nce_f32(const float *predictions, const int64_t *labels,
                          int64_t n_samples, int64_t n_source, int64_t n_target,
                          double *nce)
@@ -95,6 +110,9 @@ cdef extern from "leepfast.h" nogil:
     int leepfast_leep_logits_f16(const uint16_t *logits, const int64_t *labels,
                                  int64_t n_samples, int64_t n_source, int64_t n_target,
                                  double *leep)
+    int leepfast_leep_logits_bf16(const uint16_t *logits, const int64_t *labels,
+                                  int64_t n_samples, int64_t n_source, int64_t n_target,
+                                  double *leep)
     int leepfast_leep_logits_f32(const float *logits, const int64_t *labels,
                                  int64_t n_samples, int64_t n_source, int64_t n_target,
                                  double *leep)
@@ -104,6 +122,9 @@ cdef extern from "leepfast.h" nogil:
     int leepfast_nce_logits_f16(const uint16_t *logits, const int64_t *labels,
                                 int64_t n_samples, int64_t n_source, int64_t n_target,
                                 double *nce)
+    int leepfast_nce_logits_bf16(const uint16_t *logits, const int64_t *labels,
+                                 int64_t n_samples, int64_t n_source, int64_t n_target,
+                                 double *nce)
     int leepfast_nce_logits_f32(const float *logits, const int64_t *labels,
                                 int64_t n_samples, int64_t n_source, int64_t n_target,
                                 double *nce)
@@ -128,6 +149,11 @@ cdef extern from "leepfast.h" nogil:
                                      int is_logits, double tol, double *joint,
                                      int64_t *hard, int64_t *counts, double *scratch,
                                      int64_t *bad_row, int simd)
+    int leepfast_accumulate_simd_bf16(const uint16_t *predictions, const int64_t *labels,
+                                      int64_t n_rows, int64_t n_source, int64_t n_target,
+                                      int is_logits, double tol, double *joint,
+                                      int64_t *hard, int64_t *counts, double *scratch,
+                                      int64_t *bad_row, int simd)
     int leepfast_accumulate_simd_f32(const float *predictions, const int64_t *labels,
                                      int64_t n_rows, int64_t n_source, int64_t n_target,
                                      int is_logits, double tol, double *joint,
@@ -144,6 +170,11 @@ cdef extern from "leepfast.h" nogil:
                                    int is_logits, double tol, const double *conditional,
                                    double *scratch, double *sum, int64_t *bad_row,
                                    int simd)
+    int leepfast_score_checked_bf16(const uint16_t *predictions, const int64_t *labels,
+                                    int64_t n_rows, int64_t n_source, int64_t n_target,
+                                    int is_logits, double tol, const double *conditional,
+                                    double *scratch, double *sum, int64_t *bad_row,
+                                    int simd)
     int leepfast_score_checked_f32(const float *predictions, const int64_t *labels,
                                    int64_t n_rows, int64_t n_source, int64_t n_target,
                                    int is_logits, double tol, const double *conditional,

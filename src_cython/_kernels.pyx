@@ -20,7 +20,7 @@ Parallelism (OpenMP, when the build found it):
   and chunks stay those of ``n_threads``, so the values are bit-identical either way.
 """
 from cython.parallel cimport parallel, prange
-from libc.stdint cimport int32_t, int64_t, uint16_t
+from libc.stdint cimport int16_t, int32_t, int64_t, uint16_t
 from leepfast.libleepfast cimport LEEPFAST_SIMD_BEST
 from libc.math cimport log
 from libc.stdlib cimport calloc, free, malloc
@@ -30,8 +30,9 @@ import numpy as np
 
 from leepfast.libleepfast cimport (
     LEEPFAST_ERR_NOMEM, leepfast_simd, leepfast_simd_level,
-    leepfast_accumulate_simd_f32, leepfast_accumulate_simd_f64,
-    leepfast_score_checked_f16, leepfast_score_checked_f32, leepfast_score_checked_f64,
+    leepfast_accumulate_simd_bf16, leepfast_accumulate_simd_f32,
+    leepfast_accumulate_simd_f64, leepfast_score_checked_bf16, leepfast_score_checked_f16,
+    leepfast_score_checked_f32, leepfast_score_checked_f64,
 )
 
 # The private entry points of leepfast.c for this driver (not in leepfast.h): float16
@@ -80,11 +81,14 @@ cdef extern from *:
     double lf_read_f64(const double *, int64_t) nogil
     double lf_read_u16(const uint16_t *, int64_t) nogil
 
-# float16 arrives as its uint16 bit patterns (a ``.view(np.uint16)`` of the block).
+# float16 arrives as its uint16 bit patterns (a ``.view(np.uint16)`` of the block),
+# bfloat16 as its bit patterns viewed as int16 (``.view(np.int16)``: a type of its own
+# for the dispatch; the C core takes them as uint16).
 ctypedef fused pred_t:
     float
     double
     uint16_t
+    int16_t
 
 
 def openmp_enabled():
@@ -123,6 +127,10 @@ cdef inline int _accumulate_rows(const pred_t *rows, const int64_t *labels, int6
     elif pred_t is double:
         return leepfast_accumulate_simd_f64(rows, labels, n, n_source, n_target, logits,
                                             tol, joint, hard, counts, scratch, bad, simd)
+    elif pred_t is int16_t:
+        return leepfast_accumulate_simd_bf16(<const uint16_t *> rows, labels, n, n_source,
+                                             n_target, logits, tol, joint, hard, counts,
+                                             scratch, bad, simd)
     else:
         return leepfast_accumulate_f16_partials(rows, labels, n, n_source, n_target,
                                                 logits, tol, joint, hard, counts, scratch,
@@ -139,6 +147,10 @@ cdef inline int _score_rows(const pred_t *rows, const int64_t *labels, int64_t n
     elif pred_t is double:
         return leepfast_score_checked_f64(rows, labels, n, n_source, n_target, logits,
                                           tol, conditional, scratch, total, bad, simd)
+    elif pred_t is int16_t:
+        return leepfast_score_checked_bf16(<const uint16_t *> rows, labels, n, n_source,
+                                           n_target, logits, tol, conditional, scratch,
+                                           total, bad, simd)
     else:
         return leepfast_score_checked_f16(rows, labels, n, n_source, n_target, logits,
                                           tol, conditional, scratch, total, bad, simd)
@@ -358,8 +370,8 @@ def read_floor(const pred_t[:, ::1] block, int n_threads, Py_ssize_t chunk=CHUNK
     """The cost of reading a block once: a plain parallel sum (for benchmarks only).
 
     Same thread layout as ``score`` (one thread below ``PARALLEL_MIN_VALUES``); float16
-    is summed as its integer bit patterns (the bytes are read, the value is
-    meaningless).
+    and bfloat16 are summed as their integer bit patterns (the bytes are read, the value
+    is meaningless).
     """
     cdef Py_ssize_t n = block.shape[0], n_source = block.shape[1]
     if n == 0:
@@ -377,8 +389,11 @@ def read_floor(const pred_t[:, ::1] block, int n_threads, Py_ssize_t chunk=CHUNK
             partial[c] = lf_read_f32(&block[start, 0], (stop - start) * n_source)
         elif pred_t is double:
             partial[c] = lf_read_f64(&block[start, 0], (stop - start) * n_source)
-        else:
+        elif pred_t is uint16_t:
             partial[c] = lf_read_u16(&block[start, 0], (stop - start) * n_source)
+        else:
+            partial[c] = lf_read_u16(<const uint16_t *> &block[start, 0],
+                                     (stop - start) * n_source)
     for c in range(n_chunks):
         total += partial[c]
     return total

@@ -202,6 +202,21 @@ static int has_nonfinite_f16(const uint16_t *row, int64_t n_source)
     return 0;
 }
 
+/* bfloat16 bits to float: the upper half of a float32, so the bits moved up 16 (exact,
+   subnormals, infinities and NaN included). */
+static inline float bf16_to_float(uint16_t h)
+{
+    uint32_t bits = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+static void bf16_row_to_float(const uint16_t *row, int64_t n_source, float *out)
+{
+    for (int64_t z = 0; z < n_source; z++) out[z] = bf16_to_float(row[z]);
+}
+
 /*
  * exp(x) for x <= 0 in float64, the scalar one (the scalar level's, and the tails of the
  * vector levels'): x = (64 e + j) ln(2) / 64 + r with |r| <= ln(2) / 128 (k = 64 e + j
@@ -295,6 +310,11 @@ static inline double lf_max_d(double a, double b) { return a > b ? a : b; }
 #define LF_GET(row, z) ((double)half_to_float((row)[z]))
 #include "leepfast_small.inc"
 
+#define LF_T uint16_t
+#define LF_S bf16
+#define LF_GET(row, z) ((double)bf16_to_float((row)[z]))
+#include "leepfast_small.inc"
+
 #if LF_SSE2
 #include "leepfast_sse2.inc"
 #endif
@@ -316,6 +336,10 @@ typedef struct {
     double (*dot_f64)(const double *, int64_t, const double *, double *, double *);
     double (*dot_f16)(const uint16_t *, int64_t, const double *, double *, double *);
     void (*to_float)(const uint16_t *, int64_t, float *);
+    /* bfloat16 rows: fused rows (NULL: converted with bf16_to_float, then f32 rows) */
+    int (*acc_bf16)(const uint16_t *, int64_t, double, double *, int64_t *);
+    double (*dot_bf16)(const uint16_t *, int64_t, const double *, double *, double *);
+    void (*bf16_to_float)(const uint16_t *, int64_t, float *);
     /* rows of logits (leepfast_softmax.inc): pass 1 with Z doubles of scratch, pass 2 */
     int (*softmax_acc_f32)(const float *, int64_t, double *, double *, int64_t *);
     int (*softmax_acc_f64)(const double *, int64_t, double *, double *, int64_t *);
@@ -336,35 +360,44 @@ typedef struct {
                            double, const double *, double *, int64_t *);
     int (*score_small_f16)(const uint16_t *, const int64_t *, int64_t, int64_t, int64_t,
                            int, double, const double *, double *, int64_t *);
+    int (*acc_small_bf16)(const uint16_t *, const int64_t *, int64_t, int64_t, int64_t,
+                          double, double *, int64_t *, int64_t *, int64_t *);
+    int (*score_small_bf16)(const uint16_t *, const int64_t *, int64_t, int64_t, int64_t,
+                            int, double, const double *, double *, int64_t *);
     /* float16 probability rows added to int32 fixed-point partials, or NULL (pass 1
        then takes acc_f16): (row, Z, tol, partial row, argmax) */
     int (*acc_fixed_f16)(const uint16_t *, int64_t, double, int32_t *, int64_t *);
 } lf_kernels;
 
 /* The row of a level that has every row function, each named <kernel>_<L>_<type>;
-   to_float converts float16 rows (for logits). */
+   to_float converts float16 rows (for logits). bfloat16 takes the AVX2 level's rows at
+   both vector levels (a widening on load; AVX-512 adds nothing to it that pays). */
 #define LF_LEVEL_ROW(L, to_float)                                                          \
     {acc_row_##L##_f32,     acc_row_##L##_f64,     acc_row_##L##_f16,                      \
      dot_row_##L##_f32,     dot_row_##L##_f64,     dot_row_##L##_f16,                      \
-     to_float,              softmax_acc_##L##_f32, softmax_acc_##L##_f64,                  \
+     to_float,              acc_row_avx2_bf16,     dot_row_avx2_bf16,                      \
+     bf16_row_to_float_avx2, softmax_acc_##L##_f32, softmax_acc_##L##_f64,                 \
      softmax_dot_##L##_f32, softmax_dot_##L##_f64, acc_small_##L##_f32,                    \
      acc_small_##L##_f64,   acc_small_##L##_f16,   score_small_##L##_f32,                  \
-     score_small_##L##_f64, score_small_##L##_f16, acc_row_fixed_##L##_f16}
+     score_small_##L##_f64, score_small_##L##_f16, acc_small_avx2_bf16,                    \
+     score_small_avx2_bf16, acc_row_fixed_##L##_f16}
 
 /* The table, lowest level first. The levels nest (AVX-512 needs AVX2, which needs
    SSE2); those this build has not compiled in are left zero, never picked (lf_level).
    The scalar level has no fused float16 rows, SSE2 no small rows but float16's. */
 static const lf_kernels lf_levels[4] = {
     {acc_row_scalar_f32, acc_row_scalar_f64, NULL, dot_row_scalar_f32, dot_row_scalar_f64,
-     NULL, half_row_to_float, softmax_acc_scalar_f32, softmax_acc_scalar_f64,
-     softmax_dot_scalar_f32, softmax_dot_scalar_f64, acc_small_scalar_f32,
-     acc_small_scalar_f64, acc_small_scalar_f16, score_small_scalar_f32,
-     score_small_scalar_f64, score_small_scalar_f16, NULL},
+     NULL, half_row_to_float, NULL, NULL, bf16_row_to_float, softmax_acc_scalar_f32,
+     softmax_acc_scalar_f64, softmax_dot_scalar_f32, softmax_dot_scalar_f64,
+     acc_small_scalar_f32, acc_small_scalar_f64, acc_small_scalar_f16,
+     score_small_scalar_f32, score_small_scalar_f64, score_small_scalar_f16,
+     acc_small_scalar_bf16, score_small_scalar_bf16, NULL},
 #if LF_SSE2
     {acc_row_sse2_f32, acc_row_sse2_f64, NULL, dot_row_sse2_f32, dot_row_sse2_f64, NULL,
-     half_row_to_float_sse2, softmax_acc_sse2_f32, softmax_acc_sse2_f64, softmax_dot_sse2_f32,
-     softmax_dot_sse2_f64, NULL, NULL, acc_small_scalar_f16, NULL, NULL,
-     score_small_scalar_f16, NULL},
+     half_row_to_float_sse2, NULL, NULL, bf16_row_to_float_sse2, softmax_acc_sse2_f32,
+     softmax_acc_sse2_f64, softmax_dot_sse2_f32, softmax_dot_sse2_f64, NULL, NULL,
+     acc_small_scalar_f16, NULL, NULL, score_small_scalar_f16, acc_small_scalar_bf16,
+     score_small_scalar_bf16, NULL},
 #endif
 #if LF_AVX512
     LF_LEVEL_ROW(avx2, half_row_to_float_f16c),
@@ -439,6 +472,46 @@ static int lf_row_dot_f16(const lf_kernels *k, const uint16_t *row, int64_t n_so
 #define LF_HALF
 #define LF_T uint16_t
 #define LF_S f16
+#include "leepfast_kernel.inc"
+
+/* bfloat16 rows: fused at the vector levels (AVX2, AVX-512), otherwise (and for logits)
+   widened exactly to float32 in the second half of the scratch space, as float16's. */
+static int lf_row_acc_bf16(const lf_kernels *k, const uint16_t *row, int64_t n_source,
+                           int is_logits, double tol, double *scratch, double *joint_row,
+                           int64_t *argmax)
+{
+    if (!is_logits && k->acc_bf16) return k->acc_bf16(row, n_source, tol, joint_row, argmax);
+    float *wide = (float *)(scratch + n_source);
+    k->bf16_to_float(row, n_source, wide);
+    return lf_row_acc_f32(k, wide, n_source, is_logits, tol, scratch, joint_row, argmax);
+}
+
+static int has_nonfinite_bf16(const uint16_t *row, int64_t n_source)
+{
+    for (int64_t z = 0; z < n_source; z++)
+        if ((row[z] & 0x7f80u) == 0x7f80u) return 1;
+    return 0;
+}
+
+static int lf_row_dot_bf16(const lf_kernels *k, const uint16_t *row, int64_t n_source,
+                           int is_logits, int validate, double tol,
+                           const double *conditional_row, double *scratch, double *p)
+{
+    if (!is_logits && k->dot_bf16) {
+        double s = 1.0, lo = 0.0;
+        *p = k->dot_bf16(row, n_source, conditional_row, &s, &lo);
+        if (!validate) return LEEPFAST_OK;
+        return lf_status(s, lo, tol, !isfinite(s) && has_nonfinite_bf16(row, n_source));
+    }
+    float *wide = (float *)(scratch + n_source);
+    k->bf16_to_float(row, n_source, wide);
+    return lf_row_dot_f32(k, wide, n_source, is_logits, validate, tol, conditional_row,
+                          scratch, p);
+}
+
+#define LF_HALF
+#define LF_T uint16_t
+#define LF_S bf16
 #include "leepfast_kernel.inc"
 
 /*

@@ -45,6 +45,7 @@
 /* Row-sum tolerances of the whole-array functions, by input type: a probability row
    must satisfy |sum - 1| <= tol (the same values as leepfast.ROW_SUM_TOLERANCE). */
 #define LEEPFAST_TOL_F16 1e-2
+#define LEEPFAST_TOL_BF16 1e-2 /* bfloat16 keeps 8 significant bits */
 #define LEEPFAST_TOL_F32 1e-4
 #define LEEPFAST_TOL_F64 1e-6
 
@@ -74,12 +75,14 @@ enum leepfast_status {
  * Pass 1: accumulate rows [0, n_rows) of a block.
  *   predictions  (n_rows, n_source) row-major, read only: probabilities, or logits if
  *                is_logits (a max-subtracted softmax is taken in float64 per row).
- *                f16 takes IEEE binary16 bit patterns (native-endian uint16_t).
+ *                f16 takes IEEE binary16 bit patterns (native-endian uint16_t),
+ *                bf16 bfloat16 bit patterns (the upper 16 bits of a float32, native-
+ *                endian uint16_t), each widened exactly to float32 in the kernel.
  *   labels       (n_rows,) int64 in [0, n_target), read only.
  *   n_rows       >= 0 (0 is allowed here and does nothing); n_source, n_target >= 1.
  *   is_logits    0: probabilities, non-zero: logits.
  *   tol          probability rows must satisfy |sum - 1| <= tol (ignored for logits);
- *                LEEPFAST_TOL_F16/F32/F64 are the package's values.
+ *                LEEPFAST_TOL_F16/BF16/F32/F64 are the package's values.
  *   joint        (n_target, n_source) float64, caller-owned, added to (start from zeros):
  *                joint[y, z] = sum over rows with label y of theta[i, z], so J = joint/n.
  *   hard         (n_target, n_source) int64, caller-owned, hard[y, argmax] += 1 (ties:
@@ -107,6 +110,10 @@ int leepfast_accumulate_f16(const uint16_t *predictions, const int64_t *labels,
                             int64_t n_rows, int64_t n_source, int64_t n_target,
                             int is_logits, double tol, double *joint, int64_t *hard,
                             int64_t *counts, double *scratch, int64_t *bad_row);
+int leepfast_accumulate_bf16(const uint16_t *predictions, const int64_t *labels,
+                             int64_t n_rows, int64_t n_source, int64_t n_target,
+                             int is_logits, double tol, double *joint, int64_t *hard,
+                             int64_t *counts, double *scratch, int64_t *bad_row);
 
 /*
  * Finalize: conditional[y, z] = joint[y, z] / sum_y joint[y, z], or 0 where that sum is 0.
@@ -143,6 +150,10 @@ int leepfast_score_f16(const uint16_t *predictions, const int64_t *labels,
                        int64_t n_rows, int64_t n_source, int64_t n_target,
                        int is_logits, const double *conditional, double *scratch,
                        double *sum, int64_t *bad_row);
+int leepfast_score_bf16(const uint16_t *predictions, const int64_t *labels,
+                        int64_t n_rows, int64_t n_source, int64_t n_target,
+                        int is_logits, const double *conditional, double *scratch,
+                        double *sum, int64_t *bad_row);
 
 /*
  * Merge: add the pass-1 state (joint_other, hard_other, counts_other) into (joint, hard,
@@ -173,7 +184,8 @@ int leepfast_nce_from_counts(const int64_t *hard, int64_t n_target, int64_t n_so
  *   predictions  (n_samples, n_source) row-major, contiguous, read only: probabilities
  *                (every row sums to 1 within LEEPFAST_TOL_F16/F32/F64 for the type), or,
  *                for the *_logits_* functions, logits (max-subtracted softmax in float64).
- *                The f16 functions take IEEE binary16 bit patterns (native-endian).
+ *                The f16 functions take IEEE binary16 bit patterns (native-endian),
+ *                the bf16 functions bfloat16 bit patterns (LEEPFAST_TOL_BF16).
  *   labels       (n_samples,) int64 in [0, n_target), read only.
  *   n_samples, n_source, n_target   >= 1 each (classes without samples are allowed).
  *   leep / nce   caller-owned double; written only on success.
@@ -195,6 +207,9 @@ int leepfast_leep_f64(const double *predictions, const int64_t *labels,
 int leepfast_leep_f16(const uint16_t *predictions, const int64_t *labels,
                       int64_t n_samples, int64_t n_source, int64_t n_target,
                       double *leep);
+int leepfast_leep_bf16(const uint16_t *predictions, const int64_t *labels,
+                       int64_t n_samples, int64_t n_source, int64_t n_target,
+                       double *leep);
 int leepfast_nce_f32(const float *predictions, const int64_t *labels,
                      int64_t n_samples, int64_t n_source, int64_t n_target,
                      double *nce);
@@ -204,6 +219,9 @@ int leepfast_nce_f64(const double *predictions, const int64_t *labels,
 int leepfast_nce_f16(const uint16_t *predictions, const int64_t *labels,
                      int64_t n_samples, int64_t n_source, int64_t n_target,
                      double *nce);
+int leepfast_nce_bf16(const uint16_t *predictions, const int64_t *labels,
+                      int64_t n_samples, int64_t n_source, int64_t n_target,
+                      double *nce);
 int leepfast_leep_logits_f32(const float *logits, const int64_t *labels,
                              int64_t n_samples, int64_t n_source, int64_t n_target,
                              double *leep);
@@ -213,6 +231,9 @@ int leepfast_leep_logits_f64(const double *logits, const int64_t *labels,
 int leepfast_leep_logits_f16(const uint16_t *logits, const int64_t *labels,
                              int64_t n_samples, int64_t n_source, int64_t n_target,
                              double *leep);
+int leepfast_leep_logits_bf16(const uint16_t *logits, const int64_t *labels,
+                              int64_t n_samples, int64_t n_source, int64_t n_target,
+                              double *leep);
 int leepfast_nce_logits_f32(const float *logits, const int64_t *labels,
                             int64_t n_samples, int64_t n_source, int64_t n_target,
                             double *nce);
@@ -222,6 +243,9 @@ int leepfast_nce_logits_f64(const double *logits, const int64_t *labels,
 int leepfast_nce_logits_f16(const uint16_t *logits, const int64_t *labels,
                             int64_t n_samples, int64_t n_source, int64_t n_target,
                             double *nce);
+int leepfast_nce_logits_bf16(const uint16_t *logits, const int64_t *labels,
+                             int64_t n_samples, int64_t n_source, int64_t n_target,
+                             double *nce);
 
 /*
  * SIMD levels (leepfast.c: a table of row kernels, one file per level). Every block
@@ -259,6 +283,11 @@ int leepfast_accumulate_simd_f16(const uint16_t *predictions, const int64_t *lab
                                  int is_logits, double tol, double *joint, int64_t *hard,
                                  int64_t *counts, double *scratch, int64_t *bad_row,
                                  int simd);
+int leepfast_accumulate_simd_bf16(const uint16_t *predictions, const int64_t *labels,
+                                  int64_t n_rows, int64_t n_source, int64_t n_target,
+                                  int is_logits, double tol, double *joint,
+                                  int64_t *hard, int64_t *counts, double *scratch,
+                                  int64_t *bad_row, int simd);
 
 /*
  * Pass 2, validated: as leepfast_score_*, but every row is checked exactly as pass 1
@@ -280,6 +309,10 @@ int leepfast_score_checked_f16(const uint16_t *predictions, const int64_t *label
                                int64_t n_rows, int64_t n_source, int64_t n_target,
                                int is_logits, double tol, const double *conditional,
                                double *scratch, double *sum, int64_t *bad_row, int simd);
+int leepfast_score_checked_bf16(const uint16_t *predictions, const int64_t *labels,
+                                int64_t n_rows, int64_t n_source, int64_t n_target,
+                                int is_logits, double tol, const double *conditional,
+                                double *scratch, double *sum, int64_t *bad_row, int simd);
 
 /* A short English description of a status code (never NULL, static storage: do not
    free it). Unknown codes give "unknown leepfast status". */

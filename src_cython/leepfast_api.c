@@ -60,7 +60,7 @@ int leepfast_nce_from_counts(const int64_t *hard, int64_t n_target, int64_t n_so
 /* ---------------------------------------------------------------------------------- */
 /* Whole-array entry points                                                            */
 
-enum elem { ELEM_F16, ELEM_F32, ELEM_F64 };
+enum elem { ELEM_F16, ELEM_BF16, ELEM_F32, ELEM_F64 };
 
 static int accumulate_any(enum elem type, const void *predictions, const int64_t *labels,
                           int64_t n_rows, int64_t n_source, int64_t n_target,
@@ -72,6 +72,10 @@ static int accumulate_any(enum elem type, const void *predictions, const int64_t
         return leepfast_accumulate_f16((const uint16_t *)predictions, labels, n_rows,
                                        n_source, n_target, is_logits, LEEPFAST_TOL_F16,
                                        joint, hard, counts, scratch, NULL);
+    case ELEM_BF16:
+        return leepfast_accumulate_bf16((const uint16_t *)predictions, labels, n_rows,
+                                        n_source, n_target, is_logits, LEEPFAST_TOL_BF16,
+                                        joint, hard, counts, scratch, NULL);
     case ELEM_F32:
         return leepfast_accumulate_f32((const float *)predictions, labels, n_rows,
                                        n_source, n_target, is_logits, LEEPFAST_TOL_F32,
@@ -94,6 +98,11 @@ static int score_any(enum elem type, const void *predictions, const int64_t *lab
                                           n_source, n_target, is_logits, LEEPFAST_TOL_F16,
                                           conditional, scratch, sum, NULL,
                                           LEEPFAST_SIMD_BEST);
+    case ELEM_BF16:
+        return leepfast_score_checked_bf16((const uint16_t *)predictions, labels, n_rows,
+                                           n_source, n_target, is_logits,
+                                           LEEPFAST_TOL_BF16, conditional, scratch, sum,
+                                           NULL, LEEPFAST_SIMD_BEST);
     case ELEM_F32:
         return leepfast_score_checked_f32((const float *)predictions, labels, n_rows,
                                           n_source, n_target, is_logits, LEEPFAST_TOL_F32,
@@ -161,7 +170,7 @@ done:
     return status;
 }
 
-/* The twelve whole-array entry points of leepfast.h: per element type, LEEP and NCE of
+/* The sixteen whole-array entry points of leepfast.h: per element type, LEEP and NCE of
    probabilities and of logits. */
 #define LF_WHOLE_ARRAY(name, T, elem, is_logits, want_leep)                                \
     int name(const T *predictions, const int64_t *labels, int64_t n_samples,              \
@@ -179,6 +188,7 @@ done:
 LF_WHOLE_ARRAYS(f32, float, ELEM_F32)
 LF_WHOLE_ARRAYS(f64, double, ELEM_F64)
 LF_WHOLE_ARRAYS(f16, uint16_t, ELEM_F16)
+LF_WHOLE_ARRAYS(bf16, uint16_t, ELEM_BF16)
 
 #undef LF_WHOLE_ARRAYS
 #undef LF_WHOLE_ARRAY
