@@ -30,7 +30,7 @@ from ._errors import (
 )
 from ._options import Options, takes_arguments_of
 from ._state import Pass1State
-from ._tensors import as_host_array
+from ._tensors import as_floats, as_host_array, dtype_name, is_bfloat16
 
 #: Probability rows must sum to 1 within this tolerance, by input dtype.
 ROW_SUM_TOLERANCE = {
@@ -39,8 +39,16 @@ ROW_SUM_TOLERANCE = {
     np.dtype(np.float64): 1e-6,
 }
 
-#: ... and for bfloat16 tensors (8 significant bits), widened to float32 exactly.
+#: ... and for bfloat16 (8 significant bits), held as its bits (``_tensors.BFLOAT16``).
 BFLOAT16_TOLERANCE = 1e-2
+
+
+def row_sum_tolerance(dtype):
+    """The row-sum tolerance of predictions of ``dtype`` (either byte order), or None
+    when the dtype is not one of predictions (float16/32/64, bfloat16)."""
+    if is_bfloat16(dtype):
+        return BFLOAT16_TOLERANCE
+    return ROW_SUM_TOLERANCE.get(dtype.newbyteorder("="))
 
 
 @dataclass(frozen=True, repr=False, eq=False)
@@ -110,15 +118,14 @@ class Result:
 
 
 def check_predictions(predictions, name="predictions"):
-    """The predictions as a 2-D float16/32/64 ndarray (never copied here, but for
-    bfloat16 tensors, widened to float32: see :func:`is_widened_bfloat16`)."""
-    arr, bfloat16 = as_host_array(predictions, name)
-    if bfloat16:
-        mark_widened_bfloat16(arr)
+    """The predictions as a 2-D float16/32/64 ndarray, or bfloat16 as a zero-copy view
+    of its bits (``_tensors.BFLOAT16``, widened in the kernels); never copied here."""
+    arr, _ = as_host_array(predictions, name, widen=False)
     # byte-swapped floats are accepted: blocks are converted to native order one by one
-    if arr.dtype.newbyteorder("=") not in ROW_SUM_TOLERANCE:
+    if row_sum_tolerance(arr.dtype) is None:
         raise TypeError(
-            f"{name}: expected a float16, float32 or float64 array, got dtype={arr.dtype}"
+            f"{name}: expected a float16, float32, float64 or bfloat16 array, "
+            f"got dtype={arr.dtype}"
         )
     if arr.ndim != 2:
         raise ShapeError(
@@ -133,23 +140,6 @@ def check_predictions(predictions, name="predictions"):
             name,
         )
     return arr
-
-
-#: ids of the float32 arrays check_predictions widened from bfloat16 (alive ones only)
-_WIDENED = set()
-
-
-def mark_widened_bfloat16(arr):
-    """Say that ``arr`` is a float32 widening of bfloat16 values (a tensor's, or a block
-    of a bfloat16 file's), so that its rows are checked with bfloat16's tolerance."""
-    _WIDENED.add(id(arr))
-    weakref.finalize(arr, _WIDENED.discard, id(arr))
-
-
-def is_widened_bfloat16(arr):
-    """Whether ``arr`` is check_predictions' float32 widening of a bfloat16 tensor (its
-    rows then sum to 1 only within bfloat16's tolerance)."""
-    return id(arr) in _WIDENED
 
 
 def check_labels(
@@ -244,12 +234,12 @@ def warn_if_probabilities(block, name="predictions"):
     if block.shape[0] == 0 or block.shape[1] < 2:
         return
     with np.errstate(all="ignore"):
-        rows = np.asarray(block[:1024], dtype=np.float64)
+        rows = np.asarray(as_floats(block[:1024]), dtype=np.float64)
         sums = rows.sum(axis=1)
         probabilities = (
             np.isfinite(sums).all()
             and (rows >= 0).all()
-            and (np.abs(sums - 1.0) <= ROW_SUM_TOLERANCE[block.dtype]).all()
+            and (np.abs(sums - 1.0) <= row_sum_tolerance(block.dtype)).all()
         )
     if probabilities:
         warn(
@@ -372,7 +362,6 @@ class Accumulator:
         self.n_slots = _backends.module(self.backend).n_slots(self.n_threads)
         #: Pass 1's state until :meth:`finalize`, then None.
         self.pass1 = Pass1State(self.n_slots)
-        self._bfloat16 = False
         #: Pass 2's state once :meth:`finalize` has run.
         self.pass2 = None
 
@@ -422,9 +411,8 @@ class Accumulator:
         self.pass1.reserve(n_source, n_target, self.n_target_inferred)
 
     def _tol(self, block):
-        """The row-sum tolerance of a block's dtype (bfloat16's once a bfloat16 tensor
-        was given: its float32 widening is exact, its rows are not)."""
-        return BFLOAT16_TOLERANCE if self._bfloat16 else ROW_SUM_TOLERANCE[block.dtype]
+        """The row-sum tolerance of a block's dtype."""
+        return row_sum_tolerance(block.dtype)
 
     def _check_batch(self, predictions, labels, first_row=0):
         # The common batch after the first (2-D rows of a native float dtype, as many
@@ -441,12 +429,8 @@ class Accumulator:
             and 0 < labels.shape[0] == predictions.shape[0]
             and predictions.shape[1] == self.n_source
         ):
-            if is_widened_bfloat16(predictions):
-                self._bfloat16 = True
             return predictions, labels
         predictions = check_predictions(predictions)
-        if is_widened_bfloat16(predictions):
-            self._bfloat16 = True
         labels = check_labels(labels, predictions.shape[0], first_row=first_row)
         if self.n_source is None:
             self.n_source = predictions.shape[1]
@@ -483,7 +467,7 @@ class Accumulator:
                 self.role,
             )
         if status == _status.ERR_NEGATIVE:
-            low = float(np.min(block[row]))
+            low = float(np.min(as_floats(block[row])))
             raise NegativeValueError(
                 f"{pred}: row {r} contains a negative value ({low:.6g}); expected "
                 f"probabilities >= 0{hint}",
@@ -491,9 +475,9 @@ class Accumulator:
             )
         if status == _status.ERR_NOT_NORMALISED:
             with np.errstate(over="ignore"):  # a sum of finite values may overflow
-                total = float(np.sum(block[row], dtype=np.float64))
+                total = float(np.sum(as_floats(block[row]), dtype=np.float64))
             tol = self._tol(block)
-            kind = "bfloat16" if self._bfloat16 else block.dtype
+            kind = dtype_name(block.dtype)
             raise RowSumError(
                 f"{pred}: row {r} sums to {total:.8g}; expected probabilities that sum "
                 f"to 1 within {tol:g} (the {kind} tolerance){hint}",
@@ -714,7 +698,6 @@ def _run(what, predictions, labels, **options):
         options = options.with_n_target(infer_n_target(labels))
     acc = Accumulator.from_options(options)
     acc.n_target_inferred = inferred
-    acc._bfloat16 = is_widened_bfloat16(predictions)
     views = (
         predictions.flags.c_contiguous
         and predictions.dtype.isnative

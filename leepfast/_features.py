@@ -43,7 +43,7 @@ from ._driver import ArraySource, RowSource, block_rows, run_pass
 from ._errors import InputError, LabelError, NonFiniteError, ShapeError
 from ._options import takes_arguments_of
 from ._state import check_feature_state_fits
-from ._tensors import as_host_array
+from ._tensors import as_floats, as_host_array
 from ._typing import ArrayLike, LabelsLike, RowsLike
 from .readers import npy
 from .readers.labels import chunk_reader, table_column
@@ -963,7 +963,7 @@ class _Targets:
             return
         for f, _, start, block in self._opened.blocks():
             # a copy: the reader may reuse the block's buffer for the next one
-            chunk = np.array(block, dtype=np.float64)
+            chunk = np.array(as_floats(block), dtype=np.float64)
             yield check_targets(chunk, len(chunk), f"labels (file {f.path})", "", start)
 
     def reader(self):

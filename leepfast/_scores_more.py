@@ -23,7 +23,7 @@ from . import readers
 from ._api import check_labels
 from ._driver import block_rows
 from ._errors import LabelError, NonFiniteError, ShapeError, StateSizeError
-from ._tensors import as_host_array
+from ._tensors import as_floats, as_host_array
 from ._typing import LabelsLike, RowsLike
 
 #: TransRate's per-class Gram matrices (Y x D x D float64) are refused past this size.
@@ -38,10 +38,12 @@ def _read_whole(features):
     dtype: these scores need the rows more than twice (PCA, a mixture fit), so files
     cost their size in memory here, once."""
     with readers.open_predictions(features, role="features") as opened:
-        dtype = np.result_type(*(f.dtype.newbyteorder("=") for f in opened.files))
+        dtype = np.result_type(
+            *(as_floats(np.empty(0, f.dtype)).dtype.newbyteorder("=") for f in opened.files)
+        )
         out = np.empty((opened.n_samples, opened.n_source), dtype)
         for _, first, start, block in opened.blocks():
-            out[first + start : first + start + len(block)] = block
+            out[first + start : first + start + len(block)] = as_floats(block)
     return out
 
 

@@ -3,14 +3,38 @@
 Anything with ``__dlpack__`` (PyTorch, JAX, TensorFlow, CuPy) is taken through DLPack,
 zero-copy, when it lives in host memory; a tensor on an accelerator is refused with a
 message saying to move it (leepfast never copies a device tensor behind the caller's
-back). bfloat16, which NumPy has no dtype for, is widened to float32 (its upper 16 bits:
-exact) in one copy, and keeps a tolerance of its own. Anything else goes through
-``np.asarray`` (lists, pandas Series, objects with ``__array__``).
+back). bfloat16, which NumPy has no dtype for, is taken as its bit patterns, zero-copy:
+an array of :data:`BFLOAT16` (uint16 marked as bfloat16), which the kernels widen to
+float32 as they read it (a shift: exact), with a row-sum tolerance of its own; where
+floats are needed (the feature scores, messages) it is widened with
+:func:`widen_bfloat16`. Anything else goes through ``np.asarray`` (lists, pandas Series,
+objects with ``__array__``).
 """
 
 import numpy as np
 
 from ._errors import InputError
+
+#: bfloat16 values as leepfast holds them: their bit patterns, native-endian uint16,
+#: marked by the dtype's metadata (kept by views, slices, copies and memory maps). A
+#: plain uint16 array is never taken for bfloat16.
+BFLOAT16 = np.dtype(np.uint16, metadata={"leepfast": "bfloat16"})
+
+
+def is_bfloat16(dtype):
+    """Whether ``dtype`` is :data:`BFLOAT16`."""
+    meta = dtype.metadata
+    return meta is not None and meta.get("leepfast") == "bfloat16"
+
+
+def dtype_name(dtype):
+    """The name of a dtype of values: "bfloat16" for :data:`BFLOAT16`."""
+    return "bfloat16" if is_bfloat16(dtype) else dtype.name
+
+
+def as_floats(arr):
+    """``arr`` itself, or the float32 values of a :data:`BFLOAT16` array (a copy)."""
+    return widen_bfloat16(arr) if is_bfloat16(arr.dtype) else arr
 
 # DLPack device types whose memory the CPU reads: kDLCPU, kDLCUDAHost, kDLROCMHost,
 # kDLCUDAManaged
@@ -35,18 +59,24 @@ def _is_bfloat16(obj):
 
 
 def widen_bfloat16(bits, out=None):
-    """float32 values of bfloat16 bit patterns (uint16): the bits moved up 16, exact;
-    into ``out`` (a float32 array of the same shape) when given."""
+    """float32 values of bfloat16 bit patterns (uint16 or BFLOAT16): the bits moved up
+    16, exact; into ``out`` (a float32 array of the same shape) when given."""
     if out is None:
         out = np.empty(bits.shape, np.float32)
-    np.left_shift(bits, 16, out=out.view(np.uint32), dtype=np.uint32)
+    np.left_shift(bits.view(np.uint16), 16, out=out.view(np.uint32), dtype=np.uint32)
     return out
 
 
-def as_host_array(obj, name):
-    """(array, was_bfloat16): ``obj`` as an ndarray on the host, a view when possible."""
+def as_host_array(obj, name, widen=True):
+    """(array, was_bfloat16): ``obj`` as an ndarray on the host, a view when possible;
+    bfloat16 (a tensor, or an array of an extension dtype such as ml_dtypes') as
+    float32 with ``widen``, else as a zero-copy :data:`BFLOAT16` view of its bits."""
     if isinstance(obj, np.ndarray):
-        return obj, False
+        if obj.dtype.name == "bfloat16" and obj.dtype.itemsize == 2:  # ml_dtypes, JAX
+            return _bfloat16_of(obj.view(np.uint16), widen), True
+        if widen and is_bfloat16(obj.dtype):
+            return widen_bfloat16(obj), True
+        return obj, is_bfloat16(obj.dtype)
     if hasattr(obj, "__dlpack__") and hasattr(obj, "__dlpack_device__"):
         device, index = obj.__dlpack_device__()
         if int(device) not in _HOST_DEVICES:
@@ -57,12 +87,17 @@ def as_host_array(obj, name):
                 name,
             )
         if _is_bfloat16(obj):
-            return widen_bfloat16(_bfloat16_bits(obj, name)), True
+            return _bfloat16_of(_bfloat16_bits(obj, name), widen), True
         try:
             return np.from_dlpack(obj), False
         except (BufferError, TypeError, RuntimeError, ValueError):
             pass  # e.g. a read-only or conjugated tensor: fall through to __array__
     return np.asarray(obj), False
+
+
+def _bfloat16_of(bits, widen):
+    """bfloat16 bit patterns (uint16) as float32 (``widen``) or as a BFLOAT16 view."""
+    return widen_bfloat16(bits) if widen else bits.view(BFLOAT16)
 
 
 def _bfloat16_bits(obj, name):

@@ -6,6 +6,7 @@ import numpy as np
 
 from .. import _kernels
 from .._config import simd_cap
+from .._tensors import is_bfloat16
 
 # A child forked after OpenMP ran in the parent would hang in its first parallel region
 # (libgomp's thread pool does not survive fork): a forked child runs every kernel on
@@ -37,8 +38,11 @@ def n_slots(n_threads):
 
 
 def _bits(block):
-    # the C core takes float16 as IEEE binary16 bit patterns
-    return block.view(np.uint16) if block.dtype == np.float16 else block
+    # the C core takes float16 as IEEE binary16 bit patterns, and bfloat16's bit
+    # patterns come as int16 (a type of their own for the driver's dispatch)
+    if block.dtype == np.float16:
+        return block.view(np.uint16)
+    return block.view(np.int16) if is_bfloat16(block.dtype) else block
 
 
 def accumulate(block, labels, joint_sum, hard, counts, logits, tol, n_threads):

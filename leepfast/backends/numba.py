@@ -54,6 +54,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
 from .. import _status
+from .._tensors import is_bfloat16, widen_bfloat16
 
 #: The kernels read C-contiguous blocks in place (float16 too: as its bits) and allocate
 #: O(Z) per thread plus O(rows / CHUNK), whatever the block size: the in-memory API may
@@ -993,9 +994,12 @@ def _call(parallel_kernel, serial_kernel, n_threads, *args):
 
 
 def _kernel_block(block):
-    """The block as the kernels take it (float16 as its bits)."""
+    """The block as the kernels take it (float16 as its bits; bfloat16 widened to
+    float32, exact)."""
     if block.dtype == np.float16:  # Numba has no float16 type
         return block.view(np.uint16)
+    if is_bfloat16(block.dtype):
+        return widen_bfloat16(block)
     return block
 
 

@@ -9,6 +9,7 @@ import math
 import numpy as np
 
 from .. import _status
+from .._tensors import as_floats
 
 #: Blocks are converted to float64 (a copy of their size): the drivers keep them small.
 TAKES_LARGE_VIEWS = False
@@ -76,7 +77,7 @@ def _add_class_sums(out, labels, theta):
 
 def accumulate(block, labels, joint_sum, hard, counts, logits, tol, n_threads):
     """Pass 1: add one block to slot 0 of the state; returns (status, first bad row)."""
-    raw = np.asarray(block, dtype=np.float64)
+    raw = np.asarray(as_floats(block), dtype=np.float64)
     n_target, n_source = joint_sum.shape[1:]
     status, row = first_invalid_row(raw, labels, n_target, tol, logits)
     if status:
@@ -91,7 +92,7 @@ def accumulate(block, labels, joint_sum, hard, counts, logits, tol, n_threads):
 def score(block, labels, conditional, logits, tol, n_threads):
     """Pass 2: (status, first bad row, sum_i log(sum_z C[y_i, z] theta[i, z])), the rows
     validated as in pass 1."""
-    raw = np.asarray(block, dtype=np.float64)
+    raw = np.asarray(as_floats(block), dtype=np.float64)
     status, row = first_invalid_row(raw, labels, conditional.shape[0], tol, logits)
     if status:
         return status, row, 0.0

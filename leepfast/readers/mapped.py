@@ -9,7 +9,8 @@ import sys
 
 import numpy as np
 
-from .. import _api, _driver
+from .. import _driver
+from .._tensors import BFLOAT16
 from ._common import agree, fail, where
 
 
@@ -24,8 +25,8 @@ class RowFile:
     format : str
         The reader's name.
     dtype : numpy.dtype
-        float16, float32 or float64, either byte order: the values of the blocks
-        (float32 for bfloat16 data, widened block by block, exactly).
+        float16, float32 or float64, either byte order, or ``_tensors.BFLOAT16`` (the
+        bit patterns of bfloat16 values, widened in the kernels): the blocks' dtype.
     stored : str
         The type of the values in the file: the dtype's name, or "bfloat16".
     n_samples, n_source : int
@@ -36,13 +37,13 @@ class RowFile:
     fortran_order = False  # blocks come as C-ordered rows (a map may say otherwise)
     key = None  # the array of a file holding several, as key= names it
 
-    def __init__(self, path, format, dtype, shape, role, stored=None, itemsize=None):
+    def __init__(self, path, format, dtype, shape, role, stored=None):
         self.path = os.fspath(path)
         self.format, self.role = format, role
         self.dtype = dtype
         self.stored = stored or dtype.name
         self.n_samples, self.n_source = shape
-        self.nbytes = self.n_samples * self.n_source * (itemsize or dtype.itemsize)
+        self.nbytes = self.n_samples * self.n_source * dtype.itemsize
         #: (size, mtime_ns, inode) when opened: checked again before each block
         self.identity = self._identity()
         self._closed = False
@@ -128,14 +129,15 @@ class PredictionFile(RowFile):
         super().__init__(
             path,
             format,
-            np.dtype(np.float32) if bfloat16 else dtype,
+            BFLOAT16 if bfloat16 else dtype,
             shape,
             role,
             stored="bfloat16" if bfloat16 else None,
-            itemsize=2 if bfloat16 else None,
         )
-        #: what is mapped: the dtype, or the bit patterns of bfloat16 values
-        self._stored = np.dtype("<u2") if bfloat16 else dtype
+        #: what is mapped: the dtype (little-endian bfloat16 bits are BFLOAT16 where
+        #: that is the native order, and copied to it elsewhere)
+        little = sys.byteorder == "little"
+        self._stored = (BFLOAT16 if little else np.dtype("<u2")) if bfloat16 else dtype
         self.fortran_order = fortran_order
         self.offset = offset
         self.runs = runs if runs is not None and len(runs) > 1 else None
@@ -192,18 +194,17 @@ class PredictionFile(RowFile):
         the map when the file is C-ordered and native-endian, aligned or not (every
         backend reads unaligned rows, as the in-memory API has always handed them any
         user array; ``numpy.savez`` puts a stored member's data at an odd offset, and
-        copying it had cost 3x a .npy); otherwise (Fortran order, big-endian, bfloat16)
-        a C-ordered native copy in one block-sized buffer, reused from block to block (a
+        copying it had cost 3x a .npy; bfloat16 comes as its bits, ``BFLOAT16``);
+        otherwise (Fortran order, big-endian) a C-ordered native copy in one block-sized buffer, reused from block to block (a
         block is valid until the next is asked for; fresh 32 MiB arrays cost their page
         faults every block, which had made such files 3-4x slower than a .npy). Rows per
         block as in :func:`leepfast._driver.block_rows`; a block never spans two runs.
         The file is checked against the identity it had when opened before every block
         (a file that shrank under its map would raise SIGBUS)."""
         self.check_open()
-        native = self.dtype.newbyteorder("=")
+        native = self.dtype if self.dtype.isnative else self.dtype.newbyteorder("=")
         pieces = self._mapped()
-        widen = self.stored == "bfloat16"
-        direct = self.dtype.isnative and not self.fortran_order and not widen
+        direct = self._stored.isnative and not self.fortran_order
         rows = _driver.block_rows(
             block_size,
             self.n_source,
@@ -214,22 +215,13 @@ class PredictionFile(RowFile):
         buffer = None
         if not direct:
             k = min(rows, max(len(array) for _, array in pieces))
-            if widen:  # float32 whose low halves stay 0: a block writes the high ones
-                buffer = np.zeros((k, self.n_source), np.float32)
-                halves = buffer.view(np.uint16).reshape(k, self.n_source, 2)
-                high = halves[:, :, 1 if sys.byteorder == "little" else 0]
-            else:
-                buffer = np.empty((k, self.n_source), native)
+            buffer = np.empty((k, self.n_source), native)
         for first, array in pieces:
             for start in range(0, len(array), rows):
                 if first or start:
                     self.check_unchanged()
                 block = array[start : start + rows]
-                if widen:  # the bits moved up 16: float32, exact
-                    np.copyto(high[: len(block)], block, casting="equiv")
-                    block = buffer[: len(block)]
-                    _api.mark_widened_bfloat16(block)  # its rows: bfloat16's tolerance
-                elif not direct:  # for Fortran order: one contiguous run per column
+                if not direct:  # for Fortran order: one contiguous run per column
                     out = buffer[: len(block)]
                     np.copyto(out, block, casting="equiv")
                     block = out

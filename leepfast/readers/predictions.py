@@ -121,7 +121,7 @@ class Predictions:
         self.nbytes = sum(f.nbytes for f in files)
 
     def __repr__(self):
-        dtypes = sorted({f.dtype.name for f in self.files})
+        dtypes = sorted({f.stored for f in self.files})
         return (
             f"Predictions({len(self.files)} file(s), n_samples={self.n_samples}, "
             f"n_source={self.n_source}, dtype={'/'.join(dtypes)}, "
@@ -136,7 +136,7 @@ class Predictions:
 
         ``block`` is a read-only (rows, n_source) view of the map when the file is
         C-ordered and native-endian (aligned or not); otherwise (Fortran order,
-        big-endian, bfloat16, compressed) a C-ordered native copy in one block-sized
+        big-endian, compressed) a C-ordered native copy in one block-sized
         buffer that the next block overwrites: use each block before asking for the
         next (copy it to keep it). Rows per block as in the
         in-memory API: ``block_size`` rows; by default about 32 MiB of input, or about

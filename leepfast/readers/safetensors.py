@@ -5,8 +5,9 @@ each tensor is ``{"dtype": ..., "shape": [...], "data_offsets": [begin, end]}`` 
 offsets counted from the end of the header. The header is parsed here (no dependency on
 the ``safetensors`` package) with limits: at most 16 MiB of JSON, an object of objects,
 offsets inside the file, sizes that agree with the shapes; nothing is ever executed or
-unpickled. F16, F32 and F64 tensors are mapped as they are; BF16 ones are widened to
-float32 block by block (exact). ``key`` names the tensor when the file holds several.
+unpickled. F16, F32, F64 and BF16 tensors are mapped as they are (BF16 as its bit
+patterns, widened to float32 in the kernels, exactly). ``key`` names the tensor when
+the file holds several.
 """
 
 import json
@@ -143,6 +144,5 @@ def open_rows(path, *, dtype=None, n_source=None, role="predictions", key=None):
             f"sample and one {words(role)['column']}",
         )
     bf16 = code == "BF16"
-    values = np.dtype("<f4") if bf16 else stored
-    f = PredictionFile(path, NAME, values, shape, start + begin, role=role, bfloat16=bf16)
+    f = PredictionFile(path, NAME, stored, shape, start + begin, role=role, bfloat16=bf16)
     return f.given(dtype, n_source, key)
