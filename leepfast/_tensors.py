@@ -32,9 +32,20 @@ def dtype_name(dtype):
     return "bfloat16" if is_bfloat16(dtype) else dtype.name
 
 
+def bfloat16_of(values):
+    """``values`` rounded to the nearest bfloat16 (ties to even, as PyTorch and JAX
+    round), as a :data:`BFLOAT16` array of their bits; NaN stays NaN."""
+    f = np.asarray(values, dtype=np.float32)
+    bits = f.view(np.uint32).astype(np.uint64)
+    rounded = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype(np.uint16)
+    rounded[np.isnan(f)] = 0x7FC0
+    return rounded.view(BFLOAT16)
+
+
 def as_floats(arr):
     """``arr`` itself, or the float32 values of a :data:`BFLOAT16` array (a copy)."""
     return widen_bfloat16(arr) if is_bfloat16(arr.dtype) else arr
+
 
 # DLPack device types whose memory the CPU reads: kDLCPU, kDLCUDAHost, kDLROCMHost,
 # kDLCUDAManaged
