@@ -8,7 +8,7 @@
  *       "code<TAB>message" for codes -1..9.
  *   c_api_check call FUNC PRED LABELS N_SAMPLES N_SOURCE N_TARGET [NULLARG]
  *       FUNC is one of the whole-array functions without its "leepfast_" prefix
- *       (leep_f32, nce_logits_f16, ...); PRED raw native-endian values of FUNC's type,
+ *       (leep_f32, nce_logits_bf16, ...); PRED raw native-endian values of FUNC's type,
  *       LABELS raw int64; NULLARG (predictions, labels or out) is passed as NULL.
  *       Prints "ok <value>" or "status <code> <untouched|WRITTEN> <strerror>", where
  *       untouched means the output kept its sentinel.
@@ -26,6 +26,8 @@
 
 #include "leepfast.h"
 
+#define LF_BF16 116 /* the stream mode's type number of bf16 */
+
 typedef int (*fn_f16)(const uint16_t *, const int64_t *, int64_t, int64_t, int64_t,
                       double *);
 typedef int (*fn_f32)(const float *, const int64_t *, int64_t, int64_t, int64_t,
@@ -35,7 +37,7 @@ typedef int (*fn_f64)(const double *, const int64_t *, int64_t, int64_t, int64_t
 
 struct entry {
     const char *name;
-    fn_f16 f16;
+    fn_f16 f16; /* float16 or bfloat16 bits */
     fn_f32 f32;
     fn_f64 f64;
 };
@@ -53,6 +55,10 @@ static const struct entry ENTRIES[] = {
     {"nce_logits_f16", leepfast_nce_logits_f16, NULL, NULL},
     {"nce_logits_f32", NULL, leepfast_nce_logits_f32, NULL},
     {"nce_logits_f64", NULL, NULL, leepfast_nce_logits_f64},
+    {"leep_bf16", leepfast_leep_bf16, NULL, NULL},
+    {"nce_bf16", leepfast_nce_bf16, NULL, NULL},
+    {"leep_logits_bf16", leepfast_leep_logits_bf16, NULL, NULL},
+    {"nce_logits_bf16", leepfast_nce_logits_bf16, NULL, NULL},
 };
 
 static void *slurp(const char *path)
@@ -110,6 +116,10 @@ static int accumulate(int type, const char *pred, const int64_t *labels, int64_t
                       int64_t n_source, int64_t n_target, int is_logits, double *joint,
                       int64_t *hard, int64_t *counts, double *scratch)
 {
+    if (type == LF_BF16)
+        return leepfast_accumulate_bf16((const uint16_t *)pred, labels, n_rows, n_source,
+                                        n_target, is_logits, LEEPFAST_TOL_BF16, joint,
+                                        hard, counts, scratch, NULL);
     if (type == 16)
         return leepfast_accumulate_f16((const uint16_t *)pred, labels, n_rows, n_source,
                                        n_target, is_logits, LEEPFAST_TOL_F16, joint, hard,
@@ -127,6 +137,9 @@ static int score(int type, const char *pred, const int64_t *labels, int64_t n_ro
                  int64_t n_source, int64_t n_target, int is_logits,
                  const double *conditional, double *scratch, double *sum)
 {
+    if (type == LF_BF16)
+        return leepfast_score_bf16((const uint16_t *)pred, labels, n_rows, n_source,
+                                   n_target, is_logits, conditional, scratch, sum, NULL);
     if (type == 16)
         return leepfast_score_f16((const uint16_t *)pred, labels, n_rows, n_source,
                                   n_target, is_logits, conditional, scratch, sum, NULL);
@@ -140,8 +153,8 @@ static int score(int type, const char *pred, const int64_t *labels, int64_t n_ro
 static int stream(int argc, char **argv)
 {
     if (argc < 10) return 64;
-    int type = atoi(argv[2] + 1); /* f16, f32, f64 */
-    size_t itemsize = type == 16 ? 2 : type == 32 ? 4 : 8;
+    int type = argv[2][0] == 'b' ? LF_BF16 : atoi(argv[2] + 1); /* bf16, f16, f32, f64 */
+    size_t itemsize = type == 16 || type == LF_BF16 ? 2 : type == 32 ? 4 : 8;
     const char *pred = (const char *)slurp(argv[3]);
     int64_t *labels = (int64_t *)slurp(argv[4]);
     if (!pred || !labels) return 65;

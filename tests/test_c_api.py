@@ -23,6 +23,7 @@ import pytest
 import leepfast
 from leepfast import _status
 from leepfast._include import C_FILES, C_SOURCES
+from leepfast._tensors import bfloat16_of, is_bfloat16, widen_bfloat16
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "c"
@@ -74,7 +75,7 @@ def _probabilities(rng, n, z):
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    """Files of probabilities (f64, f32, f16 bits), logits and int64 labels."""
+    """Files of probabilities (f64, f32, f16 and bf16 bits), logits and int64 labels."""
     folder = tmp_path_factory.mktemp("c_api_data")
     rng = np.random.default_rng(20260527)
     labels = rng.integers(0, N_TARGET - 1, size=N_SAMPLES).astype(np.int64)
@@ -86,6 +87,8 @@ def data(tmp_path_factory):
     arrays["f16"] = arrays["f64"].astype(np.float16)
     arrays["logits_f32"] = arrays["logits_f64"].astype(np.float32)
     arrays["logits_f16"] = arrays["logits_f64"].astype(np.float16)
+    arrays["bf16"] = bfloat16_of(arrays["f64"])  # its bits, rounded to nearest
+    arrays["logits_bf16"] = bfloat16_of(arrays["logits_f64"])
     paths = {}
     for name, arr in arrays.items():
         paths[name] = folder / f"{name}.bin"
@@ -376,7 +379,7 @@ def test_each_build_reports_its_instruction_set(builds):
 
 @pytest.fixture(scope="module")
 def width_files(tmp_path_factory):
-    """Probability files (f64, f32, f16) for source counts around every vector width,
+    """Probability files (f64, f32, f16, bf16) for source counts around every vector width,
     with zeros, a massless column and argmax ties, to run each SIMD build's main loops
     and tails against leepfast.leep (which this CPU runs with its widest set)."""
     folder = tmp_path_factory.mktemp("c_api_widths")
@@ -393,10 +396,9 @@ def width_files(tmp_path_factory):
         theta /= theta.sum(axis=1, keepdims=True)
         labels = rng.integers(0, 4, n).astype(np.int64)
         labels.tofile(folder / f"labels_{z}.i64")
-        for name in ("f64", "f32", "f16"):
-            arr = theta.astype(
-                {"f64": np.float64, "f32": np.float32, "f16": np.float16}[name]
-            )
+        for name in ("f64", "f32", "f16", "bf16"):
+            bits = int(name[-2:])
+            arr = bfloat16_of(theta) if name == "bf16" else theta.astype(f"f{bits // 8}")
             arr.tofile(folder / f"{name}_{z}.bin")
             files.append((name, z, n, arr, labels, folder))
     return files
@@ -423,7 +425,8 @@ def test_every_simd_build_matches_python_around_every_width(builds, width_files,
 @pytest.mark.parametrize("program", ["c99", "cxx", "avx2", "sse2", "scalar"])
 @pytest.mark.parametrize("metric", ["leep", "nce"])
 @pytest.mark.parametrize(
-    "name", ["f64", "f32", "f16", "logits_f64", "logits_f32", "logits_f16"]
+    "name",
+    ["f64", "f32", "f16", "bf16", "logits_f64", "logits_f32", "logits_f16", "logits_bf16"],
 )
 def test_whole_array_matches_python(builds, data, program, metric, name):
     func = f"{metric}_{name}"
@@ -445,7 +448,7 @@ def test_whole_array_matches_the_reference(builds, data):
 
 
 @pytest.mark.parametrize("n_blocks", [1, 7, N_SAMPLES])
-@pytest.mark.parametrize("name", ["f64", "f32", "f16", "logits_f32"])
+@pytest.mark.parametrize("name", ["f64", "f32", "f16", "bf16", "logits_f32", "logits_bf16"])
 def test_streaming_primitives_with_merge(builds, data, name, n_blocks):
     ctype = name.split("_")[-1]
     is_logits = int(name.startswith("logits"))
@@ -546,7 +549,12 @@ def test_example_reports_bad_input(builds, data, tmp_path):
 
 def _bad_file(data, tmp_path, name, edit):
     arr = data["arrays"][name].copy()
-    edit(arr)
+    if is_bfloat16(arr.dtype):  # edited as floats, rounded back
+        values = widen_bfloat16(arr)
+        edit(values)
+        arr = bfloat16_of(values)
+    else:
+        edit(arr)
     path = tmp_path / f"bad_{name}.bin"
     arr.tofile(path)
     return path
@@ -587,6 +595,10 @@ BAD_VALUES = [
     ("f64", _scale(17, 1 + 1e-5), _status.ERR_NOT_NORMALISED),
     ("f32", _scale(17, 1.001), _status.ERR_NOT_NORMALISED),
     ("f16", _scale(17, 1.1), _status.ERR_NOT_NORMALISED),
+    ("bf16", _set(17, 2, np.inf), _status.ERR_NONFINITE),
+    ("logits_bf16", _set(17, 2, np.nan), _status.ERR_NONFINITE),
+    ("bf16", _shift_mass(17, 0.25), _status.ERR_NEGATIVE),
+    ("bf16", _scale(17, 1.1), _status.ERR_NOT_NORMALISED),
 ]
 
 
@@ -598,6 +610,7 @@ def test_bad_values(builds, data, tmp_path, metric, name, edit, status):
     assert result[:3] == ("status", status, True), result
     # and Python fails on the same file, the same way
     arr = np.fromfile(path, dtype=data["arrays"][name].dtype).reshape(-1, N_SOURCE)
+    assert is_bfloat16(arr.dtype) == name.endswith("bf16")  # fromfile keeps the mark
     with pytest.raises(ValueError, match="row 17"):
         leepfast.leep(
             arr, data["labels"], n_target=N_TARGET, logits=name.startswith("logits")
