@@ -8,16 +8,16 @@ once to warm the page cache (and checks that it scores as the ``.npy`` does), th
 format alike), and prints the median time, its ratio to the ``.npy`` file's and the
 ratio of the best times (steadier when other work shares the machine). HDF5, Parquet
 and Zarr are written too when h5py, pyarrow and zarr are installed. The bfloat16
-safetensors file holds the same rows rounded to bfloat16 (half the bytes, widened block
-by block).
+safetensors file holds the same rows cut to bfloat16 (half the bytes, mapped, widened
+by the kernels as they read).
 
 A second ``.npy`` line scores the same file in 32 MiB blocks, the block of every format
-that is copied (widened, decompressed): a copied format cannot beat it, since the
+that is copied (decompressed, decoded): a copied format cannot beat it, since the
 kernels then run once per 32 MiB instead of once per 1 GiB view.
 
-For each format that is decoded (decompressed, widened, or decoded by pyarrow), the same
-rounds also time the decoding alone, outside leepfast, over the same bytes (zlib,
-zstd, pyarrow's row-group read, the widening copy), and print its floor: two passes of
+For each format that is decoded (decompressed, or decoded by pyarrow), the same rounds
+also time the decoding alone, outside leepfast, over the same bytes (zlib, zstd,
+pyarrow's row-group read), and print its floor: two passes of
 the decoding alone over the ``.npy`` time. A format whose floor is above 1.3 cannot meet
 the 1.3x goal through that decoder, whatever leepfast does around it.
 """
@@ -28,7 +28,6 @@ import json
 import os
 import statistics
 import struct
-import sys
 import tempfile
 import time
 import zipfile
@@ -171,30 +170,12 @@ def _inflate_hdf5(path):
             zlib.decompress(ds.id.read_direct_chunk(offset)[1])
 
 
-def _widen_bf16(path):
-    """The widening of bfloat16 to float32 alone: the bits into the high halves of a
-    32 MiB float32 buffer, block by block, from the map."""
-    from leepfast.readers import open_predictions
-
-    f = open_predictions(path).files[0]
-    bits = f._mapped()[0][1]
-    rows = (32 << 20) // (4 * f.n_source)
-    buffer = np.zeros((rows, f.n_source), np.float32)
-    high = buffer.view(np.uint16).reshape(rows, f.n_source, 2)
-    high = high[:, :, 1 if sys.byteorder == "little" else 0]
-    for start in range(0, f.n_samples, rows):
-        block = bits[start : start + rows]
-        np.copyto(high[: len(block)], block, casting="equiv")
-    f.close()
-
-
 #: (format name prefix, its decoding alone)
 DECODERS = (
     ("npz (compressed)", _inflate_npz),
     ("zarr", _zstd_zarr),
     ("parquet", _pyarrow_groups),
     ("hdf5 chunked (1024 rows, gzip)", _inflate_hdf5),
-    ("safetensors BF16", _widen_bf16),
 )
 
 
@@ -211,7 +192,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="leepfast-readers-") as folder:
         paths, labels = write_all(folder, args.n, args.z)
-        # the .npy again, in the blocks of every copied (widened, decompressed) format:
+        # the .npy again, in the blocks of every copied (decompressed, decoded) format:
         # 32 MiB, against the 1 GiB views of a mapped file
         copied = "npy, in 32 MiB blocks"
         blocks = {copied: _driver.DEFAULT_BLOCK_BYTES // (4 * args.z)}
