@@ -279,3 +279,19 @@ def test_a_scorer_spills_bfloat16_as_two_bytes_a_value(tmp_path):
     got = scorer.result()
     assert got.leep == pytest.approx(_reference.leep(wide(bits), labels), rel=1e-12)
     assert got.leep == leepfast.leep(bits, labels)
+
+
+def test_dask_arrays_of_bfloat16_keep_the_mark():
+    da = pytest.importorskip("dask.array")
+    import leepfast.dask
+
+    rng = np.random.default_rng(6)
+    bits = probabilities(rng, 3000, 20)
+    labels = rng.integers(0, 4, 3000)
+    d = da.from_array(bits, chunks=(700, 20))
+    assert is_bfloat16(d.dtype)
+    got = leepfast.dask.score(d, da.from_array(labels, chunks=700))
+    want = leepfast.score(bits, labels)
+    assert got.leep == pytest.approx(want.leep, rel=1e-13)
+    assert got.nce == pytest.approx(want.nce, rel=1e-13)
+    assert want.leep == pytest.approx(_reference.leep(wide(bits), labels), rel=1e-12)
