@@ -41,6 +41,7 @@ import leepfast
 from leepfast import _bench, _reference
 from leepfast._bench import GOALS
 from leepfast._config import default_threads
+from leepfast._tensors import as_floats, bfloat16_of
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import test_bench_features as features_bench  # noqa: E402  (benchmarks/, not a package)
@@ -214,12 +215,14 @@ def reads_set(theta, labels, y, levels, threads, rounds, logits=False, seconds=0
 
 
 def headline(table, data, levels, threads, rounds):
-    """n=100k, Z=1000, Y=100: reads in float32 and float64, float16 / float32."""
+    """n=100k, Z=1000, Y=100: reads in float32 and float64, float16 / float32 (and
+    bfloat16 / float32, held to float16's goal: both are 2 bytes a value)."""
     theta64, labels = data
     theta32, theta16 = theta64.astype(np.float32), theta64.astype(np.float16)
+    thetab = bfloat16_of(theta64)
     jobs = {"floor float32": job(_bench.read_floor, theta32, threads)}
     for level in levels:
-        for d, theta in (("float32", theta32), ("float16", theta16)):
+        for d, theta in (("float32", theta32), ("float16", theta16), ("bfloat16", thetab)):
             jobs[level, d] = leep_job(theta, labels, 100, threads, level)
     m = medians(jobs, rounds, 0)
     r64, floor64 = reads_set(theta64, labels, 100, levels, threads, rounds)
@@ -238,16 +241,17 @@ def headline(table, data, levels, threads, rounds):
                 f"{t / floor:.2f} ({ms(t)} / {ms(floor)})",
                 t / floor <= goal,
             )
-        half = m[level, "float16"] / t32
-        table.add(
-            "float16",
-            level,
-            "float16 time / float32 time (n=100k, Z=1000, Y=100)",
-            f"<= {GOALS['float16']:g}",
-            f"{half:.2f} ({ms(m[level, 'float16'])} / {ms(t32)})",
-            half <= GOALS["float16"],
-        )
-    return theta32, theta16
+        for d in ("float16", "bfloat16"):
+            half = m[level, d] / t32
+            table.add(
+                "float16",
+                level,
+                f"{d} time / float32 time (n=100k, Z=1000, Y=100)",
+                f"<= {GOALS['float16']:g}",
+                f"{half:.2f} ({ms(m[level, d])} / {ms(t32)})",
+                half <= GOALS["float16"],
+            )
+    return theta32, theta16, thetab
 
 
 def sweep(table, sizes, levels, threads, rounds, heavy):
@@ -334,7 +338,8 @@ def small_heads(table, z10, z100, levels, threads, rounds):
 
 
 def logits_lines(table, logits, levels, threads, rounds):
-    """Reads of float16/32/64 logits (n=50k, Z=1000, Y=100), random normal times 3."""
+    """Reads of float16/32/64 and bfloat16 logits (n=50k, Z=1000, Y=100), random
+    normal times 3."""
     for d, (x, labels) in logits.items():
         got, floor = reads_set(x, labels, 100, levels, threads, rounds, logits=True)
         for level in levels:
@@ -354,7 +359,7 @@ def accuracy(table, levels, threads):
     widened values), per level and dtype: normal logits; entries of the dtype's largest
     magnitude; -inf entries (a fifth of them, and a class masked in every row)."""
     n, z, y = 3000, 100, 10
-    big = {"float16": 6e4, "float32": 3e38, "float64": 1e308}
+    big = {"float16": 6e4, "float32": 3e38, "float64": 1e308, "bfloat16": 3e38}
     masked, masked_labels = normal_logits(n, z, y, seed=3)
     masked[np.random.default_rng(4).random(masked.shape) < 0.2] = -np.inf
     masked[:, 0] = 1.0  # a finite entry in every row
@@ -368,9 +373,9 @@ def accuracy(table, levels, threads):
                 (masked, masked_labels),
             )
             for x, labels in cases:
-                x = x.astype(d)
+                x = bfloat16_of(x) if d == "bfloat16" else x.astype(d)
                 with np.errstate(over="ignore"):  # v - max is -inf at +-1e308: exp 0
-                    ref = _reference.softmax(x.astype(np.float64))
+                    ref = _reference.softmax(as_floats(x).astype(np.float64))
                 ref = _reference.leep(ref, labels, y)
                 with warnings.catch_warnings():
                     warnings.simplefilter("error")  # real logits: no "looks like" warning
@@ -382,8 +387,9 @@ def accuracy(table, levels, threads):
         table.add(
             "logits accuracy",
             level,
-            f"logits equal to the float64 reference (float16 / 32 / 64; n={n}, Z={z}: "
-            f"normal x 3, entries of +-6e4 / 3e38 / 1e308, 20% -inf entries)",
+            f"logits equal to the float64 reference (float16 / 32 / 64 / bfloat16; "
+            f"n={n}, Z={z}: normal x 3, entries of +-6e4 / 3e38 / 1e308 / 3e38, 20% "
+            f"-inf entries)",
             f"<= {GOALS['logits_rtol']:g} relative",
             "max " + " / ".join(f"{v:.1e}" for v in w),
             max(w) <= GOALS["logits_rtol"],
@@ -703,7 +709,7 @@ def main(argv=None):
     # on the same arrays
     data = probabilities(100_000, 1000, 100)
     log("inputs n=100k, Z=1000")
-    theta32, theta16 = headline(table, data, levels, threads, heavy)
+    theta32, theta16, thetab = headline(table, data, levels, threads, heavy)
     log("reads and float16 at n=100k, Z=1000")
     public_lines(table, best, theta32, data[1], 100, threads, heavy)
     log("tllib, PyTorch, naive NumPy")
@@ -712,6 +718,7 @@ def main(argv=None):
     z10 = probabilities(4_000_000, 10, 10, "float32")
     x, labels = normal_logits(50_000, 1000, 100)
     logits = {d: (x.astype(d), labels) for d in ("float16", "float32", "float64")}
+    logits["bfloat16"] = (bfloat16_of(x), labels)
     del x
     logits_lines(table, logits, levels, threads, heavy)
     log("logits")
@@ -721,13 +728,18 @@ def main(argv=None):
     half = 50_000  # the first rows of the headline arrays: contiguous
     kinds = {
         f"{d} probabilities, n=50k, Z=1000": (theta[:half], data[1][:half], 100, False)
-        for d, theta in (("float16", theta16), ("float32", theta32), ("float64", data[0]))
+        for d, theta in (
+            ("float16", theta16),
+            ("bfloat16", thetab),
+            ("float32", theta32),
+            ("float64", data[0]),
+        )
     }
     kinds.update({f"{d} logits, n=50k, Z=1000": (*logits[d], 100, True) for d in logits})
     kinds["float32 probabilities, Z=10, n=4M"] = (*z10, 10, False)
     numba_lines(table, kinds, best, threads, heavy)
     log("numba")
-    del data, theta32, theta16, logits, kinds
+    del data, theta32, theta16, thetab, logits, kinds
 
     # n = 10k .. 10M (Z=100, Y=10), one array at a time; the small heads
     sizes = [10_000, 100_000, 1_000_000] + ([] if args.quick else [10_000_000])

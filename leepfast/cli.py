@@ -558,9 +558,10 @@ def _add_bench(subparsers):
         "--dtypes",
         nargs="+",
         default=["float32", "float64", "float16"],
-        choices=["float16", "float32", "float64"],
+        choices=["float16", "float32", "float64", "bfloat16"],
         metavar="D",
-        help="input dtypes (default: float32 float64 float16)",
+        help="input dtypes: float16, float32, float64, bfloat16 "
+        "(default: float32 float64 float16)",
     )
     p.add_argument(
         "--backends",

@@ -8,6 +8,8 @@ import pytest
 
 import leepfast
 from leepfast import _bench, _reference
+from leepfast._api import row_sum_tolerance
+from leepfast._tensors import as_floats
 
 
 def run(*args, cwd):
@@ -43,6 +45,7 @@ def test_bench_prints_a_table_of_ratios(tmp_path):
         "--dtypes",
         "float32",
         "float16",
+        "bfloat16",
         "--backends",
         "cython",
         "numpy",
@@ -51,7 +54,7 @@ def test_bench_prints_a_table_of_ratios(tmp_path):
     assert p.returncode == 0, p.stderr
     rows = table(p.stdout)
     names = [(r["backend"], r["dtype"]) for r in rows]
-    for dtype in ("float32", "float16"):
+    for dtype in ("float32", "float16", "bfloat16"):
         for backend in ("read floor", "naive numpy", "cython", "numpy"):
             assert (backend, dtype) in names
     for r in rows:
@@ -125,7 +128,7 @@ def test_naive_baseline_computes_leep():
 
 
 def test_generated_rows_pass_each_dtype_tolerance():
-    for dtype in ("float16", "float32", "float64"):
+    for dtype in ("float16", "float32", "float64", "bfloat16"):
         theta, _ = _bench.make_predictions(200, 1000, 3, dtype, seed=1)
-        sums = theta.astype(np.float64).sum(axis=1)
-        assert np.all(np.abs(sums - 1) <= leepfast.ROW_SUM_TOLERANCE[np.dtype(dtype)])
+        sums = as_floats(theta).astype(np.float64).sum(axis=1)
+        assert np.all(np.abs(sums - 1) <= row_sum_tolerance(theta.dtype))
