@@ -36,6 +36,7 @@ def as_floats(arr):
     """``arr`` itself, or the float32 values of a :data:`BFLOAT16` array (a copy)."""
     return widen_bfloat16(arr) if is_bfloat16(arr.dtype) else arr
 
+
 # DLPack device types whose memory the CPU reads: kDLCPU, kDLCUDAHost, kDLROCMHost,
 # kDLCUDAManaged
 _HOST_DEVICES = {1, 3, 11, 13}
