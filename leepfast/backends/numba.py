@@ -18,6 +18,10 @@ vectorise them):
   arithmetic): no float32 copy of the block. Pass 1 adds float16 probabilities in
   exact int32 fixed point (value * 2^24) to a partial per class, moved to the float64
   joint every 64 rows of the class: half the bytes of the joint row per row;
+- bfloat16 is read the same way, as its bit patterns typed int16 (so that every
+  function is compiled apart for it), each value the float32 whose bits are them
+  moved up 16 (exact): the same values, keys and argmax as the float32 widening of the
+  block, without it. No fixed-point pass: bfloat16 values are not multiples of 2^-24;
 - each row prefetches the cache lines 4 KiB ahead (the hardware prefetcher stops at
   page boundaries), and rows are passed as (array, index): a row view costs atomic
   reference-count updates on an array that both threads share;
@@ -54,11 +58,11 @@ from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
 from .. import _status
-from .._tensors import is_bfloat16, widen_bfloat16
+from .._tensors import is_bfloat16
 
-#: The kernels read C-contiguous blocks in place (float16 too: as its bits) and allocate
-#: O(Z) per thread plus O(rows / CHUNK), whatever the block size: the in-memory API may
-#: hand them large views of the caller's array.
+#: The kernels read C-contiguous blocks in place (float16 and bfloat16 too: as their
+#: bits) and allocate O(Z) per thread plus O(rows / CHUNK), whatever the block size: the
+#: in-memory API may hand them large views of the caller's array.
 TAKES_LARGE_VIEWS = True
 
 CHUNK = 1024  # rows per pass-2 chunk, about
@@ -85,15 +89,16 @@ _ROW = dict(cache=True, nogil=True)
 _FAST = dict(_ROW, fastmath={"reassoc", "contract"})  # reorder sums, fuse multiply-adds
 
 # ---------------------------------------------------------------------------------------
-# Elements: float32 and float64 as they are, float16 as its uint16 bit patterns
+# Elements: float32 and float64 as they are, float16 as its uint16 bit patterns and
+# bfloat16 as its int16 bit patterns (two types, so each function is compiled for each)
 
 
 def _key_intrinsic(signed):
     """An intrinsic giving the bit pattern of a float as an integer of the same width
-    (of float16, passed as its uint16 bits: those bits)."""
+    (of float16 and bfloat16, passed as their uint16 and int16 bits: those bits)."""
 
     def key(typingctx, x):
-        if isinstance(x, types.Float) or x == types.uint16:
+        if isinstance(x, types.Float) or x in (types.uint16, types.int16):
             width = x.bitwidth
         else:
             return None
@@ -335,9 +340,26 @@ _half_value = _half_value_f16c if _target_has_f16c() else _half_value_bits
 _half_product_value = _half_value_f16c_via_float if _target_has_f16c() else _half_value_bits
 
 
+@intrinsic
+def _bfloat16_value(typingctx, b):
+    """bfloat16 bits (int16) to float64: the float32 whose bits are the 16 bits moved up
+    16 (exact, NaN and infinities included), widened. LLVM vectorises it (AVX2: the
+    bits interleaved under zeros by vpunpcklwd, then vcvtps2pd), as float32 input."""
+    if b != types.int16:
+        return None
+
+    def codegen(context, builder, signature, args):
+        i32 = ir.IntType(32)
+        bits = builder.shl(builder.zext(args[0], i32), ir.Constant(i32, 16))
+        return builder.fpext(builder.bitcast(bits, ir.FloatType()), ir.DoubleType())
+
+    return types.float64(b), codegen
+
+
 def _as_float64(half_to_float64, doc):
-    """A function taking an element to float64, floats as they are and float16 bit
-    patterns (uint16) through ``half_to_float64``: a stub and its Numba overload."""
+    """A function taking an element to float64, floats as they are, float16 bit
+    patterns (uint16) through ``half_to_float64`` and bfloat16 bit patterns (int16)
+    through _bfloat16_value: a stub and its Numba overload."""
 
     def stub(x):
         pass
@@ -350,6 +372,8 @@ def _as_float64(half_to_float64, doc):
             return lambda x: np.float64(x)
         if x == types.uint16:
             return lambda x: half_to_float64(x)
+        if x == types.int16:
+            return lambda x: _bfloat16_value(x)
         return None
 
     return stub
@@ -594,8 +618,9 @@ def _accumulate_rows(rows, labels, joint, hard, counts, logits, tol, theta, part
 
     Checks per row, in order: label, non-finite, negative, row sum. A bad row may have
     been added to the joint already (the state is then unspecified). With a partial
-    ``part`` (float16 only, see _fixed_pays), rows go to it in fixed point and each
-    class's partial moves to the joint every FIXED_ROWS rows and at the end.
+    ``part`` (float16 only, never bfloat16, see _fixed_pays), rows go to it in fixed
+    point and each class's partial moves to the joint every FIXED_ROWS rows and at the
+    end.
     """
     _wide_vectors()
     n_target = joint.shape[0]
@@ -655,14 +680,27 @@ def _accumulate_rows(rows, labels, joint, hard, counts, logits, tol, theta, part
     return _OK, -1
 
 
+def _holds_halves(rows):
+    """Whether an array holds float16 bit patterns (uint16), known when compiling; not
+    bfloat16's (int16), whose values are not multiples of 2^-24."""
+
+
+@overload(_holds_halves)
+def _holds_halves_overload(rows):
+    if isinstance(rows, types.Array):
+        halves = rows.dtype == types.uint16
+        return lambda rows: halves
+    return None
+
+
 @numba.njit(**_ROW)
-def _fixed_pays(itemsize, n_rows, n_source, n_target, logits, tol):
-    """Whether float16 probabilities take the fixed-point pass, as in the C core: a
-    small enough partial, at least FIXED_MIN_ROWS_PER_CLASS rows per class on average to
-    pay for it, and a tolerance under which every value of a valid row is below 1.5
-    (64 of them times 2^24 stay below 2^31)."""
+def _fixed_pays(halves, n_rows, n_source, n_target, logits, tol):
+    """Whether float16 probabilities (``halves``; never bfloat16) take the fixed-point
+    pass, as in the C core: a small enough partial, at least FIXED_MIN_ROWS_PER_CLASS
+    rows per class on average to pay for it, and a tolerance under which every value
+    of a valid row is below 1.5 (64 of them times 2^24 stay below 2^31)."""
     return (
-        itemsize == 2
+        halves
         and not logits
         and tol < 0.5
         and n_target * n_source <= FIXED_MAX_CELLS
@@ -685,7 +723,7 @@ def _accumulate_slice(block, labels, start, stop, joint, hard, counts, logits, t
     else:
         local_joint = joint
         local_hard = hard
-    fixed = _fixed_pays(block.itemsize, stop - start, n_source, n_target, logits, tol)
+    fixed = _fixed_pays(_holds_halves(block), stop - start, n_source, n_target, logits, tol)
     part = np.zeros((n_target, n_source) if fixed else (0, 0), dtype=np.int32)
     rows_in = np.zeros(n_target if fixed else 0, dtype=np.int32)
     status, row = _accumulate_rows(
@@ -994,12 +1032,12 @@ def _call(parallel_kernel, serial_kernel, n_threads, *args):
 
 
 def _kernel_block(block):
-    """The block as the kernels take it (float16 as its bits; bfloat16 widened to
-    float32, exact)."""
+    """The block as the kernels take it, in place: float16 as its bits (uint16), and
+    bfloat16 as its bits typed int16 (a Numba type of its own; NumPy has none)."""
     if block.dtype == np.float16:  # Numba has no float16 type
         return block.view(np.uint16)
     if is_bfloat16(block.dtype):
-        return widen_bfloat16(block)
+        return block.view(np.int16)
     return block
 
 
@@ -1016,12 +1054,12 @@ _halves_to_float32, _halves_to_float32_serial = _with_and_without_team(
 
 
 def _prepare(block, n_threads):
-    """The values of a block as the kernels read them, as an array: float16 becomes
-    float32 through the kernels' own element conversion (exact: every half is a
-    float). The kernels convert inside their row loops and never call this; it lets a
-    test check that conversion on every bit pattern."""
+    """The values of a block as the kernels read them, as an array: float16 and
+    bfloat16 become float32 through the kernels' own element conversion (exact: every
+    half and every bfloat16 is a float32). The kernels convert inside their row loops
+    and never call this; it lets a test check that conversion on every bit pattern."""
     block = _kernel_block(block)
-    if block.dtype != np.uint16:
+    if block.dtype not in (np.uint16, np.int16):
         return block
     out = np.empty(block.shape, dtype=np.float32)
     _call(_halves_to_float32, _halves_to_float32_serial, n_threads, block, out)
