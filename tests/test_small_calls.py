@@ -166,7 +166,9 @@ def test_later_batches_are_checked_as_the_first(backend):
         acc.accumulate(theta[:0], labels[:0])
     with pytest.raises(ShapeError, match=r"^labels: expected 2 labels"):
         acc.accumulate(theta[:2], labels[:3])
-    with pytest.raises(TypeError, match=r"^predictions: expected a float16, float32 or"):
+    with pytest.raises(
+        TypeError, match=r"^predictions: expected a float16, float32, float64 or"
+    ):
         acc.accumulate(theta[:2].astype(np.int64), labels[:2])
     with pytest.raises(ShapeError, match=r"^predictions: expected a 2-D array"):
         acc.accumulate(theta[0], labels[:1])
