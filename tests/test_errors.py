@@ -60,12 +60,14 @@ def run(theta, y, backend="numpy", **kwargs):
         (
             np.ones((5, 2), dtype=bool),
             TypeError,
-            r"predictions: expected a float16, float32, float64 or bfloat16 array, got dtype=bool",
+            r"predictions: expected a float16, float32, float64 or bfloat16 array, "
+            r"got dtype=bool",
         ),
         (
             np.ones((5, 2), dtype=np.int64),
             TypeError,
-            r"predictions: expected a float16, float32, float64 or bfloat16 array, got dtype=int64",
+            r"predictions: expected a float16, float32, float64 or bfloat16 array, "
+            r"got dtype=int64",
         ),
         (np.ones((5, 2), dtype=np.complex128), TypeError, r"got dtype=complex128"),
         (
