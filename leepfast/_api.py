@@ -46,6 +46,9 @@ BFLOAT16_TOLERANCE = 1e-2
 def row_sum_tolerance(dtype):
     """The row-sum tolerance of predictions of ``dtype`` (either byte order), or None
     when the dtype is not one of predictions (float16/32/64, bfloat16)."""
+    tol = ROW_SUM_TOLERANCE.get(dtype)  # native float16/32/64: one look-up
+    if tol is not None and dtype.metadata is None:
+        return tol
     if is_bfloat16(dtype):
         return BFLOAT16_TOLERANCE
     return ROW_SUM_TOLERANCE.get(dtype.newbyteorder("="))
@@ -519,6 +522,11 @@ class Accumulator:
         them, and messages name row ``block.first_row + i`` of the block's ``where``.
         ``count=False`` (pass 2): leave the class counts to the driver, which passes
         the very rows of pass 1."""
+        return self._step(pass_, block, count)
+
+    def _step(self, pass_, block, count=True, whole=False):
+        """:meth:`step`; ``whole`` (pass 1): the block is all the rows of both passes,
+        so pass 2 may run with pass 1 (``_accumulate``)."""
         if isinstance(pass_, bool) or pass_ not in (1, 2):
             raise ValueError(f"step: pass_ must be 1 or 2, got {pass_!r}")
         if pass_ == 1 and self.pass2 is not None:  # the phase is "score"
@@ -529,11 +537,19 @@ class Accumulator:
         if len(labels) == 0:
             return self
         if pass_ == 1:
-            return self._accumulate(predictions, labels, block.first_row, block.where)
+            first, where = block.first_row, block.where
+            return self._accumulate(predictions, labels, first, where, whole)
         return self._score(predictions, labels, block.first_row, block.where, count)
 
-    def _accumulate(self, predictions, labels, first, where):
-        """Pass 1 over a checked batch whose first row messages call ``first``."""
+    def _accumulate(self, predictions, labels, first, where, whole=False):
+        """Pass 1 over a checked batch whose first row messages call ``first``.
+
+        ``whole``: the batch is all the rows of both passes, the same in both (a stable
+        source of one block). Where the backend has ``both_passes`` and takes the
+        batch (the compiled backend: a small one), pass 1, :meth:`finalize` and pass 2
+        then run in that one call, with the values and errors of the three; the
+        accumulator is left finalized, its pass-2 sum added and pass 2's class counts
+        left to the driver (as ``step(2, block, count=False)`` leaves them)."""
         n_target = self.n_target
         if n_target is None:
             seen = self.pass1.n_target or 1
@@ -543,7 +559,8 @@ class Accumulator:
         if not self._logits_checked:
             self._logits_checked = True
             warn_if_probabilities(block, f"{self.role}{where}")
-        status, row = self._kernels().accumulate(
+        kernels = self._kernels()
+        arguments = (
             block,
             _as_int64(labels),
             self.pass1.joint,
@@ -553,9 +570,19 @@ class Accumulator:
             self._tol(block),
             self.n_threads,
         )
+        fresh = whole and self.pass1.n_samples == 0  # both_passes takes zeroed slots
+        both = getattr(kernels, "both_passes", None) if fresh else None
+        done = None if both is None else both(*arguments)
+        if done is not None:
+            status, row, finalized, total = done
+        else:
+            status, row = kernels.accumulate(*arguments)
         if status:
             self._raise(status, row, block, labels, first, n_target, where)
         self.pass1.n_samples += len(labels)
+        if done is not None:
+            self._finalized(self.pass1.finalize(kernels, finalized))
+            self.pass2.add(total, None, len(labels))
         return self
 
     def merge(self, other: "Accumulator") -> "Accumulator":
@@ -586,7 +613,11 @@ class Accumulator:
             raise RuntimeError("finalize: already called")
         if self.n_samples == 0:
             raise ValueError("finalize: no rows were accumulated (n_samples = 0)")
-        self.pass2 = self.pass1.finalize(self._kernels())
+        return self._finalized(self.pass1.finalize(self._kernels()))
+
+    def _finalized(self, pass2):
+        """Enter pass 2 with the :class:`~leepfast._state.Pass2State` of pass 1."""
+        self.pass2 = pass2
         self.pass1 = None
         self.n_target = self.pass2.n_target
         return self
@@ -698,6 +729,7 @@ def _run(what, predictions, labels, **options):
         options = options.with_n_target(infer_n_target(labels))
     acc = Accumulator.from_options(options)
     acc.n_target_inferred = inferred
+    acc.n_source = predictions.shape[1]  # checked: the batch check takes the fast path
     views = (
         predictions.flags.c_contiguous
         and predictions.dtype.isnative

@@ -22,7 +22,7 @@ Parallelism (OpenMP, when the build found it):
 from cython.parallel cimport parallel, prange
 from libc.stdint cimport int16_t, int32_t, int64_t, uint16_t
 from leepfast.libleepfast cimport LEEPFAST_SIMD_BEST
-from libc.math cimport log
+from libc.math cimport NAN, log
 from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memset
 
@@ -277,18 +277,24 @@ cdef inline int _first_bad_slot(const int *status, const int64_t *bad, Py_ssize_
 
 cdef int _pass1(const pred_t[:, ::1] block, const int64_t[::1] labels,
                 double[:, :, ::1] joint, int64_t[:, :, ::1] hard, int64_t[:, ::1] counts,
-                bint logits, double tol, int n_threads, int simd,
+                bint logits, double tol, int n_threads, int simd, bint fresh,
                 int64_t *first_bad) except -1:
     """Pass 1 over one block (checked shapes, n > 0) into the slots, by a team of
     n_threads where ``_threaded`` says it pays, else on the calling thread without
     entering an OpenMP region (its start alone costs a microsecond or two); the same
     slots and code either way. The status, and the first bad row in *first_bad.
-    ``accumulate`` documents the layout."""
+    ``accumulate`` documents the layout.
+
+    ``fresh``: the slots hold zeros. On the calling thread the rows are then added to
+    the slots themselves instead of through zeroed buffers (no false sharing to avoid):
+    the same additions from the same +0.0, so the same bits (a buffer's sum is never
+    -0.0, so adding it to the slot's +0.0 leaves it as it is)."""
     cdef Py_ssize_t n = block.shape[0], n_source = block.shape[1]
     cdef Py_ssize_t n_slots = joint.shape[0], n_target = joint.shape[1]
     cdef Py_ssize_t per = (n + n_slots - 1) // n_slots
-    cdef bint local_state = n_target * n_source <= LOCAL_STATE_CELLS
     cdef bint threaded = _threaded(n_threads, n, n_source, logits)
+    cdef bint local_state = (n_target * n_source <= LOCAL_STATE_CELLS
+                             and (threaded or not fresh))
     cdef Py_ssize_t t
     cdef _Buffers b
     # float16 probabilities: int32 partials per thread where the fixed-point pass pays
@@ -348,7 +354,7 @@ def accumulate(const pred_t[:, ::1] block, const int64_t[::1] labels,
         return 0, -1
     cdef int64_t first_bad
     cdef int found = _pass1(block, labels, joint, hard, counts, logits, tol, n_threads,
-                            simd, &first_bad)
+                            simd, False, &first_bad)
     return found, first_bad
 
 
@@ -403,16 +409,16 @@ cdef inline int _score_chunk(const pred_t *block, const int64_t *labels, Py_ssiz
 
 
 cdef int _pass2(const pred_t[:, ::1] block, const int64_t[::1] labels,
-                const double[:, ::1] conditional, bint logits, double tol, int n_threads,
-                Py_ssize_t chunk, int simd, int64_t *first_bad,
+                const double *conditional, Py_ssize_t n_target, bint logits, double tol,
+                int n_threads, Py_ssize_t chunk, int simd, int64_t *first_bad,
                 double *total) except -1:
     """Pass 2 over one block (checked shapes, n > 0, chunk > 0), by a team of n_threads
     where ``_threaded`` says it pays, else on the calling thread without entering an
     OpenMP region; the same chunks and code either way. The status; the first bad row
     in *first_bad and the sum of log terms (the chunks' sums added in order; 0 on
-    failure) in *total. ``score`` documents the layout."""
+    failure) in *total. ``conditional``: C, (n_target, Z), C-contiguous. ``score``
+    documents the layout."""
     cdef Py_ssize_t n = block.shape[0], n_source = block.shape[1]
-    cdef Py_ssize_t n_target = conditional.shape[0]
     cdef Py_ssize_t n_chunks = _n_chunks(n, chunk)
     cdef bint threaded = _threaded(n_threads, n, n_source, logits)
     # per chunk: its status, first bad row and partial sum (C arrays: no NumPy array
@@ -433,7 +439,7 @@ cdef int _pass2(const pred_t[:, ::1] block, const int64_t[::1] labels,
             scratch = <double *> malloc(2 * n_source * sizeof(double))
             for c in range(n_chunks):
                 status[c] = _score_chunk(&block[0, 0], &labels[0], n, n_source, n_target,
-                                         c, n_chunks, logits, tol, &conditional[0, 0],
+                                         c, n_chunks, logits, tol, conditional,
                                          scratch, &partial[c], &bad[c], simd)
             free(scratch)
     else:
@@ -441,7 +447,7 @@ cdef int _pass2(const pred_t[:, ::1] block, const int64_t[::1] labels,
             scratch = <double *> malloc(2 * n_source * sizeof(double))
             for c in prange(n_chunks, schedule="static"):
                 status[c] = _score_chunk(&block[0, 0], &labels[0], n, n_source, n_target,
-                                         c, n_chunks, logits, tol, &conditional[0, 0],
+                                         c, n_chunks, logits, tol, conditional,
                                          scratch, &partial[c], &bad[c], simd)
             free(scratch)
     first_bad[0] = -1
@@ -472,8 +478,8 @@ def score(const pred_t[:, ::1] block, const int64_t[::1] labels,
         return 0, -1, 0.0
     cdef int64_t first_bad
     cdef double total
-    cdef int found = _pass2(block, labels, conditional, logits, tol, n_threads, chunk,
-                            simd, &first_bad, &total)
+    cdef int found = _pass2(block, labels, &conditional[0, 0], conditional.shape[0],
+                            logits, tol, n_threads, chunk, simd, &first_bad, &total)
     return found, first_bad, total
 
 
@@ -532,10 +538,14 @@ cdef inline void _neumaier(double x, double *total, double *carry) noexcept nogi
 
 def finalize(joint_slots, hard_slots, counts_slots):
     """End of pass 1 over the thread slots; ``_finalize`` says how."""
-    return _finalize(joint_slots, hard_slots, counts_slots)
+    cdef double *conditional
+    return _finalize(joint_slots, hard_slots, counts_slots, joint_slots, hard_slots,
+                     counts_slots, &conditional)
 
 
-cdef tuple _finalize(joint_slots, hard_slots, counts_slots):
+cdef tuple _finalize(joint_slots, hard_slots, counts_slots, double[:, :, ::1] joint,
+                     int64_t[:, :, ::1] hard, int64_t[:, ::1] counts,
+                     double **conditional):
     """End of pass 1 over the thread slots, in place, in one compiled pass.
 
     Returns ``(joint_sum, hard_sum, class_counts, conditional, column_sums, nce)``. The
@@ -545,11 +555,9 @@ cdef tuple _finalize(joint_slots, hard_slots, counts_slots):
     ``joint`` (a new array when there is one slot): ``joint_sum``, ``hard_sum``,
     ``class_counts`` and ``conditional`` are views of the slots, and no other Y x Z
     array is made. NCE from the pair counts: (sum H log H - sum_z H_z log H_z) / sum H.
-    The slots hold nothing else afterwards.
+    The slots hold nothing else afterwards. ``joint``, ``hard``, ``counts``: views of
+    the slots (made once by the caller). *conditional: C's first element.
     """
-    cdef double[:, :, ::1] joint = joint_slots
-    cdef int64_t[:, :, ::1] hard = hard_slots
-    cdef int64_t[:, ::1] counts = counts_slots
     cdef Py_ssize_t n_slots = joint.shape[0], n_target = joint.shape[1]
     cdef Py_ssize_t n_source = joint.shape[2]
     if (hard.shape[0] != n_slots or hard.shape[1] != n_target
@@ -560,39 +568,63 @@ cdef tuple _finalize(joint_slots, hard_slots, counts_slots):
         raise ValueError("finalize: no slots")
     out_cond = joint_slots[1] if n_slots > 1 else np.empty((n_target, n_source))
     out_m = np.zeros(n_source)
-    cdef double[:, ::1] C = out_cond
+    cdef double *C = &joint[1, 0, 0] if n_slots > 1 else NULL
+    if n_slots == 1:
+        C = _data(out_cond)
     cdef double[::1] M = out_m
     cdef int64_t *Hz = <int64_t *> calloc(n_source, sizeof(int64_t))
     if Hz == NULL:
         raise MemoryError("finalize: no memory for the column counts")
-    cdef Py_ssize_t t, y, z
-    cdef int64_t h, n = 0  # n: the number of pairs counted
-    cdef double s, m, total = 0.0, carry = 0.0
+    cdef double nce
+    conditional[0] = C
     with nogil:
-        for y in range(n_target):
-            for t in range(1, n_slots):
-                counts[0, y] += counts[t, y]
-            for z in range(n_source):
-                s = joint[0, y, z]
-                h = hard[0, y, z]
-                for t in range(1, n_slots):
-                    s = s + joint[t, y, z]
-                    h = h + hard[t, y, z]
-                joint[0, y, z] = s
-                hard[0, y, z] = h
-                M[z] += s
-                Hz[z] += h
-                n += h
-        for y in range(n_target):  # slot 1 has been read: C takes its place
-            for z in range(n_source):
-                m = M[z]
-                C[y, z] = joint[0, y, z] / m if m > 0.0 else 0.0
-                h = hard[0, y, z]
-                if h > 0:
-                    _neumaier(<double> h * log(<double> h / <double> Hz[z]), &total, &carry)
+        nce = _finalize_slots(&joint[0, 0, 0], &hard[0, 0, 0], &counts[0, 0], n_slots,
+                              n_target, n_source, C, &M[0], Hz)
     free(Hz)
-    nce = (total + carry) / n if n > 0 else float("nan")
     return joint_slots[0], hard_slots[0], counts_slots[0], out_cond, out_m, nce
+
+
+cdef double *_data(double[:, ::1] array) except? NULL:
+    """The first element of a C-contiguous 2-D float64 array (which the caller holds)."""
+    return &array[0, 0]
+
+
+cdef double _finalize_slots(double *joint, int64_t *hard, int64_t *counts,
+                            Py_ssize_t n_slots, Py_ssize_t n_target, Py_ssize_t n_source,
+                            double *C, double *M, int64_t *Hz) noexcept nogil:
+    """``_finalize`` over C-contiguous (T, Y, Z) and (T, Y) slots, ``C`` (Y, Z) (slot 1
+    of ``joint`` when T > 1), ``M`` (Z,) and ``Hz`` (Z,) zeroed; returns NCE. Each
+    cell's slots are added in slot order, M and Hz over y in order, NCE's terms in
+    (y, z) order: one contiguous loop per step (the slots' reduction vectorises)."""
+    cdef Py_ssize_t cells = n_target * n_source, t, y, z, k
+    cdef double *joint_t
+    cdef int64_t *hard_t
+    cdef int64_t h, n = 0  # n: the number of pairs counted
+    cdef double m, total = 0.0, carry = 0.0
+    for t in range(1, n_slots):  # slot 0 += slot t, in slot order for every cell
+        joint_t = joint + t * cells
+        hard_t = hard + t * cells
+        for k in range(n_target):
+            counts[k] += counts[t * n_target + k]
+        for k in range(cells):
+            joint[k] += joint_t[k]
+            hard[k] += hard_t[k]
+    for y in range(n_target):  # column sums, over y in order
+        for z in range(n_source):
+            M[z] += joint[y * n_source + z]
+            Hz[z] += hard[y * n_source + z]
+    for z in range(n_source):
+        n += Hz[z]
+    for y in range(n_target):  # slot 1 has been read: C takes its place
+        for z in range(n_source):
+            m = M[z]
+            C[y * n_source + z] = joint[y * n_source + z] / m if m > 0.0 else 0.0
+    for y in range(n_target):
+        for z in range(n_source):
+            h = hard[y * n_source + z]
+            if h > 0:
+                _neumaier(<double> h * log(<double> h / <double> Hz[z]), &total, &carry)
+    return (total + carry) / n if n > 0 else NAN
 
 
 # One call for a small block that is all of a run's rows: what ``accumulate``,
@@ -603,16 +635,18 @@ def both_passes(const pred_t[:, ::1] block, const int64_t[::1] labels, joint_slo
                 hard_slots, counts_slots, bint logits, double tol,
                 int simd=LEEPFAST_SIMD_BEST):
     """Pass 1 into the slots, ``finalize`` and pass 2 of one block, in one call, on the
-    calling thread; or None, with nothing done, when the block is worth a team of
-    threads (``PARALLEL_MIN_VALUES``: then call the three one by one).
+    calling thread; or None, with nothing done, when the block is as large as a team of
+    threads pays for (``PARALLEL_MIN_VALUES``, whatever the thread count: a run of one
+    large block keeps its two passes apart, Ctrl-C stopping it between them): then
+    call the three one by one.
 
-    The values are those of ``accumulate`` (the slots of ``joint_slots.shape[0]``
-    threads), ``finalize`` and ``score`` (its default chunks), bit for bit: the same
-    slots, chunks and code, which those calls too run on the calling thread for such a
-    block. Returns ``(status, first_bad_row, finalized, total)``: ``finalized`` is what
-    ``finalize`` returns, ``total`` the sum of log terms; on failure (the status of pass
-    1, or else of pass 2, with its first bad row) ``finalized`` is None and ``total``
-    0.0.
+    The slots must hold zeros (a fresh state). The values are those of ``accumulate``
+    (the slots of ``joint_slots.shape[0]`` threads), ``finalize`` and ``score`` (its
+    default chunks), bit for bit: the same slots, chunks and code, which those calls
+    too run on the calling thread for such a block. Returns ``(status, first_bad_row,
+    finalized, total)``: ``finalized`` is what ``finalize`` returns, ``total`` the sum
+    of log terms; on failure (the status of pass 1, or else of pass 2, with its first
+    bad row) ``finalized`` is None and ``total`` 0.0.
     """
     cdef Py_ssize_t n = block.shape[0], n_source = block.shape[1]
     if n == 0 or _threaded(2, n, n_source, logits):
@@ -624,13 +658,14 @@ def both_passes(const pred_t[:, ::1] block, const int64_t[::1] labels, joint_slo
     cdef int64_t first_bad
     cdef double total = 0.0
     cdef int found = _pass1(block, labels, joint, hard, counts, logits, tol, 1, simd,
-                            &first_bad)
+                            True, &first_bad)
     if found:
         return found, first_bad, None, 0.0
-    finalized = _finalize(joint_slots, hard_slots, counts_slots)
-    cdef const double[:, ::1] conditional = finalized[3]
-    found = _pass2(block, labels, conditional, logits, tol, 1, CHUNK_ROWS, simd,
-                   &first_bad, &total)
+    cdef double *conditional
+    finalized = _finalize(joint_slots, hard_slots, counts_slots, joint, hard, counts,
+                          &conditional)
+    found = _pass2(block, labels, conditional, joint.shape[1], logits, tol, 1, CHUNK_ROWS,
+                   simd, &first_bad, &total)
     if found:
         return found, first_bad, None, 0.0
     return 0, -1, finalized, total

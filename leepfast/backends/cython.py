@@ -63,3 +63,15 @@ def score(block, labels, conditional, logits, tol, n_threads):
 def finalize(joint_sum, hard, counts):
     """The slots reduced, C, the column sums and NCE, in one compiled pass."""
     return _kernels.finalize(joint_sum, hard, counts)
+
+
+def both_passes(block, labels, joint_sum, hard, counts, logits, tol, n_threads):
+    """Beyond the protocol (``leepfast.backends``): pass 1 into the slots, ``finalize``
+    and pass 2 of a block that is all of a run's rows, in one compiled call, when the
+    block is small enough to run on the calling thread (a call's fixed cost); else
+    None, with nothing done. Returns ``(status, first_bad_row, finalized, total)``, the
+    values of ``accumulate``, ``finalize`` (``finalized``, None on failure) and
+    ``score`` (``total``), bit for bit."""
+    return _kernels.both_passes(
+        _bits(block), labels, joint_sum, hard, counts, logits, tol, simd=simd_cap()
+    )
