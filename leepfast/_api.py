@@ -9,7 +9,6 @@ the first offending row; this module turns that into one clear exception.
 
 import copy
 import os
-import weakref
 from dataclasses import dataclass, replace
 
 import numpy as np

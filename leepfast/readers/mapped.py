@@ -195,9 +195,10 @@ class PredictionFile(RowFile):
         backend reads unaligned rows, as the in-memory API has always handed them any
         user array; ``numpy.savez`` puts a stored member's data at an odd offset, and
         copying it had cost 3x a .npy; bfloat16 comes as its bits, ``BFLOAT16``);
-        otherwise (Fortran order, big-endian) a C-ordered native copy in one block-sized buffer, reused from block to block (a
-        block is valid until the next is asked for; fresh 32 MiB arrays cost their page
-        faults every block, which had made such files 3-4x slower than a .npy). Rows per
+        otherwise (Fortran order, big-endian) a C-ordered native copy in one block-sized
+        buffer, reused from block to block (a block is valid until the next is asked
+        for; fresh 32 MiB arrays cost their page faults every block, which had made such
+        files 3-4x slower than a .npy). Rows per
         block as in :func:`leepfast._driver.block_rows`; a block never spans two runs.
         The file is checked against the identity it had when opened before every block
         (a file that shrank under its map would raise SIGBUS)."""
