@@ -71,6 +71,8 @@ def resolve_threads(n_threads):
     """
     if n_threads is None:
         return default_threads()
+    if type(n_threads) is int and 1 <= n_threads <= 64:  # never clamped: max_threads()
+        return n_threads  # is at least 64
     if isinstance(n_threads, bool) or not isinstance(n_threads, (int, np.integer)):
         raise TypeError(
             f"n_threads: expected None or an integer, got {type(n_threads).__name__}"

@@ -170,17 +170,23 @@ def two_passes(acc, source, what="result", progress=False):
     ``what``: "nce" (pass 1 only), "leep" (the value alone) or "result" (the
     :class:`~leepfast.Result`). ``progress``: as :class:`Progress` (default: no bar).
     """
-    bar = Progress(progress, source, passes=1 if what == "nce" else 2)
-    shown = bar if bar.bar is not None else None  # no bar: no update per block
     count = not source.stable
-    # one block, the same in both passes, and no bar to move between them: pass 2 may
-    # run in pass 1's call (the accumulator's ``whole``: one compiled call for both)
-    one_block = getattr(source, "n_blocks", None) == 1
-    whole = what != "nce" and not count and shown is None and one_block
+    bar = shown = None
     try:
-        if whole:
-            run_pass(lambda block: acc._step(1, block, whole=True), source, 1)
+        if (
+            what != "nce"
+            and not count
+            and progress is False
+            and getattr(source, "n_blocks", None) == 1
+        ):
+            # one block, the same rows in both passes, no bar to move between them:
+            # pass 2 may run in pass 1's call (the accumulator's ``whole``: one compiled
+            # call for both passes where the backend has it)
+            for block in source.blocks():
+                acc._step(1, block, whole=True)
         else:
+            bar = Progress(progress, source, passes=1 if what == "nce" else 2)
+            shown = bar if bar.bar is not None else None  # no bar: no update per block
             run_pass(lambda block: acc.step(1, block), source, 1, shown)
         if acc.phase == "accumulate":  # pass 2 did not run with pass 1
             acc.finalize()
@@ -188,7 +194,8 @@ def two_passes(acc, source, what="result", progress=False):
                 return acc.nce
             run_pass(lambda block: acc.step(2, block, count=count), source, 2, shown)
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()
     if not count:
         acc.pass2.same_rows_as_pass1()
     return acc.pass2.leep if what == "leep" else acc.result()
