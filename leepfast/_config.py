@@ -49,7 +49,14 @@ def simd_cap():
     ValueError
         If ``LEEPFAST_SIMD`` is set to anything but a level name.
     """
-    value = os.environ.get("LEEPFAST_SIMD", "").strip()
+    return simd_cap_of(os.environ.get("LEEPFAST_SIMD"))
+
+
+@functools.lru_cache(maxsize=32)
+def simd_cap_of(value):
+    """The cap a value of ``LEEPFAST_SIMD`` names (None, unset, or blank: no cap), as
+    :func:`simd_cap` gives it; a valid value is parsed once (a small call's cost)."""
+    value = (value or "").strip()
     if not value:
         return len(SIMD_LEVELS) - 1
     try:

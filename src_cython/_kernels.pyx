@@ -23,7 +23,7 @@ from cython.parallel cimport parallel, prange
 from libc.stdint cimport int16_t, int32_t, int64_t, uint16_t
 from leepfast.libleepfast cimport LEEPFAST_SIMD_BEST
 from libc.math cimport NAN, log
-from libc.stdlib cimport calloc, free, malloc
+from libc.stdlib cimport calloc, free, getenv, malloc
 from libc.string cimport memset
 
 import numpy as np
@@ -109,6 +109,17 @@ LEVELS = ("scalar", "sse2", "avx2", "avx512")
 def simd_level():
     """The best level this build runs on this CPU, as an index into ``LEVELS``."""
     return leepfast_simd_level()
+
+
+def environ_simd():
+    """``LEEPFAST_SIMD`` as the process environment holds it, or None when unset: what
+    ``os.environ.get`` gives (os.environ writes through to that environment, with the
+    GIL held, as this reads it), read in C: a small call's cost, not a microsecond of
+    Python-level mapping calls. ``leepfast._config.simd_cap_of`` parses it."""
+    cdef const char *value = getenv(b"LEEPFAST_SIMD")
+    if value == NULL:
+        return None
+    return value.decode("utf-8", "surrogateescape")
 
 
 def simd_effective(int cap):

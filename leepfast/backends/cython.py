@@ -5,7 +5,7 @@ import os
 import numpy as np
 
 from .. import _kernels
-from .._config import simd_cap
+from .._config import simd_cap_of
 from .._tensors import is_bfloat16
 
 # A child forked after OpenMP ran in the parent would hang in its first parallel region
@@ -35,6 +35,11 @@ def n_slots(n_threads):
     """Thread-local state slots: one per thread (the team is ``n_threads``, already
     clamped by ``resolve_threads``; a forked child runs the slots on one thread)."""
     return n_threads
+
+
+def simd_cap():
+    """``_config.simd_cap()``, the value read by the extension (``environ_simd``)."""
+    return simd_cap_of(_kernels.environ_simd())
 
 
 def _bits(block):
