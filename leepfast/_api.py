@@ -95,6 +95,16 @@ class Result:
     backend: str
     classes: tuple | None = None
 
+    @classmethod
+    def _of(cls, **fields):
+        """A Result of ``fields`` (every field, ``classes`` optional), made without the
+        frozen dataclass's ``__init__`` (one ``object.__setattr__`` per field, as much as
+        the rest of a small call's result costs): a frozen class refuses setattr, not
+        its instance dict; ``classes`` not given keeps its class default, None."""
+        result = object.__new__(cls)
+        result.__dict__.update(fields)
+        return result
+
     def to_dict(self) -> dict:
         """The scalars only (for JSON, logs and tables): leep, nce, n_samples,
         n_source, n_target, backend."""
@@ -252,25 +262,36 @@ def warn_if_probabilities(block, name="predictions"):
         )
 
 
+#: The largest label the kernels' int64 labels hold, exclusive.
+_INT64_MAX = int(np.iinfo(np.int64).max)
+
+#: Up to this many labels, their minimum and maximum are taken over a list: two NumPy
+#: reductions cost microseconds each whatever the size, a small call's cost.
+SMALL_LABELS = 64
+
+
 def infer_n_target(labels, name="labels", first_row=0):
     """max(label) + 1, after checking that no label is negative.
 
     ``first_row`` is the global index of ``labels[0]``, for the row in error messages.
     """
-    if labels.dtype.kind == "i":
-        low = labels.min()
-        if low < 0:
-            row = int(np.argmax(labels < 0))
-            raise LabelError(
-                f"{name}: row {first_row + row} is {labels[row]}; expected labels >= 0",
-                "labels",
-            )
-    high = labels.max()
-    if high >= np.iinfo(np.int64).max:  # uint64 labels the kernels' int64 cannot hold
+    if labels.size <= SMALL_LABELS:
+        values = labels.tolist()
+        low, high = min(values), max(values)
+    else:  # unsigned labels are never negative
+        low = labels.min() if labels.dtype.kind == "i" else 0
+        high = labels.max()
+    if low < 0:
+        row = int(np.argmax(labels < 0))
+        raise LabelError(
+            f"{name}: row {first_row + row} is {labels[row]}; expected labels >= 0",
+            "labels",
+        )
+    if high >= _INT64_MAX:  # uint64 labels the kernels' int64 cannot hold
         row = int(np.argmax(labels == high))
         raise LabelError(
             f"{name}: row {first_row + row} is {labels[row]}; "
-            f"expected labels < {np.iinfo(np.int64).max}",
+            f"expected labels < {_INT64_MAX}",
             "labels",
         )
     return int(high) + 1
@@ -680,21 +701,22 @@ class Accumulator:
 
     def result(self) -> Result:
         """The :class:`Result`, once both passes have seen the same rows."""
-        if self.phase != "score":
+        state = self.pass2
+        if state is None:  # the phase is "accumulate"
             raise RuntimeError("result: run pass 1, finalize() and pass 2 first")
-        self.pass2.check_complete()
-        J = self.joint_sum / self.n_samples
-        return Result(
-            leep=self.pass2.leep,
-            nce=self.nce,
-            n_samples=self.n_samples,
+        state.check_complete()
+        J = state.joint_sum / state.n_samples
+        return Result._of(
+            leep=state.leep,
+            nce=state.nce,
+            n_samples=state.n_samples,
             n_source=self.n_source,
             n_target=self.n_target,
             joint=J,
             marginal=_reference.marginal(J),
-            conditional=self.conditional,
-            class_counts=self.class_counts,
-            hard_counts=self.hard_counts,
+            conditional=state.conditional,
+            class_counts=state.class_counts,
+            hard_counts=state.hard_counts,
             backend=self.backend,
         )
 
