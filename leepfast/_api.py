@@ -45,6 +45,9 @@ BFLOAT16_TOLERANCE = 1e-2
 def row_sum_tolerance(dtype):
     """The row-sum tolerance of predictions of ``dtype`` (either byte order), or None
     when the dtype is not one of predictions (float16/32/64, bfloat16)."""
+    tol = ROW_SUM_TOLERANCE.get(dtype)  # native float16/32/64: one look-up
+    if tol is not None and dtype.metadata is None:
+        return tol
     if is_bfloat16(dtype):
         return BFLOAT16_TOLERANCE
     return ROW_SUM_TOLERANCE.get(dtype.newbyteorder("="))
@@ -91,6 +94,16 @@ class Result:
     hard_counts: np.ndarray
     backend: str
     classes: tuple | None = None
+
+    @classmethod
+    def _of(cls, **fields):
+        """A Result of ``fields`` (every field, ``classes`` optional), made without the
+        frozen dataclass's ``__init__`` (one ``object.__setattr__`` per field, as much as
+        the rest of a small call's result costs): a frozen class refuses setattr, not
+        its instance dict; ``classes`` not given keeps its class default, None."""
+        result = object.__new__(cls)
+        result.__dict__.update(fields)
+        return result
 
     def to_dict(self) -> dict:
         """The scalars only (for JSON, logs and tables): leep, nce, n_samples,
@@ -249,25 +262,36 @@ def warn_if_probabilities(block, name="predictions"):
         )
 
 
+#: The largest label the kernels' int64 labels hold, exclusive.
+_INT64_MAX = int(np.iinfo(np.int64).max)
+
+#: Up to this many labels, their minimum and maximum are taken over a list: two NumPy
+#: reductions cost microseconds each whatever the size, a small call's cost.
+SMALL_LABELS = 64
+
+
 def infer_n_target(labels, name="labels", first_row=0):
     """max(label) + 1, after checking that no label is negative.
 
     ``first_row`` is the global index of ``labels[0]``, for the row in error messages.
     """
-    if labels.dtype.kind == "i":
-        low = labels.min()
-        if low < 0:
-            row = int(np.argmax(labels < 0))
-            raise LabelError(
-                f"{name}: row {first_row + row} is {labels[row]}; expected labels >= 0",
-                "labels",
-            )
-    high = labels.max()
-    if high >= np.iinfo(np.int64).max:  # uint64 labels the kernels' int64 cannot hold
+    if labels.size <= SMALL_LABELS:
+        values = labels.tolist()
+        low, high = min(values), max(values)
+    else:  # unsigned labels are never negative
+        low = labels.min() if labels.dtype.kind == "i" else 0
+        high = labels.max()
+    if low < 0:
+        row = int(np.argmax(labels < 0))
+        raise LabelError(
+            f"{name}: row {first_row + row} is {labels[row]}; expected labels >= 0",
+            "labels",
+        )
+    if high >= _INT64_MAX:  # uint64 labels the kernels' int64 cannot hold
         row = int(np.argmax(labels == high))
         raise LabelError(
             f"{name}: row {first_row + row} is {labels[row]}; "
-            f"expected labels < {np.iinfo(np.int64).max}",
+            f"expected labels < {_INT64_MAX}",
             "labels",
         )
     return int(high) + 1
@@ -518,6 +542,11 @@ class Accumulator:
         them, and messages name row ``block.first_row + i`` of the block's ``where``.
         ``count=False`` (pass 2): leave the class counts to the driver, which passes
         the very rows of pass 1."""
+        return self._step(pass_, block, count)
+
+    def _step(self, pass_, block, count=True, whole=False):
+        """:meth:`step`; ``whole`` (pass 1): the block is all the rows of both passes,
+        so pass 2 may run with pass 1 (``_accumulate``)."""
         if isinstance(pass_, bool) or pass_ not in (1, 2):
             raise ValueError(f"step: pass_ must be 1 or 2, got {pass_!r}")
         if pass_ == 1 and self.pass2 is not None:  # the phase is "score"
@@ -528,11 +557,19 @@ class Accumulator:
         if len(labels) == 0:
             return self
         if pass_ == 1:
-            return self._accumulate(predictions, labels, block.first_row, block.where)
+            first, where = block.first_row, block.where
+            return self._accumulate(predictions, labels, first, where, whole)
         return self._score(predictions, labels, block.first_row, block.where, count)
 
-    def _accumulate(self, predictions, labels, first, where):
-        """Pass 1 over a checked batch whose first row messages call ``first``."""
+    def _accumulate(self, predictions, labels, first, where, whole=False):
+        """Pass 1 over a checked batch whose first row messages call ``first``.
+
+        ``whole``: the batch is all the rows of both passes, the same in both (a stable
+        source of one block). Where the backend has ``both_passes`` and takes the
+        batch (the compiled backend: a small one), pass 1, :meth:`finalize` and pass 2
+        then run in that one call, with the values and errors of the three; the
+        accumulator is left finalized, its pass-2 sum added and pass 2's class counts
+        left to the driver (as ``step(2, block, count=False)`` leaves them)."""
         n_target = self.n_target
         if n_target is None:
             seen = self.pass1.n_target or 1
@@ -542,7 +579,8 @@ class Accumulator:
         if not self._logits_checked:
             self._logits_checked = True
             warn_if_probabilities(block, f"{self.role}{where}")
-        status, row = self._kernels().accumulate(
+        kernels = self._kernels()
+        arguments = (
             block,
             _as_int64(labels),
             self.pass1.joint,
@@ -552,9 +590,19 @@ class Accumulator:
             self._tol(block),
             self.n_threads,
         )
+        fresh = whole and self.pass1.n_samples == 0  # both_passes takes zeroed slots
+        both = getattr(kernels, "both_passes", None) if fresh else None
+        done = None if both is None else both(*arguments)
+        if done is not None:
+            status, row, finalized, total = done
+        else:
+            status, row = kernels.accumulate(*arguments)
         if status:
             self._raise(status, row, block, labels, first, n_target, where)
         self.pass1.n_samples += len(labels)
+        if done is not None:
+            self._finalized(self.pass1.finalize(kernels, finalized))
+            self.pass2.add(total, None, len(labels))
         return self
 
     def merge(self, other: "Accumulator") -> "Accumulator":
@@ -585,7 +633,11 @@ class Accumulator:
             raise RuntimeError("finalize: already called")
         if self.n_samples == 0:
             raise ValueError("finalize: no rows were accumulated (n_samples = 0)")
-        self.pass2 = self.pass1.finalize(self._kernels())
+        return self._finalized(self.pass1.finalize(self._kernels()))
+
+    def _finalized(self, pass2):
+        """Enter pass 2 with the :class:`~leepfast._state.Pass2State` of pass 1."""
+        self.pass2 = pass2
         self.pass1 = None
         self.n_target = self.pass2.n_target
         return self
@@ -649,21 +701,22 @@ class Accumulator:
 
     def result(self) -> Result:
         """The :class:`Result`, once both passes have seen the same rows."""
-        if self.phase != "score":
+        state = self.pass2
+        if state is None:  # the phase is "accumulate"
             raise RuntimeError("result: run pass 1, finalize() and pass 2 first")
-        self.pass2.check_complete()
-        J = self.joint_sum / self.n_samples
-        return Result(
-            leep=self.pass2.leep,
-            nce=self.nce,
-            n_samples=self.n_samples,
+        state.check_complete()
+        J = state.joint_sum / state.n_samples
+        return Result._of(
+            leep=state.leep,
+            nce=state.nce,
+            n_samples=state.n_samples,
             n_source=self.n_source,
             n_target=self.n_target,
             joint=J,
             marginal=_reference.marginal(J),
-            conditional=self.conditional,
-            class_counts=self.class_counts,
-            hard_counts=self.hard_counts,
+            conditional=state.conditional,
+            class_counts=state.class_counts,
+            hard_counts=state.hard_counts,
             backend=self.backend,
         )
 
@@ -697,6 +750,7 @@ def _run(what, predictions, labels, **options):
         options = options.with_n_target(infer_n_target(labels))
     acc = Accumulator.from_options(options)
     acc.n_target_inferred = inferred
+    acc.n_source = predictions.shape[1]  # checked: the batch check takes the fast path
     views = (
         predictions.flags.c_contiguous
         and predictions.dtype.isnative

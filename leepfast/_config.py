@@ -49,7 +49,14 @@ def simd_cap():
     ValueError
         If ``LEEPFAST_SIMD`` is set to anything but a level name.
     """
-    value = os.environ.get("LEEPFAST_SIMD", "").strip()
+    return simd_cap_of(os.environ.get("LEEPFAST_SIMD"))
+
+
+@functools.lru_cache(maxsize=32)
+def simd_cap_of(value):
+    """The cap a value of ``LEEPFAST_SIMD`` names (None, unset, or blank: no cap), as
+    :func:`simd_cap` gives it; a valid value is parsed once (a small call's cost)."""
+    value = (value or "").strip()
     if not value:
         return len(SIMD_LEVELS) - 1
     try:
@@ -71,6 +78,8 @@ def resolve_threads(n_threads):
     """
     if n_threads is None:
         return default_threads()
+    if type(n_threads) is int and 1 <= n_threads <= 64:  # never clamped: max_threads()
+        return n_threads  # is at least 64
     if isinstance(n_threads, bool) or not isinstance(n_threads, (int, np.integer)):
         raise TypeError(
             f"n_threads: expected None or an integer, got {type(n_threads).__name__}"

@@ -67,7 +67,9 @@ class Block(NamedTuple):
 class RowSource(Protocol):
     """What the drivers read (the module docstring): the sizes, whether its blocks are
     the same rows on every call (``stable``: pass 2 may then skip the class counts), and
-    the blocks, in row order, afresh on every call."""
+    the blocks, in row order, afresh on every call. A source may also say how many
+    blocks it gives (``n_blocks``): a stable source of one block may then have both
+    passes run in one call (:func:`two_passes`)."""
 
     n_samples: int
     n_source: int
@@ -90,6 +92,7 @@ class ArraySource:
         self.n_rows, self.first_row = n_rows, first_row
         self.n_samples, self.n_source = rows.shape
         self.nbytes = rows.nbytes
+        self.n_blocks = -(-self.n_samples // n_rows)
 
     def blocks(self):
         rows, labels, step = self.rows, self.labels, self.n_rows
@@ -167,17 +170,32 @@ def two_passes(acc, source, what="result", progress=False):
     ``what``: "nce" (pass 1 only), "leep" (the value alone) or "result" (the
     :class:`~leepfast.Result`). ``progress``: as :class:`Progress` (default: no bar).
     """
-    bar = Progress(progress, source, passes=1 if what == "nce" else 2)
-    shown = bar if bar.bar is not None else None  # no bar: no update per block
+    count = not source.stable
+    bar = shown = None
     try:
-        run_pass(lambda block: acc.step(1, block), source, 1, shown)
-        acc.finalize()
-        if what == "nce":
-            return acc.nce
-        count = not source.stable
-        run_pass(lambda block: acc.step(2, block, count=count), source, 2, shown)
+        if (
+            what != "nce"
+            and not count
+            and progress is False
+            and getattr(source, "n_blocks", None) == 1
+        ):
+            # one block, the same rows in both passes, no bar to move between them:
+            # pass 2 may run in pass 1's call (the accumulator's ``whole``: one compiled
+            # call for both passes where the backend has it)
+            for block in source.blocks():
+                acc._step(1, block, whole=True)
+        else:
+            bar = Progress(progress, source, passes=1 if what == "nce" else 2)
+            shown = bar if bar.bar is not None else None  # no bar: no update per block
+            run_pass(lambda block: acc.step(1, block), source, 1, shown)
+        if acc.phase == "accumulate":  # pass 2 did not run with pass 1
+            acc.finalize()
+            if what == "nce":
+                return acc.nce
+            run_pass(lambda block: acc.step(2, block, count=count), source, 2, shown)
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()
     if not count:
         acc.pass2.same_rows_as_pass1()
     return acc.pass2.leep if what == "leep" else acc.result()

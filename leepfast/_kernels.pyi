@@ -10,6 +10,7 @@ LEVELS: tuple[str, str, str, str]
 
 def simd_level() -> int: ...
 def simd_effective(cap: int) -> int: ...
+def environ_simd() -> str | None: ...
 def accumulate(
     block: npt.NDArray[np.float32] | npt.NDArray[np.float64] | npt.NDArray[np.uint16],
     labels: npt.NDArray[np.int64],
@@ -48,3 +49,29 @@ def finalize(
     npt.NDArray[np.float64],
     float,
 ]: ...
+def both_passes(
+    block: npt.NDArray[np.float32] | npt.NDArray[np.float64] | npt.NDArray[np.uint16],
+    labels: npt.NDArray[np.int64],
+    joint_slots: npt.NDArray[np.float64],
+    hard_slots: npt.NDArray[np.int64],
+    counts_slots: npt.NDArray[np.int64],
+    logits: bool,
+    tol: float,
+    simd: int = ...,
+) -> (
+    tuple[
+        int,
+        int,
+        tuple[
+            npt.NDArray[np.float64],
+            npt.NDArray[np.int64],
+            npt.NDArray[np.int64],
+            npt.NDArray[np.float64],
+            npt.NDArray[np.float64],
+            float,
+        ]
+        | None,
+        float,
+    ]
+    | None
+): ...

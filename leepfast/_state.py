@@ -10,6 +10,7 @@ The states know nothing of inputs, backends' dispatch or error messages: the
 :class:`~leepfast.Accumulator` and the drivers feed them.
 """
 
+import functools
 import math
 
 import numpy as np
@@ -22,8 +23,10 @@ from ._errors import PassMismatchError, StateSizeError
 STATE_WARN_BYTES = 1 << 30
 
 
+@functools.cache
 def _physical_memory():
-    """Bytes of physical memory, or None where the platform does not say."""
+    """Bytes of physical memory, or None where the platform does not say (asked once:
+    two system calls, a good part of a small call's cost)."""
     import os
 
     try:
@@ -82,6 +85,15 @@ def check_feature_state_fits(n_target, n_features, where="", argument="labels"):
         )
 
 
+def _equal_counts(a, b):
+    """``np.array_equal`` of two integer arrays; as a comparison of their bytes when
+    they have one dtype and shape (no ufunc and no reduction: microseconds less, a
+    good part of a small call's result)."""
+    if a.dtype == b.dtype and a.shape == b.shape and a.dtype.kind in "iu":
+        return a.tobytes() == b.tobytes()
+    return np.array_equal(a, b)
+
+
 class Pass1State:
     """Pass 1's statistics in ``n_slots`` thread-local slots (allocated on first use)."""
 
@@ -124,12 +136,13 @@ class Pass1State:
         self.n_samples += other.n_samples
         return self
 
-    def finalize(self, kernels):
-        """Reduce the slots with the backend's ``finalize``; the slots are released (the
-        results may be views of their memory)."""
-        joint, hard, class_counts, conditional, _, nce = kernels.finalize(
-            self.joint, self.hard, self.counts
-        )
+    def finalize(self, kernels, finalized=None):
+        """Reduce the slots with the backend's ``finalize`` (or take ``finalized``, what
+        it returned, when the backend ran it already: ``both_passes``); the slots are
+        released (the results may be views of their memory)."""
+        if finalized is None:
+            finalized = kernels.finalize(self.joint, self.hard, self.counts)
+        joint, hard, class_counts, conditional, _, nce = finalized
         self.joint = self.hard = self.counts = None
         return Pass2State(joint, hard, class_counts, conditional, nce, self.n_samples)
 
@@ -145,7 +158,8 @@ class Pass2State:
         self.nce = nce
         self.n_samples = n_samples  # rows of pass 1
         self.total = 0.0  # sum of log terms
-        self.counts = np.zeros_like(class_counts)  # class counts seen in pass 2
+        # class counts seen in pass 2 (np.zeros: a fraction of np.zeros_like's cost)
+        self.counts = np.zeros(class_counts.shape, class_counts.dtype)
         self.n_scored = 0
 
     @property
@@ -191,7 +205,7 @@ class Pass2State:
 
     def check_complete(self):
         """Raise unless pass 2 saw pass 1's rows (the same class counts)."""
-        if not np.array_equal(self.counts, self.class_counts):
+        if not _equal_counts(self.counts, self.class_counts):
             raise PassMismatchError(
                 f"result: pass 2 saw {self.n_scored} rows with class counts "
                 f"{self.counts.tolist()}, pass 1 saw {self.n_samples} with "

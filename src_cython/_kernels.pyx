@@ -22,8 +22,8 @@ Parallelism (OpenMP, when the build found it):
 from cython.parallel cimport parallel, prange
 from libc.stdint cimport int16_t, int32_t, int64_t, uint16_t
 from leepfast.libleepfast cimport LEEPFAST_SIMD_BEST
-from libc.math cimport log
-from libc.stdlib cimport calloc, free, malloc
+from libc.math cimport NAN, log
+from libc.stdlib cimport calloc, free, getenv, malloc
 from libc.string cimport memset
 
 import numpy as np
@@ -111,6 +111,17 @@ def simd_level():
     return leepfast_simd_level()
 
 
+def environ_simd():
+    """``LEEPFAST_SIMD`` as the process environment holds it, or None when unset: what
+    ``os.environ.get`` gives (os.environ writes through to that environment, with the
+    GIL held, as this reads it), read in C: a small call's cost, not a microsecond of
+    Python-level mapping calls. ``leepfast._config.simd_cap_of`` parses it."""
+    cdef const char *value = getenv(b"LEEPFAST_SIMD")
+    if value == NULL:
+        return None
+    return value.decode("utf-8", "surrogateescape")
+
+
 def simd_effective(int cap):
     """The level a call capped at ``cap`` (an index into ``LEVELS``) runs at."""
     return leepfast_simd_effective(cap)
@@ -183,42 +194,120 @@ cdef enum:
     LOCAL_STATE_CELLS = 4096
 
 
-def accumulate(const pred_t[:, ::1] block, const int64_t[::1] labels,
-               double[:, :, ::1] joint, int64_t[:, :, ::1] hard,
-               int64_t[:, ::1] counts, bint logits, double tol, int n_threads,
-               int simd=LEEPFAST_SIMD_BEST):
-    """Pass 1 over one block into thread-local slots; returns (status, first_bad_row).
+ctypedef struct _Buffers:
+    # one thread's buffers for pass 1 (NULL: not needed, or no memory for it)
+    double *scratch        # 2 Z doubles: a widened or softmaxed row
+    int64_t *counts        # Y class counts
+    double *joint          # Y x Z, when the state is small (LOCAL_STATE_CELLS)
+    int64_t *hard          # Y x Z, likewise
+    int32_t *partials      # float16's fixed-point workspace, where it pays
 
-    The per-class counts are always gathered in a buffer private to the thread (the
-    (slots, Y) array is small enough for slots to share cache lines), and so are the
-    joint and pair counts when Y x Z is small; they are added to slot t at the end.
-    float16 probabilities get a Y x Z int32 workspace per thread where the C core's
-    fixed-point pass pays (``leepfast_f16_partials``; without the memory, the float64
-    path runs). ``simd`` caps the SIMD level (an index into ``LEVELS``). With
-    ``n_threads == 1`` no OpenMP region is entered (safe in a forked child).
-    """
+
+cdef inline _Buffers _buffers(Py_ssize_t n_source, Py_ssize_t n_target, bint local_state,
+                              int64_t n_partials) noexcept nogil:
+    """One thread's pass-1 buffers (``_free_buffers`` releases them)."""
+    cdef _Buffers b
+    cdef Py_ssize_t cells = n_target * n_source
+    b.scratch = <double *> malloc(2 * n_source * sizeof(double))
+    b.counts = <int64_t *> malloc(n_target * sizeof(int64_t))
+    b.joint = NULL
+    b.hard = NULL
+    b.partials = NULL
+    if n_partials > 0:  # NULL (not enough memory) takes the float64 path
+        b.partials = <int32_t *> malloc(n_partials * sizeof(int32_t))
+    if local_state:
+        b.joint = <double *> malloc(cells * sizeof(double))
+        b.hard = <int64_t *> malloc(cells * sizeof(int64_t))
+    return b
+
+
+cdef inline void _free_buffers(_Buffers *b) noexcept nogil:
+    free(b.scratch)
+    free(b.counts)
+    free(b.joint)
+    free(b.hard)
+    free(b.partials)
+
+
+cdef inline int _accumulate_slot(const pred_t *block, const int64_t *labels, Py_ssize_t n,
+                                 Py_ssize_t n_source, Py_ssize_t n_target, Py_ssize_t t,
+                                 Py_ssize_t per, bint local_state, bint logits,
+                                 double tol, double *joint, int64_t *hard,
+                                 int64_t *counts, _Buffers *b, int64_t *bad,
+                                 int simd) noexcept nogil:
+    """Slot t of pass 1: rows [t * per, (t + 1) * per) of the block (n rows) into
+    ``joint[t]``, ``hard[t]`` and ``counts[t]`` (the (T, Y, Z) and (T, Y) slots, from
+    their first element), through the thread's buffers ``b``: the class counts always,
+    the joint and pair counts when ``local_state``, added to the slot at the end. The
+    status; the first bad row, counted from t * per, in *bad."""
+    cdef Py_ssize_t start = t * per, stop = t * per + per, k
+    cdef Py_ssize_t cells = n_target * n_source
+    cdef double *joint_t = joint + t * cells
+    cdef int64_t *hard_t = hard + t * cells
+    cdef int64_t *counts_t = counts + t * n_target
+    cdef int status
+    if stop > n:
+        stop = n
+    if start >= stop:
+        return 0
+    if (b.scratch == NULL or b.counts == NULL
+            or (local_state and (b.joint == NULL or b.hard == NULL))):
+        bad[0] = 0
+        return LEEPFAST_ERR_NOMEM
+    memset(b.counts, 0, n_target * sizeof(int64_t))
+    if local_state:
+        memset(b.joint, 0, cells * sizeof(double))
+        memset(b.hard, 0, cells * sizeof(int64_t))
+    status = _accumulate_rows(block + start * n_source, labels + start, stop - start,
+                              n_source, n_target, logits, tol,
+                              b.joint if local_state else joint_t,
+                              b.hard if local_state else hard_t,
+                              b.counts, b.scratch, b.partials, bad, simd)
+    if status == 0:
+        for k in range(n_target):
+            counts_t[k] += b.counts[k]
+        if local_state:  # slot t is C-contiguous: cell k at offset k
+            for k in range(cells):
+                joint_t[k] += b.joint[k]
+                hard_t[k] += b.hard[k]
+    return status
+
+
+cdef inline int _first_bad_slot(const int *status, const int64_t *bad, Py_ssize_t n_slots,
+                                Py_ssize_t per, int64_t *first_bad) noexcept nogil:
+    """Pass 1's status over the slots: that of the first slot that failed (0: none),
+    and its first bad row in the block in *first_bad (-1: none)."""
+    cdef Py_ssize_t t
+    first_bad[0] = -1
+    for t in range(n_slots):
+        if status[t] != 0:
+            first_bad[0] = t * per + bad[t]
+            return status[t]
+    return 0
+
+
+cdef int _pass1(const pred_t[:, ::1] block, const int64_t[::1] labels,
+                double[:, :, ::1] joint, int64_t[:, :, ::1] hard, int64_t[:, ::1] counts,
+                bint logits, double tol, int n_threads, int simd, bint fresh,
+                int64_t *first_bad) except -1:
+    """Pass 1 over one block (checked shapes, n > 0) into the slots, by a team of
+    n_threads where ``_threaded`` says it pays, else on the calling thread without
+    entering an OpenMP region (its start alone costs a microsecond or two); the same
+    slots and code either way. The status, and the first bad row in *first_bad.
+    ``accumulate`` documents the layout.
+
+    ``fresh``: the slots hold zeros. On the calling thread the rows are then added to
+    the slots themselves instead of through zeroed buffers (no false sharing to avoid):
+    the same additions from the same +0.0, so the same bits (a buffer's sum is never
+    -0.0, so adding it to the slot's +0.0 leaves it as it is)."""
     cdef Py_ssize_t n = block.shape[0], n_source = block.shape[1]
     cdef Py_ssize_t n_slots = joint.shape[0], n_target = joint.shape[1]
-    if labels.shape[0] != n or joint.shape[2] != n_source:
-        raise ValueError("accumulate: block, labels and joint disagree in shape")
-    if (hard.shape[0] != n_slots or hard.shape[1] != n_target
-            or hard.shape[2] != n_source or counts.shape[0] != n_slots
-            or counts.shape[1] != n_target):
-        raise ValueError("accumulate: hard and counts must match joint")
-    if n == 0:
-        return 0, -1
     cdef Py_ssize_t per = (n + n_slots - 1) // n_slots
-    cdef Py_ssize_t cells = n_target * n_source
-    cdef bint local_state = cells <= LOCAL_STATE_CELLS
     cdef bint threaded = _threaded(n_threads, n, n_source, logits)
-    cdef Py_ssize_t t, start, stop, k
-    cdef double *scratch
-    cdef double *local_joint
-    cdef int64_t *local_hard
-    cdef int64_t *local_counts
-    cdef int32_t *partials
-    cdef double *joint_t
-    cdef int64_t *hard_t
+    cdef bint local_state = (n_target * n_source <= LOCAL_STATE_CELLS
+                             and (threaded or not fresh))
+    cdef Py_ssize_t t
+    cdef _Buffers b
     # float16 probabilities: int32 partials per thread where the fixed-point pass pays
     cdef int64_t n_partials = 0
     if pred_t is uint16_t:
@@ -230,62 +319,70 @@ def accumulate(const pred_t[:, ::1] block, const int64_t[::1] labels,
         free(status)
         free(bad)
         raise MemoryError("accumulate: no memory for the slots' statuses")
-    with nogil, parallel(num_threads=n_threads, use_threads_if=threaded):
-        scratch = <double *> malloc(2 * n_source * sizeof(double))
-        local_counts = <int64_t *> malloc(n_target * sizeof(int64_t))
-        local_joint = NULL
-        local_hard = NULL
-        partials = NULL
-        if n_partials > 0:  # NULL (not enough memory) takes the float64 path
-            partials = <int32_t *> malloc(n_partials * sizeof(int32_t))
-        if local_state:
-            local_joint = <double *> malloc(cells * sizeof(double))
-            local_hard = <int64_t *> malloc(cells * sizeof(int64_t))
-        for t in prange(n_slots, schedule="static"):
-            status[t] = 0
-            start = t * per
-            stop = start + per
-            if stop > n:
-                stop = n
-            if start < stop:
-                if (scratch == NULL or local_counts == NULL
-                        or (local_state and (local_joint == NULL or local_hard == NULL))):
-                    status[t] = LEEPFAST_ERR_NOMEM
-                    bad[t] = 0
-                else:
-                    joint_t = &joint[t, 0, 0]
-                    hard_t = &hard[t, 0, 0]
-                    memset(local_counts, 0, n_target * sizeof(int64_t))
-                    if local_state:
-                        memset(local_joint, 0, cells * sizeof(double))
-                        memset(local_hard, 0, cells * sizeof(int64_t))
-                    status[t] = _accumulate_rows(
-                        &block[start, 0], &labels[start], stop - start, n_source,
-                        n_target, logits, tol,
-                        local_joint if local_state else joint_t,
-                        local_hard if local_state else hard_t,
-                        local_counts, scratch, partials, &bad[t], simd)
-                    if status[t] == 0:
-                        for k in range(n_target):
-                            counts[t, k] += local_counts[k]
-                        if local_state:  # slot t is C-contiguous: cell k at offset k
-                            for k in range(cells):
-                                joint_t[k] += local_joint[k]
-                                hard_t[k] += local_hard[k]
-        free(scratch)
-        free(local_counts)
-        free(local_joint)
-        free(local_hard)
-        free(partials)
-    cdef int found = 0
-    cdef int64_t first_bad = -1
-    for t in range(n_slots):
-        if status[t] != 0:
-            found, first_bad = status[t], t * per + bad[t]
-            break
+    if not threaded:  # the same slots, one after the other, outside any OpenMP region
+        with nogil:
+            b = _buffers(n_source, n_target, local_state, n_partials)
+            for t in range(n_slots):
+                status[t] = _accumulate_slot(&block[0, 0], &labels[0], n, n_source,
+                                             n_target, t, per, local_state, logits, tol,
+                                             &joint[0, 0, 0], &hard[0, 0, 0],
+                                             &counts[0, 0], &b, &bad[t], simd)
+            _free_buffers(&b)
+    else:
+        with nogil, parallel(num_threads=n_threads, use_threads_if=threaded):
+            b = _buffers(n_source, n_target, local_state, n_partials)
+            for t in prange(n_slots, schedule="static"):
+                status[t] = _accumulate_slot(&block[0, 0], &labels[0], n, n_source,
+                                             n_target, t, per, local_state, logits, tol,
+                                             &joint[0, 0, 0], &hard[0, 0, 0],
+                                             &counts[0, 0], &b, &bad[t], simd)
+            _free_buffers(&b)
+    cdef int found = _first_bad_slot(status, bad, n_slots, per, first_bad)
     free(status)
     free(bad)
+    return found
+
+
+def accumulate(const pred_t[:, ::1] block, const int64_t[::1] labels,
+               double[:, :, ::1] joint, int64_t[:, :, ::1] hard,
+               int64_t[:, ::1] counts, bint logits, double tol, int n_threads,
+               int simd=LEEPFAST_SIMD_BEST):
+    """Pass 1 over one block into thread-local slots; returns (status, first_bad_row).
+
+    The block is split into ``T = joint.shape[0]`` contiguous slices of
+    ``ceil(n / T)`` rows, slice t accumulating into slot t. The per-class counts are
+    always gathered in a buffer private to the thread (the (slots, Y) array is small
+    enough for slots to share cache lines), and so are the joint and pair counts when
+    Y x Z is small; they are added to slot t at the end. float16 probabilities get a
+    Y x Z int32 workspace per thread where the C core's fixed-point pass pays
+    (``leepfast_f16_partials``; without the memory, the float64 path runs). ``simd``
+    caps the SIMD level (an index into ``LEVELS``). A block that runs on the calling
+    thread (``n_threads == 1``, or below ``PARALLEL_MIN_VALUES``) enters no OpenMP
+    region (safe in a forked child).
+    """
+    _check_pass1(block, labels, joint, hard, counts, "accumulate")
+    if block.shape[0] == 0:
+        return 0, -1
+    cdef int64_t first_bad
+    cdef int found = _pass1(block, labels, joint, hard, counts, logits, tol, n_threads,
+                            simd, False, &first_bad)
     return found, first_bad
+
+
+cdef int _check_pass1(const pred_t[:, ::1] block, const int64_t[::1] labels,
+                      double[:, :, ::1] joint, int64_t[:, :, ::1] hard,
+                      int64_t[:, ::1] counts, str name) except -1:
+    cdef Py_ssize_t n = block.shape[0], n_source = block.shape[1]
+    cdef Py_ssize_t n_slots = joint.shape[0], n_target = joint.shape[1]
+    if labels.shape[0] != n or joint.shape[2] != n_source:
+        raise ValueError(f"{name}: block, labels and joint disagree in shape")
+    if (hard.shape[0] != n_slots or hard.shape[1] != n_target
+            or hard.shape[2] != n_source or counts.shape[0] != n_slots
+            or counts.shape[1] != n_target):
+        raise ValueError(f"{name}: hard and counts must match joint")
+    if n_slots == 0:
+        raise ValueError(f"{name}: no slots")
+    return 0
 
 
 cdef enum:
@@ -303,24 +400,36 @@ cdef inline Py_ssize_t _n_chunks(Py_ssize_t n, Py_ssize_t chunk) noexcept nogil:
     return k
 
 
-def score(const pred_t[:, ::1] block, const int64_t[::1] labels,
-          const double[:, ::1] conditional, bint logits, double tol, int n_threads,
-          Py_ssize_t chunk=CHUNK_ROWS, int simd=LEEPFAST_SIMD_BEST):
-    """Pass 2 over one block; returns (status, first_bad_row, sum of log terms).
+cdef inline int _score_chunk(const pred_t *block, const int64_t *labels, Py_ssize_t n,
+                             Py_ssize_t n_source, Py_ssize_t n_target, Py_ssize_t c,
+                             Py_ssize_t n_chunks, bint logits, double tol,
+                             const double *conditional, double *scratch, double *partial,
+                             int64_t *bad, int simd) noexcept nogil:
+    """Chunk c of pass 2: rows [c * n // n_chunks, (c + 1) * n // n_chunks) of the block
+    (n rows), their sum of log terms in *partial; the status, and the first bad row,
+    counted from the chunk's start, in *bad."""
+    cdef Py_ssize_t start = c * n // n_chunks, stop = (c + 1) * n // n_chunks
+    partial[0] = 0.0
+    if start == stop:
+        return 0
+    if scratch == NULL:
+        bad[0] = 0
+        return LEEPFAST_ERR_NOMEM
+    return _score_rows(block + start * n_source, labels + start, stop - start, n_source,
+                       n_target, logits, tol, conditional, scratch, partial, bad, simd)
 
-    Every row is validated as pass 1 validates it (``tol``: the row-sum tolerance), so
-    the status and first bad row are those pass 1 would report for the block.
 
-    Chunk c holds rows [c * n // k, (c + 1) * n // k) with k = ``_n_chunks(n, chunk)``.
-    """
+cdef int _pass2(const pred_t[:, ::1] block, const int64_t[::1] labels,
+                const double *conditional, Py_ssize_t n_target, bint logits, double tol,
+                int n_threads, Py_ssize_t chunk, int simd, int64_t *first_bad,
+                double *total) except -1:
+    """Pass 2 over one block (checked shapes, n > 0, chunk > 0), by a team of n_threads
+    where ``_threaded`` says it pays, else on the calling thread without entering an
+    OpenMP region; the same chunks and code either way. The status; the first bad row
+    in *first_bad and the sum of log terms (the chunks' sums added in order; 0 on
+    failure) in *total. ``conditional``: C, (n_target, Z), C-contiguous. ``score``
+    documents the layout."""
     cdef Py_ssize_t n = block.shape[0], n_source = block.shape[1]
-    cdef Py_ssize_t n_target = conditional.shape[0]
-    if labels.shape[0] != n or conditional.shape[1] != n_source:
-        raise ValueError("score: block, labels and conditional disagree in shape")
-    if chunk <= 0:
-        raise ValueError("score: chunk must be positive")
-    if n == 0:
-        return 0, -1, 0.0
     cdef Py_ssize_t n_chunks = _n_chunks(n, chunk)
     cdef bint threaded = _threaded(n_threads, n, n_source, logits)
     # per chunk: its status, first bad row and partial sum (C arrays: no NumPy array
@@ -333,37 +442,66 @@ def score(const pred_t[:, ::1] block, const int64_t[::1] labels,
         free(bad)
         free(partial)
         raise MemoryError("score: no memory for the chunks' partial sums")
-    cdef Py_ssize_t c, start, stop
+    cdef Py_ssize_t c
     cdef double *scratch
-    cdef double total = 0.0
     cdef int found = 0
-    cdef int64_t first_bad = -1
-    with nogil, parallel(num_threads=n_threads, use_threads_if=threaded):
-        scratch = <double *> malloc(2 * n_source * sizeof(double))
-        for c in prange(n_chunks, schedule="static"):
-            partial[c] = 0.0
-            start = c * n // n_chunks
-            stop = (c + 1) * n // n_chunks
-            if start == stop:
-                status[c] = 0
-            elif scratch == NULL:
-                status[c] = LEEPFAST_ERR_NOMEM
-                bad[c] = 0
-            else:
-                status[c] = _score_rows(&block[start, 0], &labels[start], stop - start,
-                                        n_source, n_target, logits, tol,
-                                        &conditional[0, 0], scratch, &partial[c],
-                                        &bad[c], simd)
-        free(scratch)
+    if not threaded:  # the same chunks, one after the other, outside any OpenMP region
+        with nogil:
+            scratch = <double *> malloc(2 * n_source * sizeof(double))
+            for c in range(n_chunks):
+                status[c] = _score_chunk(&block[0, 0], &labels[0], n, n_source, n_target,
+                                         c, n_chunks, logits, tol, conditional,
+                                         scratch, &partial[c], &bad[c], simd)
+            free(scratch)
+    else:
+        with nogil, parallel(num_threads=n_threads, use_threads_if=threaded):
+            scratch = <double *> malloc(2 * n_source * sizeof(double))
+            for c in prange(n_chunks, schedule="static"):
+                status[c] = _score_chunk(&block[0, 0], &labels[0], n, n_source, n_target,
+                                         c, n_chunks, logits, tol, conditional,
+                                         scratch, &partial[c], &bad[c], simd)
+            free(scratch)
+    first_bad[0] = -1
+    total[0] = 0.0
     for c in range(n_chunks):
         if status[c] != 0:
-            found, first_bad, total = status[c], c * n // n_chunks + bad[c], 0.0
+            found, first_bad[0], total[0] = status[c], c * n // n_chunks + bad[c], 0.0
             break
-        total += partial[c]
+        total[0] += partial[c]
     free(status)
     free(bad)
     free(partial)
+    return found
+
+
+def score(const pred_t[:, ::1] block, const int64_t[::1] labels,
+          const double[:, ::1] conditional, bint logits, double tol, int n_threads,
+          Py_ssize_t chunk=CHUNK_ROWS, int simd=LEEPFAST_SIMD_BEST):
+    """Pass 2 over one block; returns (status, first_bad_row, sum of log terms).
+
+    Every row is validated as pass 1 validates it (``tol``: the row-sum tolerance), so
+    the status and first bad row are those pass 1 would report for the block.
+
+    Chunk c holds rows [c * n // k, (c + 1) * n // k) with k = ``_n_chunks(n, chunk)``.
+    """
+    _check_pass2(block, labels, conditional, chunk, "score")
+    if block.shape[0] == 0:
+        return 0, -1, 0.0
+    cdef int64_t first_bad
+    cdef double total
+    cdef int found = _pass2(block, labels, &conditional[0, 0], conditional.shape[0],
+                            logits, tol, n_threads, chunk, simd, &first_bad, &total)
     return found, first_bad, total
+
+
+cdef int _check_pass2(const pred_t[:, ::1] block, const int64_t[::1] labels,
+                      const double[:, ::1] conditional, Py_ssize_t chunk,
+                      str name) except -1:
+    if labels.shape[0] != block.shape[0] or conditional.shape[1] != block.shape[1]:
+        raise ValueError(f"{name}: block, labels and conditional disagree in shape")
+    if chunk <= 0:
+        raise ValueError(f"{name}: chunk must be positive")
+    return 0
 
 
 def read_floor(const pred_t[:, ::1] block, int n_threads, Py_ssize_t chunk=CHUNK_ROWS):
@@ -410,6 +548,15 @@ cdef inline void _neumaier(double x, double *total, double *carry) noexcept nogi
 
 
 def finalize(joint_slots, hard_slots, counts_slots):
+    """End of pass 1 over the thread slots; ``_finalize`` says how."""
+    cdef double *conditional
+    return _finalize(joint_slots, hard_slots, counts_slots, joint_slots, hard_slots,
+                     counts_slots, &conditional)
+
+
+cdef tuple _finalize(joint_slots, hard_slots, counts_slots, double[:, :, ::1] joint,
+                     int64_t[:, :, ::1] hard, int64_t[:, ::1] counts,
+                     double **conditional):
     """End of pass 1 over the thread slots, in place, in one compiled pass.
 
     Returns ``(joint_sum, hard_sum, class_counts, conditional, column_sums, nce)``. The
@@ -419,11 +566,9 @@ def finalize(joint_slots, hard_slots, counts_slots):
     ``joint`` (a new array when there is one slot): ``joint_sum``, ``hard_sum``,
     ``class_counts`` and ``conditional`` are views of the slots, and no other Y x Z
     array is made. NCE from the pair counts: (sum H log H - sum_z H_z log H_z) / sum H.
-    The slots hold nothing else afterwards.
+    The slots hold nothing else afterwards. ``joint``, ``hard``, ``counts``: views of
+    the slots (made once by the caller). *conditional: C's first element.
     """
-    cdef double[:, :, ::1] joint = joint_slots
-    cdef int64_t[:, :, ::1] hard = hard_slots
-    cdef int64_t[:, ::1] counts = counts_slots
     cdef Py_ssize_t n_slots = joint.shape[0], n_target = joint.shape[1]
     cdef Py_ssize_t n_source = joint.shape[2]
     if (hard.shape[0] != n_slots or hard.shape[1] != n_target
@@ -434,36 +579,104 @@ def finalize(joint_slots, hard_slots, counts_slots):
         raise ValueError("finalize: no slots")
     out_cond = joint_slots[1] if n_slots > 1 else np.empty((n_target, n_source))
     out_m = np.zeros(n_source)
-    cdef double[:, ::1] C = out_cond
+    cdef double *C = &joint[1, 0, 0] if n_slots > 1 else NULL
+    if n_slots == 1:
+        C = _data(out_cond)
     cdef double[::1] M = out_m
     cdef int64_t *Hz = <int64_t *> calloc(n_source, sizeof(int64_t))
     if Hz == NULL:
         raise MemoryError("finalize: no memory for the column counts")
-    cdef Py_ssize_t t, y, z
-    cdef int64_t h, n = 0  # n: the number of pairs counted
-    cdef double s, m, total = 0.0, carry = 0.0
+    cdef double nce
+    conditional[0] = C
     with nogil:
-        for y in range(n_target):
-            for t in range(1, n_slots):
-                counts[0, y] += counts[t, y]
-            for z in range(n_source):
-                s = joint[0, y, z]
-                h = hard[0, y, z]
-                for t in range(1, n_slots):
-                    s = s + joint[t, y, z]
-                    h = h + hard[t, y, z]
-                joint[0, y, z] = s
-                hard[0, y, z] = h
-                M[z] += s
-                Hz[z] += h
-                n += h
-        for y in range(n_target):  # slot 1 has been read: C takes its place
-            for z in range(n_source):
-                m = M[z]
-                C[y, z] = joint[0, y, z] / m if m > 0.0 else 0.0
-                h = hard[0, y, z]
-                if h > 0:
-                    _neumaier(<double> h * log(<double> h / <double> Hz[z]), &total, &carry)
+        nce = _finalize_slots(&joint[0, 0, 0], &hard[0, 0, 0], &counts[0, 0], n_slots,
+                              n_target, n_source, C, &M[0], Hz)
     free(Hz)
-    nce = (total + carry) / n if n > 0 else float("nan")
     return joint_slots[0], hard_slots[0], counts_slots[0], out_cond, out_m, nce
+
+
+cdef double *_data(double[:, ::1] array) except? NULL:
+    """The first element of a C-contiguous 2-D float64 array (which the caller holds)."""
+    return &array[0, 0]
+
+
+cdef double _finalize_slots(double *joint, int64_t *hard, int64_t *counts,
+                            Py_ssize_t n_slots, Py_ssize_t n_target, Py_ssize_t n_source,
+                            double *C, double *M, int64_t *Hz) noexcept nogil:
+    """``_finalize`` over C-contiguous (T, Y, Z) and (T, Y) slots, ``C`` (Y, Z) (slot 1
+    of ``joint`` when T > 1), ``M`` (Z,) and ``Hz`` (Z,) zeroed; returns NCE. Each
+    cell's slots are added in slot order, M and Hz over y in order, NCE's terms in
+    (y, z) order: one contiguous loop per step (the slots' reduction vectorises)."""
+    cdef Py_ssize_t cells = n_target * n_source, t, y, z, k
+    cdef double *joint_t
+    cdef int64_t *hard_t
+    cdef int64_t h, n = 0  # n: the number of pairs counted
+    cdef double m, total = 0.0, carry = 0.0
+    for t in range(1, n_slots):  # slot 0 += slot t, in slot order for every cell
+        joint_t = joint + t * cells
+        hard_t = hard + t * cells
+        for k in range(n_target):
+            counts[k] += counts[t * n_target + k]
+        for k in range(cells):
+            joint[k] += joint_t[k]
+            hard[k] += hard_t[k]
+    for y in range(n_target):  # column sums, over y in order
+        for z in range(n_source):
+            M[z] += joint[y * n_source + z]
+            Hz[z] += hard[y * n_source + z]
+    for z in range(n_source):
+        n += Hz[z]
+    for y in range(n_target):  # slot 1 has been read: C takes its place
+        for z in range(n_source):
+            m = M[z]
+            C[y * n_source + z] = joint[y * n_source + z] / m if m > 0.0 else 0.0
+    for y in range(n_target):
+        for z in range(n_source):
+            h = hard[y * n_source + z]
+            if h > 0:
+                _neumaier(<double> h * log(<double> h / <double> Hz[z]), &total, &carry)
+    return (total + carry) / n if n > 0 else NAN
+
+
+# One call for a small block that is all of a run's rows: what ``accumulate``,
+# ``finalize`` and ``score`` would do, without the three returns to Python between them
+# (a call's fixed cost, DESIGN section 5).
+
+def both_passes(const pred_t[:, ::1] block, const int64_t[::1] labels, joint_slots,
+                hard_slots, counts_slots, bint logits, double tol,
+                int simd=LEEPFAST_SIMD_BEST):
+    """Pass 1 into the slots, ``finalize`` and pass 2 of one block, in one call, on the
+    calling thread; or None, with nothing done, when the block is as large as a team of
+    threads pays for (``PARALLEL_MIN_VALUES``, whatever the thread count: a run of one
+    large block keeps its two passes apart, Ctrl-C stopping it between them): then
+    call the three one by one.
+
+    The slots must hold zeros (a fresh state). The values are those of ``accumulate``
+    (the slots of ``joint_slots.shape[0]`` threads), ``finalize`` and ``score`` (its
+    default chunks), bit for bit: the same slots, chunks and code, which those calls
+    too run on the calling thread for such a block. Returns ``(status, first_bad_row,
+    finalized, total)``: ``finalized`` is what ``finalize`` returns, ``total`` the sum
+    of log terms; on failure (the status of pass 1, or else of pass 2, with its first
+    bad row) ``finalized`` is None and ``total`` 0.0.
+    """
+    cdef Py_ssize_t n = block.shape[0], n_source = block.shape[1]
+    if n == 0 or _threaded(2, n, n_source, logits):
+        return None
+    cdef double[:, :, ::1] joint = joint_slots
+    cdef int64_t[:, :, ::1] hard = hard_slots
+    cdef int64_t[:, ::1] counts = counts_slots
+    _check_pass1(block, labels, joint, hard, counts, "both_passes")
+    cdef int64_t first_bad
+    cdef double total = 0.0
+    cdef int found = _pass1(block, labels, joint, hard, counts, logits, tol, 1, simd,
+                            True, &first_bad)
+    if found:
+        return found, first_bad, None, 0.0
+    cdef double *conditional
+    finalized = _finalize(joint_slots, hard_slots, counts_slots, joint, hard, counts,
+                          &conditional)
+    found = _pass2(block, labels, conditional, joint.shape[1], logits, tol, 1, CHUNK_ROWS,
+                   simd, &first_bad, &total)
+    if found:
+        return found, first_bad, None, 0.0
+    return 0, -1, finalized, total

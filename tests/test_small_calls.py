@@ -9,8 +9,15 @@ import pytest
 from numpy.testing import assert_array_equal
 
 import leepfast
-from leepfast._errors import ShapeError
+from leepfast._errors import (
+    LabelError,
+    NegativeValueError,
+    NonFiniteError,
+    RowSumError,
+    ShapeError,
+)
 from leepfast._options import takes_arguments_of
+from leepfast._tensors import BFLOAT16
 
 # ---------------------------------------------------------------------------------------
 # Argument binding without inspect
@@ -185,3 +192,187 @@ def test_later_batches_are_checked_as_the_first(backend):
     assert acc.result().leep == pytest.approx(
         leepfast.leep(theta, labels, n_target=3), rel=1e-12
     )
+
+
+# ---------------------------------------------------------------------------------------
+# One compiled call for a small block (pass 1, finalize and pass 2 in ``both_passes``):
+# the very bits, statuses and messages of the calls one by one
+
+#: The kernels' PARALLEL_MIN_VALUES: below it, a block runs on the calling thread (a
+#: logit weighs LOGIT_WEIGHT = 4 values), and a whole-array call takes both_passes.
+SMALL = 1 << 17
+
+
+def _kind(theta, kind):
+    """``theta`` as float16/32/64, or as bfloat16 bits (``_tensors.BFLOAT16``,
+    truncated: rows still sum to 1 within bfloat16's tolerance)."""
+    if kind == "bfloat16":
+        bits = (theta.astype(np.float32).view(np.uint32) >> 16).astype(np.uint16)
+        return bits.view(BFLOAT16)
+    return theta.astype(kind)
+
+
+def _one_by_one(theta, labels, n_target, n_threads, logits):
+    """The general path: an Accumulator fed the array as one batch, pass by pass."""
+    acc = leepfast.Accumulator(
+        n_target=n_target, logits=logits, backend="cython", n_threads=n_threads
+    )
+    acc.accumulate(theta, labels)
+    acc.finalize()
+    acc.score(theta, labels)
+    return acc.result()
+
+
+def _assert_same_result(a, b):
+    assert (a.leep, a.nce) == (b.leep, b.nce)  # bit for bit
+    assert (a.n_samples, a.n_source, a.n_target) == (b.n_samples, b.n_source, b.n_target)
+    for name in ("joint", "marginal", "conditional", "class_counts", "hard_counts"):
+        assert_array_equal(getattr(a, name), getattr(b, name))
+        assert getattr(a, name).dtype == getattr(b, name).dtype
+
+
+@pytest.fixture
+def both_passes_calls(monkeypatch):
+    """What the compiled backend's both_passes returned, call by call (None: the block
+    was left to the calls one by one)."""
+    cython_backend = pytest.importorskip("leepfast.backends.cython")
+    calls, real = [], cython_backend.both_passes
+
+    def spy(*args):
+        out = real(*args)
+        calls.append(out)
+        return out
+
+    monkeypatch.setattr(cython_backend, "both_passes", spy)
+    return calls
+
+
+@pytest.mark.parametrize("kind", ["float16", "float32", "float64", "bfloat16"])
+@pytest.mark.parametrize("logits", [False, True])
+@pytest.mark.parametrize("n_threads", [1, 2, 3])
+@pytest.mark.parametrize("side", ["below", "above"])  # the small threshold
+def test_one_call_gives_the_bits_of_the_passes_one_by_one(
+    both_passes_calls, kind, logits, n_threads, side
+):
+    z, y = 100, 7
+    below = (SMALL - 1) // (z * (4 if logits else 1))  # rows of a small block
+    n = below if side == "below" else below + 1
+    theta, labels = _data(n, z, y, dtype=np.float64, logits=logits, seed=11)
+    theta = _kind(theta, kind)
+    got = leepfast.score(
+        theta, labels, n_target=y, logits=logits, backend="cython", n_threads=n_threads
+    )
+    assert len(both_passes_calls) == 1
+    assert (both_passes_calls[0] is not None) == (side == "below")
+    _assert_same_result(got, _one_by_one(theta, labels, y, n_threads, logits))
+    kw = {"n_target": y, "logits": logits, "backend": "cython", "n_threads": n_threads}
+    assert leepfast.leep(theta, labels, **kw) == got.leep
+    assert leepfast.nce(theta, labels, **kw) == got.nce  # pass 1 only: no both_passes
+    assert len(both_passes_calls) == 2
+
+
+@pytest.mark.parametrize("kind", ["float16", "float32", "float64", "bfloat16"])
+@pytest.mark.parametrize("logits", [False, True])
+@pytest.mark.parametrize("slots", [1, 2, 3, 8])
+@pytest.mark.parametrize("z, y", [(37, 5), (700, 9)])  # Y x Z under and over 4096
+def test_both_passes_is_the_three_kernels(kind, logits, slots, z, y):
+    kernels = pytest.importorskip("leepfast._kernels")
+    from leepfast.backends.cython import _bits
+
+    n = min(301, (SMALL - 1) // (z * (4 if logits else 1)))
+    theta, labels = _data(n, z, y, dtype=np.float64, logits=logits, seed=2)
+    block, labels = _bits(_kind(theta, kind)), labels.astype(np.int64)
+    tol = 1e-2 if kind in ("float16", "bfloat16") else 1e-4
+
+    def fresh():
+        return (
+            np.zeros((slots, y, z)),
+            np.zeros((slots, y, z), dtype=np.int64),
+            np.zeros((slots, y), dtype=np.int64),
+        )
+
+    status, row, finalized, total = kernels.both_passes(
+        block, labels, *fresh(), logits, tol
+    )
+    assert (status, row) == (0, -1)
+    slots_ = fresh()
+    assert kernels.accumulate(block, labels, *slots_, logits, tol, slots) == (0, -1)
+    want = kernels.finalize(*slots_)
+    assert kernels.score(block, labels, want[3], logits, tol, slots) == (0, -1, total)
+    for a, b in zip(finalized, want, strict=True):
+        assert_array_equal(a, b)
+    # a block worth a team is left to the three calls, nothing done
+    big = np.repeat(block, SMALL // (z * (4 if logits else 1)) // n + 1, axis=0)
+    joint, hard, counts = fresh()
+    out = kernels.both_passes(
+        big, np.resize(labels, len(big)), joint, hard, counts, logits, tol
+    )
+    assert out is None and not joint.any() and not hard.any() and not counts.any()
+
+
+@pytest.mark.parametrize("kind", ["float32", "bfloat16"])
+@pytest.mark.parametrize(
+    "spoil, error, message",
+    [
+        (lambda t, y: t.__setitem__((3, 2), np.nan), NonFiniteError, "contains NaN"),
+        (lambda t, y: t.__setitem__((3, 2), -0.25), NegativeValueError, "negative"),
+        (lambda t, y: t.__setitem__((3, slice(None)), 0.5), RowSumError, "sums to"),
+        (lambda t, y: y.__setitem__(3, 7), LabelError, r"row 3 is 7; expected an"),
+    ],
+)
+def test_one_call_raises_what_the_passes_one_by_one_raise(kind, spoil, error, message):
+    pytest.importorskip("leepfast._kernels")
+    theta, labels = _data(40, 16, 7, dtype=np.float64)
+    theta = theta.astype(np.float32)
+    spoil(theta, labels)
+    theta = _kind(theta, kind)
+    kw = {"n_target": 7, "backend": "cython", "n_threads": 2}
+    with pytest.raises(error, match=message) as one_call:
+        leepfast.leep(theta, labels, **kw)
+    with pytest.raises(error) as blocks:  # two blocks: the passes one by one
+        leepfast.leep(theta, labels, block_size=39, **kw)
+    with pytest.raises(error) as accumulator:
+        _one_by_one(theta, labels, 7, 2, False)
+    assert str(one_call.value) == str(blocks.value) == str(accumulator.value)
+    assert one_call.value.argument == blocks.value.argument
+
+
+def test_one_call_for_every_kind_of_labels_and_what():
+    pytest.importorskip("leepfast._kernels")
+    pd = pytest.importorskip("pandas")
+    theta, labels = _data(50, 12, 4, dtype=np.float32, seed=8)
+    names = np.array(["ant", "bee", "cat", "dog"])[labels]
+    base = _one_by_one(theta, labels, None, 2, False)
+    kw = {"backend": "cython", "n_threads": 2}
+    for given in (
+        labels,
+        labels.astype(np.uint8),
+        labels.astype(np.int16)[::-1][::-1],  # a strided view
+        labels.astype(np.float64),  # integer-valued floats
+        labels.tolist(),
+    ):
+        _assert_same_result(leepfast.score(theta, given, **kw), base)
+        _assert_same_result(leepfast.score(theta, given, n_target=4, **kw), base)
+        assert leepfast.leep(theta, given, **kw) == base.leep
+        assert leepfast.nce(theta, given, **kw) == base.nce
+    for strings in (names, names.astype(object), pd.Series(names, dtype="category")):
+        got = leepfast.score(theta, strings, **kw)
+        _assert_same_result(got, base)
+        assert got.classes == ("ant", "bee", "cat", "dog")
+        assert leepfast.leep(theta, strings, **kw) == base.leep
+    # a larger n_target than the labels show: empty classes, the same bits both ways
+    _assert_same_result(
+        leepfast.score(theta, labels, n_target=9, **kw),
+        _one_by_one(theta, labels, 9, 2, False),
+    )
+
+
+def test_one_call_leaves_its_inputs_as_they_were():
+    pytest.importorskip("leepfast._kernels")
+    theta, labels = _data(30, 20, 5, dtype=np.float32)
+    theta_before, labels_before = theta.copy(), labels.copy()
+    theta.flags.writeable = labels.flags.writeable = False  # a write would raise
+    result = leepfast.score(theta, labels, backend="cython", n_threads=2)
+    assert_array_equal(theta, theta_before)
+    assert_array_equal(labels, labels_before)
+    assert not np.shares_memory(result.joint, theta)

@@ -24,6 +24,13 @@ column_sums, nce)``
     The slots reduced, C, the column sums of the joint and NCE.
 
 Statuses are those of ``leepfast._status`` (the C core's ``enum leepfast_status``).
+
+A backend may also have ``both_passes(block, labels, joint_sum, hard, counts, logits,
+tol, n_threads) -> (status, first_bad_row, finalized, total) or None``: pass 1,
+``finalize`` and pass 2 of a block that is all of a run's rows in one call, with the
+values of the three, bit for bit, or None (nothing done) for a block it leaves to
+them (the compiled backend: small blocks, where the calls themselves cost more than
+the rows). The :class:`~leepfast.Accumulator` uses it where it exists.
 """
 
 import importlib

@@ -5,7 +5,7 @@ import os
 import numpy as np
 
 from .. import _kernels
-from .._config import simd_cap
+from .._config import simd_cap_of
 from .._tensors import is_bfloat16
 
 # A child forked after OpenMP ran in the parent would hang in its first parallel region
@@ -37,6 +37,11 @@ def n_slots(n_threads):
     return n_threads
 
 
+def simd_cap():
+    """``_config.simd_cap()``, the value read by the extension (``environ_simd``)."""
+    return simd_cap_of(_kernels.environ_simd())
+
+
 def _bits(block):
     # the C core takes float16 as IEEE binary16 bit patterns, and bfloat16's bit
     # patterns come as int16 (a type of their own for the driver's dispatch)
@@ -63,3 +68,15 @@ def score(block, labels, conditional, logits, tol, n_threads):
 def finalize(joint_sum, hard, counts):
     """The slots reduced, C, the column sums and NCE, in one compiled pass."""
     return _kernels.finalize(joint_sum, hard, counts)
+
+
+def both_passes(block, labels, joint_sum, hard, counts, logits, tol, n_threads):
+    """Beyond the protocol (``leepfast.backends``): pass 1 into the slots, ``finalize``
+    and pass 2 of a block that is all of a run's rows, in one compiled call, when the
+    block is small enough to run on the calling thread (a call's fixed cost); else
+    None, with nothing done. Returns ``(status, first_bad_row, finalized, total)``, the
+    values of ``accumulate``, ``finalize`` (``finalized``, None on failure) and
+    ``score`` (``total``), bit for bit."""
+    return _kernels.both_passes(
+        _bits(block), labels, joint_sum, hard, counts, logits, tol, simd=simd_cap()
+    )
