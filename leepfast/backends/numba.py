@@ -71,7 +71,8 @@ CHUNK_GROUP = 8  # the chunk count is 1 or a multiple of this (balanced over 1, 
 # adds it to its slot at the end (small slots share cache lines across threads).
 LOCAL_STATE_CELLS = 4096
 PREFETCH_BYTES = 4096  # software prefetch distance, ahead in the stream of rows
-SMALL_Z = 16  # rows of at most this many values: pass 1 in one loop (_add_row_small)
+SMALL_Z = 16  # rows of at most this many values: both passes in vectors (_small_add)
+SMALL_PADDED_CLASSES = 256  # up to this many classes, pass 1's small rows into a copy
 # float16 pass 1 in fixed point (int32 partials, as the C core does on AVX-512): rows of
 # a class per flush, the largest partial, and the rows per class a slice needs
 FIXED_ROWS = 64
@@ -337,6 +338,8 @@ def _target_has_f16c():
 
 
 _half_value = _half_value_f16c if _target_has_f16c() else _half_value_bits
+# the small-row kernels' conversion of halves (read when they are compiled)
+_HALVES_BY_BITS = not _target_has_f16c()
 _half_product_value = _half_value_f16c_via_float if _target_has_f16c() else _half_value_bits
 
 
@@ -424,25 +427,353 @@ def _add_row(rows, i, joint, y):
     return s, u_max, s_max
 
 
+# ---------------------------------------------------------------------------------------
+# Small rows (at most SMALL_Z values): one row as 1 to 4 quarters of 4 float64 lanes, in
+# vectors written out in LLVM IR. Plain Numba loops over so few values stay scalar (the
+# loop vectoriser does not take a loop of 10, SLP does not take sums or first maxima
+# without reordering them, and the joint stores stop it from moving the row's loads):
+# pass 1 at Z=10 had run at 2.9x the compiled backend's time, pass 2 at 1.4x. As in the
+# C core's small-row groups, a row is read as ceil(Z / 4) quarters from its start, the
+# lanes past it cleared; rows near the end of a block, where that read would leave it,
+# are copied to a zeroed buffer first. Its sum is reduced in one fixed order in both
+# passes, quarters then lanes: t = (q0 + q1) + (q2 + q3) (as many as there are),
+# s = (t0 + t2) + (t1 + t3), so a row passes or fails alike in each; the dot product of
+# pass 2 the same way.
+
+_F64 = ir.DoubleType()
+_I1 = ir.IntType(1)
+_I32 = ir.IntType(32)
+_I64 = ir.IntType(64)
+_V4D = ir.VectorType(_F64, 4)
+_V4B = ir.VectorType(_I1, 4)
+_BYTE_POINTER = ir.IntType(8).as_pointer()
+
+
+def _ir_shuffle(builder, v, lanes):
+    """The lanes of the vector v in the given order."""
+    mask = ir.Constant(ir.VectorType(_I32, len(lanes)), list(lanes))
+    return builder.shuffle_vector(v, ir.Constant(v.type, ir.Undefined), mask)
+
+
+def _ir_splat(builder, value, count):
+    """A vector of ``count`` copies of the scalar ``value``."""
+    v = builder.insert_element(
+        ir.Constant(ir.VectorType(value.type, count), ir.Undefined),
+        value,
+        ir.Constant(_I32, 0),
+    )
+    return _ir_shuffle(builder, v, [0] * count)
+
+
+def _ir_tree(op, quarters):
+    """(q0 op q1) op (q2 op q3), for 1 to 4 quarters (the same order in both passes)."""
+    if len(quarters) == 1:
+        return quarters[0]
+    if len(quarters) == 3:
+        return op(op(quarters[0], quarters[1]), quarters[2])
+    pairs = [op(quarters[k], quarters[k + 1]) for k in range(0, len(quarters), 2)]
+    return pairs[0] if len(pairs) == 1 else op(pairs[0], pairs[1])
+
+
+def _ir_across(builder, op, t):
+    """(t0 op t2) op (t1 op t3) in every lane of the 4-lane vector t."""
+    t = op(t, _ir_shuffle(builder, t, [2, 3, 0, 1]))
+    return op(t, _ir_shuffle(builder, t, [1, 0, 3, 2]))
+
+
+def _ir_sum(builder, quarters):
+    """The sum of the lanes of the quarters, in the order of the section's comment."""
+    total = _ir_across(builder, builder.fadd, _ir_tree(builder.fadd, quarters))
+    return builder.extract_element(total, ir.Constant(_I32, 0))
+
+
+def _ir_float_values(builder, raw, dtype):
+    """A vector of elements of ``dtype`` (float16 as uint16 bits, bfloat16 as int16
+    bits) as float64 lanes, exactly, as _value converts one."""
+    count = raw.type.count
+    floats = ir.VectorType(ir.FloatType(), count)
+    if dtype == types.float64:
+        return raw
+    if dtype == types.float32:
+        return builder.fpext(raw, ir.VectorType(_F64, count))
+    if dtype == types.int16:  # bfloat16: the bits moved up 16 are the float32
+        wide = builder.shl(
+            builder.zext(raw, ir.VectorType(_I32, count)),
+            ir.Constant(ir.VectorType(_I32, count), [16] * count),
+        )
+        return builder.fpext(builder.bitcast(wide, floats), ir.VectorType(_F64, count))
+    if _HALVES_BY_BITS:  # no F16C: _half_value_bits, lane by lane
+        return _ir_half_bits(builder, raw)
+    # F16C, through float32 as _half_value_f16c_via_float (+0.0 keeps LLVM from
+    # converting straight to float64; it only turns -0.0 into +0.0)
+    f = builder.fpext(builder.bitcast(raw, ir.VectorType(ir.HalfType(), count)), floats)
+    f = builder.fadd(f, ir.Constant(floats, [0.0] * count))
+    return builder.fpext(f, ir.VectorType(_F64, count))
+
+
+def _ir_half_bits(builder, raw):
+    """IEEE binary16 bits to float64 lanes by integer arithmetic (_half_value_bits)."""
+    count = raw.type.count
+    v64 = ir.VectorType(_I64, count)
+
+    def k(c):
+        return ir.Constant(v64, [c] * count)
+
+    u = builder.zext(raw, v64)
+    e = builder.and_(builder.lshr(u, k(10)), k(0x1F))
+    m = builder.and_(u, k(0x3FF))
+    m42 = builder.shl(m, k(42))
+    normal = builder.or_(builder.shl(builder.add(e, k(1008)), k(52)), m42)
+    special = builder.or_(k(0x7FF << 52), m42)
+    bits = builder.select(builder.icmp_unsigned("==", e, k(31)), special, normal)
+    subnormal = builder.fmul(
+        builder.sitofp(m, ir.VectorType(_F64, count)),
+        ir.Constant(ir.VectorType(_F64, count), [5.9604644775390625e-08] * count),
+    )
+    magnitude = builder.select(
+        builder.icmp_unsigned("==", e, k(0)),
+        builder.bitcast(subnormal, v64),
+        bits,
+    )
+    sign = builder.shl(builder.and_(u, k(0x8000)), k(48))
+    return builder.bitcast(builder.or_(magnitude, sign), ir.VectorType(_F64, count))
+
+
+def _ir_quarters(context, builder, rows_type, rows, i, n_quarters):
+    """Row i of a C-contiguous 2-D array as ``n_quarters`` <4 x double>, the lanes at or
+    past the row's length zero, and those lanes' masks (true: in the row). Reads
+    4 * n_quarters elements from the row's start, whatever its length."""
+    ary = context.make_array(rows_type)(context, builder, rows)
+    n = builder.extract_value(ary.shape, 1)
+    elem = context.get_data_type(rows_type.dtype)
+    start = builder.gep(ary.data, [builder.mul(i, n)])
+    width = _ir_splat(builder, n, 4)
+    quarters, keeps = [], []
+    for j in range(n_quarters):
+        pointer = builder.bitcast(
+            builder.gep(start, [ir.Constant(_I64, 4 * j)]),
+            ir.VectorType(elem, 4).as_pointer(),
+        )
+        q = _ir_float_values(builder, builder.load(pointer, align=1), rows_type.dtype)
+        lanes = ir.Constant(ir.VectorType(_I64, 4), [4 * j + k for k in range(4)])
+        keep = builder.icmp_signed("<", lanes, width)
+        quarters.append(builder.select(keep, q, ir.Constant(_V4D, [0.0] * 4)))
+        keeps.append(keep)
+    return quarters, keeps
+
+
+def _ir_any_negative(builder, quarters):
+    """Whether a lane is below zero (-0.0 and NaN are not)."""
+    zero = ir.Constant(_V4D, [0.0] * 4)
+    below = _ir_tree(builder.or_, [builder.fcmp_ordered("<", q, zero) for q in quarters])
+    four = ir.IntType(4)
+    return builder.icmp_unsigned("!=", builder.bitcast(below, four), ir.Constant(four, 0))
+
+
+def _ir_first_max(builder, quarters):
+    """The first lane holding the largest value when that value is above zero, else -1
+    (a row of zeros, or a row that fails its checks: NaN lanes are never taken)."""
+
+    def larger(a, b):  # vmaxpd
+        return builder.select(builder.fcmp_ordered(">", a, b), a, b)
+
+    top = _ir_across(builder, larger, _ir_tree(larger, quarters))
+    mask = ir.Constant(_I64, 0)
+    for j, q in enumerate(quarters):
+        equal = builder.bitcast(builder.fcmp_ordered("==", q, top), ir.IntType(4))
+        mask = builder.or_(
+            mask, builder.shl(builder.zext(equal, _I64), ir.Constant(_I64, 4 * j))
+        )
+    cttz = cgutils.get_or_insert_function(
+        builder.module, ir.FunctionType(_I64, [_I64, _I1]), "llvm.cttz.i64"
+    )
+    at = builder.call(cttz, [mask, ir.Constant(_I1, 0)])
+    positive = builder.fcmp_ordered(
+        ">", builder.extract_element(top, ir.Constant(_I32, 0)), ir.Constant(_F64, 0.0)
+    )
+    return builder.select(positive, at, ir.Constant(_I64, -1))
+
+
+def _ir_masked_load(builder, pointer, keep):
+    fn = cgutils.get_or_insert_function(
+        builder.module,
+        ir.FunctionType(_V4D, [_BYTE_POINTER, _I32, _V4B, _V4D]),
+        "llvm.masked.load.v4f64.p0",
+    )
+    pointer = builder.bitcast(pointer, _BYTE_POINTER)
+    return builder.call(
+        fn, [pointer, ir.Constant(_I32, 8), keep, ir.Constant(_V4D, [0.0] * 4)]
+    )
+
+
+def _ir_masked_store(builder, value, pointer, keep):
+    fn = cgutils.get_or_insert_function(
+        builder.module,
+        ir.FunctionType(ir.VoidType(), [_V4D, _BYTE_POINTER, _I32, _V4B]),
+        "llvm.masked.store.v4f64.p0",
+    )
+    pointer = builder.bitcast(pointer, _BYTE_POINTER)
+    builder.call(fn, [value, pointer, ir.Constant(_I32, 8), keep])
+
+
+def _ir_quarter_pointer(builder, row, j):
+    return builder.bitcast(builder.gep(row, [ir.Constant(_I64, 4 * j)]), _V4D.as_pointer())
+
+
+def _ir_by_quarters(builder, n, emit, result_types):
+    """``emit(n_quarters)`` for n_quarters = ceil(n / 4) (1 to 4, a branch per row that
+    is always taken the same way), its results merged."""
+    fn = builder.function
+    blocks = [fn.append_basic_block(f"small.quarters{k}") for k in range(1, 5)]
+    done = fn.append_basic_block("small.done")
+    n_quarters = builder.ashr(builder.add(n, ir.Constant(_I64, 3)), ir.Constant(_I64, 2))
+    switch = builder.switch(n_quarters, blocks[3])
+    for k in range(3):
+        switch.add_case(ir.Constant(_I64, k + 1), blocks[k])
+    results = []
+    for k, block in enumerate(blocks):
+        builder.position_at_end(block)
+        values = emit(k + 1)
+        results.append((builder.block, values))
+        builder.branch(done)
+    builder.position_at_end(done)
+    merged = []
+    for r, ty in enumerate(result_types):
+        phi = builder.phi(ty)
+        for block, values in results:
+            phi.add_incoming(values[r], block)
+        merged.append(phi)
+    return merged
+
+
+def _small_row_arrays(rows, i, other, y):
+    """The typing checks of _small_add and _small_dot."""
+    return (
+        isinstance(rows, types.Array)
+        and rows.ndim == 2
+        and rows.layout == "C"
+        and rows.dtype in (types.float32, types.float64, types.uint16, types.int16)
+        and isinstance(other, types.Array)
+        and other.ndim == 2
+        and other.layout == "C"
+        and other.dtype == types.float64
+        and isinstance(i, types.Integer)
+        and isinstance(y, types.Integer)
+    )
+
+
+@intrinsic
+def _small_add(typingctx, rows, i, dest, y):
+    """Add row i of ``rows`` (at most SMALL_Z values, 4 * ceil(Z / 4) of them readable
+    from its start) to row y of ``dest`` (float64; when it has fewer columns than the
+    row's quarters, the last quarter is masked); (row sum, whether a value is below
+    zero, first index of the maximum or -1 if no value is above zero)."""
+    if not _small_row_arrays(rows, i, dest, y):
+        return None
+    result = types.Tuple((types.float64, types.boolean, types.int64))
+
+    def codegen(context, builder, signature, args):
+        rows_v, _, dest_v, _ = args
+        i_v, y_v = (
+            context.cast(builder, args[k], signature.args[k], types.int64) for k in (1, 3)
+        )
+        n = builder.extract_value(
+            context.make_array(signature.args[0])(context, builder, rows_v).shape, 1
+        )
+        out = context.make_array(signature.args[2])(context, builder, dest_v)
+        width = builder.extract_value(out.shape, 1)
+        row = builder.gep(out.data, [builder.mul(y_v, width)])
+
+        def emit(n_quarters):
+            quarters, keeps = _ir_quarters(
+                context, builder, signature.args[0], rows_v, i_v, n_quarters
+            )
+            last = n_quarters - 1
+            for j in range(last):  # within the row
+                pointer = _ir_quarter_pointer(builder, row, j)
+                total = builder.fadd(builder.load(pointer, align=8), quarters[j])
+                builder.store(total, pointer, align=8)
+            pointer = _ir_quarter_pointer(builder, row, last)
+            full = builder.icmp_signed(">=", width, ir.Constant(_I64, 4 * n_quarters))
+            with builder.if_else(full) as (padded, masked):
+                with padded:
+                    total = builder.fadd(builder.load(pointer, align=8), quarters[last])
+                    builder.store(total, pointer, align=8)
+                with masked:
+                    old = _ir_masked_load(builder, pointer, keeps[last])
+                    _ir_masked_store(
+                        builder, builder.fadd(old, quarters[last]), pointer, keeps[last]
+                    )
+            return (
+                _ir_sum(builder, quarters),
+                _ir_any_negative(builder, quarters),
+                _ir_first_max(builder, quarters),
+            )
+
+        values = _ir_by_quarters(builder, n, emit, [_F64, _I1, _I64])
+        return context.make_tuple(builder, signature.return_type, values)
+
+    return result(rows, i, dest, y), codegen
+
+
+@intrinsic
+def _small_dot(typingctx, rows, i, conditional, y):
+    """(sum_z conditional[y, z] * rows[i, z], row sum, whether a value is below zero)
+    for a row of at most SMALL_Z values (4 * ceil(Z / 4) of them readable from its
+    start); ``conditional`` float64 (Y, Z), its rows' last quarter read masked."""
+    if not _small_row_arrays(rows, i, conditional, y):
+        return None
+    result = types.Tuple((types.float64, types.float64, types.boolean))
+
+    def codegen(context, builder, signature, args):
+        rows_v, _, cond_v, _ = args
+        i_v, y_v = (
+            context.cast(builder, args[k], signature.args[k], types.int64) for k in (1, 3)
+        )
+        n = builder.extract_value(
+            context.make_array(signature.args[0])(context, builder, rows_v).shape, 1
+        )
+        cond = context.make_array(signature.args[2])(context, builder, cond_v)
+        width = builder.extract_value(cond.shape, 1)
+        row = builder.gep(cond.data, [builder.mul(y_v, width)])
+
+        def emit(n_quarters):
+            quarters, keeps = _ir_quarters(
+                context, builder, signature.args[0], rows_v, i_v, n_quarters
+            )
+            last = n_quarters - 1
+            c = [
+                builder.load(_ir_quarter_pointer(builder, row, j), align=8)
+                for j in range(last)
+            ]
+            c.append(
+                _ir_masked_load(
+                    builder, _ir_quarter_pointer(builder, row, last), keeps[last]
+                )
+            )
+            products = [builder.fmul(q, cj) for q, cj in zip(quarters, c, strict=True)]
+            return (
+                _ir_sum(builder, products),
+                _ir_sum(builder, quarters),
+                _ir_any_negative(builder, quarters),
+            )
+
+        values = _ir_by_quarters(builder, n, emit, [_F64, _F64, _I1])
+        return context.make_tuple(builder, signature.return_type, values)
+
+    return result(rows, i, conditional, y), codegen
+
+
 @numba.njit(**_ROW)
-def _add_row_small(rows, i, joint, y):
-    """_add_row for rows of at most SMALL_Z values, in one loop with the argmax: (row
-    sum, minimum, first index of the maximum). A short row cost _add_row's keys and a
-    second scan for the argmax, more than its values (Z=10: 1.9x the compiled backend);
-    the first maximum by selects, not branches (its position is data)."""
+def _first_max(rows, i):
+    """The first index of the largest value of row i (np.argmax: -0.0 ties with 0.0)."""
     hi = _value(rows[i, 0])
-    low = hi
     at = 0
-    s = 0.0
-    for z in range(rows.shape[1]):
+    for z in range(1, rows.shape[1]):
         v = _value(rows[i, z])
-        s += v
-        joint[y, z] += v
-        low = v if v < low else low
-        above = v > hi
-        at = z if above else at
-        hi = v if above else hi
-    return s, low, at
+        at = z if v > hi else at
+        hi = v if v > hi else hi
+    return at
 
 
 @numba.njit(**_FAST)
@@ -625,7 +956,6 @@ def _accumulate_rows(rows, labels, joint, hard, counts, logits, tol, theta, part
     _wide_vectors()
     n_target = joint.shape[0]
     fixed = part.shape[0] > 0
-    small = rows.shape[1] <= SMALL_Z
     for i in range(rows.shape[0]):
         y = labels[i]
         if y < 0 or y >= n_target:
@@ -646,17 +976,6 @@ def _accumulate_rows(rows, labels, joint, hard, counts, logits, tol, theta, part
                     s = 0.0  # a float sum this near the tolerance: again in float64
                     for z in range(rows.shape[1]):
                         s += _value(rows[i, z])
-            elif small:
-                s, low, arg = _add_row_small(rows, i, joint, y)
-                if not math.isfinite(s) and _has_nonfinite(rows, i):
-                    return _NONFINITE, i
-                if low < 0.0:
-                    return _NEGATIVE, i
-                if not abs(s - 1.0) <= tol:
-                    return _NOT_NORMALISED, i
-                hard[y, arg] += 1
-                counts[y] += 1
-                continue
             else:
                 s, u_max, s_max = _add_row(rows, i, joint, y)
             if not math.isfinite(s) and _has_nonfinite(rows, i):
@@ -678,6 +997,78 @@ def _accumulate_rows(rows, labels, joint, hard, counts, logits, tol, theta, part
             if rows_in[y]:
                 _flush_fixed(part, joint, y)
     return _OK, -1
+
+
+@numba.njit(**_ROW)
+def _small_status(rows, i, s, negative, tol):
+    """The status of a small row from its sum and sign (pass 1's order of checks)."""
+    if not math.isfinite(s) and _has_nonfinite(rows, i):
+        return _NONFINITE
+    if negative:
+        return _NEGATIVE
+    if not abs(s - 1.0) <= tol:
+        return _NOT_NORMALISED
+    return _OK
+
+
+@numba.njit(**_ROW)
+def _small_rows_into(rows, labels, n_rows, dest, hard, counts, tol):
+    """Pass 1 over the first n_rows rows of at most SMALL_Z values (see _small_add),
+    their values into ``dest`` (the joint, or a copy padded to SMALL_Z columns);
+    (status, index of the bad row)."""
+    n_target = hard.shape[0]
+    for i in range(n_rows):
+        y = labels[i]
+        if y < 0 or y >= n_target:
+            return _LABEL, i
+        s, negative, arg = _small_add(rows, i, dest, y)
+        if negative or not (abs(s - 1.0) <= tol and math.isfinite(s)):
+            status = _small_status(rows, i, s, negative, tol)
+            if status != _OK:
+                return status, i
+        if arg < 0:  # no value above zero
+            arg = _first_max(rows, i)
+        hard[y, arg] += 1
+        counts[y] += 1
+    return _OK, -1
+
+
+@numba.njit(**_ROW)
+def _small_split(rows):
+    """(rows whose quarters can be read in place, zeroed copy of the others with the
+    rows that the last one's quarters reach)."""
+    n_rows, n_source = rows.shape
+    over = (n_source + 3) // 4 * 4 - n_source  # values read past a row's end, <= 3
+    safe = max(0, n_rows - (over + n_source - 1) // n_source)
+    tail = np.zeros(
+        (n_rows - safe + (over + n_source - 1) // n_source, n_source), rows.dtype
+    )
+    tail[: n_rows - safe] = rows[safe:]
+    return safe, tail
+
+
+@numba.njit(**_ROW)
+def _accumulate_small(rows, labels, joint, hard, counts, tol):
+    """Pass 1 over rows of at most SMALL_Z values (probabilities); (status, index of the
+    bad row). Up to SMALL_PADDED_CLASSES classes (and 4 rows per class), into a copy
+    of the joint padded to SMALL_Z columns (whole quarters, no masked stores), added
+    to ``joint`` at the end."""
+    n_rows, n_source = rows.shape
+    n_target = joint.shape[0]
+    padded = n_target <= SMALL_PADDED_CLASSES and n_rows >= 4 * n_target
+    dest = np.zeros((n_target, SMALL_Z)) if padded else joint
+    safe, tail = _small_split(rows)
+    status, row = _small_rows_into(rows, labels, safe, dest, hard, counts, tol)
+    if status == _OK:
+        status, row = _small_rows_into(
+            tail, labels[safe:], n_rows - safe, dest, hard, counts, tol
+        )
+        row = row + safe if status != _OK else -1
+    if padded:
+        for y in range(n_target):
+            for z in range(n_source):
+                joint[y, z] += dest[y, z]
+    return status, row
 
 
 def _holds_halves(rows):
@@ -723,21 +1114,33 @@ def _accumulate_slice(block, labels, start, stop, joint, hard, counts, logits, t
     else:
         local_joint = joint
         local_hard = hard
-    fixed = _fixed_pays(_holds_halves(block), stop - start, n_source, n_target, logits, tol)
-    part = np.zeros((n_target, n_source) if fixed else (0, 0), dtype=np.int32)
-    rows_in = np.zeros(n_target if fixed else 0, dtype=np.int32)
-    status, row = _accumulate_rows(
-        block[start:stop],
-        labels[start:stop],
-        local_joint,
-        local_hard,
-        local_counts,
-        logits,
-        tol,
-        theta,
-        part,
-        rows_in,
-    )
+    if n_source <= SMALL_Z and not logits:
+        status, row = _accumulate_small(
+            block[start:stop],
+            labels[start:stop],
+            local_joint,
+            local_hard,
+            local_counts,
+            tol,
+        )
+    else:
+        fixed = _fixed_pays(
+            _holds_halves(block), stop - start, n_source, n_target, logits, tol
+        )
+        part = np.zeros((n_target, n_source) if fixed else (0, 0), dtype=np.int32)
+        rows_in = np.zeros(n_target if fixed else 0, dtype=np.int32)
+        status, row = _accumulate_rows(
+            block[start:stop],
+            labels[start:stop],
+            local_joint,
+            local_hard,
+            local_counts,
+            logits,
+            tol,
+            theta,
+            part,
+            rows_in,
+        )
     if status != _OK:
         return status, start + row
     for k in range(n_target):
@@ -778,22 +1181,92 @@ def _accumulate_loop(block, labels, joint, hard, counts, logits, tol, status, ba
 
 
 @numba.njit(**_ROW)
+def _log_product(mantissa, exponent, direct, p):
+    """The running sum of log terms, ``log(mantissa) + exponent * ln 2 + direct``, with
+    the term log(p) added (lf_logsum_mul of the C core): p multiplies the mantissa,
+    which is brought back to [0.5, 1) (its exponent moved to ``exponent``, exactly)
+    only when it leaves [2^-64, 2^64], so that from one row to the next the chain is
+    one multiplication; terms outside [1e-280, 2^900] take a direct log (the product
+    then stays a normal number). Scaling by a power of two rounds nothing: the same
+    products as bringing the mantissa back on every row."""
+    if not (p >= 1e-280 and p <= 8.452712498170644e270):  # 2^900
+        return mantissa, exponent, direct + math.log(p)
+    mantissa *= p
+    if mantissa >= 5.421010862427522e-20 and mantissa <= 1.8446744073709552e19:
+        return mantissa, exponent, direct
+    bits = _f64_bits(mantissa)
+    exponent += ((bits >> 52) & 0x7FF) - 1022
+    return _f64_of_bits((bits & ~(0x7FF << 52)) | (1022 << 52)), exponent, direct
+
+
+@numba.njit(**_ROW)
+def _log_of_product(mantissa, exponent, direct):
+    """The sum of log terms held by _log_product (its mantissa first brought to
+    [0.5, 1))."""
+    bits = _f64_bits(mantissa)
+    exponent += ((bits >> 52) & 0x7FF) - 1022
+    mantissa = _f64_of_bits((bits & ~(0x7FF << 52)) | (1022 << 52))
+    return (math.log(mantissa) + exponent * 0.6931471805599453) + direct
+
+
+@numba.njit(**_ROW)
+def _small_score_rows(rows, labels, n_rows, conditional, tol, mantissa, exponent, direct):
+    """Pass 2 over the first n_rows rows of at most SMALL_Z values (see _small_dot),
+    checked as pass 1 checks them, the log terms into the running product of
+    _log_product; (status, index of the bad row, mantissa, exponent, direct)."""
+    n_target = conditional.shape[0]
+    for i in range(n_rows):
+        y = labels[i]
+        if y < 0 or y >= n_target:
+            return _LABEL, i, mantissa, exponent, direct
+        p, s, negative = _small_dot(rows, i, conditional, y)
+        if negative or not (abs(s - 1.0) <= tol and math.isfinite(s)):
+            status = _small_status(rows, i, s, negative, tol)
+            if status != _OK:
+                return status, i, mantissa, exponent, direct
+        if not (p > 0.0 and math.isfinite(p)):
+            return _ZERO_PROB, i, mantissa, exponent, direct
+        mantissa, exponent, direct = _log_product(mantissa, exponent, direct, p)
+    return _OK, -1, mantissa, exponent, direct
+
+
+@numba.njit(**_ROW)
+def _score_small(rows, labels, conditional, tol):
+    """Pass 2 over rows of at most SMALL_Z values (probabilities); (status, index of
+    the bad row, sum of log terms)."""
+    safe, tail = _small_split(rows)
+    status, row, mantissa, exponent, direct = _small_score_rows(
+        rows, labels, safe, conditional, tol, 1.0, 0, 0.0
+    )
+    if status != _OK:
+        return status, row, 0.0
+    status, row, mantissa, exponent, direct = _small_score_rows(
+        tail,
+        labels[safe:],
+        rows.shape[0] - safe,
+        conditional,
+        tol,
+        mantissa,
+        exponent,
+        direct,
+    )
+    if status != _OK:
+        return status, row + safe, 0.0
+    return _OK, -1, _log_of_product(mantissa, exponent, direct)
+
+
+@numba.njit(**_ROW)
 def _score_rows(rows, labels, conditional, logits, tol, theta):
     """Pass 2 over consecutive rows; (status, index of the bad row, sum of log terms).
 
     Each row is checked as pass 1 checks it, in the same order (label, non-finite,
     negative, row sum; logits: label, non-finite), so that rows changed since pass 1
     give pass 1's status and row; a row that passes them but has no mass under C gives
-    _ZERO_PROB. The product of the row probabilities is kept as a mantissa in [0.5, 1)
-    times 2^e
-    (the exponent taken from the bits, exactly), and one log is taken at the end; terms
-    below 1e-280 (where the product could leave the normal range) take a direct log.
+    _ZERO_PROB. The log terms are summed as the log of their product (_log_product).
     """
     _wide_vectors()
     n_target = conditional.shape[0]
-    mantissa = 1.0
-    exponent = 0
-    direct = 0.0
+    mantissa, exponent, direct = 1.0, 0, 0.0
     for i in range(rows.shape[0]):
         y = labels[i]
         if y < 0 or y >= n_target:
@@ -815,23 +1288,23 @@ def _score_rows(rows, labels, conditional, logits, tol, theta):
                 return _NOT_NORMALISED, i, 0.0
         if not (p > 0.0 and math.isfinite(p)):
             return _ZERO_PROB, i, 0.0
-        if p >= 1e-280:
-            bits = _f64_bits(mantissa * p)  # normal: >= 2^-961
-            exponent += ((bits >> 52) & 0x7FF) - 1022
-            mantissa = _f64_of_bits((bits & ~(0x7FF << 52)) | (1022 << 52))
-        else:
-            direct += math.log(p)
-    return _OK, -1, (math.log(mantissa) + exponent * 0.6931471805599453) + direct
+        mantissa, exponent, direct = _log_product(mantissa, exponent, direct, p)
+    return _OK, -1, _log_of_product(mantissa, exponent, direct)
 
 
 @numba.njit(**_ROW)
 def _score_slice(block, labels, start, stop, conditional, logits, tol):
     """Pass 2 over rows [start, stop) of a block; (status, index of the bad row in the
     block, sum of log terms)."""
-    theta = np.empty((1, block.shape[1] if logits else 0))
-    status, row, total = _score_rows(
-        block[start:stop], labels[start:stop], conditional, logits, tol, theta
-    )
+    if block.shape[1] <= SMALL_Z and not logits:
+        status, row, total = _score_small(
+            block[start:stop], labels[start:stop], conditional, tol
+        )
+    else:
+        theta = np.empty((1, block.shape[1] if logits else 0))
+        status, row, total = _score_rows(
+            block[start:stop], labels[start:stop], conditional, logits, tol, theta
+        )
     return status, (start + row if status != _OK else -1), total
 
 
