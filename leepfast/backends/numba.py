@@ -22,9 +22,12 @@ vectorise them):
   function is compiled apart for it), each value the float32 whose bits are them
   moved up 16 (exact): the same values, keys and argmax as the float32 widening of the
   block, without it. No fixed-point pass: bfloat16 values are not multiples of 2^-24;
-- each row prefetches the cache lines 4 KiB ahead (the hardware prefetcher stops at
-  page boundaries), and rows are passed as (array, index): a row view costs atomic
-  reference-count updates on an array that both threads share;
+- rows are passed as (array, index): a row view costs atomic reference-count updates
+  on an array that both threads share. No software prefetch: prefetching each row's
+  lines 4 KiB ahead had made every probability pass slower on an AVX2 Zen 3 (pass 2,
+  float32, Z=1000, one thread: 18.0 -> 13.1 ms without it; two threads, whole calls:
+  1.18 -> 0.93x the compiled backend; the same on a memory-mapped .npy), and logits
+  no faster;
 - logits: each row's exps without a libm call where its values span at most
   EXP_FAST_RANGE (the C core's AVX2 fast exp written again, vectorised by LLVM; libm's
   exp otherwise, -inf entries included), never normalised: pass 1 adds exp * (1 / sum)
@@ -70,7 +73,6 @@ CHUNK_GROUP = 8  # the chunk count is 1 or a multiple of this (balanced over 1, 
 # Up to this many Y x Z cells, pass 1 accumulates into state private to the slice and
 # adds it to its slot at the end (small slots share cache lines across threads).
 LOCAL_STATE_CELLS = 4096
-PREFETCH_BYTES = 4096  # software prefetch distance, ahead in the stream of rows
 SMALL_Z = 16  # rows of at most this many values: both passes in vectors (_small_add)
 SMALL_PADDED_CLASSES = 256  # up to this many classes, pass 1's small rows into a copy
 HARD_LAG = 16  # rows between a small row's argmax and its pair count (a power of two)
@@ -142,29 +144,6 @@ def _f64_of_bits(typingctx, x):
         return builder.bitcast(args[0], ir.DoubleType())
 
     return types.float64(x), codegen
-
-
-@intrinsic
-def _prefetch(typingctx, arr, offset):
-    """Prefetch the cache line at byte ``offset`` from the start of ``arr``'s data (a
-    hint: any offset may be given, nothing is read)."""
-    if not isinstance(arr, types.Array) or not isinstance(offset, types.Integer):
-        return None
-
-    def codegen(context, builder, signature, args):
-        data = context.make_array(signature.args[0])(context, builder, args[0]).data
-        i64 = ir.IntType(64)
-        delta = context.cast(builder, args[1], signature.args[1], types.int64)
-        address = builder.add(builder.ptrtoint(data, i64), delta)
-        pointer = builder.inttoptr(address, ir.IntType(8).as_pointer())
-        i32 = ir.IntType(32)
-        fnty = ir.FunctionType(ir.VoidType(), [pointer.type, i32, i32, i32])
-        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
-        # read, high temporal locality, data cache
-        builder.call(fn, [pointer] + [ir.Constant(i32, k) for k in (0, 3, 1)])
-        return context.get_dummy_value()
-
-    return types.void(arr, offset), codegen
 
 
 @intrinsic
@@ -271,17 +250,6 @@ def _wide_vectors(typingctx):
         return context.get_dummy_value()
 
     return types.none(), codegen
-
-
-@numba.njit(**_ROW)
-def _prefetch_row(rows, i):
-    """Prefetch the cache lines PREFETCH_BYTES beyond row i of a C-contiguous array (the
-    hardware prefetcher stops at page boundaries): those that start within the row's
-    span, so that each line is prefetched once however short the rows."""
-    row_bytes = rows.shape[1] * rows.itemsize
-    start = i * row_bytes + PREFETCH_BYTES
-    for offset in range((start + 63) // 64 * 64, start + row_bytes, 64):
-        _prefetch(rows, offset)
 
 
 @intrinsic
@@ -961,8 +929,6 @@ def _accumulate_rows(rows, labels, joint, hard, counts, logits, tol, theta, part
         y = labels[i]
         if y < 0 or y >= n_target:
             return _LABEL, i
-        if PREFETCH_BYTES:
-            _prefetch_row(rows, i)
         if logits:
             s = _exps_into(rows, i, theta)
             if s < 0.0:
@@ -1317,8 +1283,6 @@ def _score_rows(rows, labels, conditional, logits, tol, theta):
         y = labels[i]
         if y < 0 or y >= n_target:
             return _LABEL, i, 0.0
-        if PREFETCH_BYTES:
-            _prefetch_row(rows, i)
         if logits:
             s = _exps_into(rows, i, theta)
             if s < 0.0:
