@@ -909,6 +909,268 @@ def _dot_checked(rows, i, conditional, y):
 
 
 # ---------------------------------------------------------------------------------------
+# Wide float32 and float64 rows of probabilities: 16 values a step in explicit vectors.
+# LLVM's vectoriser took _add_row and _dot_checked 8 float32 values a step (4 float64
+# lanes, interleaved twice: its register estimate allowed no more), its key maxima in
+# 128-bit vectors; the C core's AVX2 rows take 16, with the minimum and maximum as
+# float32. Here each step reads 16 values into four float64 quarters (four sums, four
+# dot products, four joint quarters) and, for float32, takes the minimum and maximum
+# of two 8-lane float32 vectors (float64: of the quarters); then a half step of 8 if
+# 8 or more values remain (into the first two of each), the last ones one at a time.
+# Both passes sum a row in the same order: the four quarter sums as (s0 + s1) +
+# (s2 + s3), their lanes as (t0 + t2) + (t1 + t3), then the remaining values in order.
+
+
+def _ir_min(builder, a, b):  # minps / minpd: a < b ? a : b
+    return builder.select(builder.fcmp_ordered("<", a, b), a, b)
+
+
+def _ir_max(builder, a, b):  # maxps / maxpd: a > b ? a : b
+    return builder.select(builder.fcmp_ordered(">", a, b), a, b)
+
+
+def _ir_lanes(builder, v, op):
+    """op over the lanes of v (a tree), as a scalar."""
+    while v.type.count > 1:
+        half = v.type.count // 2
+        low = _ir_shuffle(builder, v, range(half))
+        high = _ir_shuffle(builder, v, range(half, 2 * half))
+        v = op(low, high)
+    return builder.extract_element(v, ir.Constant(_I32, 0))
+
+
+def _ir_fmuladd(builder, a, b, c):
+    """a * b + c, fused where the CPU has FMA (llvm.fmuladd)."""
+    fn = cgutils.get_or_insert_function(
+        builder.module,
+        ir.FunctionType(a.type, [a.type] * 3),
+        f"llvm.fmuladd.{'v4f64' if isinstance(a.type, ir.VectorType) else 'f64'}",
+    )
+    return builder.call(fn, [a, b, c])
+
+
+def _wide_row_codegen(pass_one):
+    """The codegen of _add_row_wide (pass 1: the row added to joint[y]; returns (row
+    sum, minimum, bits of the maximum)) or _dot_wide (pass 2: returns (dot product with
+    conditional[y], row sum, minimum))."""
+
+    def codegen(context, builder, signature, args):
+        rows_type, _, other_type, _ = signature.args
+        i_v, y_v = (
+            context.cast(builder, args[k], signature.args[k], types.int64) for k in (1, 3)
+        )
+        ary = context.make_array(rows_type)(context, builder, args[0])
+        n = builder.extract_value(ary.shape, 1)
+        start = builder.gep(ary.data, [builder.mul(i_v, n)])
+        other = context.make_array(other_type)(context, builder, args[2])
+        width = builder.extract_value(other.shape, 1)
+        other_row = builder.gep(other.data, [builder.mul(y_v, width)])
+        single = rows_type.dtype == types.float32
+        elem = ir.FloatType() if single else _F64
+        first = builder.load(start)
+        zero = ir.Constant(_V4D, [0.0] * 4)
+        sums = [cgutils.alloca_once_value(builder, zero) for _ in range(4)]
+        dots = [cgutils.alloca_once_value(builder, zero) for _ in range(4)]
+        # float32: two 8-lane minima and maxima; float64: two quarters each
+        extreme = _ir_splat(builder, first, 8 if single else 4)
+        lows = [cgutils.alloca_once_value(builder, extreme) for _ in range(2)]
+        highs = [cgutils.alloca_once_value(builder, extreme) for _ in range(2)]
+
+        def step(z, n_halves):
+            """The 8 * n_halves values from z into the accumulators (and joint)."""
+            at = builder.gep(start, [z])
+            if single:
+                halves = [
+                    builder.load(
+                        builder.bitcast(
+                            builder.gep(at, [ir.Constant(_I64, 8 * h)]),
+                            ir.VectorType(elem, 8).as_pointer(),
+                        ),
+                        align=1,
+                    )
+                    for h in range(n_halves)
+                ]
+                quarters = [
+                    builder.fpext(
+                        _ir_shuffle(
+                            builder, halves[k // 2], range(4 * (k % 2), 4 * (k % 2) + 4)
+                        ),
+                        _V4D,
+                    )
+                    for k in range(2 * n_halves)
+                ]
+                lows_in = highs_in = halves
+            else:  # float64: two quarters into each minimum and maximum
+                quarters = [
+                    builder.load(_ir_quarter_pointer(builder, at, k), align=1)
+                    for k in range(2 * n_halves)
+                ]
+                pairs = [quarters[2 * h : 2 * h + 2] for h in range(n_halves)]
+                lows_in = [_ir_min(builder, *pair) for pair in pairs]
+                highs_in = [_ir_max(builder, *pair) for pair in pairs]
+            out = builder.gep(other_row, [z])
+            for k, q in enumerate(quarters):
+                builder.store(builder.fadd(builder.load(sums[k]), q), sums[k])
+                pointer = _ir_quarter_pointer(builder, out, k)
+                if pass_one:
+                    total = builder.fadd(builder.load(pointer, align=1), q)
+                    builder.store(total, pointer, align=1)
+                else:
+                    c = builder.load(pointer, align=1)
+                    builder.store(
+                        _ir_fmuladd(builder, q, c, builder.load(dots[k])), dots[k]
+                    )
+            for h in range(n_halves):
+                builder.store(_ir_min(builder, builder.load(lows[h]), lows_in[h]), lows[h])
+                builder.store(
+                    _ir_max(builder, builder.load(highs[h]), highs_in[h]), highs[h]
+                )
+
+        steps = builder.and_(n, ir.Constant(_I64, ~15))
+        with cgutils.for_range_slice(
+            builder, ir.Constant(_I64, 0), steps, ir.Constant(_I64, 16), inc=True
+        ) as (z, _):
+            step(z, 2)
+        # 8 more values when there are (the C core's half step)
+        with builder.if_then(
+            builder.icmp_signed(
+                "!=", builder.and_(n, ir.Constant(_I64, 8)), ir.Constant(_I64, 0)
+            )
+        ):
+            step(steps, 1)
+        steps = builder.and_(n, ir.Constant(_I64, ~7))
+        total = cgutils.alloca_once_value(
+            builder, _ir_sum(builder, [builder.load(a) for a in sums])
+        )
+        dot = cgutils.alloca_once_value(
+            builder, _ir_sum(builder, [builder.load(a) for a in dots])
+        )
+        low = cgutils.alloca_once_value(
+            builder,
+            _ir_lanes(
+                builder,
+                _ir_min(builder, *[builder.load(a) for a in lows]),
+                lambda a, b: _ir_min(builder, a, b),
+            ),
+        )
+        high = cgutils.alloca_once_value(
+            builder,
+            _ir_lanes(
+                builder,
+                _ir_max(builder, *[builder.load(a) for a in highs]),
+                lambda a, b: _ir_max(builder, a, b),
+            ),
+        )
+        with cgutils.for_range_slice(builder, steps, n, ir.Constant(_I64, 1), inc=True) as (
+            z,
+            _,
+        ):
+            x = builder.load(builder.gep(start, [z]))
+            v = builder.fpext(x, _F64) if single else x
+            builder.store(builder.fadd(builder.load(total), v), total)
+            builder.store(_ir_min(builder, builder.load(low), x), low)
+            builder.store(_ir_max(builder, builder.load(high), x), high)
+            pointer = builder.gep(other_row, [z])
+            if pass_one:
+                builder.store(builder.fadd(builder.load(pointer), v), pointer)
+            else:
+                product = _ir_fmuladd(builder, v, builder.load(pointer), builder.load(dot))
+                builder.store(product, dot)
+        low_v = builder.load(low)
+        low_v = builder.fpext(low_v, _F64) if single else low_v
+        if pass_one:
+            key = builder.bitcast(builder.load(high), ir.IntType(32 if single else 64))
+            values = [builder.load(total), low_v, key]
+        else:
+            values = [builder.load(dot), builder.load(total), low_v]
+        return context.make_tuple(builder, signature.return_type, values)
+
+    return codegen
+
+
+def _wide_row_arrays(rows, i, other, y):
+    return (
+        isinstance(rows, types.Array)
+        and rows.ndim == 2
+        and rows.layout == "C"
+        and rows.dtype in (types.float32, types.float64)
+        and isinstance(other, types.Array)
+        and other.ndim == 2
+        and other.layout == "C"
+        and other.dtype == types.float64
+        and isinstance(i, types.Integer)
+        and isinstance(y, types.Integer)
+    )
+
+
+@intrinsic
+def _add_row_wide(typingctx, rows, i, joint, y):
+    """Add row i of float32 or float64 ``rows`` (at least 1 value) to joint[y]; (row
+    sum, minimum, bit pattern of the maximum as a signed integer of the element's
+    width). NaN never enters the minimum or maximum of a row whose sum is finite."""
+    if not _wide_row_arrays(rows, i, joint, y):
+        return None
+    key = types.int32 if rows.dtype == types.float32 else types.int64
+    result = types.Tuple((types.float64, types.float64, key))
+    return result(rows, i, joint, y), _wide_row_codegen(pass_one=True)
+
+
+@intrinsic
+def _dot_wide(typingctx, rows, i, conditional, y):
+    """(sum_z conditional[y, z] * rows[i, z], row sum, minimum) for a float32 or
+    float64 row of at least 1 value; the sum as _add_row_wide takes it, bit for bit."""
+    if not _wide_row_arrays(rows, i, conditional, y):
+        return None
+    result = types.Tuple((types.float64, types.float64, types.float64))
+    return result(rows, i, conditional, y), _wide_row_codegen(pass_one=False)
+
+
+def _add_row_any(rows, i, joint, y):
+    """Add rows[i] to joint[y]: (row sum, whether a value is below zero, the signed key
+    of the largest value, above zero iff that value is), by _add_row_wide for float32
+    and float64 rows, _add_row for the others."""
+
+
+@overload(_add_row_any)
+def _add_row_any_overload(rows, i, joint, y):
+    if isinstance(rows, types.Array) and rows.dtype in (types.float32, types.float64):
+
+        def wide(rows, i, joint, y):
+            s, low, key = _add_row_wide(rows, i, joint, y)
+            return s, low < 0.0, key
+
+        return wide
+
+    def keys(rows, i, joint, y):
+        s, u_max, s_max = _add_row(rows, i, joint, y)
+        return s, _negative_key(u_max), s_max
+
+    return keys
+
+
+def _dot_any(rows, i, conditional, y):
+    """(dot product with conditional[y], row sum, whether a value is below zero) of
+    rows[i], by _dot_wide for float32 and float64 rows, _dot_checked for the others."""
+
+
+@overload(_dot_any)
+def _dot_any_overload(rows, i, conditional, y):
+    if isinstance(rows, types.Array) and rows.dtype in (types.float32, types.float64):
+
+        def wide(rows, i, conditional, y):
+            p, s, low = _dot_wide(rows, i, conditional, y)
+            return p, s, low < 0.0
+
+        return wide
+
+    def keys(rows, i, conditional, y):
+        p, s, u_max = _dot_checked(rows, i, conditional, y)
+        return p, s, _negative_key(u_max)
+
+    return keys
+
+
+# ---------------------------------------------------------------------------------------
 # Pass 1
 
 
@@ -937,21 +1199,24 @@ def _accumulate_rows(rows, labels, joint, hard, counts, logits, tol, theta, part
             arg = _first_equal(theta, 0, _skey(1.0))  # the first maximal logit
         else:
             if fixed:
-                s, u_max, s_max = _add_row_fixed(rows, i, part, y)
+                s, u_max, key = _add_row_fixed(rows, i, part, y)
+                negative = _negative_key(u_max)
                 slack = (abs(s) + 1.0) * (rows.shape[1] + 2) * 1.2e-7
                 if math.isfinite(s) and abs(abs(s - 1.0) - tol) <= slack:
                     s = 0.0  # a float sum this near the tolerance: again in float64
                     for z in range(rows.shape[1]):
                         s += _value(rows[i, z])
             else:
-                s, u_max, s_max = _add_row(rows, i, joint, y)
+                s, negative, key = _add_row_any(rows, i, joint, y)
             if not math.isfinite(s) and _has_nonfinite(rows, i):
                 return _NONFINITE, i
-            if _negative_key(u_max):
+            if negative:
                 return _NEGATIVE, i
             if not abs(s - 1.0) <= tol:
                 return _NOT_NORMALISED, i
-            arg = _first_equal(rows, i, s_max)
+            # the first index of the largest value; a row of zeros (a tolerance of 1 or
+            # more) by a scan, where -0.0 ties with 0.0 as in np.argmax
+            arg = _first_equal(rows, i, key) if key > 0 else _first_max(rows, i)
         hard[y, arg] += 1
         counts[y] += 1
         if fixed:
@@ -1289,10 +1554,10 @@ def _score_rows(rows, labels, conditional, logits, tol, theta):
                 return _NONFINITE, i, 0.0
             p = _dot(theta, 0, conditional, y) / s
         else:
-            p, s, u_max = _dot_checked(rows, i, conditional, y)
+            p, s, negative = _dot_any(rows, i, conditional, y)
             if not math.isfinite(s) and _has_nonfinite(rows, i):
                 return _NONFINITE, i, 0.0
-            if _negative_key(u_max):
+            if negative:
                 return _NEGATIVE, i, 0.0
             if not abs(s - 1.0) <= tol:
                 return _NOT_NORMALISED, i, 0.0
