@@ -6,13 +6,16 @@ slices with thread-local state; pass 2 sums balanced chunks of rows (a function 
 row count only) in order, so its result does not depend on the thread count.
 
 Speed (Numba compiles for the host CPU, so plain loops become SIMD code when LLVM can
-vectorise them):
+vectorise them, and where it does not, the row kernels are written out in LLVM IR):
+- rows of at most SMALL_Z values (both passes) as 1 to 4 quarters of 4 float64 lanes
+  in explicit vectors, as the C core's small-row groups (see "Small rows"); float32
+  and float64 rows of more, 16 values a step, as its AVX2 rows (see "Wide rows");
 - pass 1 reads each row once: one loop adds it to its joint row (float64), sums it and
-  takes the maxima of its bit patterns read as unsigned and as signed integers (integer
-  maxima vectorise; float ones would not without dropping NaN semantics). Some value is
-  negative iff the unsigned maximum is above the sign bit alone (-0.0); on a valid row
-  the signed maximum is the bit pattern of the largest value, whose first index (the
-  argmax) is then found by a vectorised scan of the row, still in cache;
+  takes its minimum and maximum (float16 and bfloat16: the maxima of its bit patterns
+  read as unsigned and as signed integers, which vectorise; some value is negative iff
+  the unsigned maximum is above the sign bit alone, -0.0); on a valid row the first
+  index of the maximum (the argmax) is then found by a vectorised scan of the row,
+  still in cache;
 - float16 is read as its bit patterns and converted exactly inside the row loops (by
   LLVM's conversion, vcvtph2ps/vcvtph2pd, where the CPU has F16C; else branch-free bit
   arithmetic): no float32 copy of the block. Pass 1 adds float16 probabilities in
@@ -35,16 +38,18 @@ vectorise them):
   pass 2 divides the dot product by the sum. Float32 logits, n=20k, Z=1000, one
   thread: 285 -> 88-100 ms CPU time, 1.2-1.3x the compiled backend (was 4.4x);
 - pass 2 keeps, per chunk, a running product of the row probabilities as a mantissa
-  and an exponent, and takes one log per chunk instead of one per row.
+  and an exponent, and takes one log per chunk instead of one per row (the mantissa
+  brought back to [0.5, 1) only when it leaves [2^-64, 2^64], see _log_product);
 - pass 2 re-checks every row as pass 1 does (label, non-finite, negative, row sum
   within ``tol``; logits: label, non-finite) in the same read as its dot product, so a
   block changed between the passes gives pass 1's status and first bad row;
 - the caller's Numba thread count is restored after every call; in a child forked
   from a process whose threading layer had started (only TBB survives a fork), the
   serial twins of the parallel loops run instead: same slices, same values.
-The row loops allow LLVM to reorder the float64 sums ('reassoc') and to use 512-bit
-vectors where the CPU has them; the element-wise joint update, the checks and the
-NaN/infinity semantics are untouched.
+The loops in Python allow LLVM to reorder the float64 sums ('reassoc') and to use
+512-bit vectors where the CPU has them; the element-wise joint update, the checks and
+the NaN/infinity semantics are untouched. The kernels in IR sum in one written order,
+the same in both passes.
 """
 
 import math
@@ -909,7 +914,8 @@ def _dot_checked(rows, i, conditional, y):
 
 
 # ---------------------------------------------------------------------------------------
-# Wide float32 and float64 rows of probabilities: 16 values a step in explicit vectors.
+# Wide rows: float32 and float64 rows of probabilities of more than SMALL_Z values, 16
+# values a step in explicit vectors.
 # LLVM's vectoriser took _add_row and _dot_checked 8 float32 values a step (4 float64
 # lanes, interleaved twice: its register estimate allowed no more), its key maxima in
 # 128-bit vectors; the C core's AVX2 rows take 16, with the minimum and maximum as
