@@ -1293,7 +1293,9 @@ def _small_split(rows):
     tail = np.zeros(
         (n_rows - safe + (over + n_source - 1) // n_source, n_source), rows.dtype
     )
-    tail[: n_rows - safe] = rows[safe:]
+    for r in range(n_rows - safe):  # not tail[:k] = rows[safe:]: the message of its
+        for z in range(n_source):  # shape check cost 6 s of compile time per type
+            tail[r, z] = rows[safe + r, z]
     return safe, tail
 
 
