@@ -1250,10 +1250,35 @@ def _small_status(rows, i, s, negative, tol):
 
 
 @numba.njit(**_ROW)
+def _small_add_plain(rows, labels, start, n_rows, dest, cells, pending, counts, tol):
+    """Rows from ``start`` on added (see _small_rows_into) while each is a plain case; at
+    the first that is not (a label or check that fails, no value above zero: added to
+    ``dest`` already, unless its label fails) or at n_rows: (its index, its sum, whether
+    it has a value below zero, its argmax or -1). No call in the loop: its invariants
+    then stay in registers (the calls of the rare cases had them reloaded from the
+    stack on every row)."""
+    n_target = counts.shape[0]
+    n_source = rows.shape[1]
+    for i in range(start, n_rows):
+        y = labels[i]
+        if y < 0 or y >= n_target:
+            return i, 0.0, False, -1
+        s, negative, arg = _small_add(rows, i, dest, y)
+        if negative or not (abs(s - 1.0) <= tol and math.isfinite(s)) or arg < 0:
+            return i, s, negative, arg
+        slot = i & (HARD_LAG - 1)  # as in _small_rows_into
+        if i >= HARD_LAG:
+            cells[pending[slot]] += 1
+        pending[slot] = y * n_source + arg
+        counts[y] += 1
+    return n_rows, 0.0, False, 0
+
+
+@numba.njit(**_ROW)
 def _small_rows_into(rows, labels, n_rows, dest, hard, counts, tol):
     """Pass 1 over the first n_rows rows of at most SMALL_Z values (see _small_add),
     their values into ``dest`` (the joint, or a copy padded to SMALL_Z columns);
-    (status, index of the bad row).
+    (status, index of the bad row). The plain rows by _small_add_plain, the others here.
 
     A row's pair count is incremented HARD_LAG rows after its argmax is known (as the
     C core does): incremented at once, the increment, whose address comes at the end of
@@ -1262,22 +1287,28 @@ def _small_rows_into(rows, labels, n_rows, dest, hard, counts, tol):
     n_target, n_source = hard.shape
     cells = hard.reshape(n_target * n_source)
     pending = np.zeros(HARD_LAG, dtype=np.int64)
-    for i in range(n_rows):
+    i = 0
+    while True:
+        i, s, negative, arg = _small_add_plain(
+            rows, labels, i, n_rows, dest, cells, pending, counts, tol
+        )
+        if i == n_rows:
+            break
         y = labels[i]
         if y < 0 or y >= n_target:
             return _LABEL, i
-        s, negative, arg = _small_add(rows, i, dest, y)
         if negative or not (abs(s - 1.0) <= tol and math.isfinite(s)):
             status = _small_status(rows, i, s, negative, tol)
             if status != _OK:
                 return status, i
         if arg < 0:  # no value above zero
             arg = _first_max(rows, i)
-        slot = i & (HARD_LAG - 1)
+        slot = i & (HARD_LAG - 1)  # its pair count, HARD_LAG rows later
         if i >= HARD_LAG:
             cells[pending[slot]] += 1
         pending[slot] = y * n_source + arg
         counts[y] += 1
+        i += 1
     for i in range(max(0, n_rows - HARD_LAG), n_rows):
         cells[pending[i & (HARD_LAG - 1)]] += 1
     return _OK, -1
