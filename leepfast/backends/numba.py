@@ -544,13 +544,38 @@ def _ir_any_negative(builder, quarters):
     return builder.icmp_unsigned("!=", builder.bitcast(below, four), ir.Constant(four, 0))
 
 
-def _ir_first_max(builder, quarters):
+def _ir_first_max(builder, quarters, tagged):
     """The first lane holding the largest value when that value is above zero, else -1
-    (a row of zeros, or a row that fails its checks: NaN lanes are never taken)."""
+    (a row of zeros, or a row that fails its checks: NaN lanes are never taken).
+
+    ``tagged`` (values widened from float32, float16 or bfloat16: the low 29 bits of
+    each float64 are zero), as the C core's groups: the lane's 15 - index put in its
+    low 4 bits, the maximum of those keys (positive doubles order as their bits, ties
+    to the lowest lane) gives the index directly. A key above zero is never subnormal
+    (every float32 is a normal float64), so denormal modes cannot change it. Else the
+    maximum, then the first lane equal to it."""
 
     def larger(a, b):  # vmaxpd
         return builder.select(builder.fcmp_ordered(">", a, b), a, b)
 
+    if tagged:
+        v4i = ir.VectorType(_I64, 4)
+        keys = [
+            builder.bitcast(
+                builder.or_(
+                    builder.bitcast(q, v4i),
+                    ir.Constant(v4i, [15 - 4 * j - k for k in range(4)]),
+                ),
+                _V4D,
+            )
+            for j, q in enumerate(quarters)
+        ]
+        top = _ir_across(builder, larger, _ir_tree(larger, keys))
+        top = builder.extract_element(top, ir.Constant(_I32, 0))
+        low_bits = builder.and_(builder.bitcast(top, _I64), ir.Constant(_I64, 15))
+        at = builder.sub(ir.Constant(_I64, 15), low_bits)
+        positive = builder.fcmp_ordered(">", top, ir.Constant(_F64, 2.0**-1000))
+        return builder.select(positive, at, ir.Constant(_I64, -1))
     top = _ir_across(builder, larger, _ir_tree(larger, quarters))
     mask = ir.Constant(_I64, 0)
     for j, q in enumerate(quarters):
@@ -681,7 +706,7 @@ def _small_add(typingctx, rows, i, dest, y):
             return (
                 _ir_sum(builder, quarters),
                 _ir_any_negative(builder, quarters),
-                _ir_first_max(builder, quarters),
+                _ir_first_max(builder, quarters, signature.args[0].dtype != types.float64),
             )
 
         values = _ir_by_quarters(builder, n, emit, [_F64, _I1, _I64])
