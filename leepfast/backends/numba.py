@@ -1518,30 +1518,32 @@ def _log_of_product(mantissa, exponent, direct):
 
 
 @numba.njit(**_ROW)
-def _small_product(rows, labels, start, n_rows, conditional, tol, mantissa):
-    """Rows from ``start`` on multiplied into ``mantissa`` while each is a plain case;
+def _small_product(rows, labels, start, n_rows, conditional, tol, mantissa, exponent):
+    """Rows from ``start`` on multiplied into the product ``mantissa * 2^exponent`` of
+    _log_product (brought back into [2^-64, 2^64] here too) while each is a plain case;
     at the first that is not (a label or check that fails, a term outside [1e-280,
-    2^900], a product outside [2^-64, 2^64]) or at n_rows: (its index, the mantissa
-    before it, its term, its sum, whether it has a value below zero). No call in the
-    loop: the product then stays in a register (spilled around the calls of the rare
-    cases, its chain from row to row went through memory: pass 2 at Z=10 took 29 ms
-    instead of 25)."""
+    2^900]) or at n_rows: (its index, the mantissa and exponent before it, its term,
+    its sum, whether it has a value below zero). No call in the loop: the product then
+    stays in a register (spilled around the calls of the rare cases, its chain from row
+    to row went through memory: pass 2 at Z=10 took 29 ms instead of 25)."""
     n_target = conditional.shape[0]
     for i in range(start, n_rows):
         y = labels[i]
         if y < 0 or y >= n_target:
-            return i, mantissa, 0.0, 0.0, False
+            return i, mantissa, exponent, 0.0, 0.0, False
         p, s, negative = _small_dot(rows, i, conditional, y)
-        product = mantissa * p
         if (
             negative
             or not (abs(s - 1.0) <= tol and math.isfinite(s))
             or not (p >= 1e-280 and p <= 8.452712498170644e270)
-            or not (product >= 5.421010862427522e-20 and product <= 1.8446744073709552e19)
         ):
-            return i, mantissa, p, s, negative
-        mantissa = product
-    return n_rows, mantissa, 0.0, 0.0, False
+            return i, mantissa, exponent, p, s, negative
+        mantissa *= p
+        if not (mantissa >= 5.421010862427522e-20 and mantissa <= 1.8446744073709552e19):
+            bits = _f64_bits(mantissa)  # as _log_product
+            exponent += ((bits >> 52) & 0x7FF) - 1022
+            mantissa = _f64_of_bits((bits & ~(0x7FF << 52)) | (1022 << 52))
+    return n_rows, mantissa, exponent, 0.0, 0.0, False
 
 
 @numba.njit(**_ROW)
@@ -1553,8 +1555,8 @@ def _small_score_rows(rows, labels, n_rows, conditional, tol, mantissa, exponent
     n_target = conditional.shape[0]
     i = 0
     while True:
-        i, mantissa, p, s, negative = _small_product(
-            rows, labels, i, n_rows, conditional, tol, mantissa
+        i, mantissa, exponent, p, s, negative = _small_product(
+            rows, labels, i, n_rows, conditional, tol, mantissa, exponent
         )
         if i == n_rows:
             return _OK, -1, mantissa, exponent, direct
