@@ -195,13 +195,6 @@ static void half_row_to_float(const uint16_t *row, int64_t n_source, float *out)
     for (int64_t z = 0; z < n_source; z++) out[z] = half_to_float(row[z]);
 }
 
-static int has_nonfinite_f16(const uint16_t *row, int64_t n_source)
-{
-    for (int64_t z = 0; z < n_source; z++)
-        if ((row[z] & 0x7c00u) == 0x7c00u) return 1;
-    return 0;
-}
-
 /* bfloat16 bits to float: the upper half of a float32, so the bits moved up 16 (exact,
    subnormals, infinities and NaN included). */
 static inline float bf16_to_float(uint16_t h)
@@ -439,75 +432,57 @@ int leepfast_simd_effective(int cap) { return lf_level(cap); }
 #define LF_S f32
 #include "leepfast_kernel.inc"
 
-/* float16 rows: with a fused row at the level (AVX2 + F16C, AVX-512) probabilities are
-   converted in registers; otherwise (and for logits) the row is converted exactly to
-   float32 in the second half of the scratch space (the first holds the softmax) and
-   takes the level's float32 row. */
-static int lf_row_acc_f16(const lf_kernels *k, const uint16_t *row, int64_t n_source,
-                          int is_logits, double tol, double *scratch, double *joint_row,
-                          int64_t *argmax)
-{
-    if (!is_logits && k->acc_f16) return k->acc_f16(row, n_source, tol, joint_row, argmax);
-    float *wide = (float *)(scratch + n_source);
-    k->to_float(row, n_source, wide);
-    return lf_row_acc_f32(k, wide, n_source, is_logits, tol, scratch, joint_row, argmax);
-}
-
-static int lf_row_dot_f16(const lf_kernels *k, const uint16_t *row, int64_t n_source,
-                          int is_logits, int validate, double tol,
-                          const double *conditional_row, double *scratch, double *p)
-{
-    if (!is_logits && k->dot_f16) {
-        double s = 1.0, lo = 0.0;
-        *p = k->dot_f16(row, n_source, conditional_row, &s, &lo);
-        if (!validate) return LEEPFAST_OK;
-        return lf_status(s, lo, tol, !isfinite(s) && has_nonfinite_f16(row, n_source));
+/* The rows of a 16-bit type S (float16, bfloat16): with a fused row at the level
+   (float16: AVX2 + F16C, AVX-512; bfloat16: AVX2, AVX-512) probabilities are converted
+   in registers; otherwise (and for logits) the row is widened exactly to float32 by the
+   level's k->WIDEN in the second half of the scratch space (the first holds the
+   softmax) and takes the level's float32 row. EXPONENT: the exponent bits of the type
+   (all set: infinity or NaN). */
+#define LF_HALF_ROWS(S, WIDEN, EXPONENT)                                                   \
+    static int lf_row_acc_##S(const lf_kernels *k, const uint16_t *row, int64_t n_source,  \
+                              int is_logits, double tol, double *scratch,                  \
+                              double *joint_row, int64_t *argmax)                          \
+    {                                                                                      \
+        if (!is_logits && k->acc_##S)                                                      \
+            return k->acc_##S(row, n_source, tol, joint_row, argmax);                      \
+        float *wide = (float *)(scratch + n_source);                                       \
+        k->WIDEN(row, n_source, wide);                                                     \
+        return lf_row_acc_f32(k, wide, n_source, is_logits, tol, scratch, joint_row,       \
+                              argmax);                                                     \
+    }                                                                                      \
+                                                                                           \
+    static int has_nonfinite_##S(const uint16_t *row, int64_t n_source)                    \
+    {                                                                                      \
+        for (int64_t z = 0; z < n_source; z++)                                             \
+            if ((row[z] & (EXPONENT)) == (EXPONENT)) return 1;                             \
+        return 0;                                                                          \
+    }                                                                                      \
+                                                                                           \
+    static int lf_row_dot_##S(const lf_kernels *k, const uint16_t *row, int64_t n_source,  \
+                              int is_logits, int validate, double tol,                     \
+                              const double *conditional_row, double *scratch, double *p)   \
+    {                                                                                      \
+        if (!is_logits && k->dot_##S) {                                                    \
+            double s = 1.0, lo = 0.0;                                                      \
+            *p = k->dot_##S(row, n_source, conditional_row, &s, &lo);                      \
+            if (!validate) return LEEPFAST_OK;                                             \
+            return lf_status(s, lo, tol,                                                   \
+                             !isfinite(s) && has_nonfinite_##S(row, n_source));            \
+        }                                                                                  \
+        float *wide = (float *)(scratch + n_source);                                       \
+        k->WIDEN(row, n_source, wide);                                                     \
+        return lf_row_dot_f32(k, wide, n_source, is_logits, validate, tol,                 \
+                              conditional_row, scratch, p);                                \
     }
-    float *wide = (float *)(scratch + n_source);
-    k->to_float(row, n_source, wide);
-    return lf_row_dot_f32(k, wide, n_source, is_logits, validate, tol, conditional_row,
-                          scratch, p);
-}
+
+LF_HALF_ROWS(f16, to_float, 0x7c00u)
+LF_HALF_ROWS(bf16, bf16_to_float, 0x7f80u)
+#undef LF_HALF_ROWS
 
 #define LF_HALF
 #define LF_T uint16_t
 #define LF_S f16
 #include "leepfast_kernel.inc"
-
-/* bfloat16 rows: fused at the vector levels (AVX2, AVX-512), otherwise (and for logits)
-   widened exactly to float32 in the second half of the scratch space, as float16's. */
-static int lf_row_acc_bf16(const lf_kernels *k, const uint16_t *row, int64_t n_source,
-                           int is_logits, double tol, double *scratch, double *joint_row,
-                           int64_t *argmax)
-{
-    if (!is_logits && k->acc_bf16) return k->acc_bf16(row, n_source, tol, joint_row, argmax);
-    float *wide = (float *)(scratch + n_source);
-    k->bf16_to_float(row, n_source, wide);
-    return lf_row_acc_f32(k, wide, n_source, is_logits, tol, scratch, joint_row, argmax);
-}
-
-static int has_nonfinite_bf16(const uint16_t *row, int64_t n_source)
-{
-    for (int64_t z = 0; z < n_source; z++)
-        if ((row[z] & 0x7f80u) == 0x7f80u) return 1;
-    return 0;
-}
-
-static int lf_row_dot_bf16(const lf_kernels *k, const uint16_t *row, int64_t n_source,
-                           int is_logits, int validate, double tol,
-                           const double *conditional_row, double *scratch, double *p)
-{
-    if (!is_logits && k->dot_bf16) {
-        double s = 1.0, lo = 0.0;
-        *p = k->dot_bf16(row, n_source, conditional_row, &s, &lo);
-        if (!validate) return LEEPFAST_OK;
-        return lf_status(s, lo, tol, !isfinite(s) && has_nonfinite_bf16(row, n_source));
-    }
-    float *wide = (float *)(scratch + n_source);
-    k->bf16_to_float(row, n_source, wide);
-    return lf_row_dot_f32(k, wide, n_source, is_logits, validate, tol, conditional_row,
-                          scratch, p);
-}
 
 #define LF_HALF
 #define LF_T uint16_t
