@@ -241,6 +241,38 @@ def test_tensors_are_read_in_place_without_a_float32_copy(torch):
     assert peak < 1 << 20, peak
 
 
+def test_ml_dtypes_arrays_are_read_in_place_without_a_float32_copy():
+    """JAX's bfloat16 is ml_dtypes' NumPy extension dtype: its bits are viewed, not
+    widened, and rounded by ml_dtypes as bfloat16_of rounds (to nearest even)."""
+    import ml_dtypes  # in the test extra
+
+    rng = np.random.default_rng(4)
+    n, z = 20_000, 100
+    theta = wide(probabilities(rng, n, z))
+    labels = rng.integers(0, 10, n)
+    values = theta.astype(ml_dtypes.bfloat16)
+    np.testing.assert_array_equal(
+        values.view(np.uint16), bfloat16_of(theta).view(np.uint16)
+    )
+    from leepfast._api import check_predictions
+
+    bits = check_predictions(values)
+    assert is_bfloat16(bits.dtype)
+    assert np.shares_memory(bits, values)
+    widened = values.astype(np.float64)
+    assert leepfast.leep(values, labels) == pytest.approx(
+        _reference.leep(widened, labels), rel=1e-12
+    )
+    logits = (rng.standard_normal((n, z)) * 4).astype(ml_dtypes.bfloat16)
+    assert leepfast.leep(logits, labels, logits=True) == pytest.approx(
+        _reference.leep(_reference.softmax(logits.astype(np.float64)), labels), rel=1e-12
+    )
+    peak = _peak(lambda: leepfast.score(values, labels, backend="cython"))
+    assert peak < 1 << 20, peak
+    with pytest.raises(RowSumError):  # the bfloat16 row-sum tolerance, not float32's
+        leepfast.leep((theta * 1.05).astype(ml_dtypes.bfloat16), labels)
+
+
 def test_safetensors_bf16_blocks_are_views_of_the_file(tmp_path):
     from leepfast import open_predictions, score_files
 
