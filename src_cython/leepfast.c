@@ -454,9 +454,9 @@ int leepfast_simd_effective(int cap) { return lf_level(cap); }
 #include "leepfast_kernel.inc"
 
 /* float16 rows: with a fused row at the level (AVX2 + F16C, AVX-512) probabilities are
-   converted in registers; otherwise (and for logits) the row is converted exactly to
-   float32 in the second half of the scratch space (the first holds the softmax) and
-   takes the level's float32 row. */
+   converted in registers, and so are logits with a fused softmax row (AVX2); otherwise
+   the row is converted exactly to float32 in the second half of the scratch space (the
+   first holds the softmax) and takes the level's float32 row. */
 static int lf_row_acc_f16(const lf_kernels *k, const uint16_t *row, int64_t n_source,
                           int is_logits, double tol, double *scratch, double *joint_row,
                           int64_t *argmax)
@@ -492,7 +492,7 @@ static int lf_row_dot_f16(const lf_kernels *k, const uint16_t *row, int64_t n_so
 #define LF_S f16
 #include "leepfast_kernel.inc"
 
-/* bfloat16 rows: fused at the vector levels (AVX2, AVX-512), otherwise (and for logits)
+/* bfloat16 rows: fused at the vector levels (AVX2, AVX-512; logits at AVX2), otherwise
    widened exactly to float32 in the second half of the scratch space, as float16's. */
 static int lf_row_acc_bf16(const lf_kernels *k, const uint16_t *row, int64_t n_source,
                            int is_logits, double tol, double *scratch, double *joint_row,
