@@ -360,12 +360,18 @@ typedef struct {
     /* float16 probability rows added to int32 fixed-point partials, or NULL (pass 1
        then takes acc_f16): (row, Z, tol, partial row, argmax) */
     int (*acc_fixed_f16)(const uint16_t *, int64_t, double, int32_t *, int64_t *);
+    /* rows of float16 and bfloat16 logits widened on load, or NULL (converted to float32
+       in the scratch space, then the float32 rows) */
+    int (*softmax_acc_f16)(const uint16_t *, int64_t, double *, double *, int64_t *);
+    int (*softmax_dot_f16)(const uint16_t *, int64_t, const double *, double *);
+    int (*softmax_acc_bf16)(const uint16_t *, int64_t, double *, double *, int64_t *);
+    int (*softmax_dot_bf16)(const uint16_t *, int64_t, const double *, double *);
 } lf_kernels;
 
 /* The row of a level that has every row function, each named <kernel>_<L>_<type>;
    to_float converts float16 rows (for logits). bfloat16 takes the AVX2 level's rows at
    both vector levels (a widening on load; AVX-512 adds nothing to it that pays). */
-#define LF_LEVEL_ROW(L, to_float)                                                          \
+#define LF_LEVEL_ROW(L, to_float, softmax16)                                               \
     {acc_row_##L##_f32,     acc_row_##L##_f64,     acc_row_##L##_f16,                      \
      dot_row_##L##_f32,     dot_row_##L##_f64,     dot_row_##L##_f16,                      \
      to_float,              acc_row_avx2_bf16,     dot_row_avx2_bf16,                      \
@@ -373,7 +379,13 @@ typedef struct {
      softmax_dot_##L##_f32, softmax_dot_##L##_f64, acc_small_##L##_f32,                    \
      acc_small_##L##_f64,   acc_small_##L##_f16,   score_small_##L##_f32,                  \
      score_small_##L##_f64, score_small_##L##_f16, acc_small_avx2_bf16,                    \
-     score_small_avx2_bf16, acc_row_fixed_##L##_f16}
+     score_small_avx2_bf16, acc_row_fixed_##L##_f16, softmax16}
+
+/* The 16-bit logits rows of a level: AVX2's; AVX-512 keeps its float32 rows after a
+   conversion (its exp is twice as wide; the AVX2 rows were not measured there). */
+#define LF_SOFTMAX16_AVX2                                                                  \
+    softmax_acc_avx2_f16, softmax_dot_avx2_f16, softmax_acc_avx2_bf16, softmax_dot_avx2_bf16
+#define LF_SOFTMAX16_NONE NULL, NULL, NULL, NULL
 
 /* The table, lowest level first. The levels nest (AVX-512 needs AVX2, which needs
    SSE2); those this build has not compiled in are left zero, never picked (lf_level).
@@ -384,22 +396,24 @@ static const lf_kernels lf_levels[4] = {
      softmax_acc_scalar_f64, softmax_dot_scalar_f32, softmax_dot_scalar_f64,
      acc_small_scalar_f32, acc_small_scalar_f64, acc_small_scalar_f16,
      score_small_scalar_f32, score_small_scalar_f64, score_small_scalar_f16,
-     acc_small_scalar_bf16, score_small_scalar_bf16, NULL},
+     acc_small_scalar_bf16, score_small_scalar_bf16, NULL, LF_SOFTMAX16_NONE},
 #if LF_SSE2
     {acc_row_sse2_f32, acc_row_sse2_f64, NULL, dot_row_sse2_f32, dot_row_sse2_f64, NULL,
      half_row_to_float_sse2, NULL, NULL, bf16_row_to_float_sse2, softmax_acc_sse2_f32,
      softmax_acc_sse2_f64, softmax_dot_sse2_f32, softmax_dot_sse2_f64, NULL, NULL,
      acc_small_scalar_f16, NULL, NULL, score_small_scalar_f16, acc_small_scalar_bf16,
-     score_small_scalar_bf16, NULL},
+     score_small_scalar_bf16, NULL, LF_SOFTMAX16_NONE},
+#endif
+#if LF_AVX2
+    LF_LEVEL_ROW(avx2, half_row_to_float_f16c, LF_SOFTMAX16_AVX2),
 #endif
 #if LF_AVX512
-    LF_LEVEL_ROW(avx2, half_row_to_float_f16c),
-    LF_LEVEL_ROW(avx512, half_row_to_float_f16c),
-#elif LF_AVX2
-    LF_LEVEL_ROW(avx2, half_row_to_float_f16c),
+    LF_LEVEL_ROW(avx512, half_row_to_float_f16c, LF_SOFTMAX16_NONE),
 #endif
 };
 #undef LF_LEVEL_ROW
+#undef LF_SOFTMAX16_AVX2
+#undef LF_SOFTMAX16_NONE
 
 int leepfast_simd_level(void)
 {
@@ -434,10 +448,10 @@ int leepfast_simd_effective(int cap) { return lf_level(cap); }
 
 /* The rows of a 16-bit type S (float16, bfloat16): with a fused row at the level
    (float16: AVX2 + F16C, AVX-512; bfloat16: AVX2, AVX-512) probabilities are converted
-   in registers; otherwise (and for logits) the row is widened exactly to float32 by the
-   level's k->WIDEN in the second half of the scratch space (the first holds the
-   softmax) and takes the level's float32 row. EXPONENT: the exponent bits of the type
-   (all set: infinity or NaN). */
+   in registers, and so are logits with a fused softmax row (AVX2); otherwise the row
+   is widened exactly to float32 by the level's k->WIDEN in the second half of the
+   scratch space (the first holds the softmax) and takes the level's float32 row.
+   EXPONENT: the exponent bits of the type (all set: infinity or NaN). */
 #define LF_HALF_ROWS(S, WIDEN, EXPONENT)                                                   \
     static int lf_row_acc_##S(const lf_kernels *k, const uint16_t *row, int64_t n_source,  \
                               int is_logits, double tol, double *scratch,                  \
@@ -445,6 +459,8 @@ int leepfast_simd_effective(int cap) { return lf_level(cap); }
     {                                                                                      \
         if (!is_logits && k->acc_##S)                                                      \
             return k->acc_##S(row, n_source, tol, joint_row, argmax);                      \
+        if (is_logits && k->softmax_acc_##S)                                               \
+            return k->softmax_acc_##S(row, n_source, scratch, joint_row, argmax);          \
         float *wide = (float *)(scratch + n_source);                                       \
         k->WIDEN(row, n_source, wide);                                                     \
         return lf_row_acc_f32(k, wide, n_source, is_logits, tol, scratch, joint_row,       \
@@ -469,6 +485,8 @@ int leepfast_simd_effective(int cap) { return lf_level(cap); }
             return lf_status(s, lo, tol,                                                   \
                              !isfinite(s) && has_nonfinite_##S(row, n_source));            \
         }                                                                                  \
+        if (is_logits && k->softmax_dot_##S)                                               \
+            return k->softmax_dot_##S(row, n_source, conditional_row, p);                  \
         float *wide = (float *)(scratch + n_source);                                       \
         k->WIDEN(row, n_source, wide);                                                     \
         return lf_row_dot_f32(k, wide, n_source, is_logits, validate, tol,                 \

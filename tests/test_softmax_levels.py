@@ -9,6 +9,7 @@ import pytest
 
 import leepfast
 from leepfast import _reference
+from leepfast._tensors import bfloat16_of, widen_bfloat16
 
 _kernels = pytest.importorskip("leepfast._kernels")
 from leepfast._config import SIMD_LEVELS  # noqa: E402
@@ -143,3 +144,115 @@ def test_non_finite_logits_reported_by_both_passes(monkeypatch, level, dtype, z,
         assert _backend_cython.accumulate(changed, labels, *fresh, True, 0, 1) == (4, 123)
         assert _backend_cython.score(changed, labels, cond, True, 0, 2)[:2] == (4, 123)
     assert _backend_cython.score(x, labels, cond, True, 0, 2)[0] == 0
+
+
+@pytest.mark.parametrize("level", LEVELS)
+def test_exp_at_the_edges_of_its_reduced_range(monkeypatch, level):
+    # x = k ln 2 + r with r at the edges of the reduced range (|r| = ln(2) / 2, where a
+    # polynomial's error peaks and k rounds either way), at 0 and in between, for every
+    # k the fast exp reaches (down to -707, its range) and beyond (the clamped one)
+    monkeypatch.setenv("LEEPFAST_SIMD", level)
+    ln2 = np.log(2.0)
+    k = np.arange(0, 1077)
+    r = np.array([-0.5, -0.5 + 1e-12, -0.25, -1e-9, 0.0, 1e-9, 0.25, 0.5 - 1e-12, 0.5])
+    x = -(k[:, None] + r[None, :]) * ln2
+    x = x[(x <= 0) & (x >= -750)].reshape(-1, 1)
+    z = 8  # the 0 and seven values: one vector step of every level, then the tail
+    x = np.concatenate([x, np.zeros((-len(x)) % (z - 1)).reshape(-1, 1)])
+    rows = np.zeros((len(x) // (z - 1), z))
+    rows[:, 1:] = x.reshape(-1, z - 1)
+    labels = np.arange(len(rows))
+    joint, hard, counts = slots(len(rows), z)
+    assert _backend_cython.accumulate(rows, labels, joint, hard, counts, True, 0, 1) == (
+        0,
+        -1,
+    )
+    want = _reference.softmax(rows)
+    np.testing.assert_allclose(joint[0], want, rtol=1.5e-15, atol=4 * 5e-324)
+
+
+@pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+def test_fast_and_clamped_exps_give_the_same_values(monkeypatch, level, dtype):
+    # a row spanning at most 707 takes the fast exp; a -inf entry appended (probability
+    # 0, an exact 0 added to the sums) sends the same row to the clamped one: the other
+    # probabilities must not move by a bit (one polynomial for both); rows spanning
+    # just below 707 (deep values at the fast range's end) and just above it
+    monkeypatch.setenv("LEEPFAST_SIMD", level)
+    rng = np.random.default_rng(11)
+    n, z = 300, 40
+    x = rng.normal(size=(n, z)) * 6
+    x[::3, 5] = x[::3].max(axis=1) - 706.5
+    x[1::3, 9] = x[1::3].max(axis=1) - 707.5
+    x = x.astype(dtype)
+    masked = np.concatenate([x, np.full((n, 1), -np.inf, dtype=dtype)], axis=1)
+    labels = np.arange(n)
+    fast, clamped = slots(n, z), slots(n, z + 1)
+    assert _backend_cython.accumulate(x, labels, *fast, True, 0, 1) == (0, -1)
+    assert _backend_cython.accumulate(masked, labels, *clamped, True, 0, 1) == (0, -1)
+    np.testing.assert_array_equal(clamped[0][0][:, :z], fast[0][0])
+    assert (clamped[0][0][:, z] == 0).all()
+    np.testing.assert_array_equal(clamped[1][0][:, :z], fast[1][0])
+    want = _reference.softmax(x.astype(np.float64))
+    np.testing.assert_allclose(fast[0][0], want, rtol=1.5e-15, atol=1e-300)
+
+
+@pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize("z", WIDTHS)
+def test_half_logits_read_as_the_float32_rows_they_stand_for(monkeypatch, level, z):
+    # float16 and bfloat16 rows widened on load (AVX2) or converted first (the other
+    # levels): the same float32 values through the same exps, so the same bits as the
+    # float32 rows, in the vector steps and the tails alike
+    monkeypatch.setenv("LEEPFAST_SIMD", level)
+    rng = np.random.default_rng(z + 100)
+    n, y_count = 300, 4
+    x = rng.normal(size=(n, z)) * 4
+    x[0::3, 0] = 30.0
+    x[1::3, -1] = 30.0
+    labels = rng.integers(0, y_count, n)
+    for half, as_f32 in (
+        (x.astype(np.float16), x.astype(np.float16).astype(np.float32)),
+        (bfloat16_of(x), widen_bfloat16(bfloat16_of(x))),
+    ):
+        got, want = (
+            leepfast.score(
+                v,
+                labels,
+                n_target=y_count,
+                logits=True,
+                backend="cython",
+                n_threads=2,
+                block_size=97,
+            )
+            for v in (half, as_f32)
+        )
+        assert got.leep == want.leep
+        np.testing.assert_array_equal(got.joint, want.joint)
+        np.testing.assert_array_equal(got.hard_counts, want.hard_counts)
+
+
+@pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize("z", [5, 16, 17, 1000])
+@pytest.mark.parametrize("bad", [np.inf, np.nan, -np.inf])
+def test_non_finite_bfloat16_logits_reported_by_both_passes(monkeypatch, level, z, bad):
+    # as float16's test above: a NaN or +inf in the first lane, the middle or the last
+    # is refused by pass 1 and by pass 2 (rows changed after pass 1); -inf passes
+    monkeypatch.setenv("LEEPFAST_SIMD", level)
+    rng = np.random.default_rng(4)
+    x = bfloat16_of(rng.normal(size=(200, z)) * 4)
+    labels = rng.integers(0, 3, 200)
+    joint, hard, counts = slots(3, z)
+    assert _backend_cython.accumulate(x, labels, joint, hard, counts, True, 0, 1) == (0, -1)
+    cond = _backend_cython.finalize(joint, hard, counts)[3]
+    for col in sorted({0, z // 2, z - 1}):
+        changed = x.copy()
+        changed[123, col] = bfloat16_of([bad])[0]
+        fresh = slots(3, z)
+        got = _backend_cython.accumulate(changed, labels, *fresh, True, 0, 1)
+        scored = _backend_cython.score(changed, labels, cond, True, 0, 2)[:2]
+        if bad == -np.inf and z > 1:
+            assert got == (0, -1)
+            assert scored[0] == 0
+        else:
+            assert got == (4, 123)
+            assert scored == (4, 123)
