@@ -456,7 +456,7 @@ cdef int _pass2(const pred_t[:, ::1] block, const int64_t[::1] labels,
     else:
         with nogil, parallel(num_threads=n_threads, use_threads_if=threaded):
             scratch = <double *> malloc(2 * n_source * sizeof(double))
-            for c in prange(n_chunks, schedule="static"):
+            for c in prange(n_chunks, schedule="dynamic", chunksize=CHUNK_GROUP):
                 status[c] = _score_chunk(&block[0, 0], &labels[0], n, n_source, n_target,
                                          c, n_chunks, logits, tol, conditional,
                                          scratch, &partial[c], &bad[c], simd)
