@@ -13,7 +13,10 @@ Parallelism (OpenMP, when the build found it):
   the number of OpenMP threads.
 - ``score`` splits a block into ``_n_chunks(n)`` chunks of balanced size (a function of
   n only) and sums their partial sums in order, so its result never depends on the
-  number of threads, and a static schedule gives every thread the same share.
+  number of threads. The chunks are handed out dynamically, CHUNK_GROUP at a time:
+  on a shared machine a thread the system has set aside no longer holds the other
+  at the end of the block with its static share (the chunk a partial sum belongs to
+  never depends on the thread that computes it).
 - A block of less work than ``PARALLEL_MIN_VALUES`` (``_threaded``) runs on the calling
   thread, whatever ``n_threads`` is: starting the team costs more than the block
   (tens of microseconds on an idle machine, milliseconds on a loaded one). The slots
