@@ -13,7 +13,10 @@ Parallelism (OpenMP, when the build found it):
   the number of OpenMP threads.
 - ``score`` splits a block into ``_n_chunks(n)`` chunks of balanced size (a function of
   n only) and sums their partial sums in order, so its result never depends on the
-  number of threads, and a static schedule gives every thread the same share.
+  number of threads. The chunks are handed out dynamically, CHUNK_GROUP at a time:
+  on a shared machine a thread the system has set aside no longer holds the other
+  at the end of the block with its static share (the chunk a partial sum belongs to
+  never depends on the thread that computes it).
 - A block of less work than ``PARALLEL_MIN_VALUES`` (``_threaded``) runs on the calling
   thread, whatever ``n_threads`` is: starting the team costs more than the block
   (tens of microseconds on an idle machine, milliseconds on a loaded one). The slots
@@ -456,7 +459,7 @@ cdef int _pass2(const pred_t[:, ::1] block, const int64_t[::1] labels,
     else:
         with nogil, parallel(num_threads=n_threads, use_threads_if=threaded):
             scratch = <double *> malloc(2 * n_source * sizeof(double))
-            for c in prange(n_chunks, schedule="static"):
+            for c in prange(n_chunks, schedule="dynamic", chunksize=CHUNK_GROUP):
                 status[c] = _score_chunk(&block[0, 0], &labels[0], n, n_source, n_target,
                                          c, n_chunks, logits, tol, conditional,
                                          scratch, &partial[c], &bad[c], simd)

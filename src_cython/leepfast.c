@@ -83,13 +83,17 @@ static void lf_logsum_add(lf_logsum *acc, double p)
 }
 
 /* The same sum, renormalised only when the product leaves [2^-64, 2^64]: a term
-   p >= 1e-280 (about 2^-930) then keeps it normal, and the chain from one row to the
-   next is one multiplication (the rows of at most 16 values, where the bit operations
-   of lf_logsum_add on every row were a third of pass 2). Exactly the products of
-   lf_logsum_add: scaling by a power of two rounds nothing. */
+   p in [1e-280, 2^900] (about [2^-930, 2^900]) then keeps it normal and finite
+   (within [2^-994, 2^964]), and the chain from one row to the next is one
+   multiplication (the rows of at most 16 values, where the bit operations of
+   lf_logsum_add on every row were a third of pass 2). Terms outside that range take
+   the direct log: above it, a product near 2^64 times a term near 1e300 had
+   overflowed to infinity, whose bits then read as a finite wrong sum (709.78 for
+   713.80; pass-2 terms above 1 come from a conditional made by the caller). Exactly
+   the products of lf_logsum_add: scaling by a power of two rounds nothing. */
 static inline void lf_logsum_mul(lf_logsum *acc, double p)
 {
-    if (!(p >= 1e-280)) {
+    if (!(p >= 1e-280 && p <= 0x1p900)) {
         acc->direct += log(p);
         return;
     }

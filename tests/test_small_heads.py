@@ -195,3 +195,61 @@ def test_pass_two_sums_the_logs_of_any_terms(monkeypatch, level, dtype, z):
     got = _backend_cython.score(theta, labels, cond, False, TOL[dtype], 2)
     assert got[:2] == (0, -1)
     assert got[2] == pytest.approx(expected, rel=1e-13)
+
+
+#: pass-2 terms that walk the running product of log terms to its edges: runs of terms
+#: above 1 (the product's mantissa grows up to 2^64 before it is renormalised), then a
+#: term of 1e300 (the product past the largest double), 1e-300 (below the product's
+#: range), and the other way round
+EDGE_TERMS = [
+    1e10,
+    1e10,
+    1e10,
+    1e300,
+    3.0,
+    1e15,
+    1e15,
+    1e300,
+    1e300,
+    1e-300,
+    0.5,
+    1e-10,
+    1e-10,
+    1e-200,
+    1e-250,
+    1e250,
+    2.0**63,
+    1e300,
+    1e-300,
+    1.0,
+]
+
+
+@pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])
+@pytest.mark.parametrize("z", [1, 2, 3, 4, 5, 7, 8, 9, 10, 12, 13, 15, 16, 17, 33])
+def test_pass_two_terms_from_1e_minus_300_to_1e300(monkeypatch, level, dtype, z):
+    # one-hot rows and a conditional made by hand, constant along each row: the term
+    # of a row of label y is exactly EDGE_TERMS[y]. The scalar level's running product
+    # overflowed on 1e300 after a run of terms above 1 (709.78 for 713.80 here).
+    from leepfast._tensors import bfloat16_of
+
+    monkeypatch.setenv("LEEPFAST_SIMD", level)
+    terms = np.array(EDGE_TERMS)
+    y_count = len(terms)
+    n = 4 * y_count + 3  # groups of four rows, and a tail
+    labels = np.arange(n) % y_count
+    hot = np.random.default_rng(z).integers(0, z, n)
+    wide = np.zeros((n, z))
+    wide[np.arange(n), hot] = 1.0
+    theta = bfloat16_of(wide) if dtype == "bfloat16" else wide.astype(dtype)
+    cond = np.repeat(terms[:, None], z, axis=1)
+    expected = math.fsum(np.log(terms[labels]))
+    got = _backend_cython.score(theta, labels, cond, False, 1e-2, 2)
+    assert got[:2] == (0, -1)
+    assert got[2] == pytest.approx(expected, rel=1e-14)
+    # the same terms in every order of a group of four (each row's term first)
+    for shift in range(1, 4):
+        order = np.roll(np.arange(n), shift)
+        got = _backend_cython.score(theta[order], labels[order], cond, False, 1e-2, 2)
+        assert got[2] == pytest.approx(expected, rel=1e-14)
