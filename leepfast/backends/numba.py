@@ -31,12 +31,14 @@ vectorise them, and where it does not, the row kernels are written out in LLVM I
   float32, Z=1000, one thread: 18.0 -> 13.1 ms without it; two threads, whole calls:
   1.18 -> 0.93x the compiled backend; the same on a memory-mapped .npy), and logits
   no faster;
-- logits: each row's exps without a libm call where its values span at most
-  EXP_FAST_RANGE (the C core's AVX2 fast exp written again, vectorised by LLVM; libm's
-  exp otherwise, -inf entries included), never normalised: pass 1 adds exp * (1 / sum)
-  to the joint row and takes the argmax as the first exp equal to 1.0 (the maximum's),
-  pass 2 divides the dot product by the sum. Float32 logits, n=20k, Z=1000, one
-  thread: 285 -> 88-100 ms CPU time, 1.2-1.3x the compiled backend (was 4.4x);
+- logits: each row read twice, as the C core's AVX2 softmax rows (see "Logits rows",
+  in LLVM IR): a scan in its own type (maximum, minimum, NaN), then, where its values
+  span at most EXP_FAST_RANGE, one loop of exps without a libm call (the C core's
+  degree-11 minimax exp in Estrin's form) into the sum, pass 1 storing the exps, pass 2
+  taking their dot product and storing nothing; libm's exp otherwise (-inf entries
+  included). Never normalised: pass 1 adds exp * (1 / sum) to the joint row and takes
+  the argmax as the first exp equal to 1.0 (the maximum's), pass 2 divides the dot
+  product by the sum;
 - pass 2 keeps, per chunk, a running product of the row probabilities as a mantissa
   and an exponent, and takes one log per chunk instead of one per row (the mantissa
   brought back to [0.5, 1) only when it leaves [2^-64, 2^64], see _log_product);
