@@ -31,12 +31,14 @@ vectorise them, and where it does not, the row kernels are written out in LLVM I
   float32, Z=1000, one thread: 18.0 -> 13.1 ms without it; two threads, whole calls:
   1.18 -> 0.93x the compiled backend; the same on a memory-mapped .npy), and logits
   no faster;
-- logits: each row's exps without a libm call where its values span at most
-  EXP_FAST_RANGE (the C core's AVX2 fast exp written again, vectorised by LLVM; libm's
-  exp otherwise, -inf entries included), never normalised: pass 1 adds exp * (1 / sum)
-  to the joint row and takes the argmax as the first exp equal to 1.0 (the maximum's),
-  pass 2 divides the dot product by the sum. Float32 logits, n=20k, Z=1000, one
-  thread: 285 -> 88-100 ms CPU time, 1.2-1.3x the compiled backend (was 4.4x);
+- logits: each row read twice, as the C core's AVX2 softmax rows (see "Logits rows",
+  in LLVM IR): a scan in its own type (maximum, minimum, NaN), then, where its values
+  span at most EXP_FAST_RANGE, one loop of exps without a libm call (the C core's
+  degree-11 minimax exp in Estrin's form) into the sum, pass 1 storing the exps, pass 2
+  taking their dot product and storing nothing; libm's exp otherwise (-inf entries
+  included). Never normalised: pass 1 adds exp * (1 / sum) to the joint row and takes
+  the argmax as the first exp equal to 1.0 (the maximum's), pass 2 divides the dot
+  product by the sum;
 - pass 2 keeps, per chunk, a running product of the row probabilities as a mantissa
   and an exponent, and takes one log per chunk instead of one per row (the mantissa
   brought back to [0.5, 1) only when it leaves [2^-64, 2^64], see _log_product);
@@ -813,43 +815,6 @@ def _has_nonfinite(rows, i):
     return False
 
 
-# exp without a libm call, so that LLVM vectorises it (the C core's AVX2 fast exp,
-# written again): x = k ln 2 + r, |r| <= ln(2) / 2, exp(r) by its Taylor polynomial of
-# degree 13 (truncation below 5e-18), 2^k added to the result's exponent bits; only for
-# -EXP_FAST_RANGE <= x <= 0, where the result is a normal number. 'contract' only: the
-# round-to-integer by the shifter must not be reassociated away.
-EXP_FAST_RANGE = 707.0
-_SHIFTER = 6755399441055744.0  # 1.5 * 2^52
-_EXP_COEFFICIENTS = tuple(1.0 / math.factorial(j) for j in range(13, -1, -1))
-
-
-@numba.njit(cache=True, nogil=True, fastmath={"contract"})
-def _exp_fast_shifted(out, n, hi):
-    """out[0, z] = exp(out[0, z] - hi) for z < n, every value within EXP_FAST_RANGE
-    below hi."""
-    for z in range(n):
-        x = out[0, z] - hi
-        t = x * 1.4426950408889634 + _SHIFTER
-        kd = t - _SHIFTER
-        r = x - kd * 6.93147180369123816490e-01
-        r = r - kd * 1.90821492927058770002e-10
-        p = 1.0 / 6227020800.0
-        p = p * r + 1.0 / 479001600.0
-        p = p * r + 1.0 / 39916800.0
-        p = p * r + 1.0 / 3628800.0
-        p = p * r + 1.0 / 362880.0
-        p = p * r + 1.0 / 40320.0
-        p = p * r + 1.0 / 5040.0
-        p = p * r + 1.0 / 720.0
-        p = p * r + 1.0 / 120.0
-        p = p * r + 1.0 / 24.0
-        p = p * r + 1.0 / 6.0
-        p = p * r + 0.5
-        p = p * r + 1.0
-        p = p * r + 1.0
-        out[0, z] = _f64_of_bits(_f64_bits(p) + (_f64_bits(t) << 52))
-
-
 @numba.njit(**_FAST)
 def _sum_first(out, n):
     s = 0.0
@@ -858,47 +823,13 @@ def _sum_first(out, n):
     return s
 
 
-@numba.njit(**_FAST)
-def _logits_into(rows, i, out):
-    """out[0] = rows[i] in float64 (each value converted once: float16's exp loop had
-    run 3x slower), and a sum that is NaN exactly when a value is NaN or +inf (-inf
-    counts as -DBL_MAX: a masked class)."""
-    bad = 0.0
-    for z in range(rows.shape[1]):
-        v = _value(rows[i, z])
-        out[0, z] = v
-        bad += (v if not v < -1.7976931348623157e308 else -1.7976931348623157e308) * 0.0
-    return bad
-
-
-@numba.njit(cache=True, nogil=True, fastmath={"nnan", "nsz"})
-def _range_first(out, n):
-    """(maximum, minimum) of out[0, :n], which holds no NaN."""
-    hi = -math.inf
-    lo = math.inf
-    for z in range(n):
-        hi = max(hi, out[0, z])
-        lo = min(lo, out[0, z])
-    return hi, lo
-
-
-@numba.njit(**_ROW)
-def _exps_into(rows, i, out):
-    """out[0] = exp(rows[i] - max) (logits; the maximum's exp is exactly 1.0) and their
-    sum; -1.0 if a value is NaN or +inf, or none is above -inf (a -inf logit is a
-    probability of 0)."""
+@numba.njit(cache=True, nogil=True)
+def _exps_libm(rows, i, out, hi):
+    """out[0] = exp(rows[i] - hi) by libm (rows spanning more than EXP_FAST_RANGE, -inf
+    entries included), and their sum."""
     n = rows.shape[1]
-    bad = _logits_into(rows, i, out)
-    if bad != bad:  # NaN or +inf
-        return -1.0
-    hi, lo = _range_first(out, n)
-    if hi == -math.inf:  # no value above -inf
-        return -1.0
-    if hi - lo <= EXP_FAST_RANGE:
-        _exp_fast_shifted(out, n, hi)
-    else:
-        for z in range(n):
-            out[0, z] = math.exp(out[0, z] - hi)
+    for z in range(n):
+        out[0, z] = math.exp(_value(rows[i, z]) - hi)
     return _sum_first(out, n)
 
 
@@ -1154,6 +1085,396 @@ def _dot_wide(typingctx, rows, i, conditional, y):
         return None
     result = types.Tuple((types.float64, types.float64, types.float64))
     return result(rows, i, conditional, y), _wide_row_codegen(pass_one=False)
+
+
+# ---------------------------------------------------------------------------------------
+# Logits rows, written out in LLVM IR as the C core's AVX2 softmax rows
+# (leepfast_softmax.inc, leepfast_avx2.inc). Each row is read twice: a scan in its own
+# type (_logits_scan: the maximum, the minimum and an unordered compare for NaN, eight
+# floats or four doubles a vector, two vectors a step; float16 and bfloat16 widened to
+# float32 exactly, never to float64), then, for a row spanning at most EXP_FAST_RANGE,
+# one loop of exps four doubles a vector, two a step, into two sums: pass 1 stores the
+# exps (_exps_fast), pass 2 takes their dot product with conditional[y] beside the sum
+# and stores nothing (_dots_fast). Plain loops had made five passes over each row (a
+# float64 copy with a v * 0 check, the range, the exps, the sum, the dot product).
+#
+# The exp (_ir_exp_fast, the C core's lf_exp_fast_avx2 written again): x = k ln 2 + r,
+# |r| <= ln(2) / 2 (k by the 1.5 * 2^52 shifter, ln 2 in two parts), exp(r) as
+# 1 + r + r^2 q(r), q of degree 9 with the minimax coefficients of the C core (below
+# 1.2e-17 relative) in Estrin's form, 2^k added to the result's exponent bits; only for
+# -EXP_FAST_RANGE <= x <= 0, where the result is a normal number. No fast-math flags:
+# the shifter's rounding and the two-part reduction stay as written, the multiply-adds
+# fused by llvm.fmuladd where the CPU has FMA.
+
+EXP_FAST_RANGE = 707.0  # exp(-707) = 2^-1020: normal, with 2 bits to spare
+_SHIFTER = 6755399441055744.0  # 1.5 * 2^52
+_LOG2E = 1.4426950408889634
+_LN2_HI = 6.93147180369123816490e-01
+_LN2_LO = 1.90821492927058770002e-10
+# c2 .. c11 of exp(r) = 1 + r + c2 r^2 + ... + c11 r^11 (the C core's lf_exp_poly_avx2)
+_EXP_MINIMAX = tuple(
+    float.fromhex(c)
+    for c in (
+        "0x1.000000000000ap-1",
+        "0x1.55555555554fap-3",
+        "0x1.555555555088cp-5",
+        "0x1.1111111127b9bp-7",
+        "0x1.6c16c184266b4p-10",
+        "0x1.a01a012a69cf4p-13",
+        "0x1.a0199a16e68edp-16",
+        "0x1.71df253a08086p-19",
+        "0x1.28ad689e8aee0p-22",
+        "0x1.ad7f7b1096349p-26",
+    )
+)
+
+
+def _ir_like(t, value):
+    """The constant ``value`` of type t (a scalar, or a vector of its copies)."""
+    if isinstance(t, ir.VectorType):
+        return ir.Constant(t, [value] * t.count)
+    return ir.Constant(t, value)
+
+
+def _ir_fma(builder, a, b, c):
+    """a * b + c, fused where the CPU has FMA (llvm.fmuladd), any double type."""
+    name = f"v{a.type.count}f64" if isinstance(a.type, ir.VectorType) else "f64"
+    fn = cgutils.get_or_insert_function(
+        builder.module, ir.FunctionType(a.type, [a.type] * 3), f"llvm.fmuladd.{name}"
+    )
+    return builder.call(fn, [a, b, c])
+
+
+def _ir_exp_fast(builder, x):
+    """exp(x) of a double or a vector of doubles, -EXP_FAST_RANGE <= x <= 0 only."""
+    ints = ir.VectorType(_I64, x.type.count) if isinstance(x.type, ir.VectorType) else _I64
+
+    def k(v):
+        return _ir_like(x.type, v)
+
+    t = _ir_fma(builder, x, k(_LOG2E), k(_SHIFTER))
+    kd = builder.fsub(t, k(_SHIFTER))
+    r = _ir_fma(builder, kd, k(-_LN2_HI), x)
+    r = _ir_fma(builder, kd, k(-_LN2_LO), r)
+    c = [k(v) for v in _EXP_MINIMAX]  # c[j] is the coefficient of r^(j + 2)
+    r2 = builder.fmul(r, r)
+    r4 = builder.fmul(r2, r2)
+    c23 = _ir_fma(builder, c[1], r, c[0])
+    c45 = _ir_fma(builder, c[3], r, c[2])
+    c67 = _ir_fma(builder, c[5], r, c[4])
+    c89 = _ir_fma(builder, c[7], r, c[6])
+    c1011 = _ir_fma(builder, c[9], r, c[8])
+    high = _ir_fma(builder, _ir_fma(builder, c1011, r2, c89), r2, c67)
+    q = _ir_fma(builder, high, r4, _ir_fma(builder, c45, r2, c23))
+    p = _ir_fma(builder, q, r2, builder.fadd(r, k(1.0)))
+    # k (>= -1021) is in the shifter's low bits: shifted to the exponent field, the
+    # sum of the bits is k plus p's exponent
+    scale = builder.shl(builder.bitcast(t, ints), _ir_like(ints, 52))
+    return builder.bitcast(builder.add(builder.bitcast(p, ints), scale), x.type)
+
+
+@intrinsic
+def _exp_fast(typingctx, x):
+    """_ir_exp_fast of one float64 (for tests: the rows' exp, value for value)."""
+    if x != types.float64:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return _ir_exp_fast(builder, args[0])
+
+    return types.float64(x), codegen
+
+
+def _ir_row(context, builder, rows_type, rows, i):
+    """(pointer to the first element of row i, row length) of a C-contiguous array."""
+    ary = context.make_array(rows_type)(context, builder, rows)
+    n = builder.extract_value(ary.shape, 1)
+    return builder.gep(ary.data, [builder.mul(i, n)]), n
+
+
+def _ir_load(builder, at, z, count):
+    """``count`` elements from at + z as a vector."""
+    pointer = builder.gep(at, [z]) if z is not None else at
+    return builder.load(
+        builder.bitcast(pointer, ir.VectorType(at.type.pointee, count).as_pointer()),
+        align=1,
+    )
+
+
+def _ir_as_floats(builder, raw, dtype):
+    """A vector of float16 (uint16 bits) or bfloat16 (int16 bits) as float32, exactly."""
+    count = raw.type.count
+    floats = ir.VectorType(ir.FloatType(), count)
+    if dtype == types.int16:
+        wide = builder.shl(
+            builder.zext(raw, ir.VectorType(_I32, count)),
+            _ir_like(ir.VectorType(_I32, count), 16),
+        )
+        return builder.bitcast(wide, floats)
+    if _HALVES_BY_BITS:
+        return builder.fptrunc(_ir_half_bits(builder, raw), floats)
+    return builder.fpext(builder.bitcast(raw, ir.VectorType(ir.HalfType(), count)), floats)
+
+
+def _ir_scalar_value(builder, x, dtype):
+    """One element as float64."""
+    if dtype in (types.int16, types.uint16):
+        v = builder.insert_element(
+            ir.Constant(ir.VectorType(x.type, 1), ir.Undefined), x, ir.Constant(_I32, 0)
+        )
+        v = builder.extract_element(_ir_as_floats(builder, v, dtype), ir.Constant(_I32, 0))
+        return builder.fpext(v, _F64)
+    return x if dtype == types.float64 else builder.fpext(x, _F64)
+
+
+def _ir_scan_value(builder, x, dtype):
+    """One element in the scan's type (float16 and bfloat16: float32)."""
+    if dtype in (types.int16, types.uint16):
+        v = builder.insert_element(
+            ir.Constant(ir.VectorType(x.type, 1), ir.Undefined), x, ir.Constant(_I32, 0)
+        )
+        return builder.extract_element(
+            _ir_as_floats(builder, v, dtype), ir.Constant(_I32, 0)
+        )
+    return x
+
+
+def _logits_rows(rows, i):
+    return (
+        isinstance(rows, types.Array)
+        and rows.ndim == 2
+        and rows.layout == "C"
+        and rows.dtype in (types.float32, types.float64, types.uint16, types.int16)
+        and isinstance(i, types.Integer)
+    )
+
+
+@intrinsic
+def _logits_scan(typingctx, rows, i):
+    """(maximum, minimum, whether a value is NaN) of row i of logits (at least 1
+    value), in the row's own type (float16 and bfloat16 as float32), as float64."""
+    if not _logits_rows(rows, i):
+        return None
+    dtype = rows.dtype
+    lanes = 4 if dtype == types.float64 else 8
+
+    def codegen(context, builder, signature, args):
+        row_i = context.cast(builder, args[1], signature.args[1], types.int64)
+        start, n = _ir_row(context, builder, signature.args[0], args[0], row_i)
+
+        def vector(z):
+            raw = _ir_load(builder, start, z, lanes)
+            return (
+                raw
+                if dtype in (types.float32, types.float64)
+                else _ir_as_floats(builder, raw, dtype)
+            )
+
+        first = _ir_scan_value(builder, builder.load(start), dtype)
+        splat = _ir_splat(builder, first, lanes)
+        highs = [cgutils.alloca_once_value(builder, splat) for _ in range(2)]
+        lows = [cgutils.alloca_once_value(builder, splat) for _ in range(2)]
+        nan = cgutils.alloca_once_value(
+            builder, ir.Constant(ir.VectorType(_I1, lanes), [0] * lanes)
+        )
+        steps = builder.and_(n, ir.Constant(_I64, -2 * lanes))
+        with cgutils.for_range_slice(
+            builder, ir.Constant(_I64, 0), steps, ir.Constant(_I64, 2 * lanes), inc=True
+        ) as (z, _):
+            a = vector(z)
+            b = vector(builder.add(z, ir.Constant(_I64, lanes)))
+            for acc, v in ((highs[0], a), (highs[1], b)):
+                builder.store(_ir_max(builder, builder.load(acc), v), acc)
+            for acc, v in ((lows[0], a), (lows[1], b)):
+                builder.store(_ir_min(builder, builder.load(acc), v), acc)
+            builder.store(
+                builder.or_(builder.load(nan), builder.fcmp_unordered("uno", a, b)), nan
+            )
+        high = cgutils.alloca_once_value(
+            builder,
+            _ir_lanes(
+                builder,
+                _ir_max(builder, *[builder.load(a) for a in highs]),
+                lambda a, b: _ir_max(builder, a, b),
+            ),
+        )
+        low = cgutils.alloca_once_value(
+            builder,
+            _ir_lanes(
+                builder,
+                _ir_min(builder, *[builder.load(a) for a in lows]),
+                lambda a, b: _ir_min(builder, a, b),
+            ),
+        )
+        mask = builder.bitcast(builder.load(nan), ir.IntType(lanes))
+        bad = cgutils.alloca_once_value(
+            builder, builder.icmp_unsigned("!=", mask, ir.Constant(ir.IntType(lanes), 0))
+        )
+        with cgutils.for_range_slice(builder, steps, n, ir.Constant(_I64, 1), inc=True) as (
+            z,
+            _,
+        ):
+            v = _ir_scan_value(builder, builder.load(builder.gep(start, [z])), dtype)
+            builder.store(
+                builder.or_(builder.load(bad), builder.fcmp_unordered("uno", v, v)), bad
+            )
+            builder.store(_ir_max(builder, builder.load(high), v), high)
+            builder.store(_ir_min(builder, builder.load(low), v), low)
+        values = [builder.load(high), builder.load(low)]
+        if dtype != types.float64:
+            values = [builder.fpext(v, _F64) for v in values]
+        values.append(builder.load(bad))
+        return context.make_tuple(builder, signature.return_type, values)
+
+    result = types.Tuple((types.float64, types.float64, types.boolean))
+    return result(rows, i), codegen
+
+
+def _softmax_codegen(pass_one):
+    """The codegen of _exps_fast (pass 1: out[0] = exp(rows[i] - hi); returns their
+    sum) and _dots_fast (pass 2: returns (sum_z conditional[y, z] exp(rows[i, z] - hi),
+    sum of the exps)); the exps in the same order and the same sums in both."""
+
+    def codegen(context, builder, signature, args):
+        rows_type, _, _, other_type = signature.args[:4]
+        dtype = rows_type.dtype
+        row_i = context.cast(builder, args[1], signature.args[1], types.int64)
+        start, n = _ir_row(context, builder, rows_type, args[0], row_i)
+        other = context.make_array(other_type)(context, builder, args[3])
+        if pass_one:
+            other_row = other.data  # out[0]
+        else:
+            y = context.cast(builder, args[4], signature.args[4], types.int64)
+            width = builder.extract_value(other.shape, 1)
+            other_row = builder.gep(other.data, [builder.mul(y, width)])
+        hi = _ir_splat(builder, args[2], 4)
+        zero = ir.Constant(_V4D, [0.0] * 4)
+        sums = [cgutils.alloca_once_value(builder, zero) for _ in range(2)]
+        dots = [cgutils.alloca_once_value(builder, zero) for _ in range(2)]
+
+        def quarter(z, k):
+            """The exps of the 4 values from z into sums[k] (and out or dots[k])."""
+            raw = _ir_load(builder, start, z, 4)
+            e = _ir_exp_fast(
+                builder, builder.fsub(_ir_float_values(builder, raw, dtype), hi)
+            )
+            builder.store(builder.fadd(builder.load(sums[k]), e), sums[k])
+            pointer = builder.bitcast(builder.gep(other_row, [z]), _V4D.as_pointer())
+            if pass_one:
+                builder.store(e, pointer, align=1)
+            else:
+                c = builder.load(pointer, align=1)
+                builder.store(_ir_fma(builder, e, c, builder.load(dots[k])), dots[k])
+
+        steps = builder.and_(n, ir.Constant(_I64, ~7))
+        with cgutils.for_range_slice(
+            builder, ir.Constant(_I64, 0), steps, ir.Constant(_I64, 8), inc=True
+        ) as (z, _):
+            quarter(z, 0)
+            quarter(builder.add(z, ir.Constant(_I64, 4)), 1)
+        with builder.if_then(
+            builder.icmp_signed(
+                "!=", builder.and_(n, ir.Constant(_I64, 4)), ir.Constant(_I64, 0)
+            )
+        ):
+            quarter(steps, 0)
+        steps = builder.and_(n, ir.Constant(_I64, ~3))
+        total = cgutils.alloca_once_value(
+            builder, _ir_sum(builder, [builder.load(a) for a in sums])
+        )
+        dot = cgutils.alloca_once_value(
+            builder, _ir_sum(builder, [builder.load(a) for a in dots])
+        )
+        with cgutils.for_range_slice(builder, steps, n, ir.Constant(_I64, 1), inc=True) as (
+            z,
+            _,
+        ):
+            v = _ir_scalar_value(builder, builder.load(builder.gep(start, [z])), dtype)
+            e = _ir_exp_fast(builder, builder.fsub(v, args[2]))
+            builder.store(builder.fadd(builder.load(total), e), total)
+            pointer = builder.gep(other_row, [z])
+            if pass_one:
+                builder.store(e, pointer)
+            else:
+                builder.store(
+                    _ir_fma(builder, e, builder.load(pointer), builder.load(dot)), dot
+                )
+        if pass_one:
+            return builder.load(total)
+        values = [builder.load(dot), builder.load(total)]
+        return context.make_tuple(builder, signature.return_type, values)
+
+    return codegen
+
+
+def _float_rows(a):
+    return (
+        isinstance(a, types.Array)
+        and a.ndim == 2
+        and a.layout == "C"
+        and a.dtype == types.float64
+    )
+
+
+@intrinsic
+def _exps_fast(typingctx, rows, i, hi, out):
+    """out[0] = exp(rows[i] - hi) and their sum, for a row of logits whose values lie
+    within EXP_FAST_RANGE below hi (its maximum)."""
+    if not (_logits_rows(rows, i) and hi == types.float64 and _float_rows(out)):
+        return None
+    return types.float64(rows, i, hi, out), _softmax_codegen(pass_one=True)
+
+
+@intrinsic
+def _dots_fast(typingctx, rows, i, hi, conditional, y):
+    """(sum_z conditional[y, z] exp(rows[i, z] - hi), sum_z exp(rows[i, z] - hi)) for
+    a row as _exps_fast takes it; the exps and their sum bit for bit as there."""
+    if not (
+        _logits_rows(rows, i)
+        and hi == types.float64
+        and _float_rows(conditional)
+        and isinstance(y, types.Integer)
+    ):
+        return None
+    result = types.Tuple((types.float64, types.float64))
+    return result(rows, i, hi, conditional, y), _softmax_codegen(pass_one=False)
+
+
+@numba.njit(**_ROW)
+def _logits_status(rows, i):
+    """(maximum, whether the row takes the fast exps) of row i of logits; a maximum of
+    NaN if a value is NaN or +inf, or none is above -inf (a -inf logit is a probability
+    of 0, and makes the row's span infinite)."""
+    hi, lo, nan = _logits_scan(rows, i)
+    if nan or hi == math.inf or hi == -math.inf:
+        return math.nan, False
+    return hi, hi - lo <= EXP_FAST_RANGE
+
+
+@numba.njit(**_ROW)
+def _exps_into(rows, i, out):
+    """out[0] = exp(rows[i] - max) (logits; the maximum's exp is exactly 1.0) and their
+    sum; -1.0 if a value is NaN or +inf, or none is above -inf."""
+    hi, fast = _logits_status(rows, i)
+    if hi != hi:
+        return -1.0
+    if fast:
+        return _exps_fast(rows, i, hi, out)
+    return _exps_libm(rows, i, out, hi)
+
+
+@numba.njit(**_ROW)
+def _softmax_dot(rows, i, out, conditional, y):
+    """sum_z conditional[y, z] softmax(rows[i])[z]; -1.0 if the row is not finite as
+    _exps_into says."""
+    hi, fast = _logits_status(rows, i)
+    if hi != hi:
+        return -1.0
+    if fast:
+        d, s = _dots_fast(rows, i, hi, conditional, y)
+        return d / s
+    s = _exps_libm(rows, i, out, hi)
+    return _dot(out, 0, conditional, y) / s
 
 
 def _add_row_any(rows, i, joint, y):
@@ -1615,10 +1936,9 @@ def _score_rows(rows, labels, conditional, logits, tol, theta):
         if y < 0 or y >= n_target:
             return _LABEL, i, 0.0
         if logits:
-            s = _exps_into(rows, i, theta)
-            if s < 0.0:
+            p = _softmax_dot(rows, i, theta, conditional, y)
+            if p < 0.0:
                 return _NONFINITE, i, 0.0
-            p = _dot(theta, 0, conditional, y) / s
         else:
             p, s, negative = _dot_any(rows, i, conditional, y)
             if not math.isfinite(s) and _has_nonfinite(rows, i):
