@@ -90,7 +90,9 @@ def read_floor(predictions, n_threads):
     it reports are an underestimate; :func:`format_table` says so).
     """
     try:
-        from . import _kernels
+        from ._openmp import load_kernels
+
+        _kernels = load_kernels()
         from .backends.cython import _bits  # 16-bit floats as the bits the C side reads
     except ImportError:
         a = np.ascontiguousarray(predictions)
@@ -123,7 +125,9 @@ def cpu_levels():
     """Every SIMD level the compiled backend runs on this CPU, best first ([] without
     it): a capped AVX-512 CPU runs the AVX2 rows, it is not an AVX2 CPU."""
     try:
-        from . import _kernels
+        from ._openmp import load_kernels
+
+        _kernels = load_kernels()
     except ImportError:
         return []
     return list(reversed(_kernels.LEVELS[: _kernels.simd_level() + 1]))
@@ -150,7 +154,9 @@ def current_level():
     """The SIMD level the compiled backend runs at now (the LEEPFAST_SIMD cap
     respected), or None without the compiled extension."""
     try:
-        from . import _kernels
+        from ._openmp import load_kernels
+
+        _kernels = load_kernels()
         from ._config import SIMD_LEVELS
         from ._config import simd_cap as cap
     except ImportError:
@@ -310,7 +316,9 @@ def _yes(ok):
 def format_table(rows, n, n_source, n_target, n_threads):
     """The rows of :func:`run` as a Markdown table, with the goals of :func:`judge`."""
     try:
-        from . import _kernels
+        from ._openmp import load_kernels
+
+        _kernels = load_kernels()
 
         simd = (
             f", SIMD level of the compiled backend per row (best on this CPU: "

@@ -108,7 +108,9 @@ def config():
         "default_threads": default_threads(),
     }
     try:
-        from . import _kernels
+        from ._openmp import load_kernels
+
+        _kernels = load_kernels()
 
         info["cython_openmp"] = _kernels.openmp_enabled()
         info["cython_simd"] = _kernels.simd()

@@ -4,9 +4,11 @@ import os
 
 import numpy as np
 
-from .. import _kernels
 from .._config import simd_cap_of
+from .._openmp import load_kernels
 from .._tensors import is_bfloat16
+
+_kernels = load_kernels()
 
 # A child forked after OpenMP ran in the parent would hang in its first parallel region
 # (libgomp's thread pool does not survive fork): a forked child runs every kernel on

@@ -1,0 +1,70 @@
+"""The compiled extension is loaded with libgomp's spin count lowered
+(``leepfast._openmp``) unless the user set it, and the environment is left as it was."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+pytest.importorskip("leepfast._kernels")
+
+PROBE = r"""
+import ctypes, os, sys
+libc = ctypes.CDLL(None)
+libc.getenv.restype = ctypes.c_char_p
+def gomp_loaded():
+    with open("/proc/self/maps") as maps:
+        return "libgomp" in maps.read()
+before = gomp_loaded()
+import numpy as np
+import leepfast
+leepfast.leep(np.full((4, 2), 0.5), [0, 1, 1, 0], backend="cython", n_threads=2)
+from leepfast import _kernels
+print(before, gomp_loaded() if _kernels.openmp_enabled() else None,
+      os.environ.get("GOMP_SPINCOUNT"), libc.getenv(b"GOMP_SPINCOUNT"),
+      os.environ.get("OMP_WAIT_POLICY"))
+"""
+
+
+def _probe(**env):
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")
+    }
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE],
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout.split()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_the_environment_is_restored_after_loading():
+    before, after, spin, c_spin, policy = _probe()
+    assert before == "False"  # nothing loaded libgomp first: our setting applied
+    assert after in ("True", "None")
+    assert spin == "None" and c_spin == "None" and policy == "None"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("env", [{"GOMP_SPINCOUNT": "123"}, {"OMP_WAIT_POLICY": "active"}])
+def test_the_users_settings_are_kept(env):
+    _, _, spin, c_spin, policy = _probe(**env)
+    assert spin == env.get("GOMP_SPINCOUNT", "None")
+    assert c_spin == (f"b'{env['GOMP_SPINCOUNT']}'" if "GOMP_SPINCOUNT" in env else "None")
+    assert policy == env.get("OMP_WAIT_POLICY", "None")
+
+
+def test_load_kernels_sets_the_count_only_while_loading(monkeypatch):
+    from leepfast import _kernels, _openmp
+
+    monkeypatch.delenv("GOMP_SPINCOUNT", raising=False)
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    assert _openmp.load_kernels() is _kernels
+    assert "GOMP_SPINCOUNT" not in os.environ
