@@ -185,8 +185,7 @@ def _translate(n, s1, S2, s3, s4, d):
     trS2 = float(np.trace(S2))
     S2d = S2 @ d
     new_s1 = s1 + n * d
-    outer = np.outer(d, s1)
-    new_S2 = S2 + outer + outer.T + n * np.outer(d, d)
+    new_S2 = _moved_S2(n, s1, S2, d)
     new_s3 = s3 + trS2 * d + 2.0 * S2d + 2.0 * s1d * d + e * s1 + n * e * d
     new_s4 = (
         s4
@@ -199,18 +198,52 @@ def _translate(n, s1, S2, s3, s4, d):
     return new_s1, new_S2, new_s3, new_s4
 
 
+def _moved_S2(n, s1, S2, d):
+    """sum w w^T for w = u + d: S2 + d s1^T + s1 d^T + n d d^T, as S2 + P + P^T with
+    P = d (s1 + n d / 2)^T (one outer product, no n d d^T; P + P^T is exactly
+    symmetric)."""
+    P = np.outer(d, s1 + (0.5 * n) * d)
+    out = np.add(P, P.T)
+    out += S2
+    return out
+
+
+def _squared_norm(A):
+    """|A|_F^2 of a contiguous array (one dot product, no temporary)."""
+    a = A.ravel()
+    return float(np.dot(a, a))
+
+
 def _symmetric(A):
-    return 0.5 * (A + A.T)
+    out = np.add(A, A.T)
+    out *= 0.5
+    return out
 
 
-def _trace_pinv_product(A, M, rcond=PINV_RCOND):
+#: condition numbers up to which tr(pinv(A) B) is taken by a linear solve instead of an
+#: eigendecomposition: the two then differ by about cond * eps (<= 1e-10 relative)
+SOLVE_MAX_COND = 1e6
+
+
+def _trace_pinv_product(A, M, rcond=PINV_RCOND, cond=None):
     """tr(pinv(A) B) for a symmetric A and B = M^T M (M of shape (k, D)), with pinv as
-    numpy's: singular values (here |eigenvalues|) <= rcond * max are dropped. One
+    numpy's: singular values (here |eigenvalues|) <= rcond * max are dropped.
+
+    A well-conditioned A (condition number <= ``SOLVE_MAX_COND``: pinv drops nothing
+    and is the inverse) takes one LU solve for M's k columns, tr = sum(M^T * A^-1 M^T)
+    (a seventh of the time of eigh at D = 768); ``cond`` is an upper bound of the
+    condition number known beforehand (as the shrinkage gives one), else the
+    eigenvalues alone tell (eigvalsh, a third of the time of eigh). Otherwise one
     eigendecomposition (a third of the cost of the SVD numpy's pinv takes; the same
     singular values and vectors), and M's k rows instead of a D x D product. (An LU
-    inverse for a well-conditioned A was tried: a third of the time, but a streamed
-    and a one-shot H-score of the torch example then differed by 9e-10 instead of
+    solve for every A was tried: a streamed and a one-shot H-score of the torch
+    example, whose covariance is ill-conditioned, then differed by 9e-10 instead of
     below 1e-10.)"""
+    if cond is None and A.size:
+        lam = np.linalg.eigvalsh(A)
+        cond = lam[-1] / lam[0] if lam[0] > 0.0 else math.inf
+    if cond is not None and cond <= SOLVE_MAX_COND:
+        return float(np.einsum("ij,ji->", M, np.linalg.solve(A, M.T)))
     lam, V = np.linalg.eigh(A)
     mag = np.abs(lam)
     top = float(mag.max()) if mag.size else 0.0
@@ -218,7 +251,8 @@ def _trace_pinv_product(A, M, rcond=PINV_RCOND):
         return 0.0
     keep = mag > rcond * top
     # pinv(A) = V_k diag(1/lam_k) V_k^T ; tr(pinv(A) M^T M) = sum_j |M v_j|^2 / lam_j
-    MW = M @ V[:, keep]
+    # (M V, then its columns kept: no copy of V)
+    MW = (M @ V)[:, keep]
     return float(np.sum(np.einsum("ij,ij->j", MW, MW) / lam[keep]))
 
 
@@ -753,10 +787,8 @@ class FeatureAccumulator:
     def gram(self) -> np.ndarray:
         """F^T F about the origin, ndarray of shape (n_features, n_features), float64."""
         self._need(1, "gram")
-        n, K = self.n_samples, self.shift
         with np.errstate(all="ignore"):
-            outer = np.outer(K, self._s1)
-            G = _symmetric(self._S2 + outer + outer.T + n * np.outer(K, K))
+            G = _symmetric(_moved_S2(self.n_samples, self._s1, self._S2, self.shift))
         if not np.isfinite(G).all():
             raise _too_large("F^T F about the origin (LogME's statistic)")
         return G
@@ -803,25 +835,25 @@ class FeatureAccumulator:
         n, D = self.n_samples, self.n_features
         if not self._fourth:
             raise RuntimeError("ledoit_wolf: the fourth moments were not collected")
-        S2, s4 = self._centred()
-        S = S2 / n
+        S, s4 = self._centred()
+        S /= n  # in place: _centred's S2 is a new array
         mu = float(np.trace(S)) / D
         if D == 1:
-            return S.copy(), 0.0
+            return S, 0.0
         # beta: (1/(n D)) (sum_i |x_i|^4 / n - |S|_F^2); delta: |S - mu I|_F^2 / D
         with np.errstate(all="ignore"):
-            delta_ = float(np.sum(S * S))
+            delta_ = _squared_norm(S)
         if not (math.isfinite(s4) and math.isfinite(delta_)):
             raise _too_large("sum |f - mean|^4 (the Ledoit-Wolf shrinkage's moment)")
         beta = (s4 / n - delta_) / (D * n)
         target = S.copy()
         target.flat[:: D + 1] -= mu
-        delta = float(np.sum(target * target)) / D
+        delta = _squared_norm(target) / D
         beta = min(beta, delta)
         shrinkage = 0.0 if beta <= 0.0 or delta <= 0.0 else beta / delta
-        shrunk = (1.0 - shrinkage) * S
-        shrunk.flat[:: D + 1] += shrinkage * mu
-        return shrunk, shrinkage
+        S *= 1.0 - shrinkage
+        S.flat[:: D + 1] += shrinkage * mu
+        return S, shrinkage
 
     # -- scores -------------------------------------------------------------------------
 
@@ -836,7 +868,11 @@ class FeatureAccumulator:
         self._need(2, "regularized_h_score")
         M = self._between_factor(1, "regularized_h_score")
         cov, a = self.ledoit_wolf()
-        return _trace_pinv_product(cov, math.sqrt(1.0 - a) * M)
+        # its eigenvalues lie in [a mu, (1 - a) D mu + a mu] (mu = tr(S) / D): a bound of
+        # the condition number without computing them
+        D = self.n_features
+        cond = 1.0 + (1.0 - a) * D / a if a > 0.0 else None
+        return _trace_pinv_product(cov, math.sqrt(1.0 - a) * M, cond=cond)
 
     def logme(self) -> float:
         """LogME over the classes present, or over the columns of a target matrix, see
@@ -893,8 +929,9 @@ def _logme(G, T, yy, n):
     D = G.shape[0]
     with np.errstate(divide="ignore", invalid="ignore"):
         lam, V = np.linalg.eigh(G)
+    # the eigenvalues in decreasing order; the eigenvectors stay as eigh gives them
+    # (T @ V over the contiguous V, its columns reversed after: no copy of V)
     lam = lam[::-1]
-    V = V[:, ::-1]
     # Eigenvalues of F^T F below D * eps * max are rounding noise: treated as exactly 0.
     top = lam[0] if lam.size else 0.0
     resolved = lam > max(top, 0.0) * D * np.finfo(np.float64).eps
@@ -905,7 +942,7 @@ def _logme(G, T, yy, n):
     # Directions in the log-determinant: all min(n, D) singular values of F when n <= D
     # (the authors' thin SVD), the numerical rank when n > D (their truncated SVD).
     k = min(n, D) if n <= D else int(sigma.size)
-    X = (T @ V[:, resolved]) / s  # (Y, r): coordinates of each target column on U
+    X = (T @ V)[:, ::-1][:, resolved] / s  # (Y, r): target columns' coordinates on U
     x2 = X**2
     res_x2 = yy.astype(np.float64) - x2.sum(axis=1)
     Y = x2.shape[0]

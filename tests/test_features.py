@@ -693,6 +693,70 @@ def test_trace_of_pinv_product_equals_numpys_pinv():
     assert _features._trace_pinv_product(np.zeros((2, 2)), np.ones((1, 2))) == 0.0
 
 
+def _count_calls(monkeypatch, name):
+    """Counts the calls of np.linalg.<name> (still made)."""
+    calls = []
+    real = getattr(np.linalg, name)
+    monkeypatch.setattr(np.linalg, name, lambda *a, **k: calls.append(1) or real(*a, **k))
+    return calls
+
+
+@pytest.mark.parametrize("spread", [1.0, 1e3, 0.99e6, 1.01e6, 1e9])
+@pytest.mark.parametrize("given", [False, True])
+def test_trace_of_pinv_product_solves_when_well_conditioned(monkeypatch, spread, given):
+    # condition number <= SOLVE_MAX_COND: one LU solve, no eigenvectors; above it (or
+    # with a bound above it), the eigendecomposition; both equal numpy's pinv
+    rng = np.random.default_rng(29)
+    D = 40
+    Q, _ = np.linalg.qr(rng.normal(size=(D, D)))
+    M = rng.normal(size=(5, D))
+    A = (Q * np.geomspace(3.0, 3.0 / spread, D)) @ Q.T
+    A = 0.5 * (A + A.T)
+    ref = np.trace(np.linalg.pinv(A, rcond=1e-15, hermitian=True) @ (M.T @ M))
+    eigh, solve = _count_calls(monkeypatch, "eigh"), _count_calls(monkeypatch, "solve")
+    eigvalsh = _count_calls(monkeypatch, "eigvalsh")
+    got = _features._trace_pinv_product(A, M, cond=2.0 * spread if given else None)
+    assert got == pytest.approx(ref, rel=1e-13 * spread)
+    solved = (2.0 if given else 1.0) * spread <= _features.SOLVE_MAX_COND
+    assert (len(solve), len(eigh)) == ((1, 0) if solved else (0, 1))
+    assert len(eigvalsh) == (0 if given else 1)
+
+
+def test_trace_of_pinv_product_of_indefinite_or_singular_matrices_drops_as_pinv():
+    # a negative or zero eigenvalue: not positive definite, so never the solve
+    rng = np.random.default_rng(30)
+    Q, _ = np.linalg.qr(rng.normal(size=(6, 6)))
+    M = rng.normal(size=(3, 6))
+    for lam in ([3.0, 2.0, 1.0, 0.5, 0.25, -0.5], [3.0, 2.0, 1.0, 0.5, 0.25, 0.0]):
+        A = (Q * lam) @ Q.T
+        ref = np.trace(np.linalg.pinv(A, rcond=1e-15, hermitian=True) @ (M.T @ M))
+        assert _features._trace_pinv_product(A, M) == pytest.approx(ref, rel=1e-9)
+
+
+@pytest.mark.parametrize("limit", [2.0, 0.5])
+def test_regularized_h_score_bounds_the_condition_by_the_shrinkage(monkeypatch, limit):
+    # cov_a's eigenvalues lie in [a mu, (1 - a) D mu + a mu]: with that bound of the
+    # condition number below SOLVE_MAX_COND no eigenvalue is computed; above it, one
+    # eigendecomposition; both equal sklearn's Ledoit-Wolf
+    f, y = make_data(400, 30, 4, seed=31)
+    f = f * np.geomspace(1.0, 100.0, 30)  # far from a multiple of I: a small a
+    acc = feature_statistics(f, y)
+    _, a = acc.ledoit_wolf()
+    bound = 1.0 + (1.0 - a) * 30 / a
+    assert 1e3 < bound < _features.SOLVE_MAX_COND
+    cov = acc.ledoit_wolf()[0]
+    lam = np.linalg.eigvalsh(cov)
+    assert lam[-1] / lam[0] <= bound
+    monkeypatch.setattr(_features, "SOLVE_MAX_COND", limit * bound)
+    eigh, eigvalsh = (
+        _count_calls(monkeypatch, "eigh"),
+        _count_calls(monkeypatch, "eigvalsh"),
+    )
+    got = acc.regularized_h_score()
+    assert got == pytest.approx(regularized_h_score_direct(f, y), rel=1e-10)
+    assert len(eigvalsh) == 0 and len(eigh) == (0 if limit > 1.0 else 1)
+
+
 def test_memmapped_npy_and_paths_equal_in_memory(tmp_path):
     f, y = make_data(311, 7, 4, seed=13, offset=-5.0)
     np.save(tmp_path / "f.npy", f.astype(np.float32))
