@@ -337,11 +337,12 @@ typedef struct {
     int (*acc_bf16)(const uint16_t *, int64_t, double, double *, int64_t *);
     double (*dot_bf16)(const uint16_t *, int64_t, const double *, double *, double *);
     void (*bf16_to_float)(const uint16_t *, int64_t, float *);
-    /* rows of logits (leepfast_softmax.inc): pass 1 with Z doubles of scratch, pass 2 */
+    /* rows of logits (leepfast_softmax.inc): pass 1, pass 2, each with 2 Z doubles of
+       scratch */
     int (*softmax_acc_f32)(const float *, int64_t, double *, double *, int64_t *);
     int (*softmax_acc_f64)(const double *, int64_t, double *, double *, int64_t *);
-    int (*softmax_dot_f32)(const float *, int64_t, const double *, double *);
-    int (*softmax_dot_f64)(const double *, int64_t, const double *, double *);
+    int (*softmax_dot_f32)(const float *, int64_t, const double *, double *, double *);
+    int (*softmax_dot_f64)(const double *, int64_t, const double *, double *, double *);
     /* blocks of probability rows of at most LF_SMALL_Z values, or NULL (the rows above):
        pass 1 (rows, labels, n_rows, Z, Y, tol, joint, hard, counts, bad_row) and pass 2
        (rows, labels, n_rows, Z, Y, validate, tol, conditional, sum, bad_row) */
@@ -364,12 +365,13 @@ typedef struct {
     /* float16 probability rows added to int32 fixed-point partials, or NULL (pass 1
        then takes acc_f16): (row, Z, tol, partial row, argmax) */
     int (*acc_fixed_f16)(const uint16_t *, int64_t, double, int32_t *, int64_t *);
-    /* rows of float16 and bfloat16 logits widened on load, or NULL (converted to float32
-       in the scratch space, then the float32 rows) */
+    /* rows of float16 and bfloat16 logits widened by their scan, or NULL (converted to
+       float32 in the scratch space, then the float32 rows) */
     int (*softmax_acc_f16)(const uint16_t *, int64_t, double *, double *, int64_t *);
-    int (*softmax_dot_f16)(const uint16_t *, int64_t, const double *, double *);
+    int (*softmax_dot_f16)(const uint16_t *, int64_t, const double *, double *, double *);
     int (*softmax_acc_bf16)(const uint16_t *, int64_t, double *, double *, int64_t *);
-    int (*softmax_dot_bf16)(const uint16_t *, int64_t, const double *, double *);
+    int (*softmax_dot_bf16)(const uint16_t *, int64_t, const double *, double *,
+                            double *);
 } lf_kernels;
 
 /* The row of a level that has every row function, each named <kernel>_<L>_<type>;
@@ -490,7 +492,7 @@ int leepfast_simd_effective(int cap) { return lf_level(cap); }
                              !isfinite(s) && has_nonfinite_##S(row, n_source));            \
         }                                                                                  \
         if (is_logits && k->softmax_dot_##S)                                               \
-            return k->softmax_dot_##S(row, n_source, conditional_row, p);                  \
+            return k->softmax_dot_##S(row, n_source, conditional_row, scratch, p);         \
         float *wide = (float *)(scratch + n_source);                                       \
         k->WIDEN(row, n_source, wide);                                                     \
         return lf_row_dot_f32(k, wide, n_source, is_logits, validate, tol,                 \

@@ -200,9 +200,9 @@ def test_fast_and_clamped_exps_give_the_same_values(monkeypatch, level, dtype):
 @pytest.mark.parametrize("level", LEVELS)
 @pytest.mark.parametrize("z", WIDTHS)
 def test_half_logits_read_as_the_float32_rows_they_stand_for(monkeypatch, level, z):
-    # float16 and bfloat16 rows widened on load (AVX2) or converted first (the other
-    # levels): the same float32 values through the same exps, so the same bits as the
-    # float32 rows, in the vector steps and the tails alike
+    # float16 and bfloat16 rows widened by the scan into the scratch row (AVX2) or
+    # converted first (the other levels): the same float32 values through the same
+    # exps, so the same bits as the float32 rows, in the vector steps and the tails alike
     monkeypatch.setenv("LEEPFAST_SIMD", level)
     rng = np.random.default_rng(z + 100)
     n, y_count = 300, 4
