@@ -113,6 +113,10 @@ def config():
         _kernels = load_kernels()
 
         info["cython_openmp"] = _kernels.openmp_enabled()
+        if info["cython_openmp"]:
+            from . import _openmp
+
+            info["openmp_waiting"] = _openmp.waiting
         info["cython_simd"] = _kernels.simd()
         try:
             info["simd_cap"] = SIMD_LEVELS[simd_cap()]
@@ -142,6 +146,11 @@ def show_config(file: TextIO | None = None) -> None:
         f"numba           {info['numba'] or 'not installed'}",
         f"backends        {', '.join(info['backends'])} (auto picks the first)",
         f"cython OpenMP   {openmp[info['cython_openmp']]}",
+        *(
+            [f"OpenMP waits    {info['openmp_waiting']}"]
+            if info.get("openmp_waiting")
+            else []
+        ),
         f"cython SIMD     {info['cython_simd'] or 'n/a (not built)'} (best on this CPU)",
         f"SIMD cap        {info.get('simd_cap') or 'n/a'} (LEEPFAST_SIMD)",
         f"SIMD in use     {info.get('simd_in_use') or 'n/a'}",

@@ -20,22 +20,34 @@ its settings stay as they are.
 """
 
 import os
+import sys
 
 #: libgomp's spin rounds before a waiting thread sleeps (its default: 300,000)
 SPIN_COUNT = "10000"
 
 _USER_SETTINGS = ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")
 
+#: what the first load of the extension asked libgomp for (``leepfast config`` shows it)
+waiting = None
+
 
 def load_kernels():
     """The compiled extension ``leepfast._kernels`` (ImportError where it is missing)."""
-    if any(name in os.environ for name in _USER_SETTINGS):
+    global waiting
+    if __package__ + "._kernels" in sys.modules:  # loaded: libgomp has read its settings
         from . import _kernels
 
+        return _kernels
+    users = [f"{name}={os.environ[name]}" for name in _USER_SETTINGS if name in os.environ]
+    if users:
+        from . import _kernels
+
+        waiting = ", ".join(users) + " (yours)"
         return _kernels
     os.environ["GOMP_SPINCOUNT"] = SPIN_COUNT
     try:
         from . import _kernels
     finally:
         os.environ.pop("GOMP_SPINCOUNT", None)
+    waiting = f"GOMP_SPINCOUNT={SPIN_COUNT} (leepfast's, at load)"
     return _kernels

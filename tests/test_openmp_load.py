@@ -68,3 +68,35 @@ def test_load_kernels_sets_the_count_only_while_loading(monkeypatch):
     monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
     assert _openmp.load_kernels() is _kernels
     assert "GOMP_SPINCOUNT" not in os.environ
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize(
+    "env, want",
+    [({}, "10000"), ({"GOMP_SPINCOUNT": "123"}, "123")],
+    ids=["leepfast's", "the user's"],
+)
+def test_libgomp_itself_reads_the_count_and_config_names_it(env, want):
+    # OMP_DISPLAY_ENV=VERBOSE makes libgomp print the settings it read when it loaded
+    from leepfast import _kernels
+
+    if not _kernels.openmp_enabled():
+        pytest.skip("a serial build: no OpenMP runtime to configure")
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "leepfast", "config"],
+        env={**base, **env, "OMP_DISPLAY_ENV": "VERBOSE"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "OPENMP DISPLAY ENVIRONMENT BEGIN" in proc.stderr  # GNU libgomp's display
+    assert f"GOMP_SPINCOUNT = '{want}'" in proc.stderr, proc.stderr
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("OpenMP waits"))
+    assert f"GOMP_SPINCOUNT={want} " in line
+    assert line.endswith("(yours)" if env else "(leepfast's, at load)")
