@@ -4,6 +4,7 @@
 import os
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -39,6 +40,7 @@ def _probe(**env):
         capture_output=True,
         text=True,
         timeout=120,
+        cwd=tempfile.gettempdir(),  # not the clone's root: its uncompiled folder
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout.split()
@@ -93,6 +95,7 @@ def test_libgomp_itself_reads_the_count_and_config_names_it(env, want):
         capture_output=True,
         text=True,
         timeout=120,
+        cwd=tempfile.gettempdir(),  # not the clone's root: its uncompiled folder
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "OPENMP DISPLAY ENVIRONMENT BEGIN" in proc.stderr  # GNU libgomp's display
