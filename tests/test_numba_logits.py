@@ -177,3 +177,32 @@ def test_non_finite_values_at_every_position(dtype, bad):
     t, _ = _typed(x, dtype)
     with pytest.raises(leepfast.NonFiniteError):
         leepfast.leep(t, y, backend="numba", logits=True, n_threads=1)
+
+
+@numba.njit
+def _pass_one_row(rows, i, hi, out):
+    return nb._exps_fast(rows, i, hi, out)
+
+
+@numba.njit
+def _pass_two_row(rows, i, hi, conditional, y):
+    return nb._dots_fast(rows, i, hi, conditional, y)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_exp_loops_align_their_frame(dtype):
+    """The exp loops spill vectors, which straddle cache lines on a thread whose stack
+    is offset badly (pass 1 then ran 2x slower on GNU OpenMP's worker thread): the
+    functions holding either pass's loop align their frame to 64 bytes on entry, and
+    LLVM does not inline them into callers that would not (see _ir_aligned_frame).
+    Compiled here, uncached, so that their IR and assembly can be read."""
+    rows = nb._kernel_block(_typed(np.zeros((2, 40)), dtype)[0])
+    out = np.empty((1, 40))
+    conditional = np.full((1, 40), 0.5)
+    assert _pass_one_row(rows, 0, 0.0, out) == 40.0
+    assert _pass_two_row(rows, 1, 0.0, conditional, 0) == (20.0, 40.0)
+    for fn in (_pass_one_row, _pass_two_row):
+        (sig,) = [s for s in fn.signatures if s[0] == numba.typeof(rows)]
+        ir_text, asm = fn.inspect_llvm(sig), fn.inspect_asm(sig)
+        assert "alignstack=64" in ir_text and "noinline" in ir_text
+        assert "$-64, %rsp" in asm  # the realignment itself
