@@ -124,11 +124,10 @@ def simd_cap(level):
 def cpu_levels():
     """Every SIMD level the compiled backend runs on this CPU, best first ([] without
     it): a capped AVX-512 CPU runs the AVX2 rows, it is not an AVX2 CPU."""
-    try:
-        from ._openmp import load_kernels
+    from ._openmp import kernels_or_none
 
-        _kernels = load_kernels()
-    except ImportError:
+    _kernels = kernels_or_none()
+    if _kernels is None:
         return []
     return list(reversed(_kernels.LEVELS[: _kernels.simd_level() + 1]))
 

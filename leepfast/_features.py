@@ -39,8 +39,10 @@ import numpy as np
 
 from . import _files, readers
 from ._api import check_labels, check_n_target, first_non_integer, not_an_integer
+from ._config import default_threads
 from ._driver import ArraySource, RowSource, block_rows, run_pass
 from ._errors import InputError, LabelError, NonFiniteError, ShapeError
+from ._openmp import kernels_or_none
 from ._options import takes_arguments_of
 from ._state import check_feature_state_fits
 from ._tensors import as_floats, as_host_array
@@ -291,6 +293,8 @@ _GEMM_BLOCK_BYTES = 64 << 20
 #: into the block's scratch rows and its class sums and Ledoit-Wolf moments are taken
 #: while it is in cache; the block's F^T F is then one syrk over all its rows.
 _SLICE_BYTES = 4 << 20
+# the feature types the compiled label-order pass reads (others go the NumPy way)
+_KERNEL_TYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def _runs(lab):
@@ -562,8 +566,10 @@ class FeatureAccumulator:
         ``order`` (label order) if given, and sums are the sums of u over the runs of
         equal labels starting at ``starts`` (k, D); without ``order``, u is in row
         order and sums the column sums of u (D,). The copy, the sums and the moments
-        are taken slice by slice while the slice is in cache; S2 is one syrk over the
-        block. s3 and s4 are 0 unless the Ledoit-Wolf moments are kept."""
+        are taken slice by slice while the slice is in cache (float32 and float64 in
+        label order: row by row, by the compiled extension where it is built); S2 is
+        one syrk over the block. s3 and s4 are 0 unless the Ledoit-Wolf moments are
+        kept."""
         m, D = f.shape
         if self.shift is not None:
             shift = self.shift
@@ -574,6 +580,11 @@ class FeatureAccumulator:
             f = f.copy(order="C")  # else np.take would copy all of it for every slice
         native = f.dtype == np.float64 and f.dtype.isnative
         u = self._scratch_rows(m, D)
+        kernels = kernels_or_none() if order is not None else None
+        if kernels is not None and f.dtype in _KERNEL_TYPES and f.dtype.isnative:
+            return self._compiled_moments(
+                kernels, f, shift, u, order, starts, first_row, where
+            )
         s3, s4 = np.zeros(D), 0.0
         step = max(1, _SLICE_BYTES // (8 * D))  # rows per slice
         if order is None:
@@ -619,6 +630,32 @@ class FeatureAccumulator:
                     s3 += np.einsum("i,ij->j", r2, ui)
                     s4 += float(np.einsum("i,i->", r2, r2))
             S2 = u.T @ u  # BLAS syrk (numpy detects the transposed operand)
+        self._check_squares(S2, f, first_row, where)
+        return shift, u, S2, s3, s4, sums
+
+    def _compiled_moments(self, kernels, f, shift, u, order, starts, first_row, where):
+        """_block_moments of a float32 or float64 block in label order by the compiled
+        extension: one pass over each row (copy, shift, class sums and the Ledoit-Wolf
+        moments) on the default threads, then the syrk. On 2 threads, n=5461 rows of
+        D=768 float64: 3.4 ms against 14 ms for NumPy's np.take, subtract and sums (the
+        syrk: 40 ms)."""
+        D = f.shape[1]
+        k = starts.size
+        sums = np.zeros((k, D))
+        s3 = np.zeros((k, D) if self._fourth else (0, D))
+        s4 = np.zeros(k if self._fourth else 0)
+        with np.errstate(all="ignore"):
+            kernels.label_order_rows(
+                f, order, starts, shift, u, sums, s3, s4, default_threads()
+            )
+            S2 = u.T @ u  # BLAS syrk
+            s3, s4 = (s3.sum(axis=0), float(s4.sum())) if self._fourth else (0.0, 0.0)
+        self._check_squares(S2, f, first_row, where)
+        return shift, u, S2, s3, s4, sums
+
+    def _check_squares(self, S2, f, first_row, where):
+        """Refuse a block whose sum of squares (the diagonal of S2) is not finite:
+        naming its first row that is not, or else the block's largest value."""
         if not np.isfinite(S2.diagonal()).all():
             finite = np.isfinite(f).all(axis=1)
             if not finite.all():
@@ -633,7 +670,6 @@ class FeatureAccumulator:
                 f"{first_row + f.shape[0] - 1} (largest |f| {np.abs(f).max():.3g})",
                 where,
             )
-        return shift, u, S2, s3, s4, sums
 
     def _add_moments(self, shift, n, s1, S2, s3, s4, where):
         """Add one block's moments about ``shift`` (the accumulator's, or the first

@@ -51,3 +51,12 @@ def load_kernels():
         os.environ.pop("GOMP_SPINCOUNT", None)
     waiting = f"GOMP_SPINCOUNT={SPIN_COUNT} (leepfast's, at load)"
     return _kernels
+
+
+def kernels_or_none():
+    """The compiled extension as :func:`load_kernels` loads it, or None where it is
+    missing (the callers then take their NumPy way)."""
+    try:
+        return load_kernels()
+    except ImportError:
+        return None

@@ -621,12 +621,20 @@ def test_streaming_equals_in_memory(block_size):
         )
 
 
+@pytest.mark.parametrize("route", ["compiled", "numpy"])
 @pytest.mark.parametrize("slice_rows", [1, 2, 5, 64])
-def test_slices_cutting_the_class_runs_equal_the_definitions(monkeypatch, slice_rows):
-    # each block is copied in label order slice by slice, the class sums and the
-    # Ledoit-Wolf moments taken per slice: runs of a class cut by slice boundaries
+def test_slices_cutting_the_class_runs_equal_the_definitions(
+    monkeypatch, slice_rows, route
+):
+    # each block is copied in label order (float32 and float64 by the compiled
+    # extension, row by row; else by NumPy slice by slice), the class sums and the
+    # Ledoit-Wolf moments taken with it: runs of a class cut by slice boundaries
     D = 7
     monkeypatch.setattr(_features, "_SLICE_BYTES", 8 * D * slice_rows)
+    if route == "numpy":
+        monkeypatch.setattr(_features, "kernels_or_none", lambda: None)
+    else:
+        assert _features.kernels_or_none() is not None  # built, or this fails
     f, y = make_data(211, D, 6, seed=21, offset=3.0)
     y[:40] = 2  # a long run, over many slices
     unaligned = np.zeros(f.nbytes + 1, dtype=np.uint8)[1:].view(np.float64)
@@ -662,6 +670,60 @@ def test_slices_cutting_the_class_runs_equal_the_definitions(monkeypatch, slice_
         all_scores(feature_statistics(f, y)),
         rtol=1e-10,
     )
+
+
+def test_compiled_label_order_rows_equal_numpy_and_any_thread_count():
+    """The compiled pass (copy in label order, shift, class sums, |u|^2 u and |u|^4 by
+    run) against NumPy, bit for bit on 1 and 2 threads, over blocks large enough to
+    start the team; its checks refuse arrays that disagree."""
+    kernels = _features.kernels_or_none()
+    assert kernels is not None
+    rng = np.random.default_rng(5)
+    for m, D, k, dtype in ((3000, 96, 7, np.float64), (2500, 61, 40, np.float32)):
+        f = (rng.normal(size=(m, D)) * 3 + 1).astype(dtype)
+        lab = rng.integers(0, k, m)
+        lab[100:900] = 3  # one long run
+        order, starts = _features._runs(lab)
+        shift = f.mean(axis=0, dtype=np.float64)
+        got = []
+        for threads in (1, 2):
+            u = np.full((m, D), np.nan)
+            sums, s3, s4 = np.zeros((k, D)), np.zeros((k, D)), np.zeros(k)
+            kernels.label_order_rows(f, order, starts, shift, u, sums, s3, s4, threads)
+            got.append((u, sums, s3, s4))
+        for a, b in zip(*got, strict=True):
+            np.testing.assert_array_equal(a, b)
+        u, sums, s3, s4 = got[0]
+        want = f.astype(np.float64)[order] - shift
+        np.testing.assert_array_equal(u, want)
+        runs = np.split(want, starts[1:])
+        r2 = [np.einsum("ij,ij->i", r, r) for r in runs]
+        # to 1e-12 of the sums of magnitudes (the terms' signs differ)
+        for value, terms in (
+            (sums, [(r.sum(axis=0), abs(r).sum(axis=0)) for r in runs]),
+            (s3, [(q @ r, q @ abs(r)) for q, r in zip(r2, runs, strict=True)]),
+            (s4, [(q @ q, q @ q) for q in r2]),
+        ):
+            exact, size = (np.array(v) for v in zip(*terms, strict=True))
+            assert (abs(value - exact) <= 1e-12 * size).all()
+        # without the fourth moments: the same u and sums
+        u2, sums2 = np.empty((m, D)), np.zeros((k, D))
+        kernels.label_order_rows(
+            f, order, starts, shift, u2, sums2, np.zeros((0, D)), np.zeros(0), 2
+        )
+        np.testing.assert_array_equal(u2, u)
+        np.testing.assert_array_equal(sums2, sums)
+    f = np.ones((4, 3))
+    good = (np.arange(4), np.array([0, 2]), np.zeros(3), np.empty((4, 3)))
+    none = (np.zeros((0, 3)), np.zeros(0))
+    bad_calls = {
+        "disagree in shape": (f, *good[:3], np.empty((4, 2)), np.zeros((2, 3)), *none),
+        "outside f": (f, np.array([0, 1, 2, 4]), *good[1:], np.zeros((2, 3)), *none),
+        "must rise": (f, good[0], np.array([2, 0]), *good[2:], np.zeros((2, 3)), *none),
+    }
+    for message, args in bad_calls.items():
+        with pytest.raises(ValueError, match=message):
+            kernels.label_order_rows(*args, 1)
 
 
 def test_a_single_score_skips_the_ledoit_wolf_moments():
