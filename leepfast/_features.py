@@ -646,7 +646,15 @@ class FeatureAccumulator:
         s4 = np.zeros(k if self._fourth else 0)
         with np.errstate(all="ignore"):
             kernels.label_order_rows(
-                f, order, starts, shift, u, sums, s3, s4, default_threads()
+                f,
+                order.astype(np.int64, copy=False),
+                starts.astype(np.int64, copy=False),
+                np.ascontiguousarray(shift, dtype=np.float64),
+                u,
+                sums,
+                s3,
+                s4,
+                default_threads(),
             )
             S2 = u.T @ u  # BLAS syrk
             s3, s4 = (s3.sum(axis=0), float(s4.sum())) if self._fourth else (0.0, 0.0)

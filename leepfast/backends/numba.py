@@ -1337,15 +1337,15 @@ def _ir_aligned_frame(builder):
 
     The exp loops ran out of AVX2's 16 registers (two quarters a step, before the loop
     took one) and spilled 32-byte vectors, which LLVM placed 16 bytes apart in a frame
-    it only knows to be 16-byte aligned; other targets and LLVM versions may still spill
-    there. Where the
-    thread's stack puts such a slot across a 64-byte line, the reload of a vector stored
-    in the same iteration cannot be forwarded from the store and waits for it: with the
-    same code and data, the rows of float32 logits took 2x as long on one thread as on
-    another (GNU OpenMP's worker against the caller; Numba's workqueue threads happened
-    to get a good offset), so two threads ran pass 1 no faster than one (30 ms against
-    26 ms, benchmarks/numba_threads.py). Aligned, every slot lies within a line on any
-    thread (AVX-512's 64-byte slots too): 18 ms on two threads."""
+    it only knew to be 16-byte aligned; other targets and LLVM versions may still spill
+    there. Where the thread's stack put such a slot across a 64-byte line, the reload of
+    a vector stored in the same iteration could not be forwarded from the store and
+    waited for it: with the same code and data, the rows of float32 logits took 2x as
+    long on one thread as on another (GNU OpenMP's worker against the caller; Numba's
+    workqueue threads happened to get a good offset), so two threads ran pass 1 no
+    faster than one (30 ms against 26 ms, benchmarks/numba_threads.py). Aligned, every
+    slot lies within a line on any thread (AVX-512's 64-byte slots too): 14-18 ms on two
+    threads."""
     builder.function.attributes.alignstack = 64
     builder.function.attributes.add("noinline")
 
