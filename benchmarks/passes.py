@@ -10,10 +10,10 @@ finalize and argument checks to the two passes.
 """
 
 import argparse
-import time
 
 import numpy as np
 
+from leepfast._bench import median_times
 from leepfast._openmp import load_kernels
 from leepfast.backends import cython as cb
 
@@ -49,15 +49,9 @@ def main(argv=None):
                 theta, labels, conditional, False, 1e-3, t
             ),
         }
-        times = {name: [] for name in calls}
         for fn in calls.values():
             fn()
-        for _ in range(args.rounds):
-            for name, fn in calls.items():
-                start = time.perf_counter()
-                fn()
-                times[name].append(time.perf_counter() - start)
-        m = {name: float(np.median(t)) for name, t in times.items()}
+        m = median_times(calls, args.rounds)
         line = "; ".join(
             f"{name} {1e3 * t:.1f} ms, {gb / t:.1f} GB/s, {t / m['read']:.2f} reads"
             for name, t in m.items()
