@@ -89,18 +89,18 @@ def read_floor(predictions, n_threads):
     a NumPy sum of the same bytes stands in (one thread: a higher floor, so the reads
     it reports are an underestimate; :func:`format_table` says so).
     """
-    try:
-        from ._openmp import load_kernels
+    from ._openmp import kernels_or_none
 
-        _kernels = load_kernels()
-        from .backends.cython import _bits  # 16-bit floats as the bits the C side reads
-    except ImportError:
+    _kernels = kernels_or_none()
+    if _kernels is None:
         a = np.ascontiguousarray(predictions)
         return (
             float(a.view(np.uint16).sum(dtype=np.uint64))
             if a.dtype.itemsize == 2  # float16, bfloat16: the bits
             else float(a.sum(dtype=np.float64))
         )
+    from .backends.cython import _bits  # 16-bit floats as the bits the C side reads
+
     return _kernels.read_floor(_bits(np.ascontiguousarray(predictions)), n_threads)
 
 
@@ -152,13 +152,12 @@ def median_times(fns, rounds, clock=time.perf_counter, per_call=False):
 def current_level():
     """The SIMD level the compiled backend runs at now (the LEEPFAST_SIMD cap
     respected), or None without the compiled extension."""
-    try:
-        from ._openmp import load_kernels
+    from ._config import SIMD_LEVELS
+    from ._config import simd_cap as cap
+    from ._openmp import kernels_or_none
 
-        _kernels = load_kernels()
-        from ._config import SIMD_LEVELS
-        from ._config import simd_cap as cap
-    except ImportError:
+    _kernels = kernels_or_none()
+    if _kernels is None:
         return None
     return SIMD_LEVELS[_kernels.simd_effective(cap())]
 
@@ -314,17 +313,16 @@ def _yes(ok):
 
 def format_table(rows, n, n_source, n_target, n_threads):
     """The rows of :func:`run` as a Markdown table, with the goals of :func:`judge`."""
-    try:
-        from ._openmp import load_kernels
+    from ._openmp import kernels_or_none
 
-        _kernels = load_kernels()
-
+    _kernels = kernels_or_none()
+    if _kernels is None:
+        simd = ", read floor: a one-thread NumPy sum (no compiled extension)"
+    else:
         simd = (
             f", SIMD level of the compiled backend per row (best on this CPU: "
             f"{_kernels.simd()})"
         )
-    except ImportError:  # no compiled backend
-        simd = ", read floor: a one-thread NumPy sum (no compiled extension)"
     head = (
         f"LEEP, n={n}, Z={n_source}, Y={n_target}, {n_threads} threads{simd}; "
         "reads = time / one parallel read of the same array (exact floor: 2.0); "

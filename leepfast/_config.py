@@ -107,15 +107,14 @@ def config():
         "backends": available_backends(),
         "default_threads": default_threads(),
     }
-    try:
-        from ._openmp import load_kernels
+    from . import _openmp
 
-        _kernels = load_kernels()
-
+    _kernels = _openmp.kernels_or_none()
+    if _kernels is None:
+        info["cython_openmp"] = info["cython_simd"] = None
+    else:
         info["cython_openmp"] = _kernels.openmp_enabled()
         if info["cython_openmp"]:
-            from . import _openmp
-
             info["openmp_waiting"] = _openmp.waiting
         info["cython_simd"] = _kernels.simd()
         try:
@@ -124,8 +123,6 @@ def config():
             info["simd_cap"] = f"invalid ({error})"
         else:
             info["simd_in_use"] = SIMD_LEVELS[_kernels.simd_effective(simd_cap())]
-    except ImportError:
-        info["cython_openmp"] = info["cython_simd"] = None
     try:
         from importlib.metadata import version
 

@@ -103,3 +103,26 @@ def test_libgomp_itself_reads_the_count_and_config_names_it(env, want):
     line = next(x for x in proc.stdout.splitlines() if x.startswith("OpenMP waits"))
     assert f"GOMP_SPINCOUNT={want} " in line
     assert line.endswith("(yours)" if env else "(leepfast's, at load)")
+
+
+def test_the_callers_fall_back_where_the_extension_is_missing(monkeypatch):
+    # every caller asks kernels_or_none(); without the extension each takes its NumPy
+    # way or says so, and with it each uses it
+    import numpy as np
+
+    from leepfast import _bench, _config, _openmp
+
+    a = np.arange(12, dtype=np.float32).reshape(3, 4) / 8
+    half = a.astype(np.float16)
+    with_ext = (_bench.read_floor(a, 2), _bench.current_level(), _config.config())
+    assert with_ext[0] == pytest.approx(66 / 8)  # the compiled sum of the same values
+    assert with_ext[1] in _config.SIMD_LEVELS
+    assert with_ext[2]["cython_simd"] is not None
+    monkeypatch.setattr(_openmp, "kernels_or_none", lambda: None)
+    assert _bench.read_floor(a, 2) == 66 / 8
+    assert _bench.read_floor(half, 2) == float(half.view(np.uint16).sum())  # the bits
+    assert _bench.current_level() is None
+    info = _config.config()
+    assert info["cython_openmp"] is None and info["cython_simd"] is None
+    assert "simd_in_use" not in info
+    assert "no compiled extension" in _bench.format_table([], 3, 4, 2, 2)
