@@ -446,7 +446,7 @@ cdef int _pass2(const pred_t[:, ::1] block, const int64_t[::1] labels,
         free(partial)
         raise MemoryError("score: no memory for the chunks' partial sums")
     cdef Py_ssize_t c
-    cdef double *scratch
+    cdef double *scratch = NULL  # firstprivate in the parallel block: set before it
     cdef int found = 0
     if not threaded:  # the same chunks, one after the other, outside any OpenMP region
         with nogil:

@@ -46,6 +46,9 @@ def test_sdist_and_wheel_build_without_warnings_and_ship_the_demo_data(tmp_path)
     # no Python warning of any kind from the backend (setuptools' come as
     # SetuptoolsDeprecationWarning, SetuptoolsWarning, BuildBackendWarning, ...)
     assert re.findall(r"\b\w+Warning\b: .*", log) == []
+    # nor from the compilers: Cython's and the C compiler's (GCC, Clang: "x.c:1:2:
+    # warning: ..."; a maybe-uninitialized pointer in the generated C was one)
+    assert re.findall(r"\S+\.(?:c|h|inc|pyx|pxd|pxi):\d+:(?:\d+:)? warning: .*", log) == []
 
     demo = sorted(f.name for f in (ROOT / "leepfast" / "data" / "demo").iterdir())
     assert len(demo) == 18  # 16 models, their labels and their accuracies
