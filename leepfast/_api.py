@@ -371,8 +371,10 @@ class Accumulator:
             resolve_threads(n_threads),
         )
 
-    def _start(self, n_target, logits, backend, n_threads):
-        """The empty state, over checked arguments (a backend name, a thread count)."""
+    def _start(self, n_target, logits, backend, n_threads, pairs=True):
+        """The empty state, over checked arguments (a backend name, a thread count);
+        ``pairs`` False: no pair counts, so no NCE (:func:`leep`'s own accumulator:
+        pass 1 then takes no argmax)."""
         self.n_target = n_target
         #: whether n_target comes from the labels: state-size messages then name the
         #: labels, and a state over STATE_WARN_BYTES is announced
@@ -384,7 +386,7 @@ class Accumulator:
         self.n_source = None
         self.n_slots = _backends.module(self.backend).n_slots(self.n_threads)
         #: Pass 1's state until :meth:`finalize`, then None.
-        self.pass1 = Pass1State(self.n_slots)
+        self.pass1 = Pass1State(self.n_slots, pairs)
         #: Pass 2's state once :meth:`finalize` has run.
         self.pass2 = None
 
@@ -643,11 +645,14 @@ class Accumulator:
         return self
 
     @classmethod
-    def from_options(cls, options):
+    def from_options(cls, options, pairs=True):
         """An accumulator for a resolved :class:`~leepfast._options.Options` (checked
-        once, by :meth:`~leepfast._options.Options.resolve`: not again here)."""
+        once, by :meth:`~leepfast._options.Options.resolve`: not again here); ``pairs``
+        as in ``_start``."""
         acc = cls.__new__(cls)
-        acc._start(options.n_target, options.logits, options.backend, options.n_threads)
+        acc._start(
+            options.n_target, options.logits, options.backend, options.n_threads, pairs
+        )
         return acc
 
     def __repr__(self):
@@ -748,7 +753,7 @@ def _run(what, predictions, labels, **options):
     inferred = options.n_target is None
     if inferred:
         options = options.with_n_target(infer_n_target(labels))
-    acc = Accumulator.from_options(options)
+    acc = Accumulator.from_options(options, pairs=what != "leep")  # LEEP needs no NCE
     acc.n_target_inferred = inferred
     acc.n_source = predictions.shape[1]  # checked: the batch check takes the fast path
     views = (

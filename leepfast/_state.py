@@ -95,10 +95,13 @@ def _equal_counts(a, b):
 
 
 class Pass1State:
-    """Pass 1's statistics in ``n_slots`` thread-local slots (allocated on first use)."""
+    """Pass 1's statistics in ``n_slots`` thread-local slots (allocated on first use).
+    ``pairs`` False: no pair counts (``hard`` stays None, NCE is NaN): LEEP alone needs
+    none, and pass 1 then takes no argmax."""
 
-    def __init__(self, n_slots):
+    def __init__(self, n_slots, pairs=True):
         self.n_slots = n_slots
+        self.pairs = pairs
         self.joint = self.hard = self.counts = None
         self.n_samples = 0
 
@@ -115,23 +118,28 @@ class Pass1State:
             check_state_fits(self.n_slots, n_target, n_source, inferred=inferred)
         if self.joint is None:
             self.joint = np.zeros(shape)
-            self.hard = np.zeros(shape, dtype=np.int64)
+            self.hard = np.zeros(shape, dtype=np.int64) if self.pairs else None
             self.counts = np.zeros(shape[:2], dtype=np.int64)
         elif n_target > self.joint.shape[1]:
             grow = n_target - self.joint.shape[1]
             self.joint = np.pad(self.joint, ((0, 0), (0, grow), (0, 0)))
-            self.hard = np.pad(self.hard, ((0, 0), (0, grow), (0, 0)))
+            if self.pairs:
+                self.hard = np.pad(self.hard, ((0, 0), (0, grow), (0, 0)))
             self.counts = np.pad(self.counts, ((0, 0), (0, grow)))
 
     def merge(self, other):
-        """Add ``other``'s statistics (any slot count, any Y) into slot 0."""
+        """Add ``other``'s statistics (any slot count, any Y) into slot 0 (the pair
+        counts only where both have them)."""
         if other.joint is None:
             return self
+        if not other.pairs:
+            self.pairs, self.hard = False, None
         n_source = other.joint.shape[2]
         self.reserve(n_source, max(other.n_target, self.n_target or 0))
         y = other.n_target
         self.joint[0, :y] += other.joint.sum(axis=0)
-        self.hard[0, :y] += other.hard.sum(axis=0)
+        if self.pairs:
+            self.hard[0, :y] += other.hard.sum(axis=0)
         self.counts[0, :y] += other.counts.sum(axis=0)
         self.n_samples += other.n_samples
         return self

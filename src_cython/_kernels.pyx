@@ -202,13 +202,14 @@ ctypedef struct _Buffers:
     double *scratch        # 2 Z doubles: a widened or softmaxed row
     int64_t *counts        # Y class counts
     double *joint          # Y x Z, when the state is small (LOCAL_STATE_CELLS)
-    int64_t *hard          # Y x Z, likewise
+    int64_t *hard          # Y x Z, likewise, with pair counts
     int32_t *partials      # float16's fixed-point workspace, where it pays
 
 
 cdef inline _Buffers _buffers(Py_ssize_t n_source, Py_ssize_t n_target, bint local_state,
-                              int64_t n_partials) noexcept nogil:
-    """One thread's pass-1 buffers (``_free_buffers`` releases them)."""
+                              int64_t n_partials, bint pairs) noexcept nogil:
+    """One thread's pass-1 buffers (``_free_buffers`` releases them); ``pairs``: the
+    pair counts are kept."""
     cdef _Buffers b
     cdef Py_ssize_t cells = n_target * n_source
     b.scratch = <double *> malloc(2 * n_source * sizeof(double))
@@ -220,7 +221,8 @@ cdef inline _Buffers _buffers(Py_ssize_t n_source, Py_ssize_t n_target, bint loc
         b.partials = <int32_t *> malloc(n_partials * sizeof(int32_t))
     if local_state:
         b.joint = <double *> malloc(cells * sizeof(double))
-        b.hard = <int64_t *> malloc(cells * sizeof(int64_t))
+        if pairs:
+            b.hard = <int64_t *> malloc(cells * sizeof(int64_t))
     return b
 
 
@@ -240,13 +242,14 @@ cdef inline int _accumulate_slot(const pred_t *block, const int64_t *labels, Py_
                                  int simd) noexcept nogil:
     """Slot t of pass 1: rows [t * per, (t + 1) * per) of the block (n rows) into
     ``joint[t]``, ``hard[t]`` and ``counts[t]`` (the (T, Y, Z) and (T, Y) slots, from
-    their first element), through the thread's buffers ``b``: the class counts always,
-    the joint and pair counts when ``local_state``, added to the slot at the end. The
-    status; the first bad row, counted from t * per, in *bad."""
+    their first element; ``hard`` NULL: no pair counts), through the thread's buffers
+    ``b``: the class counts always, the joint and pair counts when ``local_state``,
+    added to the slot at the end. The status; the first bad row, counted from t * per,
+    in *bad."""
     cdef Py_ssize_t start = t * per, stop = t * per + per, k
     cdef Py_ssize_t cells = n_target * n_source
     cdef double *joint_t = joint + t * cells
-    cdef int64_t *hard_t = hard + t * cells
+    cdef int64_t *hard_t = NULL if hard == NULL else hard + t * cells
     cdef int64_t *counts_t = counts + t * n_target
     cdef int status
     if stop > n:
@@ -254,17 +257,18 @@ cdef inline int _accumulate_slot(const pred_t *block, const int64_t *labels, Py_
     if start >= stop:
         return 0
     if (b.scratch == NULL or b.counts == NULL
-            or (local_state and (b.joint == NULL or b.hard == NULL))):
+            or (local_state and (b.joint == NULL or (hard != NULL and b.hard == NULL)))):
         bad[0] = 0
         return LEEPFAST_ERR_NOMEM
     memset(b.counts, 0, n_target * sizeof(int64_t))
     if local_state:
         memset(b.joint, 0, cells * sizeof(double))
-        memset(b.hard, 0, cells * sizeof(int64_t))
+        if hard != NULL:
+            memset(b.hard, 0, cells * sizeof(int64_t))
     status = _accumulate_rows(block + start * n_source, labels + start, stop - start,
                               n_source, n_target, logits, tol,
                               b.joint if local_state else joint_t,
-                              b.hard if local_state else hard_t,
+                              b.hard if local_state else hard_t,  # NULL: no pairs
                               b.counts, b.scratch, b.partials, bad, simd)
     if status == 0:
         for k in range(n_target):
@@ -272,7 +276,9 @@ cdef inline int _accumulate_slot(const pred_t *block, const int64_t *labels, Py_
         if local_state:  # slot t is C-contiguous: cell k at offset k
             for k in range(cells):
                 joint_t[k] += b.joint[k]
-                hard_t[k] += b.hard[k]
+            if hard != NULL:
+                for k in range(cells):
+                    hard_t[k] += b.hard[k]
     return status
 
 
@@ -302,10 +308,12 @@ cdef int _pass1(const pred_t[:, ::1] block, const int64_t[::1] labels,
     ``fresh``: the slots hold zeros. On the calling thread the rows are then added to
     the slots themselves instead of through zeroed buffers (no false sharing to avoid):
     the same additions from the same +0.0, so the same bits (a buffer's sum is never
-    -0.0, so adding it to the slot's +0.0 leaves it as it is)."""
+    -0.0, so adding it to the slot's +0.0 leaves it as it is). ``hard`` None: no pair
+    counts (nor argmax)."""
     cdef Py_ssize_t n = block.shape[0], n_source = block.shape[1]
     cdef Py_ssize_t n_slots = joint.shape[0], n_target = joint.shape[1]
     cdef Py_ssize_t per = (n + n_slots - 1) // n_slots
+    cdef int64_t *pairs = NULL if hard is None else &hard[0, 0, 0]
     cdef bint threaded = _threaded(n_threads, n, n_source, logits)
     cdef bint local_state = (n_target * n_source <= LOCAL_STATE_CELLS
                              and (threaded or not fresh))
@@ -324,21 +332,21 @@ cdef int _pass1(const pred_t[:, ::1] block, const int64_t[::1] labels,
         raise MemoryError("accumulate: no memory for the slots' statuses")
     if not threaded:  # the same slots, one after the other, outside any OpenMP region
         with nogil:
-            b = _buffers(n_source, n_target, local_state, n_partials)
+            b = _buffers(n_source, n_target, local_state, n_partials, pairs != NULL)
             for t in range(n_slots):
                 status[t] = _accumulate_slot(&block[0, 0], &labels[0], n, n_source,
                                              n_target, t, per, local_state, logits, tol,
-                                             &joint[0, 0, 0], &hard[0, 0, 0],
-                                             &counts[0, 0], &b, &bad[t], simd)
+                                             &joint[0, 0, 0], pairs, &counts[0, 0], &b,
+                                             &bad[t], simd)
             _free_buffers(&b)
     else:
         with nogil, parallel(num_threads=n_threads, use_threads_if=threaded):
-            b = _buffers(n_source, n_target, local_state, n_partials)
+            b = _buffers(n_source, n_target, local_state, n_partials, pairs != NULL)
             for t in prange(n_slots, schedule="static"):
                 status[t] = _accumulate_slot(&block[0, 0], &labels[0], n, n_source,
                                              n_target, t, per, local_state, logits, tol,
-                                             &joint[0, 0, 0], &hard[0, 0, 0],
-                                             &counts[0, 0], &b, &bad[t], simd)
+                                             &joint[0, 0, 0], pairs, &counts[0, 0], &b,
+                                             &bad[t], simd)
             _free_buffers(&b)
     cdef int found = _first_bad_slot(status, bad, n_slots, per, first_bad)
     free(status)
@@ -361,7 +369,8 @@ def accumulate(const pred_t[:, ::1] block, const int64_t[::1] labels,
     (``leepfast_f16_partials``; without the memory, the float64 path runs). ``simd``
     caps the SIMD level (an index into ``LEVELS``). A block that runs on the calling
     thread (``n_threads == 1``, or below ``PARALLEL_MIN_VALUES``) enters no OpenMP
-    region (safe in a forked child).
+    region (safe in a forked child). ``hard`` None: no pair counts, and no argmax is
+    taken (LEEP alone needs neither; about a fifth of pass 1's arithmetic).
     """
     _check_pass1(block, labels, joint, hard, counts, "accumulate")
     if block.shape[0] == 0:
@@ -379,9 +388,9 @@ cdef int _check_pass1(const pred_t[:, ::1] block, const int64_t[::1] labels,
     cdef Py_ssize_t n_slots = joint.shape[0], n_target = joint.shape[1]
     if labels.shape[0] != n or joint.shape[2] != n_source:
         raise ValueError(f"{name}: block, labels and joint disagree in shape")
-    if (hard.shape[0] != n_slots or hard.shape[1] != n_target
-            or hard.shape[2] != n_source or counts.shape[0] != n_slots
-            or counts.shape[1] != n_target):
+    if (hard is not None and (hard.shape[0] != n_slots or hard.shape[1] != n_target
+                              or hard.shape[2] != n_source)
+            or counts.shape[0] != n_slots or counts.shape[1] != n_target):
         raise ValueError(f"{name}: hard and counts must match joint")
     if n_slots == 0:
         raise ValueError(f"{name}: no slots")
@@ -574,9 +583,9 @@ cdef tuple _finalize(joint_slots, hard_slots, counts_slots, double[:, :, ::1] jo
     """
     cdef Py_ssize_t n_slots = joint.shape[0], n_target = joint.shape[1]
     cdef Py_ssize_t n_source = joint.shape[2]
-    if (hard.shape[0] != n_slots or hard.shape[1] != n_target
-            or hard.shape[2] != n_source or counts.shape[0] != n_slots
-            or counts.shape[1] != n_target):
+    if (hard is not None and (hard.shape[0] != n_slots or hard.shape[1] != n_target
+                              or hard.shape[2] != n_source)
+            or counts.shape[0] != n_slots or counts.shape[1] != n_target):
         raise ValueError("finalize: joint, hard and counts disagree in shape")
     if n_slots == 0:
         raise ValueError("finalize: no slots")
@@ -590,12 +599,14 @@ cdef tuple _finalize(joint_slots, hard_slots, counts_slots, double[:, :, ::1] jo
     if Hz == NULL:
         raise MemoryError("finalize: no memory for the column counts")
     cdef double nce
+    cdef int64_t *pairs = NULL if hard is None else &hard[0, 0, 0]
     conditional[0] = C
     with nogil:
-        nce = _finalize_slots(&joint[0, 0, 0], &hard[0, 0, 0], &counts[0, 0], n_slots,
-                              n_target, n_source, C, &M[0], Hz)
+        nce = _finalize_slots(&joint[0, 0, 0], pairs, &counts[0, 0], n_slots, n_target,
+                              n_source, C, &M[0], Hz)
     free(Hz)
-    return joint_slots[0], hard_slots[0], counts_slots[0], out_cond, out_m, nce
+    hard_sum = None if hard_slots is None else hard_slots[0]
+    return joint_slots[0], hard_sum, counts_slots[0], out_cond, out_m, nce
 
 
 cdef double *_data(double[:, ::1] array) except? NULL:
@@ -607,9 +618,10 @@ cdef double _finalize_slots(double *joint, int64_t *hard, int64_t *counts,
                             Py_ssize_t n_slots, Py_ssize_t n_target, Py_ssize_t n_source,
                             double *C, double *M, int64_t *Hz) noexcept nogil:
     """``_finalize`` over C-contiguous (T, Y, Z) and (T, Y) slots, ``C`` (Y, Z) (slot 1
-    of ``joint`` when T > 1), ``M`` (Z,) and ``Hz`` (Z,) zeroed; returns NCE. Each
-    cell's slots are added in slot order, M and Hz over y in order, NCE's terms in
-    (y, z) order: one contiguous loop per step (the slots' reduction vectorises)."""
+    of ``joint`` when T > 1), ``M`` (Z,) and ``Hz`` (Z,) zeroed; returns NCE, or NaN
+    without pair counts (``hard`` NULL). Each cell's slots are added in slot order, M
+    and Hz over y in order, NCE's terms in (y, z) order: one contiguous loop per step
+    (the slots' reduction vectorises)."""
     cdef Py_ssize_t cells = n_target * n_source, t, y, z, k
     cdef double *joint_t
     cdef int64_t *hard_t
@@ -617,22 +629,28 @@ cdef double _finalize_slots(double *joint, int64_t *hard, int64_t *counts,
     cdef double m, total = 0.0, carry = 0.0
     for t in range(1, n_slots):  # slot 0 += slot t, in slot order for every cell
         joint_t = joint + t * cells
-        hard_t = hard + t * cells
         for k in range(n_target):
             counts[k] += counts[t * n_target + k]
         for k in range(cells):
             joint[k] += joint_t[k]
-            hard[k] += hard_t[k]
+        if hard != NULL:
+            hard_t = hard + t * cells
+            for k in range(cells):
+                hard[k] += hard_t[k]
     for y in range(n_target):  # column sums, over y in order
         for z in range(n_source):
             M[z] += joint[y * n_source + z]
-            Hz[z] += hard[y * n_source + z]
-    for z in range(n_source):
-        n += Hz[z]
     for y in range(n_target):  # slot 1 has been read: C takes its place
         for z in range(n_source):
             m = M[z]
             C[y * n_source + z] = joint[y * n_source + z] / m if m > 0.0 else 0.0
+    if hard == NULL:
+        return NAN
+    for y in range(n_target):
+        for z in range(n_source):
+            Hz[z] += hard[y * n_source + z]
+    for z in range(n_source):
+        n += Hz[z]
     for y in range(n_target):
         for z in range(n_source):
             h = hard[y * n_source + z]

@@ -573,7 +573,8 @@ static int lf_acc_block_fixed_f16(lf_fixed_row row_fn, const uint16_t *predictio
             status = LEEPFAST_ERR_LABEL;
         } else {
             int32_t *prow = part + y * n_source;
-            status = row_fn(predictions + i * n_source, n_source, tol, prow, &argmax);
+            status = row_fn(predictions + i * n_source, n_source, tol, prow,
+                            hard ? &argmax : NULL);
             if (status == LEEPFAST_OK && ++rows_in[y] == LF_FIXED_ROWS) {
                 lf_flush_fixed(prow, joint + y * n_source, n_source);
                 rows_in[y] = 0;
@@ -583,7 +584,7 @@ static int lf_acc_block_fixed_f16(lf_fixed_row row_fn, const uint16_t *predictio
             if (bad_row) *bad_row = i;
             break;
         }
-        lf_hard_push(&pending, hard + y * n_source + argmax);
+        if (hard) lf_hard_push(&pending, hard + y * n_source + argmax);
         counts[y] += 1;
     }
     lf_hard_flush(&pending);
@@ -610,7 +611,7 @@ int leepfast_accumulate_f16_partials(const uint16_t *predictions, const int64_t 
                                      int32_t *partials, int64_t *bad_row, int simd)
 {
     const lf_kernels *k = &lf_levels[lf_level(simd)];
-    if (partials && predictions && labels && joint && hard && counts && k->acc_fixed_f16 &&
+    if (partials && predictions && labels && joint && counts && k->acc_fixed_f16 &&
         leepfast_f16_partials(n_rows, n_source, n_target, is_logits, tol, simd) > 0)
         return lf_acc_block_fixed_f16(k->acc_fixed_f16, predictions, labels, n_rows,
                                       n_source, n_target, tol, joint, hard, counts,

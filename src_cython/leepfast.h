@@ -86,7 +86,8 @@ enum leepfast_status {
  *   joint        (n_target, n_source) float64, caller-owned, added to (start from zeros):
  *                joint[y, z] = sum over rows with label y of theta[i, z], so J = joint/n.
  *   hard         (n_target, n_source) int64, caller-owned, hard[y, argmax] += 1 (ties:
- *                lowest index).
+ *                lowest index); or NULL: no pair counts (LEEP alone needs none, NCE
+ *                does), and pass 1 then takes no argmax (about a fifth of its time).
  *   counts       (n_target,) int64, caller-owned, counts[y] += 1.
  *   scratch      LEEPFAST_SCRATCH(n_source) doubles, caller-owned, contents irrelevant;
  *                one per thread.

@@ -136,14 +136,14 @@ static int whole_array(enum elem type, const void *predictions, const int64_t *l
 
     int64_t cells = n_target * n_source;
     double *joint = (double *)zeros(cells, sizeof(double));
-    int64_t *hard = (int64_t *)zeros(cells, sizeof(int64_t));
+    int64_t *hard = want_leep ? NULL : (int64_t *)zeros(cells, sizeof(int64_t)); /* NCE */
     int64_t *counts = (int64_t *)zeros(n_target, sizeof(int64_t));
     double *scratch = (double *)zeros(LEEPFAST_SCRATCH(n_source), sizeof(double));
     double *conditional = want_leep ? (double *)zeros(cells, sizeof(double)) : NULL;
     int status = LEEPFAST_OK;
     double value = 0.0;
 
-    if (!joint || !hard || !counts || !scratch || (want_leep && !conditional)) {
+    if (!joint || (!want_leep && !hard) || !counts || !scratch || (want_leep && !conditional)) {
         status = LEEPFAST_ERR_NOMEM;
         goto done;
     }

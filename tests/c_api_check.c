@@ -197,8 +197,26 @@ static int stream(int argc, char **argv)
     int64_t seen = 0;
     for (int64_t k = 0; k < y; k++) seen += counts[k];
     if (status == LEEPFAST_OK && seen != n) status = -1;
+    /* pass 1 of the whole array with hard = NULL (no pair counts, no argmax) against
+       the same with them: the same joint and class counts, bit for bit */
+    int same = 0;
+    if (status == LEEPFAST_OK) {
+        memset(joint, 0, cells * sizeof(double));
+        memset(hard, 0, cells * sizeof(int64_t));
+        memset(counts, 0, (size_t)y * sizeof(int64_t));
+        memset(block_joint, 0, cells * sizeof(double));
+        memset(block_counts, 0, (size_t)y * sizeof(int64_t));
+        int a = accumulate(type, pred, labels, n, z, y, is_logits, joint, hard, counts,
+                           scratch);
+        int b = accumulate(type, pred, labels, n, z, y, is_logits, block_joint, NULL,
+                           block_counts, scratch);
+        same = a == LEEPFAST_OK && b == LEEPFAST_OK &&
+               memcmp(joint, block_joint, cells * sizeof(double)) == 0 &&
+               memcmp(counts, block_counts, (size_t)y * sizeof(int64_t)) == 0;
+    }
     if (status == LEEPFAST_OK)
-        printf("ok %.17g %.17g\n", total / (double)n, nce);
+        printf("ok %.17g %.17g %s\n", total / (double)n, nce,
+               same ? "pairs-free-same" : "pairs-free-DIFFERS");
     else
         printf("status %d %s\n", status, leepfast_strerror(status));
     free(scratch);

@@ -469,6 +469,7 @@ def test_streaming_primitives_with_merge(builds, data, name, n_blocks):
     assert out[0] == "ok", out
     assert float(out[1]) == pytest.approx(expected(data, name, "leep"), rel=RTOL)
     assert float(out[2]) == pytest.approx(expected(data, name, "nce"), rel=RTOL)
+    assert out[3] == "pairs-free-same"  # hard = NULL: the same joint, no pair counts
 
 
 def test_one_hot_rows_give_leep_equal_to_nce(builds, tmp_path):

@@ -12,8 +12,9 @@ every backend; ``tests/test_backend_protocol.py`` checks them with :mod:`inspect
 -> (status, first_bad_row)``
     Pass 1 over one C-contiguous native-endian float16/32/64 block with int64 labels,
     into ``joint_sum`` (T, Y, Z) float64, ``hard`` (T, Y, Z) int64 and ``counts`` (T, Y)
-    int64. Rows are validated in the kernel: label range, finiteness and, for
-    probabilities, sign and row sum within ``tol``.
+    int64; ``hard`` None: no pair counts, and no argmax is taken (LEEP alone). Rows are
+    validated in the kernel: label range, finiteness and, for probabilities, sign and
+    row sum within ``tol``.
 ``score(block, labels, conditional, logits, tol, n_threads) -> (status, first_bad_row,
 sum)``
     Pass 2: the sum over the block's rows of ``log(sum_z C[y_i, z] theta[i, z])``. Rows
@@ -21,7 +22,8 @@ sum)``
     that differ from pass 1's can never give LEEP > 0.
 ``finalize(joint_sum, hard, counts) -> (joint, hard, class_counts, conditional,
 column_sums, nce)``
-    The slots reduced, C, the column sums of the joint and NCE.
+    The slots reduced, C, the column sums of the joint and NCE (``hard`` None: None
+    and NaN).
 
 Statuses are those of ``leepfast._status`` (the C core's ``enum leepfast_status``).
 

@@ -1535,8 +1535,11 @@ def _dot_any_overload(rows, i, conditional, y):
 
 
 @numba.njit(**_ROW)
-def _accumulate_rows(rows, labels, joint, hard, counts, logits, tol, theta, part, rows_in):
+def _accumulate_rows(
+    rows, labels, joint, hard, counts, logits, tol, theta, part, rows_in, pairs
+):
     """Pass 1 over consecutive rows into one state; (status, index of the bad row).
+    ``pairs`` False: no pair counts and no argmax (``hard`` is not read).
 
     Checks per row, in order: label, non-finite, negative, row sum. A bad row may have
     been added to the joint already (the state is then unspecified). With a partial
@@ -1556,7 +1559,9 @@ def _accumulate_rows(rows, labels, joint, hard, counts, logits, tol, theta, part
             if s < 0.0:
                 return _NONFINITE, i
             _add_scaled(theta, joint, y, 1.0 / s)
-            arg = _first_equal(theta, 0, _skey(1.0))  # the first maximal logit
+            if pairs:
+                arg = _first_equal(theta, 0, _skey(1.0))  # the first maximal logit
+                hard[y, arg] += 1
         else:
             if fixed:
                 s, u_max, key = _add_row_fixed(rows, i, part, y)
@@ -1576,8 +1581,9 @@ def _accumulate_rows(rows, labels, joint, hard, counts, logits, tol, theta, part
                 return _NOT_NORMALISED, i
             # the first index of the largest value; a row of zeros (a tolerance of 1 or
             # more) by a scan, where -0.0 ties with 0.0 as in np.argmax
-            arg = _first_equal(rows, i, key) if key > 0 else _first_max(rows, i)
-        hard[y, arg] += 1
+            if pairs:
+                arg = _first_equal(rows, i, key) if key > 0 else _first_max(rows, i)
+                hard[y, arg] += 1
         counts[y] += 1
         if fixed:
             rows_in[y] += 1
@@ -1737,10 +1743,12 @@ def _fixed_pays(halves, n_rows, n_source, n_target, logits, tol):
 
 
 @numba.njit(**_ROW)
-def _accumulate_slice(block, labels, start, stop, joint, hard, counts, logits, tol):
+def _accumulate_slice(block, labels, start, stop, joint, hard, counts, logits, tol, pairs):
     """Pass 1 over rows [start, stop) of a block into slot ``joint``, ``hard``,
     ``counts``; (status, index of the bad row in the block). Up to LOCAL_STATE_CELLS
-    cells, into state private to the call, added to the slot at the end."""
+    cells, into state private to the call, added to the slot at the end. ``pairs``
+    False: no pair counts; ``hard`` then has the slot's shape where the rows are small
+    (their kernel counts pairs anyway, into it, and it is discarded), else none."""
     n_target, n_source = joint.shape
     theta = np.empty((1, n_source if logits else 0))
     local_counts = np.zeros(n_target, dtype=np.int64)
@@ -1777,6 +1785,7 @@ def _accumulate_slice(block, labels, start, stop, joint, hard, counts, logits, t
             theta,
             part,
             rows_in,
+            pairs,
         )
     if status != _OK:
         return status, start + row
@@ -1785,7 +1794,9 @@ def _accumulate_slice(block, labels, start, stop, joint, hard, counts, logits, t
         if local:
             for z in range(n_source):
                 joint[k, z] += local_joint[k, z]
-                hard[k, z] += local_hard[k, z]
+            if pairs:
+                for z in range(n_source):
+                    hard[k, z] += local_hard[k, z]
     return _OK, -1
 
 
@@ -1793,7 +1804,7 @@ def _accumulate_slice(block, labels, start, stop, joint, hard, counts, logits, t
 # to analyse or fuse inside them (array expressions there made compiling 3x slower).
 
 
-def _accumulate_loop(block, labels, joint, hard, counts, logits, tol, status, bad):
+def _accumulate_loop(block, labels, joint, hard, counts, logits, tol, status, bad, pairs):
     """Pass 1 over a block: slot t takes the t-th slice of its rows."""
     n = block.shape[0]
     n_slots = joint.shape[0]
@@ -1810,6 +1821,7 @@ def _accumulate_loop(block, labels, joint, hard, counts, logits, tol, status, ba
             counts[t],
             logits,
             tol,
+            pairs,
         )
 
 
@@ -2041,12 +2053,13 @@ def _neumaier_add(total, carry, term):
 
 
 @numba.njit(**_ROW)
-def _finalize_slots(joint, hard, counts, conditional, marginal, column_counts):
+def _finalize_slots(joint, hard, counts, conditional, marginal, column_counts, pairs):
     """The slots reduced in order into slot 0, C = S / M into ``conditional`` (0 where
     M = 0; M summed over y in order, as ``joint_sum.sum(axis=0)``), M and H_z into
     ``marginal`` and ``column_counts``; returns NCE = (sum H log H - sum_z H_z log H_z)
-    / sum H, both sums compensated (Neumaier), NaN without pairs. ``conditional`` may
-    be slot 1 of ``joint``: it is written after every slot has been read."""
+    / sum H, both sums compensated (Neumaier), NaN without pairs (none counted, or
+    ``pairs`` False: ``hard`` is not read). ``conditional`` may be slot 1 of ``joint``:
+    it is written after every slot has been read."""
     n_slots, n_target, n_source = joint.shape
     n = 0
     hlogh = 0.0
@@ -2056,16 +2069,18 @@ def _finalize_slots(joint, hard, counts, conditional, marginal, column_counts):
             counts[0, y] += counts[t, y]
         for z in range(n_source):
             s = joint[0, y, z]
-            h = hard[0, y, z]
             for t in range(1, n_slots):
                 s = s + joint[t, y, z]
-                h = h + hard[t, y, z]
             joint[0, y, z] = s
-            hard[0, y, z] = h
             marginal[z] += s
-            column_counts[z] += h
-            n += h
-            hlogh, hlogh_c = _neumaier_add(hlogh, hlogh_c, _xlogx(h))
+            if pairs:
+                h = hard[0, y, z]
+                for t in range(1, n_slots):
+                    h = h + hard[t, y, z]
+                hard[0, y, z] = h
+                column_counts[z] += h
+                n += h
+                hlogh, hlogh_c = _neumaier_add(hlogh, hlogh_c, _xlogx(h))
     for y in range(n_target):
         for z in range(n_source):
             m = marginal[z]
@@ -2086,18 +2101,23 @@ def finalize(joint_sum, hard, counts):
     the slots reduced in order into slot 0 (the same values as ``joint.sum(axis=0)``),
     C written over slot 1 of ``joint_sum`` (a new array with one slot), so the first
     four are views of the slots, which hold nothing else afterwards; M (float64, Z)
-    and NCE from the pair counts.
+    and NCE from the pair counts (``hard`` None: None and NaN).
     """
     n_slots_, n_target, n_source = joint_sum.shape
-    if hard.shape != joint_sum.shape or counts.shape != (n_slots_, n_target):
+    pairs = hard is not None
+    if pairs and hard.shape != joint_sum.shape or counts.shape != (n_slots_, n_target):
         raise ValueError("finalize: joint, hard and counts disagree in shape")
     if n_slots_ == 0:
         raise ValueError("finalize: no slots")
     conditional = joint_sum[1] if n_slots_ > 1 else np.empty((n_target, n_source))
     marginal = np.zeros(n_source)
     column_counts = np.zeros(n_source, dtype=np.int64)
-    nce = _finalize_slots(joint_sum, hard, counts, conditional, marginal, column_counts)
-    return joint_sum[0], hard[0], counts[0], conditional, marginal, float(nce)
+    slots = hard if pairs else np.zeros((1, 0, 0), np.int64)  # not read
+    nce = _finalize_slots(
+        joint_sum, slots, counts, conditional, marginal, column_counts, pairs
+    )
+    hard_sum = hard[0] if pairs else None
+    return joint_sum[0], hard_sum, counts[0], conditional, marginal, float(nce)
 
 
 # ---------------------------------------------------------------------------------------
@@ -2209,11 +2229,17 @@ def _prepare(block, n_threads):
 
 
 def accumulate(block, labels, joint_sum, hard, counts, logits, tol, n_threads):
-    """Pass 1: add a block to the slots; (status, first bad row)."""
+    """Pass 1: add a block to the slots; (status, first bad row). ``hard`` None: no
+    pair counts, and no argmax is taken."""
     block = _kernel_block(block)
-    n_slots_ = joint_sum.shape[0]
+    n_slots_, n_target, n_source = joint_sum.shape
     status = np.zeros(n_slots_, dtype=np.int64)
     bad = np.full(n_slots_, -1, dtype=np.int64)
+    pairs = hard is not None
+    if not pairs:  # the small rows' kernel counts pairs regardless: into a throwaway
+        small = n_source <= SMALL_Z and not logits
+        shape = (n_target, n_source) if small else (0, 0)
+        hard = np.zeros((n_slots_, *shape), np.int64)
     if len(block):
         _call(
             _accumulate,
@@ -2228,6 +2254,7 @@ def accumulate(block, labels, joint_sum, hard, counts, logits, tol, n_threads):
             tol,
             status,
             bad,
+            pairs,
         )
     for t in range(n_slots_):
         if status[t]:

@@ -84,7 +84,8 @@ def accumulate(block, labels, joint_sum, hard, counts, logits, tol, n_threads):
         return status, row
     theta = _probabilities(raw, logits)
     _add_class_sums(joint_sum[0], labels, theta)
-    np.add.at(hard[0], (labels, theta.argmax(axis=1)), 1)
+    if hard is not None:  # None: no pair counts (LEEP alone)
+        np.add.at(hard[0], (labels, theta.argmax(axis=1)), 1)
     counts[0] += np.bincount(labels, minlength=n_target)
     return _status.OK, -1
 
@@ -113,12 +114,15 @@ def _xlogx(a):
 
 def finalize(joint_sum, hard, counts):
     """The slots reduced, C[y, z] = S[y, z] / sum_y S[y, z] (0 where the column is 0),
-    the column sums and NCE = (sum H log H - sum_z H_z log H_z) / n."""
+    the column sums and NCE = (sum H log H - sum_z H_z log H_z) / n (``hard`` None: no
+    pair counts, NCE NaN)."""
     joint = joint_sum.sum(axis=0)
-    hard = hard.sum(axis=0)
     class_counts = counts.sum(axis=0)
     column = joint.sum(axis=0)
     conditional = np.divide(joint, column, out=np.zeros_like(joint), where=column > 0)
+    if hard is None:
+        return joint, None, class_counts, conditional, column, math.nan
+    hard = hard.sum(axis=0)
     n = hard.sum()
     nce = float((_xlogx(hard) - _xlogx(hard.sum(axis=0))) / n) if n else 0.0
     return joint, hard, class_counts, conditional, column, nce
