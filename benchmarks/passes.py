@@ -1,13 +1,14 @@
 """The compiled backend's two passes against the read floor, on 1 and 2 threads.
 
-    python benchmarks/passes.py [--dtype float32] [--logits] [--n 100000] [--z 1000]
-                                [--y 100]
+    python benchmarks/passes.py [--dtype float32] [--logits] [--pairs] [--n 100000]
+                                [--z 1000] [--y 100]
 
 Times, in one process and round-robin (medians of --rounds), the read floor (a plain
 parallel sum of the array, as the contract defines one read), pass 1 (``accumulate``)
 and pass 2 (``score``) of the compiled backend on the same array, with 1 and then 2
 threads, and prints each in GB/s and in reads. The whole ``leep`` call adds its
-finalize and argument checks to the two passes.
+finalize and argument checks to the two passes. Pass 1 is ``leep``'s, without pair
+counts; ``--pairs`` times the one ``score`` and ``nce`` run, with them (and its argmax).
 
 Each pass is also timed on one thread on the array's first rows only (4 MiB: they
 stay in the cache from call to call), scaled to the whole array: the time the pass
@@ -54,6 +55,9 @@ def main(argv=None):
         "--dtype", default="float32", choices=["float32", "float64", "float16", "bfloat16"]
     )
     p.add_argument("--logits", action="store_true", help="rows of logits (normal x 3)")
+    p.add_argument(
+        "--pairs", action="store_true", help="pass 1 with pair counts (score, nce)"
+    )
     p.add_argument("--n", type=int, default=100_000)
     p.add_argument("--z", type=int, default=1000)
     p.add_argument("--y", type=int, default=100)
@@ -70,14 +74,15 @@ def main(argv=None):
     reps = args.n / k  # the in-cache time is scaled by this
     gb = theta.nbytes / 1e9
     kind = "logits" if args.logits else "probabilities"
+    pairs = "with pair counts" if args.pairs else "no pair counts"
     print(
-        f"{args.dtype} {kind}, n={args.n}, Z={args.z}, Y={args.y}, {gb:.2f} GB; "
+        f"{args.dtype} {kind}, n={args.n}, Z={args.z}, Y={args.y}, {gb:.2f} GB, {pairs}; "
         f"in cache: the first {k} rows ({theta[:k].nbytes / 2**20:.1f} MiB), x {reps:.0f}"
     )
     bound = {}  # the in-cache passes on one thread, scaled to the array
     calls_in_a_row = max(1, round(reps / 8))  # in cache: a few ms of calls a sample
     for threads in (1, 2):
-        run = Passes(theta, labels, conditional, args.logits, tol, threads)
+        run = Passes(theta, labels, conditional, args.logits, tol, threads, args.pairs)
         jobs = {
             "read": partial(repeat, read_floor, 1, theta, threads),
             "pass 1": partial(repeat, run.pass1, 1, args.n),
@@ -102,14 +107,15 @@ def main(argv=None):
 
 
 class Passes:
-    """The two passes over the first ``rows`` rows, with slots for ``threads``."""
+    """The two passes over the first ``rows`` rows, with slots for ``threads`` (and
+    pair counts with ``pairs``)."""
 
-    def __init__(self, theta, labels, conditional, logits, tol, threads):
+    def __init__(self, theta, labels, conditional, logits, tol, threads, pairs):
         self.theta, self.labels, self.conditional = theta, labels, conditional
         self.logits, self.tol, self.threads = logits, tol, threads
         slots, (y, z) = cb.n_slots(threads), conditional.shape
         self.joint = np.zeros((slots, y, z))
-        self.hard = np.zeros((slots, y, z), dtype=np.int64)
+        self.hard = np.zeros((slots, y, z), dtype=np.int64) if pairs else None
         self.counts = np.zeros((slots, y), dtype=np.int64)
 
     def pass1(self, rows):

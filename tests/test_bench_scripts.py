@@ -23,6 +23,7 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
         ["--dtype", "bfloat16"],
         ["--dtype", "float32", "--logits"],
         ["--dtype", "float16", "--logits"],
+        ["--dtype", "float32", "--pairs"],
     ],
     ids=lambda a: "-".join(x.lstrip("-") for x in a),
 )
@@ -39,6 +40,7 @@ def test_passes_prints_both_passes_from_memory_and_in_cache(args):
     head, one, two = proc.stdout.strip().splitlines()
     kind = "logits" if "--logits" in args else "probabilities"
     assert head.startswith(f"{args[1]} {kind}, n=3000, Z=100, Y=4")
+    assert ("with pair counts" if "--pairs" in args else "no pair counts") in head
     for line, threads in ((one, "1 thread:"), (two, "2 threads:")):
         assert line.startswith(threads)
         found = re.findall(r"([a-z 0-9]+?) [\d.]+ ms, ([\d.]+) reads", line)
