@@ -50,3 +50,24 @@ def test_passes_prints_both_passes_from_memory_and_in_cache(args):
         ]  # fmt: skip
         assert float(reads["read"]) == 1.0
         assert all(float(r) > 0 for r in reads.values())
+
+
+def test_pairs_compares_leep_with_and_without_pair_counts():
+    proc = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "pairs.py"), "--scale", "0.002", "--rounds", "1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tempfile.gettempdir(),
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.strip().splitlines()
+    assert [line.split(":")[0] for line in lines] == [
+        "float32, n=200, Z=1000, Y=100",
+        "float64, n=200, Z=1000, Y=100",
+        "float16, n=200, Z=1000, Y=100",
+        "float32, n=2000, Z=100, Y=10",
+        "float32, n=8000, Z=10, Y=10",
+    ]
+    for line in lines:
+        assert re.search(r"with pair counts [\d.]+ reads, without [\d.]+ \([\d.]+ of", line)
