@@ -1610,7 +1610,7 @@ def _small_status(rows, i, s, negative, tol):
 
 
 @numba.njit(**_ROW)
-def _small_add_plain(rows, labels, start, n_rows, dest, cells, pending, counts, tol):
+def _small_add_plain(rows, labels, start, n_rows, dest, cells, pending, counts, tol, pairs):
     """Rows from ``start`` on added (see _small_rows_into) while each is a plain case; at
     the first that is not (a label or check that fails, no value above zero: added to
     ``dest`` already, unless its label fails) or at n_rows: (its index, its sum, whether
@@ -1626,16 +1626,17 @@ def _small_add_plain(rows, labels, start, n_rows, dest, cells, pending, counts, 
         s, negative, arg = _small_add(rows, i, dest, y)
         if negative or not (abs(s - 1.0) <= tol and math.isfinite(s)) or arg < 0:
             return i, s, negative, arg
-        slot = i & (HARD_LAG - 1)  # as in _small_rows_into
-        if i >= HARD_LAG:
-            cells[pending[slot]] += 1
-        pending[slot] = y * n_source + arg
+        if pairs:
+            slot = i & (HARD_LAG - 1)  # as in _small_rows_into
+            if i >= HARD_LAG:
+                cells[pending[slot]] += 1
+            pending[slot] = y * n_source + arg
         counts[y] += 1
     return n_rows, 0.0, False, 0
 
 
 @numba.njit(**_ROW)
-def _small_rows_into(rows, labels, n_rows, dest, hard, counts, tol):
+def _small_rows_into(rows, labels, n_rows, dest, hard, counts, tol, pairs):
     """Pass 1 over the first n_rows rows of at most SMALL_Z values (see _small_add),
     their values into ``dest`` (the joint, or a copy padded to SMALL_Z columns);
     (status, index of the bad row). The plain rows by _small_add_plain, the others here.
@@ -1643,14 +1644,14 @@ def _small_rows_into(rows, labels, n_rows, dest, hard, counts, tol):
     A row's pair count is incremented HARD_LAG rows after its argmax is known (as the
     C core does): incremented at once, the increment, whose address comes at the end of
     the row's longest chain, held up the rows after it (pass 1 at Z=10 took 57 ms
-    instead of 34)."""
-    n_target, n_source = hard.shape
-    cells = hard.reshape(n_target * n_source)
+    instead of 34). ``pairs`` False: no pair counts (``hard`` is not read)."""
+    n_target, n_source = counts.shape[0], rows.shape[1]
+    cells = hard.reshape(hard.size)
     pending = np.zeros(HARD_LAG, dtype=np.int64)
     i = 0
     while True:
         i, s, negative, arg = _small_add_plain(
-            rows, labels, i, n_rows, dest, cells, pending, counts, tol
+            rows, labels, i, n_rows, dest, cells, pending, counts, tol, pairs
         )
         if i == n_rows:
             break
@@ -1661,16 +1662,18 @@ def _small_rows_into(rows, labels, n_rows, dest, hard, counts, tol):
             status = _small_status(rows, i, s, negative, tol)
             if status != _OK:
                 return status, i
-        if arg < 0:  # no value above zero
-            arg = _first_max(rows, i)
-        slot = i & (HARD_LAG - 1)  # its pair count, HARD_LAG rows later
-        if i >= HARD_LAG:
-            cells[pending[slot]] += 1
-        pending[slot] = y * n_source + arg
+        if pairs:
+            if arg < 0:  # no value above zero
+                arg = _first_max(rows, i)
+            slot = i & (HARD_LAG - 1)  # its pair count, HARD_LAG rows later
+            if i >= HARD_LAG:
+                cells[pending[slot]] += 1
+            pending[slot] = y * n_source + arg
         counts[y] += 1
         i += 1
-    for i in range(max(0, n_rows - HARD_LAG), n_rows):
-        cells[pending[i & (HARD_LAG - 1)]] += 1
+    if pairs:
+        for i in range(max(0, n_rows - HARD_LAG), n_rows):
+            cells[pending[i & (HARD_LAG - 1)]] += 1
     return _OK, -1
 
 
@@ -1691,7 +1694,7 @@ def _small_split(rows):
 
 
 @numba.njit(**_ROW)
-def _accumulate_small(rows, labels, joint, hard, counts, tol):
+def _accumulate_small(rows, labels, joint, hard, counts, tol, pairs):
     """Pass 1 over rows of at most SMALL_Z values (probabilities); (status, index of the
     bad row). Up to SMALL_PADDED_CLASSES classes (and 4 rows per class), into a copy
     of the joint padded to SMALL_Z columns (whole quarters, no masked stores), added
@@ -1701,10 +1704,10 @@ def _accumulate_small(rows, labels, joint, hard, counts, tol):
     padded = n_target <= SMALL_PADDED_CLASSES and n_rows >= 4 * n_target
     dest = np.zeros((n_target, SMALL_Z)) if padded else joint
     safe, tail = _small_split(rows)
-    status, row = _small_rows_into(rows, labels, safe, dest, hard, counts, tol)
+    status, row = _small_rows_into(rows, labels, safe, dest, hard, counts, tol, pairs)
     if status == _OK:
         status, row = _small_rows_into(
-            tail, labels[safe:], n_rows - safe, dest, hard, counts, tol
+            tail, labels[safe:], n_rows - safe, dest, hard, counts, tol, pairs
         )
         row = row + safe if status != _OK else -1
     if padded:
@@ -1747,15 +1750,14 @@ def _accumulate_slice(block, labels, start, stop, joint, hard, counts, logits, t
     """Pass 1 over rows [start, stop) of a block into slot ``joint``, ``hard``,
     ``counts``; (status, index of the bad row in the block). Up to LOCAL_STATE_CELLS
     cells, into state private to the call, added to the slot at the end. ``pairs``
-    False: no pair counts; ``hard`` then has the slot's shape where the rows are small
-    (their kernel counts pairs anyway, into it, and it is discarded), else none."""
+    False: no pair counts (``hard`` is not read)."""
     n_target, n_source = joint.shape
     theta = np.empty((1, n_source if logits else 0))
     local_counts = np.zeros(n_target, dtype=np.int64)
     local = n_target * n_source <= LOCAL_STATE_CELLS
     if local:
         local_joint = np.zeros((n_target, n_source))
-        local_hard = np.zeros((n_target, n_source), dtype=np.int64)
+        local_hard = np.zeros((n_target, n_source) if pairs else (0, 0), dtype=np.int64)
     else:
         local_joint = joint
         local_hard = hard
@@ -1767,6 +1769,7 @@ def _accumulate_slice(block, labels, start, stop, joint, hard, counts, logits, t
             local_hard,
             local_counts,
             tol,
+            pairs,
         )
     else:
         fixed = _fixed_pays(
@@ -2236,10 +2239,8 @@ def accumulate(block, labels, joint_sum, hard, counts, logits, tol, n_threads):
     status = np.zeros(n_slots_, dtype=np.int64)
     bad = np.full(n_slots_, -1, dtype=np.int64)
     pairs = hard is not None
-    if not pairs:  # the small rows' kernel counts pairs regardless: into a throwaway
-        small = n_source <= SMALL_Z and not logits
-        shape = (n_target, n_source) if small else (0, 0)
-        hard = np.zeros((n_slots_, *shape), np.int64)
+    if not pairs:  # a stand-in of the same type, never read
+        hard = np.zeros((n_slots_, 0, 0), np.int64)
     if len(block):
         _call(
             _accumulate,
