@@ -26,16 +26,17 @@ from contract import probabilities  # noqa: E402  (the contract's inputs)
 @contextlib.contextmanager
 def pair_counts():
     """``leep()``'s accumulator with pair counts, inside the block."""
-    original = _api.Accumulator.from_options
+    original = _api.Accumulator.__dict__["from_options"]  # the classmethod itself
+    bound = _api.Accumulator.from_options
 
     def with_pairs(options, pairs=True):
-        return original(options, True)
+        return bound(options, True)
 
-    _api.Accumulator.from_options = with_pairs
+    _api.Accumulator.from_options = staticmethod(with_pairs)
     try:
         yield
     finally:
-        _api.Accumulator.from_options = original
+        _api.Accumulator.from_options = original  # restored as it was, not bound
 
 
 def call(theta, labels, y, threads, pairs):

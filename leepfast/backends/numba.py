@@ -2235,7 +2235,7 @@ def accumulate(block, labels, joint_sum, hard, counts, logits, tol, n_threads):
     """Pass 1: add a block to the slots; (status, first bad row). ``hard`` None: no
     pair counts, and no argmax is taken."""
     block = _kernel_block(block)
-    n_slots_, n_target, n_source = joint_sum.shape
+    n_slots_ = joint_sum.shape[0]
     status = np.zeros(n_slots_, dtype=np.int64)
     bad = np.full(n_slots_, -1, dtype=np.int64)
     pairs = hard is not None
